@@ -1,0 +1,132 @@
+// Package config owns tailseal's configuration: one struct, loaded once from
+// TAILSEAL_* environment variables (defaults, then env, then validation) and
+// passed down. No other package reads the environment.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Prefix is the environment variable prefix (fixed by the public contract).
+const Prefix = "TAILSEAL"
+
+// ErrInvalid marks a configuration the user must fix; commands exit 2 on it.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Config is the whole configuration of the agent and the CLI.
+type Config struct {
+	Source  string `envconfig:"SOURCE" default:"./logs/audit.log"`
+	DataDir string `envconfig:"DATA_DIR" default:"./data"`
+
+	SegmentMaxMB   int           `envconfig:"SEGMENT_MAX_MB" default:"50"`
+	SegmentMaxAge  time.Duration `envconfig:"SEGMENT_MAX_AGE" default:"24h"`
+	RetentionDays  int           `envconfig:"RETENTION_DAYS" default:"90"`
+	CommitInterval time.Duration `envconfig:"COMMIT_INTERVAL" default:"5ms"`
+	MaxLineBytes   int           `envconfig:"MAX_LINE_BYTES" default:"1048576"`
+	PollInterval   time.Duration `envconfig:"POLL_INTERVAL" default:"1s"`
+
+	// HMACKey is the hex-encoded static signing key; empty means "use or
+	// generate $DATA_DIR/keys/hmac.key".
+	HMACKey string `envconfig:"HMAC_KEY"`
+
+	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
+}
+
+// secrets lists the variables that may also be given as a file path in
+// NAME_FILE (Kubernetes Secret mounts).
+var secrets = []struct {
+	name string
+	dst  func(*Config) *string
+}{
+	{"HMAC_KEY", func(c *Config) *string { return &c.HMACKey }},
+}
+
+// Load reads the environment, applies defaults and validates.
+func Load() (*Config, error) {
+	var c Config
+	if err := envconfig.Process(Prefix, &c); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	for _, s := range secrets {
+		if err := loadSecretFile(s.name, s.dst(&c)); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func loadSecretFile(name string, dst *string) error {
+	env := Prefix + "_" + name + "_FILE"
+	path := os.Getenv(env)
+	if path == "" {
+		return nil
+	}
+	if *dst != "" {
+		return fmt.Errorf("%w: set either %s_%s or %s, not both", ErrInvalid, Prefix, name, env)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		// The path is not secret; the content is never printed.
+		return fmt.Errorf("%w: read %s (%s): %v", ErrInvalid, env, path, err)
+	}
+	*dst = strings.TrimSpace(string(b))
+	return nil
+}
+
+// Validate checks ranges and fills derived defaults.
+func (c *Config) Validate() error {
+	var errs []string
+	if c.Source == "" {
+		errs = append(errs, "TAILSEAL_SOURCE must not be empty")
+	}
+	if c.DataDir == "" {
+		errs = append(errs, "TAILSEAL_DATA_DIR must not be empty")
+	}
+	if c.SegmentMaxMB < 1 {
+		errs = append(errs, "TAILSEAL_SEGMENT_MAX_MB must be at least 1")
+	}
+	if c.SegmentMaxAge <= 0 {
+		errs = append(errs, "TAILSEAL_SEGMENT_MAX_AGE must be positive (for example 24h)")
+	}
+	if c.RetentionDays < 0 {
+		errs = append(errs, "TAILSEAL_RETENTION_DAYS must be 0 (keep forever) or more")
+	}
+	if c.CommitInterval <= 0 || c.CommitInterval > time.Minute {
+		errs = append(errs, "TAILSEAL_COMMIT_INTERVAL must be between 1ns and 1m (for example 5ms)")
+	}
+	if c.MaxLineBytes < 1024 {
+		errs = append(errs, "TAILSEAL_MAX_LINE_BYTES must be at least 1024")
+	}
+	if c.PollInterval < 10*time.Millisecond {
+		errs = append(errs, "TAILSEAL_POLL_INTERVAL must be at least 10ms")
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "warning", "error":
+	default:
+		errs = append(errs, "TAILSEAL_LOG_LEVEL must be debug, info, warn or error")
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(errs, "; "))
+	}
+	c.Source = filepath.Clean(c.Source)
+	c.DataDir = filepath.Clean(c.DataDir)
+	return nil
+}
+
+// SegmentMaxBytes is the size at which the active segment is rotated.
+func (c *Config) SegmentMaxBytes() int64 { return int64(c.SegmentMaxMB) << 20 }
+
+// Retention is how long rotated segments are kept (0: forever).
+func (c *Config) Retention() time.Duration {
+	return time.Duration(c.RetentionDays) * 24 * time.Hour
+}

@@ -1,0 +1,137 @@
+package parse
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+var readTime = time.Date(2026, 2, 4, 20, 30, 45, 123456000, time.UTC)
+
+func body(t *testing.T, line string) (map[string]any, Kind) {
+	t.Helper()
+	out, kind := Append(nil, Line{Data: []byte(line), Length: int64(len(line))}, readTime)
+	if !utf8.Valid(out) {
+		t.Fatalf("output is not UTF-8: %q", out)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(append(append([]byte("{"), out...), '}'), &m); err != nil {
+		t.Fatalf("output is not a JSON object body: %v\n%s", err, out)
+	}
+	return m, kind
+}
+
+func TestObject(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"seed fields", `{"timestamp":"2026-01-01T00:00:00Z","event_type":"lead_ingested","actor":"system","lead_id":"LEAD-1","workflow":"wf","details":{"a":1}}`,
+			`"timestamp":"2026-01-01T00:00:00Z","event_type":"lead_ingested","actor":"system","lead_id":"LEAD-1","workflow":"wf","details":{"a":1}`},
+		{"missing timestamp gets read time", `{"event_type":"x"}`,
+			`"timestamp":"2026-02-04T20:30:45.123456Z","event_type":"x","actor":"","lead_id":"","workflow":"","details":{}`},
+		{"unknown fields go to details", `{"event_type":"x","details":{"a":1},"extra":"y","n":[1,2]}`,
+			`"timestamp":"2026-02-04T20:30:45.123456Z","event_type":"x","actor":"","lead_id":"","workflow":"","details":{"a":1,"extra":"y","n":[1,2]}`},
+		{"unknown fields without details", `{ "event_type" : "x" , "extra" : {"k":"}"} }`,
+			`"timestamp":"2026-02-04T20:30:45.123456Z","event_type":"x","actor":"","lead_id":"","workflow":"","details":{"extra":{"k":"}"}}`},
+		{"empty details with extras", `{"details":{ },"z":true}`,
+			`"timestamp":"2026-02-04T20:30:45.123456Z","event_type":"","actor":"","lead_id":"","workflow":"","details":{"z":true}`},
+		{"non-object details kept", `{"details":"text"}`,
+			`"timestamp":"2026-02-04T20:30:45.123456Z","event_type":"","actor":"","lead_id":"","workflow":"","details":{"details":"text"}`},
+		{"non-string seed values become strings", `{"timestamp":1700000000,"lead_id":42,"actor":null}`,
+			`"timestamp":"1700000000","event_type":"","actor":"","lead_id":"42","workflow":"","details":{}`},
+		{"escaped key", `{"event\u005ftype":"x"}`,
+			`"timestamp":"2026-02-04T20:30:45.123456Z","event_type":"x","actor":"","lead_id":"","workflow":"","details":{}`},
+		{"CRLF line", "{\"event_type\":\"x\"}\r",
+			`"timestamp":"2026-02-04T20:30:45.123456Z","event_type":"x","actor":"","lead_id":"","workflow":"","details":{}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, kind := Append(nil, Line{Data: []byte(tt.in)}, readTime)
+			if kind != Event || string(out) != tt.want {
+				t.Errorf("got kind %d\n%s\nwant\n%s", kind, out, tt.want)
+			}
+			body(t, tt.in)
+		})
+	}
+}
+
+func TestMalformed(t *testing.T) {
+	deep := strings.Repeat(`{"a":`, 200) + "1" + strings.Repeat("}", 200)
+	tests := []struct {
+		name, in, reason string
+	}{
+		{"garbage", "\x01\x02binary\xff", ReasonUTF8},
+		{"nul", "{\"a\":\"\x00\"}", ReasonNUL},
+		{"invalid utf-8", "{\"a\":\"\xc3\x28\"}", ReasonUTF8},
+		{"array", `[1,2]`, ReasonNotObject},
+		{"string", `"str"`, ReasonNotObject},
+		{"number", `42`, ReasonNotObject},
+		{"empty", ``, ReasonNotJSON},
+		{"truncated json", `{"a":`, ReasonNotJSON},
+		{"deeply nested", deep, ReasonDepth},
+		{"plain text", `ERROR something happened`, ReasonNotJSON},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, kind := body(t, tt.in)
+			if kind != Malformed {
+				t.Fatalf("kind = %d, want Malformed", kind)
+			}
+			d := m["details"].(map[string]any)
+			if m["event_type"] != "malformed" || d["reason"] != tt.reason {
+				t.Errorf("got %v, want reason %q", m, tt.reason)
+			}
+			if int(d["length"].(float64)) != len(tt.in) {
+				t.Errorf("length = %v, want %d", d["length"], len(tt.in))
+			}
+			if utf8.ValidString(tt.in) && d["raw"] != tt.in {
+				t.Errorf("raw = %q, want %q", d["raw"], tt.in)
+			}
+		})
+	}
+}
+
+func TestMalformedCapsRaw(t *testing.T) {
+	long := strings.Repeat("é", RawCap) // 2 bytes each: the cap cuts a rune
+	m, kind := body(t, long)
+	d := m["details"].(map[string]any)
+	if kind != Malformed || d["truncated"] != true || len(d["raw"].(string)) > RawCap+8 {
+		t.Errorf("kind %d truncated %v raw %d bytes", kind, d["truncated"], len(d["raw"].(string)))
+	}
+	out, _ := Append(nil, Line{Data: []byte("{\"a\""), Length: 5 << 20, Truncated: true}, readTime)
+	if !strings.Contains(string(out), `"reason":"too long","length":5242880`) {
+		t.Errorf("truncated line: %s", out)
+	}
+}
+
+func TestInvalidBytesEscaped(t *testing.T) {
+	out := AppendString(nil, []byte("a\xffb\"\n\u2028"))
+	if string(out) != `"a\\xffb\"\n\u2028"` {
+		t.Errorf("got %s", out)
+	}
+}
+
+func FuzzAppend(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, `{"details":{"x":[1,{"y":"z"}]},"k":null}`, "\xff", `[]`, `{"a":"\u0000"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		out, _ := Append(nil, Line{Data: in, Length: int64(len(in))}, readTime)
+		full := append(append([]byte("{"), out...), '}')
+		if !json.Valid(full) || !utf8.Valid(full) {
+			t.Fatalf("invalid output for %q: %s", in, full)
+		}
+	})
+}
+
+func BenchmarkAppend(b *testing.B) {
+	line := []byte(`{"timestamp":"2026-02-04T20:30:45.123456Z","event_type":"lead_ingested","actor":"system","lead_id":"LEAD-000123","workflow":"sales_lead_management","details":{"source":"web_form","campaign":"spring","score":87,"utm":{"medium":"cpc"}}}`)
+	dst := make([]byte, 0, 1024)
+	b.SetBytes(int64(len(line)))
+	b.ReportAllocs()
+	for b.Loop() {
+		dst, _ = Append(dst[:0], Line{Data: line}, readTime)
+	}
+}

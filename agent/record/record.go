@@ -1,0 +1,123 @@
+// Package record owns the byte layout of a stored line (the public contract in
+// DESIGN.md): field order, how the signed message is delimited, and fast
+// extraction of the few fields the agent needs without a full JSON decode.
+package record
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// SignatureSep precedes the signature, which is always the last field. The
+// signed message is the line from '{' up to, not including, this separator.
+const SignatureSep = `,"signature":"`
+
+// ErrMalformed reports a stored line that does not have the record layout.
+var ErrMalformed = errors.New("malformed record")
+
+// Source names the bytes of the source file a record came from.
+type Source struct {
+	File   string `json:"file"`
+	ID     string `json:"id"`     // device:inode:fingerprint of the source file
+	Offset int64  `json:"offset"` // first byte of the line in the source file
+	Length int64  `json:"length"` // bytes consumed, including the newline
+}
+
+// End is the offset just after the line.
+func (s Source) End() int64 { return s.Offset + s.Length }
+
+// Meta is what recovery and verification need from a stored line.
+type Meta struct {
+	Seq       uint64          `json:"seq"`
+	Timestamp string          `json:"timestamp"`
+	EventType string          `json:"event_type"`
+	Details   json.RawMessage `json:"details"`
+	Source    *Source         `json:"source"`
+	Epoch     uint64          `json:"epoch"`
+	Prev      string          `json:"prev"`
+	Signature string          `json:"signature"`
+}
+
+// ParseMeta decodes a stored line (without its newline). It is meant for the
+// few lines read at startup; hot paths use the Split* helpers.
+func ParseMeta(line []byte) (Meta, error) {
+	var m Meta
+	if len(line) == 0 || line[0] != '{' || !bytes.HasPrefix(line, []byte(`{"seq":`)) {
+		return m, fmt.Errorf("%w: does not start with {\"seq\":", ErrMalformed)
+	}
+	if err := json.Unmarshal(line, &m); err != nil {
+		return m, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if m.Seq == 0 {
+		return m, fmt.Errorf("%w: seq 0", ErrMalformed)
+	}
+	if _, _, ok := SplitSigned(line); !ok {
+		return m, fmt.Errorf("%w: signature is not the last field", ErrMalformed)
+	}
+	return m, nil
+}
+
+// SplitSigned returns the signed message and the hex signature of a line.
+func SplitSigned(line []byte) (msg, sig []byte, ok bool) {
+	i := bytes.LastIndex(line, []byte(SignatureSep))
+	if i < 0 || len(line) < i+len(SignatureSep)+2 || line[len(line)-2] != '"' || line[len(line)-1] != '}' {
+		return nil, nil, false
+	}
+	return line[:i], line[i+len(SignatureSep) : len(line)-2], true
+}
+
+// AppendSource appends `,"source":{...}` for s.
+func AppendSource(dst []byte, file []byte, id string, offset, length int64) []byte {
+	dst = append(dst, `,"source":{"file":`...)
+	dst = append(dst, file...) // already a JSON string token
+	dst = append(dst, `,"id":"`...)
+	dst = append(dst, id...)
+	dst = append(dst, `","offset":`...)
+	dst = strconv.AppendInt(dst, offset, 10)
+	dst = append(dst, `,"length":`...)
+	dst = strconv.AppendInt(dst, length, 10)
+	return append(dst, '}')
+}
+
+// Seq extracts the seq of a stored line without decoding it.
+func Seq(line []byte) (uint64, bool) {
+	const p = `{"seq":`
+	if !bytes.HasPrefix(line, []byte(p)) {
+		return 0, false
+	}
+	var n uint64
+	i := len(p)
+	for ; i < len(line) && line[i] >= '0' && line[i] <= '9'; i++ {
+		n = n*10 + uint64(line[i]-'0')
+	}
+	if i == len(p) || i >= len(line) || line[i] != ',' {
+		return 0, false
+	}
+	return n, true
+}
+
+// StringField returns the raw content (between the quotes, still escaped)
+// of the first top-level string field named key. Records put their fixed
+// fields before details, so the first match for timestamp and event_type is
+// the top-level one.
+func StringField(line []byte, key string) ([]byte, bool) {
+	var pat [32]byte
+	p := append(append(append(pat[:0], ",\""...), key...), "\":\""...)
+	i := bytes.Index(line, p)
+	if i < 0 {
+		return nil, false
+	}
+	v := line[i+len(p):]
+	for j := 0; j < len(v); j++ {
+		switch v[j] {
+		case '\\':
+			j++
+		case '"':
+			return v[:j], true
+		}
+	}
+	return nil, false
+}

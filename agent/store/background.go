@@ -1,0 +1,175 @@
+package store
+
+import (
+	"bufio"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tailseal/tailseal/agent/atomicfile"
+	"golang.org/x/sys/unix"
+)
+
+// background compresses rotated segments and applies retention.
+func (s *Store) background() {
+	defer s.bg.Done()
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	s.applyRetention()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case name := <-s.jobs:
+			if err := s.compress(name); err != nil {
+				if errors.Is(err, errStopped) {
+					return
+				}
+				s.log.Error("store: compress segment failed; will retry at next start", "segment", name, "error", err)
+				continue
+			}
+			s.applyRetention()
+		case <-tick.C:
+			s.applyRetention()
+		}
+	}
+}
+
+var errStopped = errors.New("store closing")
+
+// stopReader aborts a long copy when the store closes; the half-written
+// temporary file is removed at the next start.
+type stopReader struct {
+	r    io.Reader
+	stop <-chan struct{}
+}
+
+func (r stopReader) Read(p []byte) (int, error) {
+	select {
+	case <-r.stop:
+		return 0, errStopped
+	default:
+		return r.r.Read(p)
+	}
+}
+
+// compress writes name.gz through a temporary file, makes it durable,
+// records the segment in the index, then removes the original.
+func (s *Store) compress(name string) error {
+	src := filepath.Join(s.opt.Dir, name)
+	base := name[:len(name)-len(ActiveExt)]
+	dst := filepath.Join(s.opt.Dir, base+CompressedExt)
+	tmp := dst + ".tmp"
+
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	zw := gzip.NewWriter(out)
+	ix := newIndexer(name)
+	r := io.TeeReader(stopReader{bufio.NewReaderSize(in, 256<<10), s.stop}, ix)
+	if _, err := io.Copy(zw, r); err != nil {
+		return err
+	}
+	ix.finish()
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return err
+	}
+	if err := atomicfile.SyncDir(s.opt.Dir); err != nil {
+		return err
+	}
+	ix.entry.Segment = base + CompressedExt
+	if err := appendIndex(s.opt.Dir, ix.entry); err != nil {
+		return fmt.Errorf("write index: %w", err)
+	}
+	if err := os.Remove(src); err != nil {
+		return err
+	}
+	s.log.Debug("store: segment compressed", "segment", base+CompressedExt)
+	return nil
+}
+
+// applyRetention deletes compressed segments older than the retention,
+// oldest first, never one that a reader still needs.
+func (s *Store) applyRetention() {
+	if s.opt.Retention <= 0 {
+		return
+	}
+	segs, err := List(s.opt.Dir)
+	if err != nil {
+		s.log.Error("store: retention", "error", err)
+		return
+	}
+	cutoff := s.opt.Now().Add(-s.opt.Retention)
+	for i, seg := range segs {
+		if !seg.Compressed || i+1 >= len(segs) {
+			return
+		}
+		// A segment ends where the next begins.
+		if s.opt.Keep != nil && segs[i+1].First-1 >= s.opt.Keep() {
+			return
+		}
+		path := filepath.Join(s.opt.Dir, seg.Name)
+		fi, err := os.Stat(path)
+		if err != nil || fi.ModTime().After(cutoff) {
+			return
+		}
+		if err := os.Remove(path); err != nil {
+			s.log.Error("store: retention delete", "segment", seg.Name, "error", err)
+			return
+		}
+		s.log.Info("store: segment deleted by retention", "segment", seg.Name, "age", s.opt.Now().Sub(fi.ModTime()).Round(time.Second))
+	}
+}
+
+// lastLineCompressed returns the last line of a compressed segment.
+func lastLineCompressed(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", filepath.Base(path), err)
+	}
+	sc := bufio.NewScanner(zr)
+	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	var last []byte
+	for sc.Scan() {
+		last = append(last[:0], sc.Bytes()...)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", filepath.Base(path), err)
+	}
+	return last, nil
+}
+
+// birthTime is when the file was created, where the filesystem knows it;
+// otherwise now (the segment's age then counts from this start).
+func birthTime(path string, now time.Time) time.Time {
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_BTIME, &st); err == nil && st.Mask&unix.STATX_BTIME != 0 {
+		return time.Unix(st.Btime.Sec, int64(st.Btime.Nsec))
+	}
+	return now
+}

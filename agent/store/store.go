@@ -1,0 +1,371 @@
+// Package store owns the canonical store on disk: append-only segments named
+// by their first seq, group commit with fsync, rotation by size and age,
+// background gzip of rotated segments, a per-segment index, and retention.
+// It knows the record layout only through package record.
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tailseal/tailseal/agent/atomicfile"
+	"github.com/tailseal/tailseal/agent/record"
+)
+
+// Options configure a Store.
+type Options struct {
+	Dir           string // $DATA_DIR/store
+	SegmentMax    int64
+	SegmentMaxAge time.Duration
+	Retention     time.Duration // 0 keeps everything
+	// Keep, if set, returns the lowest seq some reader still needs; segments
+	// holding it or later records are never deleted by retention.
+	Keep   func() uint64
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Segment file name suffixes.
+const (
+	ActiveExt     = ".jsonl"
+	CompressedExt = ".jsonl.gz"
+)
+
+// Store appends lines to the active segment. Append and Commit are called
+// from one goroutine; Durable may be read from any.
+type Store struct {
+	opt Options
+	log *slog.Logger
+
+	f        *os.File
+	first    uint64 // seq of the active segment's first line
+	size     int64
+	opened   time.Time
+	lastSeq  uint64 // last seq appended
+	dirty    bool
+	durable  atomic.Uint64
+	notify   chan struct{} // closed and replaced on each commit
+	notifyMu sync.Mutex
+
+	bg   sync.WaitGroup
+	jobs chan string
+	stop chan struct{}
+}
+
+// Last is the last durable line found when opening (nil for an empty store).
+type Last struct {
+	Line []byte // without its newline
+}
+
+// SegmentName returns the file name of the segment starting at seq.
+func SegmentName(first uint64, ext string) string {
+	return fmt.Sprintf("%016d%s", first, ext)
+}
+
+// Open opens or creates the store, repairs a torn tail and returns the last
+// complete line.
+func Open(opt Options) (*Store, *Last, error) {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if err := os.MkdirAll(opt.Dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create store dir: %w", err)
+	}
+	s := &Store{opt: opt, log: opt.Logger, notify: make(chan struct{}), jobs: make(chan string, 64), stop: make(chan struct{})}
+	segs, err := List(opt.Dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.cleanup(segs); err != nil {
+		return nil, nil, err
+	}
+	if segs, err = List(opt.Dir); err != nil {
+		return nil, nil, err
+	}
+	last, err := s.recover(segs)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.bg.Add(1)
+	go s.background()
+	for _, seg := range segs {
+		if !seg.Compressed && seg.First != s.first {
+			s.jobs <- seg.Name // rotated before a crash, not yet compressed
+		}
+	}
+	return s, last, nil
+}
+
+// Segment is one segment file.
+type Segment struct {
+	Name       string
+	First      uint64
+	Compressed bool
+}
+
+// List returns the segments in seq order.
+func List(dir string) ([]Segment, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list store: %w", err)
+	}
+	var segs []Segment
+	for _, e := range entries {
+		name := e.Name()
+		base, compressed := strings.CutSuffix(name, CompressedExt)
+		if !compressed {
+			var ok bool
+			if base, ok = strings.CutSuffix(name, ActiveExt); !ok {
+				continue
+			}
+		}
+		first, err := strconv.ParseUint(base, 10, 64)
+		if err != nil || len(base) != 16 {
+			continue
+		}
+		segs = append(segs, Segment{Name: name, First: first, Compressed: compressed})
+	}
+	sort.Slice(segs, func(i, j int) bool { return segs[i].First < segs[j].First })
+	return segs, nil
+}
+
+// cleanup removes leftovers of a compression cut short: a temporary file,
+// or an uncompressed segment whose compressed copy is complete.
+func (s *Store) cleanup(segs []Segment) error {
+	tmps, _ := filepath.Glob(filepath.Join(s.opt.Dir, "*.tmp"))
+	for _, t := range tmps {
+		os.Remove(t)
+	}
+	gz := map[uint64]bool{}
+	for _, seg := range segs {
+		if seg.Compressed {
+			gz[seg.First] = true
+		}
+	}
+	for _, seg := range segs {
+		if !seg.Compressed && gz[seg.First] {
+			if err := os.Remove(filepath.Join(s.opt.Dir, seg.Name)); err != nil {
+				return fmt.Errorf("remove compressed segment's original: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// recover opens the active (last) segment, truncates a torn tail and finds
+// the last complete line, looking into the previous segment if the active
+// one is empty.
+func (s *Store) recover(segs []Segment) (*Last, error) {
+	var last []byte
+	for i := len(segs) - 1; i >= 0 && last == nil; i-- {
+		seg := segs[i]
+		path := filepath.Join(s.opt.Dir, seg.Name)
+		var err error
+		if seg.Compressed {
+			last, err = lastLineCompressed(path)
+		} else {
+			last, err = s.repairTail(path)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	var lastSeq uint64
+	if last != nil {
+		m, err := record.ParseMeta(last)
+		if err != nil {
+			return nil, fmt.Errorf("read last record: %w", err)
+		}
+		lastSeq = m.Seq
+	}
+	s.lastSeq = lastSeq
+	s.durable.Store(lastSeq)
+	if len(segs) > 0 && !segs[len(segs)-1].Compressed {
+		if err := s.openActive(segs[len(segs)-1].First); err != nil {
+			return nil, err
+		}
+	} else if err := s.openActive(lastSeq + 1); err != nil {
+		return nil, err
+	}
+	if last == nil {
+		return nil, nil
+	}
+	return &Last{Line: last}, nil
+}
+
+// repairTail cuts a segment after its last complete, well-formed line and
+// returns that line (nil if none). It reads backwards from the end, so
+// memory stays small whatever the segment's size.
+func (s *Store) repairTail(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open segment: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat segment: %w", err)
+	}
+	size := fi.Size()
+	end := size
+	var last []byte
+	for end > 0 {
+		start, line, err := lineBefore(f, end)
+		if err != nil {
+			return nil, fmt.Errorf("read segment: %w", err)
+		}
+		if line[len(line)-1] == '\n' {
+			if _, err := record.ParseMeta(line[:len(line)-1]); err == nil {
+				last = line[:len(line)-1]
+				break
+			}
+		}
+		end = start // torn or garbled: cut it
+	}
+	if end < size {
+		s.log.Warn("store: cutting a torn tail from the active segment",
+			"segment", filepath.Base(path), "bytes", size-end)
+		if err := f.Truncate(end); err != nil {
+			return nil, fmt.Errorf("truncate torn tail: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			return nil, fmt.Errorf("sync segment: %w", err)
+		}
+	}
+	return last, nil
+}
+
+// lineBefore returns the last line of f[:end] (with its newline, if any)
+// and where it starts.
+func lineBefore(f *os.File, end int64) (int64, []byte, error) {
+	for w := int64(64 << 10); ; w *= 2 {
+		from := max(0, end-w)
+		buf := make([]byte, end-from)
+		if _, err := f.ReadAt(buf, from); err != nil {
+			return 0, nil, err
+		}
+		if i := bytes.LastIndexByte(buf[:len(buf)-1], '\n'); i >= 0 {
+			return from + int64(i) + 1, buf[i+1:], nil
+		}
+		if from == 0 {
+			return 0, buf, nil
+		}
+	}
+}
+
+func (s *Store) openActive(first uint64) error {
+	path := filepath.Join(s.opt.Dir, SegmentName(first, ActiveExt))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open active segment: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("stat active segment: %w", err)
+	}
+	if err := atomicfile.SyncDir(s.opt.Dir); err != nil {
+		f.Close()
+		return fmt.Errorf("sync store dir: %w", err)
+	}
+	s.f, s.first, s.size = f, first, fi.Size()
+	s.opened = birthTime(path, s.opt.Now())
+	return nil
+}
+
+// Append writes lines (complete, newline-terminated records with seqs
+// first..last) to the active segment, rotating first if it is full or old.
+// They are durable after the next Commit. On error nothing of data remains
+// in the segment, so the same call can be retried.
+func (s *Store) Append(data []byte, first, last uint64) error {
+	if s.size > 0 && (s.size >= s.opt.SegmentMax || s.opt.Now().Sub(s.opened) >= s.opt.SegmentMaxAge) {
+		if err := s.rotate(first); err != nil {
+			return err
+		}
+	}
+	n, err := s.f.Write(data)
+	if err != nil {
+		if n > 0 {
+			if terr := s.f.Truncate(s.size); terr != nil {
+				return fmt.Errorf("append: %w (and undo failed: %v)", err, terr)
+			}
+		}
+		return fmt.Errorf("append: %w", err)
+	}
+	s.size += int64(n)
+	s.lastSeq = last
+	s.dirty = true
+	return nil
+}
+
+// Commit makes everything appended durable and wakes waiters.
+func (s *Store) Commit() error {
+	if !s.dirty {
+		return nil
+	}
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("fsync segment: %w", err)
+	}
+	s.dirty = false
+	s.durable.Store(s.lastSeq)
+	s.notifyMu.Lock()
+	close(s.notify)
+	s.notify = make(chan struct{})
+	s.notifyMu.Unlock()
+	return nil
+}
+
+// Durable is the seq of the last durable line.
+func (s *Store) Durable() uint64 { return s.durable.Load() }
+
+// Changed returns a channel closed at the next commit.
+func (s *Store) Changed() <-chan struct{} {
+	s.notifyMu.Lock()
+	defer s.notifyMu.Unlock()
+	return s.notify
+}
+
+// rotate closes the active segment and starts a new one at seq first.
+func (s *Store) rotate(first uint64) error {
+	if err := s.Commit(); err != nil {
+		return err
+	}
+	old := SegmentName(s.first, ActiveExt)
+	if err := s.f.Close(); err != nil {
+		return fmt.Errorf("close segment: %w", err)
+	}
+	if err := s.openActive(first); err != nil {
+		return err
+	}
+	s.log.Info("store: segment rotated", "segment", old, "next", SegmentName(first, ActiveExt))
+	select {
+	case s.jobs <- old:
+	default:
+		s.log.Warn("store: compression queue full; will compress at next start", "segment", old)
+	}
+	return nil
+}
+
+// ActiveSegment returns the name of the segment being written.
+func (s *Store) ActiveSegment() string { return SegmentName(s.first, ActiveExt) }
+
+// Close commits, stops background work and closes the active segment.
+func (s *Store) Close() error {
+	err := s.Commit()
+	close(s.stop)
+	s.bg.Wait()
+	return errors.Join(err, s.f.Close())
+}

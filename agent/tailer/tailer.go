@@ -1,0 +1,453 @@
+// Package tailer makes one path look like one perpetual source of complete
+// lines, each with the exact identity and byte range it came from. It follows
+// the path across rename rotation (reading the old file to its end first),
+// copytruncate and truncation, deletion and re-creation; it holds a partial
+// last line until its newline arrives; and it resumes exactly where a
+// previous run stopped, reading the rest of a file renamed in between.
+//
+// Reads use pread at offsets the tailer counts itself, so offsets are exact
+// by construction. fsnotify watches the directory (not the file) to wake the
+// reader; a poll timer is the safety net for lost or overflowed events.
+package tailer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Options configure a Tailer.
+type Options struct {
+	Path         string
+	MaxLine      int           // longer lines are delivered Truncated
+	PollInterval time.Duration // how often to look without a notification
+	BufSize      int           // read size; default 256 KiB
+	Start        Position      // where a previous run stopped; zero: start of Path
+	Logger       *slog.Logger
+}
+
+// Position is where a previous run stopped: the file and the offset just
+// after the last line it stored.
+type Position struct {
+	ID     string
+	Offset int64
+}
+
+// Line is one complete line.
+type Line struct {
+	Data      []byte // without the newline; valid until the batch is released
+	Offset    int64  // of the first byte in the source file
+	Length    int64  // bytes consumed from the source, newline included
+	Truncated bool   // longer than MaxLine: Data holds only a prefix
+	File      string // JSON string token of the file's base name
+	ID        string // identity of the source file, see ID
+}
+
+// Batch is a group of lines read together.
+type Batch struct {
+	Lines []Line
+	buf   []byte
+}
+
+// Stats are counters a caller may export.
+type Stats struct {
+	Lines, Bytes, Rotations, Truncations atomic.Uint64
+}
+
+const (
+	defaultBufSize = 256 << 10
+	previewBytes   = 64 << 10 // kept of an overlong line
+	batches        = 4
+)
+
+// Tailer reads lines from Options.Path. Create it with New, consume Batches
+// and give each back with Release.
+type Tailer struct {
+	opt   Options
+	log   *slog.Logger
+	out   chan *Batch
+	free  chan *Batch
+	Stats Stats
+
+	f       *os.File
+	name    []byte // JSON token of f's base name
+	dev     uint64
+	ino     uint64
+	head    []byte // first bytes of f, up to FingerprintBytes
+	fullID  string // ID once head is complete
+	readOff int64  // next byte of f to read
+
+	cur     *Batch
+	start   int   // index in cur.buf where the pending line starts
+	pendOff int64 // source offset of the pending line
+	skipped int64 // bytes of an overlong pending line not kept in cur.buf
+}
+
+// New returns a Tailer; call Run to start it.
+func New(opt Options) *Tailer {
+	if opt.BufSize <= 0 {
+		opt.BufSize = defaultBufSize
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	t := &Tailer{opt: opt, log: opt.Logger, out: make(chan *Batch, batches-1), free: make(chan *Batch, batches)}
+	for range batches {
+		t.free <- &Batch{buf: make([]byte, 0, opt.BufSize)}
+	}
+	return t
+}
+
+// Batches delivers lines in order. It is closed when Run returns.
+func (t *Tailer) Batches() <-chan *Batch { return t.out }
+
+// Release gives a consumed batch back for reuse.
+func (t *Tailer) Release(b *Batch) {
+	b.Lines = b.Lines[:0]
+	b.buf = b.buf[:0]
+	t.free <- b
+}
+
+// Run follows the path until ctx is done. A partial line at the end is not
+// delivered: the next run reads it again from the last stored offset.
+func (t *Tailer) Run(ctx context.Context) error {
+	defer close(t.out)
+	defer t.closeFile()
+
+	w, err := fsnotify.NewBufferedWatcher(1024)
+	if err != nil {
+		t.log.Warn("no file notifications; polling only", "error", err)
+	} else {
+		defer w.Close()
+	}
+	watching := false
+	dir := filepath.Dir(t.opt.Path)
+	poll := time.NewTicker(t.opt.PollInterval)
+	defer poll.Stop()
+
+	if err := t.resume(ctx); err != nil {
+		return err
+	}
+	waited := false
+	for ctx.Err() == nil {
+		if w != nil && !watching {
+			if err := w.Add(dir); err == nil {
+				watching = true
+			} else if !waited {
+				t.log.Info("waiting for the source directory", "dir", dir, "error", err)
+			}
+		}
+		if t.f == nil {
+			if err := t.openPath(); err != nil && !waited {
+				t.log.Info("waiting for the source file to appear", "path", t.opt.Path)
+			}
+		}
+		if t.f != nil {
+			if err := t.readToEOF(ctx); err != nil {
+				return err
+			}
+			switched, err := t.check(ctx)
+			if err != nil {
+				return err
+			}
+			if switched {
+				continue
+			}
+		}
+		waited = true
+		if err := t.wait(ctx, w, poll.C); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wait blocks until something may have changed.
+func (t *Tailer) wait(ctx context.Context, w *fsnotify.Watcher, tick <-chan time.Time) error {
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	if w != nil {
+		events, errs = w.Events, w.Errors
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick:
+			return nil
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			// An overflow loses events, not data: look again now.
+			t.log.Debug("file notification error; rescanning", "error", err)
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			if ev.Name != t.opt.Path && !ev.Has(fsnotify.Create) {
+				continue
+			}
+			for len(events) > 0 { // coalesce a burst into one read
+				<-events
+			}
+			return nil
+		}
+	}
+}
+
+// check looks for truncation and rotation once the file is read to EOF. It
+// reports whether it switched to another file (or offset) to read at once.
+func (t *Tailer) check(ctx context.Context) (bool, error) {
+	fi, err := t.f.Stat()
+	if err != nil {
+		return false, err
+	}
+	if fi.Size() < t.readOff || !t.headUnchanged() {
+		t.log.Warn("source truncated; reading it again from the start",
+			"path", t.opt.Path, "size", fi.Size(), "offset", t.readOff)
+		t.Stats.Truncations.Add(1)
+		t.resetTo(0)
+		return true, nil
+	}
+	st, err := os.Stat(t.opt.Path)
+	if err != nil || os.SameFile(st, fi) {
+		return false, nil // not rotated, or removed and not yet re-created
+	}
+	// Rotated: whatever reached the old file before the switch is read now.
+	if err := t.readToEOF(ctx); err != nil {
+		return false, err
+	}
+	t.log.Info("source rotated; switching to the new file", "path", t.opt.Path, "old_size", t.readOff)
+	t.Stats.Rotations.Add(1)
+	if err := t.finishFile(ctx); err != nil {
+		return false, err
+	}
+	t.closeFile()
+	return true, nil
+}
+
+// headUnchanged reports whether the first bytes are still those read before.
+func (t *Tailer) headUnchanged() bool {
+	if len(t.head) == 0 {
+		return true
+	}
+	head, err := readHead(t.f, len(t.head))
+	return err == nil && bytes.Equal(head, t.head)
+}
+
+// openPath opens the source path to read it from the start.
+func (t *Tailer) openPath() error {
+	f, err := os.Open(t.opt.Path)
+	if err != nil {
+		return err
+	}
+	return t.use(f, 0)
+}
+
+// use makes f the file being read, from offset.
+func (t *Tailer) use(f *os.File, offset int64) error {
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	head, err := readHead(f, FingerprintBytes)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	t.closeFile()
+	t.f = f
+	t.dev, t.ino = devIno(fi)
+	t.name = jsonString(filepath.Base(f.Name()))
+	t.head = head
+	t.fullID = ""
+	t.resetTo(offset)
+	t.log.Debug("reading source file", "file", f.Name(), "offset", offset)
+	return nil
+}
+
+func (t *Tailer) closeFile() {
+	if t.f != nil {
+		t.f.Close()
+		t.f = nil
+	}
+}
+
+// resetTo drops the pending partial line and reads next from offset.
+func (t *Tailer) resetTo(offset int64) {
+	t.readOff, t.pendOff, t.skipped = offset, offset, 0
+	if t.cur != nil {
+		t.cur.buf = t.cur.buf[:t.start]
+	}
+	if offset == 0 { // the file's first bytes may be new: read them again
+		t.head, t.fullID = t.head[:0], ""
+	}
+}
+
+// id returns the identity of the current file for a line ending at end.
+func (t *Tailer) id(end int64) string {
+	if t.fullID != "" {
+		return t.fullID
+	}
+	n := min(end, FingerprintBytes)
+	if int64(len(t.head)) < n {
+		if h, err := readHead(t.f, FingerprintBytes); err == nil {
+			t.head = h
+		}
+	}
+	n = min(n, int64(len(t.head)))
+	id := ID{Dev: t.dev, Ino: t.ino, FP: fingerprint(t.head[:n])}.String()
+	if n == FingerprintBytes {
+		t.fullID = id
+	}
+	return id
+}
+
+// readToEOF reads and delivers all complete lines now in the file.
+func (t *Tailer) readToEOF(ctx context.Context) error {
+	for {
+		if err := t.ensureBatch(ctx); err != nil {
+			return err
+		}
+		b := t.cur
+		if len(b.buf) == cap(b.buf) {
+			t.makeRoom()
+		}
+		old := len(b.buf)
+		n, err := t.f.ReadAt(b.buf[old:cap(b.buf)], t.readOff)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		b.buf = b.buf[:old+n]
+		t.readOff += int64(n)
+		t.scan(old)
+		if len(b.Lines) > 0 {
+			if err := t.send(ctx); err != nil {
+				return err
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+}
+
+// scan delivers the complete lines in cur.buf[from:].
+func (t *Tailer) scan(from int) {
+	b := t.cur
+	for {
+		i := bytes.IndexByte(b.buf[from:], '\n')
+		if i < 0 {
+			if t.skipped > 0 { // overlong line: keep only the preview
+				t.skipped += int64(len(b.buf) - from)
+				b.buf = b.buf[:from]
+			}
+			return
+		}
+		nl := from + i
+		data := b.buf[t.start:nl]
+		if t.skipped > 0 {
+			data = data[:t.preview()]
+		}
+		t.emit(data, int64(nl-t.start)+t.skipped+1, t.skipped > 0)
+		t.start = nl + 1
+		from = t.start
+	}
+}
+
+func (t *Tailer) emit(data []byte, length int64, truncated bool) {
+	if !truncated && len(data) > t.opt.MaxLine {
+		data, truncated = data[:t.preview()], true
+	}
+	end := t.pendOff + length
+	t.cur.Lines = append(t.cur.Lines, Line{
+		Data: data, Offset: t.pendOff, Length: length, Truncated: truncated,
+		File: unsafeString(t.name), ID: t.id(end),
+	})
+	t.pendOff = end
+	t.skipped = 0
+	t.Stats.Lines.Add(1)
+	t.Stats.Bytes.Add(uint64(length))
+}
+
+// makeRoom handles a pending line that fills the whole buffer: grow the
+// buffer up to MaxLine, then keep only a preview and count the rest.
+func (t *Tailer) makeRoom() {
+	b := t.cur
+	pending := len(b.buf) - t.start
+	if t.skipped == 0 && pending <= t.opt.MaxLine {
+		nb := make([]byte, len(b.buf), min(2*cap(b.buf), t.opt.MaxLine+t.opt.BufSize))
+		copy(nb, b.buf)
+		b.buf = nb
+		return
+	}
+	if t.skipped == 0 {
+		t.log.Warn("line longer than the limit; keeping a prefix", "max_line_bytes", t.opt.MaxLine, "offset", t.pendOff)
+		t.skipped = int64(pending - t.preview())
+		b.buf = b.buf[:t.start+t.preview()]
+	}
+}
+
+// preview is how much of an overlong line is kept.
+func (t *Tailer) preview() int { return min(previewBytes, t.opt.MaxLine) }
+
+// ensureBatch makes sure a batch is being filled, carrying the pending line.
+func (t *Tailer) ensureBatch(ctx context.Context) error {
+	if t.cur != nil {
+		return nil
+	}
+	select {
+	case b := <-t.free:
+		t.cur = b
+		t.start = 0
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// send delivers the current batch and starts the next with the pending line.
+func (t *Tailer) send(ctx context.Context) error {
+	b := t.cur
+	pending := b.buf[t.start:]
+	t.cur = nil
+	if err := t.ensureBatch(ctx); err != nil {
+		t.cur = b // keep the pending bytes for a clean stop
+		return err
+	}
+	if cap(t.cur.buf) < len(pending)+t.opt.BufSize {
+		t.cur.buf = make([]byte, 0, len(pending)+t.opt.BufSize)
+	}
+	t.cur.buf = append(t.cur.buf[:0], pending...)
+	select {
+	case t.out <- b:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// finishFile delivers a final line without a newline at the end of a file
+// the tailer is leaving for good (rotated away): no more bytes will come.
+func (t *Tailer) finishFile(ctx context.Context) error {
+	if t.cur == nil || len(t.cur.buf) == t.start && t.skipped == 0 {
+		return nil
+	}
+	pending := t.cur.buf[t.start:]
+	t.emit(pending, int64(len(pending))+t.skipped, t.skipped > 0)
+	t.start = len(t.cur.buf)
+	return t.send(ctx)
+}

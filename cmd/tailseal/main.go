@@ -1,0 +1,66 @@
+// Command tailseal is the audit-log sidecar agent and its operator CLI.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal now kills the process at once
+	}()
+	err := Run(ctx, os.Args[1:])
+	stop()
+	os.Exit(exitCode(err))
+}
+
+// Exit codes (DESIGN.md): 0 success, 1 a finding, 2 usage or configuration.
+var (
+	errUsage   = errors.New("usage")
+	errFinding = errors.New("finding")
+)
+
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errFinding):
+		return 1
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	return 1
+}
+
+const usage = `tailseal: tamper-evident audit-log sidecar
+
+Usage:
+  tailseal run        tail $TAILSEAL_SOURCE into the signed store in $TAILSEAL_DATA_DIR
+  tailseal help       this text
+
+Configuration comes from TAILSEAL_* environment variables; see README.md.
+`
+
+// Run dispatches a subcommand.
+func Run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return errUsage
+	}
+	switch args[0] {
+	case "run":
+		return runAgent(ctx, args[1:])
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "tailseal: unknown command %q\n\n%s", args[0], usage)
+	return errUsage
+}
