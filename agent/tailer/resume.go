@@ -34,11 +34,7 @@ func (t *Tailer) resume(ctx context.Context) error {
 		if err := t.readToEOF(ctx); err != nil {
 			return err
 		}
-		if err := t.finishFile(ctx); err != nil {
-			return err
-		}
-		t.closeFile()
-		return nil
+		return t.leave(ctx)
 	}
 	t.log.Warn("the source file the last run read is gone; reading the current file from the start",
 		"path", t.opt.Path, "last_id", pos.ID, "last_offset", pos.Offset)

@@ -77,13 +77,17 @@ type Tailer struct {
 	free  chan *Batch
 	Stats Stats
 
-	f       *os.File
-	name    []byte // JSON token of f's base name
-	dev     uint64
-	ino     uint64
-	head    []byte // first bytes of f, up to FingerprintBytes
-	fullID  string // ID once head is complete
-	readOff int64  // next byte of f to read
+	f         *os.File
+	name      []byte // JSON token of f's base name
+	dev       uint64
+	ino       uint64
+	head      []byte // first bytes of f, up to FingerprintBytes
+	born      time.Time
+	lastLook  time.Time // files born after it were made since the last check
+	rewritten bool      // a read saw the first bytes change
+	heads     [][]byte  // first bytes of files already read, see successor
+	fullID    string    // ID once head is complete
+	readOff   int64     // next byte of f to read
 
 	cur     *Batch
 	start   int   // index in cur.buf where the pending line starts
@@ -210,16 +214,17 @@ func (t *Tailer) wait(ctx context.Context, w *fsnotify.Watcher, tick <-chan time
 // check looks for truncation and rotation once the file is read to EOF. It
 // reports whether it switched to another file (or offset) to read at once.
 func (t *Tailer) check(ctx context.Context) (bool, error) {
+	defer func(now time.Time) { t.lastLook = now }(time.Now())
 	fi, err := t.f.Stat()
 	if err != nil {
 		return false, err
 	}
-	if fi.Size() < t.readOff || !t.headUnchanged() {
+	if t.rewritten || fi.Size() < t.readOff || !t.headUnchanged() {
+		t.rewritten = false
 		t.log.Warn("source truncated; reading it again from the start",
 			"path", t.opt.Path, "size", fi.Size(), "offset", t.readOff)
 		t.Stats.Truncations.Add(1)
-		t.resetTo(0)
-		return true, nil
+		return true, t.readCopy(ctx)
 	}
 	st, err := os.Stat(t.opt.Path)
 	if err != nil || os.SameFile(st, fi) {
@@ -229,13 +234,73 @@ func (t *Tailer) check(ctx context.Context) (bool, error) {
 	if err := t.readToEOF(ctx); err != nil {
 		return false, err
 	}
-	t.log.Info("source rotated; switching to the new file", "path", t.opt.Path, "old_size", t.readOff)
+	t.log.Info("source rotated; switching to the next file", "path", t.opt.Path, "old_size", t.readOff)
 	t.Stats.Rotations.Add(1)
-	if err := t.finishFile(ctx); err != nil {
-		return false, err
+	return true, t.leave(ctx)
+}
+
+// leave finishes the current file, which will grow no more, and moves to
+// the next one: a file rotated after it, or the path.
+func (t *Tailer) leave(ctx context.Context) error {
+	for t.f != nil {
+		if err := t.finishFile(ctx); err != nil {
+			return err
+		}
+		t.head, _ = readHead(t.f, FingerprintBytes)
+		t.consumed(t.head)
+		next := t.successor(t.born, t.dev, t.ino)
+		t.closeFile()
+		if next == nil {
+			return nil // Run opens the path
+		}
+		t.log.Info("reading a file rotated in between", "file", next.Name())
+		if err := t.use(next, 0); err != nil {
+			return err
+		}
+		if err := t.readToEOF(ctx); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// readCopy handles a truncated file. With copytruncate the lines not read
+// yet survive in the copy (same first bytes, another inode): read them from
+// there first. Then the path is read again from offset 0.
+func (t *Tailer) readCopy(ctx context.Context) error {
+	t.consumed(t.head)
+	end := t.pendOff
+	var f *os.File
+	if end > 0 && int64(len(t.head)) >= min(end, FingerprintBytes) {
+		id := ID{Dev: t.dev, Ino: t.ino, FP: fingerprint(t.head[:min(end, FingerprintBytes)])}
+		f, _ = t.find(id, end)
+	}
+	if f == nil {
+		// Truncated twice since the last look: a copy made since then holds
+		// lines never read, from its start.
+		if next := t.successor(t.lastLook, t.dev, t.ino); next != nil {
+			t.log.Info("reading a copy made since the last look", "file", next.Name())
+			if err := t.use(next, 0); err != nil {
+				return err
+			}
+			if err := t.readToEOF(ctx); err != nil {
+				return err
+			}
+			return t.leave(ctx)
+		}
+		t.resetTo(0)
+		return nil
+	}
+	t.log.Info("reading the rest of the truncated source from its copy", "file", f.Name(), "offset", end)
+	if err := t.use(f, end); err != nil {
+		return err
+	}
+	if err := t.readToEOF(ctx); err != nil {
+		return err
+	}
+	err := t.finishFile(ctx)
 	t.closeFile()
-	return true, nil
+	return err
 }
 
 // headUnchanged reports whether the first bytes are still those read before.
@@ -274,6 +339,7 @@ func (t *Tailer) use(f *os.File, offset int64) error {
 	t.name = jsonString(filepath.Base(f.Name()))
 	t.head = head
 	t.fullID = ""
+	t.born, _ = birth(f)
 	t.resetTo(offset)
 	t.log.Debug("reading source file", "file", f.Name(), "offset", offset)
 	return nil
@@ -302,13 +368,7 @@ func (t *Tailer) id(end int64) string {
 	if t.fullID != "" {
 		return t.fullID
 	}
-	n := min(end, FingerprintBytes)
-	if int64(len(t.head)) < n {
-		if h, err := readHead(t.f, FingerprintBytes); err == nil {
-			t.head = h
-		}
-	}
-	n = min(n, int64(len(t.head)))
+	n := min(end, FingerprintBytes, int64(len(t.head)))
 	id := ID{Dev: t.dev, Ino: t.ino, FP: fingerprint(t.head[:n])}.String()
 	if n == FingerprintBytes {
 		t.fullID = id
@@ -331,7 +391,18 @@ func (t *Tailer) readToEOF(ctx context.Context) error {
 		if err != nil && !errors.Is(err, io.EOF) {
 			return err
 		}
+		if n > 0 && !t.headUnchanged() {
+			// Truncated and rewritten under us: these bytes may be new
+			// content at an old offset. Drop them; check() starts over.
+			t.rewritten = true
+			return nil
+		}
 		b.buf = b.buf[:old+n]
+		if int64(len(t.head)) == t.readOff && len(t.head) < FingerprintBytes {
+			// The head is taken from the very bytes read, so it always
+			// describes the content the offsets refer to.
+			t.head = append(t.head, b.buf[old:old+min(n, FingerprintBytes-len(t.head))]...)
+		}
 		t.readOff += int64(n)
 		t.scan(old)
 		if len(b.Lines) > 0 {

@@ -1,0 +1,107 @@
+package tailer
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// When the writer rotates several times between two looks, the path already
+// names a newer file than the one after ours; the files in between must be
+// read first. Rotated files keep their birth time, so the successor of a
+// file is the earliest-born file of the same name family born after it.
+// Copies made by copytruncate also look new: they are recognised by first
+// bytes already read and skipped.
+
+const maxConsumed = 64
+
+// consumed remembers the first bytes of files read to the end (or truncated),
+// so that copies of them are not read again.
+func (t *Tailer) consumed(head []byte) {
+	if len(head) == 0 {
+		return
+	}
+	if len(t.heads) == maxConsumed {
+		t.heads = t.heads[1:]
+	}
+	t.heads = append(t.heads, bytes.Clone(head))
+}
+
+func (t *Tailer) isCopy(head []byte) bool {
+	for _, h := range t.heads {
+		if bytes.Equal(h, head) || len(h) == FingerprintBytes && bytes.HasPrefix(head, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// birth returns when the open file was created, if the filesystem knows.
+func birth(f *os.File) (time.Time, bool) {
+	var st unix.Statx_t
+	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_BTIME, &st); err != nil || st.Mask&unix.STATX_BTIME == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(st.Btime.Sec, int64(st.Btime.Nsec)), true
+}
+
+// successor opens the file to read after the one born at born with the given
+// device and inode, or returns nil to read the path itself.
+func (t *Tailer) successor(born time.Time, dev, ino uint64) *os.File {
+	if born.IsZero() {
+		return nil
+	}
+	dir, base := filepath.Dir(t.opt.Path), filepath.Base(t.opt.Path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	type cand struct {
+		name string
+		born time.Time
+	}
+	var cands []cand
+	for _, e := range entries {
+		name := e.Name()
+		if !e.Type().IsRegular() || !strings.HasPrefix(name, base) || strings.HasSuffix(name, ".gz") {
+			continue
+		}
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			continue
+		}
+		b, ok := birth(f)
+		f.Close()
+		if ok && !b.Before(born) {
+			cands = append(cands, cand{filepath.Join(dir, name), b})
+		}
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i].born.Before(cands[j].born) })
+	for _, c := range cands {
+		f, err := os.Open(c.name)
+		if err != nil {
+			continue
+		}
+		fi, err := f.Stat()
+		head, herr := readHead(f, FingerprintBytes)
+		if err != nil || herr != nil {
+			f.Close()
+			continue
+		}
+		if d, i := devIno(fi); d == dev && i == ino || t.isCopy(head) {
+			f.Close()
+			continue
+		}
+		if st, err := os.Stat(t.opt.Path); err == nil && os.SameFile(st, fi) {
+			f.Close()
+			return nil // the path itself is next
+		}
+		return f
+	}
+	return nil
+}

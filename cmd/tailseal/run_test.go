@@ -1,0 +1,189 @@
+package main
+
+import (
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRenameRotationAtFullSpeed(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	w := newWriter(t, e.source)
+	e.following(w)
+	const total = 60000
+	for w.next < total {
+		w.write(500)
+		if w.next%6000 == 0 {
+			w.rename()
+		}
+	}
+	e.checkExactly(e.waitStored(w.next), w.next)
+}
+
+// following waits until the agent reads the file the writer created. A file
+// rotated away before the agent ever opened it cannot be told apart from
+// one that was never the source.
+func (e *env) following(w *writer) {
+	w.write(1)
+	e.waitStored(1)
+}
+
+func TestCopyTruncateAndTruncateWhileRunning(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	w := newWriter(t, e.source)
+	e.following(w)
+	for round := range 6 {
+		w.write(3000)
+		if round%2 == 0 {
+			w.copyTruncate() // unread lines survive in the copy
+		} else {
+			e.waitStored(w.next) // plain truncation loses unread lines: wait
+			w.f.Truncate(0)
+		}
+		// Writes go on at once; the next rotation comes once the agent has
+		// caught up (two truncations between two looks are not supported).
+		w.write(1000)
+		e.waitStored(w.next)
+	}
+	w.write(100)
+	e.checkExactly(e.waitStored(w.next), w.next)
+}
+
+func TestRotationWhileStopped(t *testing.T) {
+	tests := []struct {
+		name   string
+		rotate func(w *writer)
+	}{
+		{"rename", (*writer).rename},
+		{"copytruncate", (*writer).copyTruncate},
+		{"truncate after everything was read", func(w *writer) { w.f.Truncate(0) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			p := e.start()
+			w := newWriter(t, e.source)
+			w.write(1000)
+			e.waitStored(1000)
+			if err, _ := p.stop(t); err != nil {
+				t.Fatalf("exit: %v", err)
+			}
+			if !strings.HasPrefix(tt.name, "truncate") {
+				w.write(500) // written while the agent is down, before rotation
+			}
+			tt.rotate(w)
+			w.write(700)
+			e.start()
+			e.checkExactly(e.waitStored(w.next), w.next)
+		})
+	}
+}
+
+func TestKill9UnderLoad(t *testing.T) {
+	e := newEnv(t, "TAILSEAL_SEGMENT_MAX_MB=1")
+	stop := make(chan struct{})
+	written := make(chan int)
+	w := newWriter(t, e.source)
+	go func() { // the application: steady appends, rename rotation
+		for {
+			select {
+			case <-stop:
+				written <- w.next
+				return
+			default:
+			}
+			w.write(100)
+			if w.next%5000 == 0 {
+				w.rename()
+			}
+			time.Sleep(5 * time.Millisecond) // about 20,000 lines/s
+		}
+	}()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 25 {
+		p := e.start()
+		// A random moment to kill, not a wait for a condition.
+		time.Sleep(time.Duration(30+rng.IntN(250)) * time.Millisecond)
+		p.kill9(t)
+	}
+	close(stop)
+	n := <-written
+	p := e.start()
+	s := e.waitStored(n)
+	if err, took := p.stop(t); err != nil || took > 5*time.Second {
+		t.Errorf("SIGTERM: exit %v after %v", err, took)
+	}
+	e.checkExactly(s, n)
+	segs, _ := filepath.Glob(filepath.Join(e.dataDir, "store", "*.jsonl*"))
+	if len(segs) < 2 {
+		t.Errorf("expected segment rotation with 1 MB segments, got %v", segs)
+	}
+}
+
+func TestMalformedInput(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	deep := strings.Repeat(`{"a":`, 100000) + "1" + strings.Repeat("}", 100000)
+	inputs := []struct{ line, reason string }{
+		{"\x00\x01\x02\xfe\xff binary", "nul byte"},
+		{`{"a":"` + strings.Repeat("x", 5<<20) + `"}`, "too long"},
+		{"{\"a\":\"caf\xe9\"}", "invalid utf-8"},
+		{`[1,2]`, "not an object"},
+		{`"str"`, "not an object"},
+		{deep, "not json"},
+		{`{"event_type":"ok_after_garbage"}`, ""},
+	}
+	f, err := os.OpenFile(e.source, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range inputs {
+		f.WriteString(in.line + "\n")
+	}
+	f.Close()
+	s := e.waitStored(len(inputs))
+	e.checkChain(s)
+	for i, in := range inputs {
+		m := s.meta[i]
+		if in.reason == "" {
+			if m.EventType != "ok_after_garbage" {
+				t.Errorf("record %d: type %q", i+1, m.EventType)
+			}
+			continue
+		}
+		if m.EventType != "malformed" || !strings.Contains(string(m.Details), `"reason":"`+in.reason+`"`) {
+			t.Errorf("record %d: type %q details %.200s, want malformed %q", i+1, m.EventType, m.Details, in.reason)
+		}
+		if len(s.line[i]) > 80<<10 {
+			t.Errorf("record %d is %d bytes: raw text not capped", i+1, len(s.line[i]))
+		}
+	}
+}
+
+func TestDefaultsAndShutdown(t *testing.T) {
+	dir := t.TempDir()
+	e := &env{t: t, dir: dir, dataDir: filepath.Join(dir, "data"), bare: true}
+	cmd := e.start()
+	// With nothing configured the agent creates ./data and ./logs and waits.
+	waitFor(t, "generated key", 10*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(dir, "data", "keys", "hmac.key"))
+		return err == nil
+	})
+	fi, _ := os.Stat(filepath.Join(dir, "data", "keys", "hmac.key"))
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("key mode %v, want 0600", fi.Mode().Perm())
+	}
+	os.WriteFile(filepath.Join(dir, "logs", "audit.log"), []byte(Line(0)+"\n"), 0o644)
+	e.checkExactly(e.waitStored(1), 1)
+	if err, took := cmd.stop(t); err != nil || took > 5*time.Second {
+		t.Errorf("SIGTERM: exit %v after %v", err, took)
+	}
+	if !strings.Contains(cmd.stderr.String(), "production should provide one") {
+		t.Errorf("no warning about the generated key in stderr")
+	}
+}
