@@ -149,11 +149,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		select {
 		case b, ok := <-a.tail.Batches():
 			if !ok {
-				err = <-tailErr
-				if errors.Is(err, context.Canceled) {
-					err = nil
-				}
-				return errors.Join(err, a.close())
+				return errors.Join(<-tailErr, a.close())
 			}
 			err = a.ingest(ctx, b)
 			a.tail.Release(b)
@@ -193,7 +189,7 @@ func (a *Agent) ingest(ctx context.Context, b *tailer.Batch) error {
 		if kind == parse.Malformed {
 			malformed++
 		}
-		buf = record.AppendSource(buf, []byte(l.File), l.ID, l.Offset, l.Length)
+		buf = record.AppendSource(buf, l.File, l.ID, l.Offset, l.Length)
 		buf = a.chain.Finish(buf)
 	}
 	a.buf = buf

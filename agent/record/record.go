@@ -70,7 +70,7 @@ func SplitSigned(line []byte) (msg, sig []byte, ok bool) {
 }
 
 // AppendSource appends `,"source":{...}` for s.
-func AppendSource(dst []byte, file []byte, id string, offset, length int64) []byte {
+func AppendSource(dst []byte, file, id string, offset, length int64) []byte {
 	dst = append(dst, `,"source":{"file":`...)
 	dst = append(dst, file...) // already a JSON string token
 	dst = append(dst, `,"id":"`...)

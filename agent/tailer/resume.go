@@ -23,18 +23,12 @@ func (t *Tailer) resume(ctx context.Context) error {
 		return nil
 	}
 	if f, ok := t.find(id, pos.Offset); ok {
-		if err := t.use(f, pos.Offset); err != nil {
-			return err
-		}
 		if filepath.Clean(f.Name()) == t.opt.Path {
-			return nil
+			return t.use(f, pos.Offset)
 		}
 		t.log.Info("reading the rest of a source file rotated while stopped",
 			"file", f.Name(), "offset", pos.Offset)
-		if err := t.readToEOF(ctx); err != nil {
-			return err
-		}
-		return t.leave(ctx)
+		return t.drain(ctx, f, pos.Offset)
 	}
 	t.log.Warn("the source file the last run read is gone; reading the current file from the start",
 		"path", t.opt.Path, "last_id", pos.ID, "last_offset", pos.Offset)

@@ -62,10 +62,13 @@ func (t *Tailer) successor(born time.Time, dev, ino uint64) *os.File {
 		return nil
 	}
 	type cand struct {
-		name string
-		born time.Time
+		f      *os.File
+		born   time.Time
+		ino    uint64
+		isPath bool
 	}
 	var cands []cand
+	pathInfo, _ := os.Stat(t.opt.Path)
 	for _, e := range entries {
 		name := e.Name()
 		if !e.Type().IsRegular() || !strings.HasPrefix(name, base) || strings.HasSuffix(name, ".gz") {
@@ -75,33 +78,44 @@ func (t *Tailer) successor(born time.Time, dev, ino uint64) *os.File {
 		if err != nil {
 			continue
 		}
+		fi, ferr := f.Stat()
 		b, ok := birth(f)
-		f.Close()
-		if ok && !b.Before(born) {
-			cands = append(cands, cand{filepath.Join(dir, name), b})
+		if ferr != nil || !ok || b.Before(born) {
+			f.Close()
+			continue
 		}
+		d, i := devIno(fi)
+		if d == dev && i == ino {
+			f.Close()
+			continue
+		}
+		cands = append(cands, cand{f, b, i, pathInfo != nil && os.SameFile(pathInfo, fi)})
 	}
-	sort.Slice(cands, func(i, j int) bool { return cands[i].born.Before(cands[j].born) })
+	// Birth times come from the kernel's coarse clock (a few milliseconds),
+	// so files rotated in quick succession tie: the path is always the
+	// newest, and inode numbers usually grow with creation.
+	sort.Slice(cands, func(i, j int) bool {
+		a, b := cands[i], cands[j]
+		if a.isPath != b.isPath {
+			return b.isPath
+		}
+		if !a.born.Equal(b.born) {
+			return a.born.Before(b.born)
+		}
+		return a.ino < b.ino
+	})
+	var next *os.File
 	for _, c := range cands {
-		f, err := os.Open(c.name)
-		if err != nil {
+		if next != nil || c.isPath {
+			c.f.Close()
 			continue
 		}
-		fi, err := f.Stat()
-		head, herr := readHead(f, FingerprintBytes)
-		if err != nil || herr != nil {
-			f.Close()
+		head, err := readHead(c.f, FingerprintBytes)
+		if err != nil || t.isCopy(head) {
+			c.f.Close()
 			continue
 		}
-		if d, i := devIno(fi); d == dev && i == ino || t.isCopy(head) {
-			f.Close()
-			continue
-		}
-		if st, err := os.Stat(t.opt.Path); err == nil && os.SameFile(st, fi) {
-			f.Close()
-			return nil // the path itself is next
-		}
-		return f
+		next = c.f
 	}
-	return nil
+	return next
 }

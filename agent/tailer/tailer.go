@@ -120,11 +120,20 @@ func (t *Tailer) Release(b *Batch) {
 	t.free <- b
 }
 
-// Run follows the path until ctx is done. A partial line at the end is not
-// delivered: the next run reads it again from the last stored offset.
+// Run follows the path until ctx is done, then returns nil. A partial line
+// at the end is not delivered: the next run reads it again from the last
+// stored offset. An error means the source cannot be read any more.
 func (t *Tailer) Run(ctx context.Context) error {
 	defer close(t.out)
 	defer t.closeFile()
+	err := t.run(ctx)
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return nil
+	}
+	return err
+}
+
+func (t *Tailer) run(ctx context.Context) error {
 
 	w, err := fsnotify.NewBufferedWatcher(1024)
 	if err != nil {
@@ -240,28 +249,30 @@ func (t *Tailer) check(ctx context.Context) (bool, error) {
 }
 
 // leave finishes the current file, which will grow no more, and moves to
-// the next one: a file rotated after it, or the path.
+// the next one: a file rotated after it, or else the path (opened by Run).
 func (t *Tailer) leave(ctx context.Context) error {
-	for t.f != nil {
-		if err := t.finishFile(ctx); err != nil {
-			return err
-		}
-		t.head, _ = readHead(t.f, FingerprintBytes)
-		t.consumed(t.head)
-		next := t.successor(t.born, t.dev, t.ino)
-		t.closeFile()
-		if next == nil {
-			return nil // Run opens the path
-		}
-		t.log.Info("reading a file rotated in between", "file", next.Name())
-		if err := t.use(next, 0); err != nil {
-			return err
-		}
-		if err := t.readToEOF(ctx); err != nil {
-			return err
-		}
+	if err := t.finishFile(ctx); err != nil {
+		return err
 	}
-	return nil
+	t.consumed(t.head)
+	next := t.successor(t.born, t.dev, t.ino)
+	t.closeFile()
+	if next == nil {
+		return nil
+	}
+	t.log.Info("reading a file rotated in between", "file", next.Name())
+	return t.drain(ctx, next, 0)
+}
+
+// drain reads f from offset to its end, then leaves it.
+func (t *Tailer) drain(ctx context.Context, f *os.File, offset int64) error {
+	if err := t.use(f, offset); err != nil {
+		return err
+	}
+	if err := t.readToEOF(ctx); err != nil {
+		return err
+	}
+	return t.leave(ctx)
 }
 
 // readCopy handles a truncated file. With copytruncate the lines not read
@@ -270,37 +281,21 @@ func (t *Tailer) leave(ctx context.Context) error {
 func (t *Tailer) readCopy(ctx context.Context) error {
 	t.consumed(t.head)
 	end := t.pendOff
-	var f *os.File
 	if end > 0 && int64(len(t.head)) >= min(end, FingerprintBytes) {
 		id := ID{Dev: t.dev, Ino: t.ino, FP: fingerprint(t.head[:min(end, FingerprintBytes)])}
-		f, _ = t.find(id, end)
-	}
-	if f == nil {
-		// Truncated twice since the last look: a copy made since then holds
-		// lines never read, from its start.
-		if next := t.successor(t.lastLook, t.dev, t.ino); next != nil {
-			t.log.Info("reading a copy made since the last look", "file", next.Name())
-			if err := t.use(next, 0); err != nil {
-				return err
-			}
-			if err := t.readToEOF(ctx); err != nil {
-				return err
-			}
-			return t.leave(ctx)
+		if f, ok := t.find(id, end); ok {
+			t.log.Info("reading the rest of the truncated source from its copy", "file", f.Name(), "offset", end)
+			return t.drain(ctx, f, end)
 		}
-		t.resetTo(0)
-		return nil
 	}
-	t.log.Info("reading the rest of the truncated source from its copy", "file", f.Name(), "offset", end)
-	if err := t.use(f, end); err != nil {
-		return err
+	// Truncated twice since the last look: a copy made since then holds
+	// lines never read, from its start.
+	if next := t.successor(t.lastLook, t.dev, t.ino); next != nil {
+		t.log.Info("reading a copy made since the last look", "file", next.Name())
+		return t.drain(ctx, next, 0)
 	}
-	if err := t.readToEOF(ctx); err != nil {
-		return err
-	}
-	err := t.finishFile(ctx)
-	t.closeFile()
-	return err
+	t.resetTo(0)
+	return nil
 }
 
 // headUnchanged reports whether the first bytes are still those read before.
@@ -328,19 +323,20 @@ func (t *Tailer) use(f *os.File, offset int64) error {
 		f.Close()
 		return err
 	}
-	head, err := readHead(f, FingerprintBytes)
-	if err != nil {
-		f.Close()
-		return err
+	var head []byte // from offset 0 it is taken from the bytes as they are read
+	if offset > 0 {
+		if head, err = readHead(f, FingerprintBytes); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	t.closeFile()
 	t.f = f
 	t.dev, t.ino = devIno(fi)
 	t.name = jsonString(filepath.Base(f.Name()))
-	t.head = head
-	t.fullID = ""
 	t.born, _ = birth(f)
 	t.resetTo(offset)
+	t.head, t.fullID = head, ""
 	t.log.Debug("reading source file", "file", f.Name(), "offset", offset)
 	return nil
 }
@@ -358,8 +354,8 @@ func (t *Tailer) resetTo(offset int64) {
 	if t.cur != nil {
 		t.cur.buf = t.cur.buf[:t.start]
 	}
-	if offset == 0 { // the file's first bytes may be new: read them again
-		t.head, t.fullID = t.head[:0], ""
+	if offset == 0 { // the first bytes are taken again as they are read
+		t.head, t.fullID = nil, ""
 	}
 }
 
