@@ -80,7 +80,8 @@ func (t *Tailer) successor(born time.Time, dev, ino uint64) *os.File {
 		}
 		fi, ferr := f.Stat()
 		b, ok := birth(f)
-		if ferr != nil || !ok || b.Before(born) {
+		if ferr != nil || !ok || b.Before(born) || fi.Size() == 0 && !os.SameFile(pathInfo, fi) {
+			// An empty file that is not the path has nothing to read.
 			f.Close()
 			continue
 		}

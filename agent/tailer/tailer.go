@@ -59,7 +59,7 @@ type Batch struct {
 
 // Stats are counters a caller may export.
 type Stats struct {
-	Lines, Bytes, Rotations, Truncations atomic.Uint64
+	Lines, Bytes, Rotations, Truncations, Overflows atomic.Uint64
 }
 
 const (
@@ -201,7 +201,11 @@ func (t *Tailer) wait(ctx context.Context, w *fsnotify.Watcher, tick <-chan time
 				errs = nil
 				continue
 			}
-			// An overflow loses events, not data: look again now.
+			// An overflow loses events, not data: every wake-up reads to
+			// the end and checks for rotation, so look again now.
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				t.Stats.Overflows.Add(1)
+			}
 			t.log.Debug("file notification error; rescanning", "error", err)
 			return nil
 		case ev, ok := <-events:

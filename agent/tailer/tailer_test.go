@@ -238,3 +238,42 @@ func TestResumeAfterRenameWhileStopped(t *testing.T) {
 	f.start(Position{ID: last.id, Offset: last.offset + last.length})
 	wantSequence(t, append(lines, f.collect(300)...), 600)
 }
+
+// The kernel drops events when a watcher's queue is full. Shrinking the
+// queue (root only: it is a system setting, restored at once) makes a real
+// overflow while the tailer is held; with no poll to fall back on it must
+// still deliver every line, across a rotation whose events were dropped.
+func TestInotifyOverflow(t *testing.T) {
+	const knob = "/proc/sys/fs/inotify/max_queued_events"
+	old, err := os.ReadFile(knob)
+	if err != nil || os.WriteFile(knob, []byte("16"), 0o644) != nil {
+		t.Skip("needs root to shrink the inotify queue")
+	}
+	t.Cleanup(func() { os.WriteFile(knob, old, 0o644) })
+	f := newFixture(t, Options{})
+	f.opt.PollInterval = time.Hour
+	f.write(1000)
+	f.start(Position{}) // the watcher is created with a 16-event queue
+	held := f.hold()
+	os.WriteFile(knob, old, 0o644)
+	// inotify merges identical consecutive events, so make distinct ones:
+	// more than fsnotify's 1024-event buffer plus the kernel queue.
+	for i := range 3000 {
+		os.WriteFile(filepath.Join(filepath.Dir(f.path), fmt.Sprintf("noise-%d", i)), nil, 0o644)
+		if i%10 == 0 {
+			f.write(1)
+		}
+	}
+	os.Rename(f.path, f.path+".1")
+	for range 50 {
+		f.write(1)
+	}
+	wantSequence(t, f.collect(f.next, held), f.next)
+	f.write(10) // and it keeps following afterwards
+	if got := f.collect(10); got[9].text != line(f.next-1) {
+		t.Fatalf("after the overflow: %q", got[9].text)
+	}
+	if f.tl.Stats.Overflows.Load() == 0 {
+		t.Error("no overflow was reported: the test did not test it")
+	}
+}

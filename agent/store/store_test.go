@@ -1,0 +1,195 @@
+package store
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tailseal/tailseal/agent/record"
+)
+
+// rec makes a record-shaped line; the store only needs seq, timestamp,
+// event_type and the signature being last.
+func rec(seq uint64) string {
+	return fmt.Sprintf(`{"seq":%d,"timestamp":"2026-01-01T00:00:%02dZ","event_type":"t%d","details":{},"epoch":0,"prev":"","signature":"00"}`, seq, seq%60, seq%3)
+}
+
+func appendN(t *testing.T, s *Store, from, to uint64) {
+	t.Helper()
+	for seq := from; seq <= to; seq++ {
+		if err := s.Append([]byte(rec(seq)+"\n"), seq, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func open(t *testing.T, opt Options) (*Store, *Last) {
+	t.Helper()
+	if opt.SegmentMax == 0 {
+		opt.SegmentMax = 1 << 20
+	}
+	if opt.SegmentMaxAge == 0 {
+		opt.SegmentMaxAge = time.Hour
+	}
+	s, last, err := Open(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, last
+}
+
+func seqs(t *testing.T, dir string) []uint64 {
+	t.Helper()
+	var out []uint64
+	err := Scan(dir, func(_ Segment, _ int, line []byte) error {
+		seq, ok := record.Seq(line)
+		if !ok {
+			return fmt.Errorf("bad line %q", line)
+		}
+		out = append(out, seq)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestTornTailIsCut(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, Options{Dir: dir})
+	appendN(t, s, 1, 5)
+	s.Close()
+	active := filepath.Join(dir, SegmentName(1, ActiveExt))
+	f, _ := os.OpenFile(active, os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString(`{"seq":6,"timestamp":"2026-01-01T00:0`) // a crash mid-write
+	f.Close()
+
+	s, last := open(t, Options{Dir: dir})
+	defer s.Close()
+	if last == nil || string(last.Line) != rec(5) {
+		t.Fatalf("last line %q, want seq 5", last)
+	}
+	appendN(t, s, 6, 7)
+	if got := seqs(t, dir); len(got) != 7 || got[6] != 7 {
+		t.Fatalf("seqs after repair: %v", got)
+	}
+}
+
+func TestRotationCompressionAndIndex(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, Options{Dir: dir, SegmentMax: 1000})
+	appendN(t, s, 1, 40)
+	s.Close() // waits for background compression to stop
+
+	s, last := open(t, Options{Dir: dir, SegmentMax: 1000})
+	waitCompressed(t, dir)
+	s.Close()
+	if m, _ := record.ParseMeta(last.Line); m.Seq != 40 {
+		t.Fatalf("last seq %d, want 40", m.Seq)
+	}
+	got := seqs(t, dir)
+	for i, seq := range got {
+		if seq != uint64(i+1) {
+			t.Fatalf("seqs %v", got)
+		}
+	}
+	segs, _ := List(dir)
+	index, err := ReadIndex(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, seg := range segs[:len(segs)-1] {
+		e, ok := index[seg.Name]
+		if !seg.Compressed || !ok || e.FirstSeq != seg.First || e.Count != int(e.LastSeq-e.FirstSeq+1) {
+			t.Errorf("segment %s: compressed %v index %+v", seg.Name, seg.Compressed, e)
+		}
+	}
+}
+
+// A crash after the compressed copy was renamed into place but before the
+// original was removed leaves both: the original goes, nothing is doubled.
+func TestCrashDuringCompression(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, Options{Dir: dir, SegmentMax: 1000})
+	appendN(t, s, 1, 30)
+	s.Close()
+	s, _ = open(t, Options{Dir: dir, SegmentMax: 1000})
+	waitCompressed(t, dir)
+	s.Close()
+	segs, _ := List(dir)
+	first := segs[0]
+	// Put the original back next to its compressed copy, plus a torn temp.
+	var orig []byte
+	ScanSegment(dir, first, func(_ Segment, _ int, line []byte) error {
+		orig = append(append(orig, line...), '\n')
+		return nil
+	})
+	os.WriteFile(filepath.Join(dir, SegmentName(first.First, ActiveExt)), orig, 0o600)
+	os.WriteFile(filepath.Join(dir, SegmentName(segs[1].First, CompressedExt)+".tmp"), []byte("torn"), 0o600)
+
+	s, _ = open(t, Options{Dir: dir, SegmentMax: 1000})
+	s.Close()
+	if got := seqs(t, dir); len(got) != 30 {
+		t.Fatalf("got %d records after cleanup, want 30", len(got))
+	}
+	if tmps, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); len(tmps) > 0 {
+		t.Errorf("temporary files left: %v", tmps)
+	}
+}
+
+func TestRetentionKeepsWhatReadersNeed(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	keep := uint64(1)
+	opt := Options{Dir: dir, SegmentMax: 1000, Retention: time.Hour, Now: clock, Keep: func() uint64 { return keep }}
+	s, _ := open(t, opt)
+	appendN(t, s, 1, 40)
+	s.Close()
+	s, _ = open(t, opt)
+	waitCompressed(t, dir)
+	s.Close()
+	before, _ := List(dir)
+
+	now = now.Add(2 * time.Hour) // every rotated segment is now old
+	s, _ = open(t, opt)          // retention runs at start
+	s.Close()
+	if after, _ := List(dir); len(after) != len(before) {
+		t.Fatalf("retention deleted segments a reader still needs: %d -> %d", len(before), len(after))
+	}
+	keep = 41 // the reader has everything
+	s, _ = open(t, opt)
+	s.Close()
+	after, _ := List(dir)
+	if len(after) != 1 || after[0].Compressed {
+		t.Fatalf("after retention: %v, want only the active segment", after)
+	}
+}
+
+// waitCompressed waits until only the active segment is uncompressed.
+func waitCompressed(t *testing.T, dir string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		segs, _ := List(dir)
+		plain := 0
+		for _, s := range segs {
+			if !s.Compressed {
+				plain++
+			}
+		}
+		if plain <= 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("segments not compressed: %v", segs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
