@@ -6,6 +6,7 @@ package agent
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,36 +23,33 @@ import (
 	"github.com/tailseal/tailseal/signer"
 )
 
-// Layout of the data directory (fixed by DESIGN.md).
-const (
-	StoreDir = "store"
-	KeysDir  = "keys"
-	StateDir = "state"
-	HMACKey  = "hmac.key"
-)
-
 // Agent is one running ingest pipeline.
 type Agent struct {
-	cfg    *config.Config
-	log    *slog.Logger
-	store  *store.Store
-	tail   *tailer.Tailer
-	chain  *signer.Chain
-	now    func() time.Time
-	buf    []byte
-	Stats  Stats
-	ready  atomic.Bool
-	closed bool
+	cfg   *config.Config
+	log   *slog.Logger
+	store *store.Store
+	tail  *tailer.Tailer
+	chain *signer.Chain
+	now   func() time.Time
+	buf   []byte
+	keys  *keys
+	Stats Stats
+
+	lastSrc        position // end of the last ingested line, for internal records
+	lastCheckpoint uint64   // seq covered by (or of) the last checkpoint
+	activeSeg      string
+	ready          atomic.Bool
+	closed         bool
 }
 
 // Stats are the agent's counters, exported as metrics.
 type Stats struct {
-	Stored, Malformed, AppendErrors atomic.Uint64
+	Stored, Malformed, AppendErrors, Seals, Checkpoints atomic.Uint64
 }
 
 // New recovers the store and prepares the pipeline; Run starts it.
 func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
-	key, err := loadKey(cfg, log)
+	keys, err := loadKeys(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +73,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	a := &Agent{cfg: cfg, log: log, store: st, now: time.Now}
+	a := &Agent{cfg: cfg, log: log, store: st, now: time.Now, keys: keys}
 	var pos tailer.Position
 	var lastSeq uint64
 	var prev [sha256.Size]byte
@@ -88,10 +86,17 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		lastSeq, prev = m.Seq, signer.LineHash(last.Line)
 		if m.Source != nil {
 			pos = tailer.Position{ID: m.Source.ID, Offset: m.Source.End()}
+			file, _ := json.Marshal(m.Source.File)
+			a.lastSrc = position{file: string(file), id: m.Source.ID, end: m.Source.End()}
 		}
 		log.Info("resuming", "seq", lastSeq, "source_id", pos.ID, "source_offset", pos.Offset)
+		if err := keys.finishSeal(m); err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
-	a.chain = signer.NewChain(signer.NewStaticKey(key), lastSeq, prev)
+	a.chain = signer.NewChain(keys.sign, lastSeq, prev)
+	a.lastCheckpoint = lastSeq
 	a.tail = tailer.New(tailer.Options{
 		Path:         cfg.Source,
 		MaxLine:      cfg.MaxLineBytes,
@@ -100,27 +105,6 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		Logger:       log,
 	})
 	return a, nil
-}
-
-// loadKey returns the configured signing key, or the generated one.
-func loadKey(cfg *config.Config, log *slog.Logger) ([]byte, error) {
-	if cfg.HMACKey != "" {
-		key, err := signer.ParseHexKey(cfg.HMACKey)
-		if err != nil {
-			return nil, fmt.Errorf("%w: TAILSEAL_HMAC_KEY: %v", config.ErrInvalid, err)
-		}
-		return key, nil
-	}
-	path := filepath.Join(cfg.DataDir, KeysDir, HMACKey)
-	key, created, err := signer.LoadOrCreateKey(path)
-	if err != nil {
-		return nil, err
-	}
-	if created {
-		log.Warn("generated a signing key on first start; production should provide one (TAILSEAL_HMAC_KEY or TAILSEAL_HMAC_KEY_FILE) and keep a copy off this host",
-			"path", path)
-	}
-	return key, nil
 }
 
 // Store is the agent's store (for readers such as sinks and tests).
@@ -142,27 +126,42 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { <-ctx.Done(); stopTail() }()
 	a.ready.Store(true)
 
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	var err error
+	commitTimer := time.NewTimer(time.Hour)
+	commitTimer.Stop()
+	checkpoints := time.NewTicker(a.cfg.CheckpointInterval)
+	defer checkpoints.Stop()
+	var epochEnd <-chan time.Time
+	err := a.seal(ctx) // epochs that ended while the agent was down
 	for err == nil {
+		if a.keys.epoch != nil && epochEnd == nil {
+			epochEnd = time.After(time.Until(a.keys.epoch.EndsAt()))
+		}
 		select {
 		case b, ok := <-a.tail.Batches():
 			if !ok {
-				return errors.Join(<-tailErr, a.close())
+				err = errors.Join(<-tailErr, a.checkpoint(ctx))
+				return errors.Join(err, a.close())
 			}
 			err = a.ingest(ctx, b)
 			a.tail.Release(b)
 			// Group commit: fsync when caught up, or at least every interval
 			// while batches keep coming.
 			if len(a.tail.Batches()) == 0 {
-				timer.Stop()
+				commitTimer.Stop()
 				err = errors.Join(err, a.commit(ctx))
 			} else {
-				timer.Reset(a.cfg.CommitInterval)
+				commitTimer.Reset(a.cfg.CommitInterval)
 			}
-		case <-timer.C:
+			if err == nil && (a.chain.Seq()-a.lastCheckpoint >= uint64(a.cfg.CheckpointEvery) || a.rotated()) {
+				err = a.checkpoint(ctx)
+			}
+		case <-commitTimer.C:
 			err = a.commit(ctx)
+		case <-checkpoints.C:
+			err = a.checkpoint(ctx)
+		case <-epochEnd:
+			epochEnd = nil
+			err = a.seal(ctx)
 		}
 	}
 	stopTail()
@@ -191,6 +190,10 @@ func (a *Agent) ingest(ctx context.Context, b *tailer.Batch) error {
 		}
 		buf = record.AppendSource(buf, l.File, l.ID, l.Offset, l.Length)
 		buf = a.chain.Finish(buf)
+	}
+	if n := len(b.Lines); n > 0 {
+		l := &b.Lines[n-1]
+		a.lastSrc = position{file: l.File, id: l.ID, end: l.Offset + l.Length}
 	}
 	a.buf = buf
 	return a.retry(ctx, "append", func() error { return a.store.Append(buf, first, a.chain.Seq()) }, func() {

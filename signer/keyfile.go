@@ -29,26 +29,19 @@ func ParseHexKey(s string) ([]byte, error) {
 	return b, nil
 }
 
-// LoadOrCreateKey returns the key in path, creating it with a fresh random
-// key (mode 0600) when it does not exist. created reports the latter.
-func LoadOrCreateKey(path string) (key []byte, created bool, err error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		key, err := ParseHexKey(string(b))
-		if err != nil {
-			return nil, false, fmt.Errorf("read key %s: %w", path, err)
-		}
-		return key, false, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, false, fmt.Errorf("read key: %w", err)
-	}
-	key = make([]byte, KeySize)
+// NewRandomKey returns a fresh random 32-byte key.
+func NewRandomKey() ([]byte, error) {
+	key := make([]byte, KeySize)
 	if _, err := rand.Read(key); err != nil {
-		return nil, false, fmt.Errorf("generate key: %w", err)
+		return nil, fmt.Errorf("generate key: %w", err)
 	}
-	if err := atomicfile.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
-		return nil, false, fmt.Errorf("write key: %w", err)
+	return key, nil
+}
+
+// WriteKeyFile writes one line of key material atomically.
+func WriteKeyFile(path, content string, perm os.FileMode) error {
+	if err := atomicfile.WriteFile(path, []byte(content+"\n"), perm); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return key, true, nil
+	return nil
 }

@@ -92,3 +92,6 @@ func (c *Chain) Finish(dst []byte) []byte {
 
 // LineHash is the SHA-256 that the next line's prev field commits to.
 func LineHash(line []byte) [sha256.Size]byte { return sha256.Sum256(line) }
+
+// Prev is the hash of the last line appended.
+func (c *Chain) Prev() [sha256.Size]byte { return c.prev }

@@ -36,6 +36,18 @@ type Config struct {
 	// generate $DATA_DIR/keys/hmac.key".
 	HMACKey string `envconfig:"HMAC_KEY"`
 
+	// Epoch is how long one forward-secure signing key lives.
+	Epoch time.Duration `envconfig:"EPOCH" default:"15m"`
+	// VerifyKey is K0 (hex) for `tailseal verify`; Verifier the checkpoint
+	// verifier key (signed-note format).
+	VerifyKey string `envconfig:"VERIFY_KEY"`
+	Verifier  string `envconfig:"VERIFIER"`
+	// Checkpoints are signed every CheckpointEvery records or
+	// CheckpointInterval, at segment rotation and at shutdown.
+	CheckpointEvery    int           `envconfig:"CHECKPOINT_EVERY" default:"10000"`
+	CheckpointInterval time.Duration `envconfig:"CHECKPOINT_INTERVAL" default:"1m"`
+	Origin             string        `envconfig:"ORIGIN" default:"tailseal"`
+
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
 }
 
@@ -46,6 +58,8 @@ var secrets = []struct {
 	dst  func(*Config) *string
 }{
 	{"HMAC_KEY", func(c *Config) *string { return &c.HMACKey }},
+	{"VERIFY_KEY", func(c *Config) *string { return &c.VerifyKey }},
+	{"VERIFIER", func(c *Config) *string { return &c.Verifier }},
 }
 
 // Load reads the environment, applies defaults and validates.
@@ -106,6 +120,15 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxLineBytes < 1024 {
 		errs = append(errs, "TAILSEAL_MAX_LINE_BYTES must be at least 1024")
+	}
+	if c.Epoch < time.Second {
+		errs = append(errs, "TAILSEAL_EPOCH must be at least 1s (default 15m)")
+	}
+	if c.CheckpointEvery < 1 || c.CheckpointInterval < 100*time.Millisecond {
+		errs = append(errs, "TAILSEAL_CHECKPOINT_EVERY must be at least 1 and TAILSEAL_CHECKPOINT_INTERVAL at least 100ms")
+	}
+	if c.Origin == "" || strings.ContainsAny(c.Origin, "\n") {
+		errs = append(errs, "TAILSEAL_ORIGIN must be one non-empty line")
 	}
 	if c.PollInterval < 10*time.Millisecond {
 		errs = append(errs, "TAILSEAL_POLL_INTERVAL must be at least 10ms")

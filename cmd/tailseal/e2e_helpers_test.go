@@ -257,24 +257,26 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 	}
 }
 
+// waitStored waits until n events from the source are stored.
 func (e *env) waitStored(n int) stored {
 	e.t.Helper()
 	var s stored
-	waitFor(e.t, fmt.Sprintf("%d stored records", n), 20*time.Second, func() bool {
+	waitFor(e.t, fmt.Sprintf("%d stored events", n), 20*time.Second, func() bool {
 		s = readStore(e.t, e.dataDir)
-		return len(s.meta) >= n
+		return len(s.events()) >= n
 	})
 	return s
 }
 
-// checkChain verifies seq contiguity, the prev chain and every signature.
+// checkChain verifies seq contiguity, the prev chain and every signature
+// under K(epoch) derived from K0 in keys/verify.key, with its own code.
 func (e *env) checkChain(s stored) {
 	e.t.Helper()
-	keyHex, err := os.ReadFile(filepath.Join(e.dataDir, "keys", "hmac.key"))
+	keyHex, err := os.ReadFile(filepath.Join(e.dataDir, "keys", "verify.key"))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	key, _ := hex.DecodeString(strings.TrimSpace(string(keyHex)))
+	k0, _ := hex.DecodeString(strings.TrimSpace(string(keyHex)))
 	prev := ""
 	for i, m := range s.meta {
 		if m.Seq != uint64(i+1) {
@@ -282,6 +284,12 @@ func (e *env) checkChain(s stored) {
 		}
 		if m.Prev != prev {
 			e.t.Fatalf("seq %d: prev %q, want %q", m.Seq, m.Prev, prev)
+		}
+		key := k0
+		for range m.Epoch {
+			ev := hmac.New(sha256.New, key)
+			ev.Write([]byte("tailseal epoch key v1"))
+			key = ev.Sum(nil)
 		}
 		msg, sig, ok := record.SplitSigned(s.line[i])
 		mac := hmac.New(sha256.New, key)
@@ -294,20 +302,32 @@ func (e *env) checkChain(s stored) {
 	}
 }
 
+// events are the stored records that came from source lines.
+func (s stored) events() [][]byte {
+	var out [][]byte
+	for i, m := range s.meta {
+		if m.EventType != "seal" && m.EventType != "checkpoint" {
+			out = append(out, s.line[i])
+		}
+	}
+	return out
+}
+
 // checkExactly verifies the store holds lines 0..n-1, in order, each once.
 func (e *env) checkExactly(s stored, n int) {
 	e.t.Helper()
 	e.checkChain(s)
-	if len(s.meta) != n {
-		e.t.Errorf("store has %d records, want %d", len(s.meta), n)
+	events := s.events()
+	if len(events) != n {
+		e.t.Errorf("store has %d events, want %d", len(events), n)
 	}
-	for i, line := range s.line {
+	for i, line := range events {
 		var r struct {
 			LeadID string `json:"lead_id"`
 		}
 		json.Unmarshal(line, &r)
 		if want := fmt.Sprintf("L-%08d", i); r.LeadID != want {
-			e.t.Fatalf("record %d is %q, want %q (lost, repeated or reordered)", i+1, r.LeadID, want)
+			e.t.Fatalf("event %d is %q, want %q (lost, repeated or reordered)", i+1, r.LeadID, want)
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tailseal/tailseal/agent/record"
 )
 
 func TestRenameRotationAtFullSpeed(t *testing.T) {
@@ -149,7 +151,7 @@ func TestMalformedInput(t *testing.T) {
 	s := e.waitStored(len(inputs))
 	e.checkChain(s)
 	for i, in := range inputs {
-		m := s.meta[i]
+		m, _ := record.ParseMeta(s.events()[i])
 		if in.reason == "" {
 			if m.EventType != "ok_after_garbage" {
 				t.Errorf("record %d: type %q", i+1, m.EventType)
@@ -159,8 +161,8 @@ func TestMalformedInput(t *testing.T) {
 		if m.EventType != "malformed" || !strings.Contains(string(m.Details), `"reason":"`+in.reason+`"`) {
 			t.Errorf("record %d: type %q details %.200s, want malformed %q", i+1, m.EventType, m.Details, in.reason)
 		}
-		if len(s.line[i]) > 80<<10 {
-			t.Errorf("record %d is %d bytes: raw text not capped", i+1, len(s.line[i]))
+		if len(s.events()[i]) > 80<<10 {
+			t.Errorf("record %d is %d bytes: raw text not capped", i+1, len(s.events()[i]))
 		}
 	}
 }
@@ -171,10 +173,10 @@ func TestDefaultsAndShutdown(t *testing.T) {
 	cmd := e.start()
 	// With nothing configured the agent creates ./data and ./logs and waits.
 	waitFor(t, "generated key", 10*time.Second, func() bool {
-		_, err := os.Stat(filepath.Join(dir, "data", "keys", "hmac.key"))
+		_, err := os.Stat(filepath.Join(dir, "data", "keys", "verify.key"))
 		return err == nil
 	})
-	fi, _ := os.Stat(filepath.Join(dir, "data", "keys", "hmac.key"))
+	fi, _ := os.Stat(filepath.Join(dir, "data", "keys", "verify.key"))
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("key mode %v, want 0600", fi.Mode().Perm())
 	}
@@ -183,7 +185,7 @@ func TestDefaultsAndShutdown(t *testing.T) {
 	if err, took := cmd.stop(t); err != nil || took > 5*time.Second {
 		t.Errorf("SIGTERM: exit %v after %v", err, took)
 	}
-	if !strings.Contains(cmd.stderr.String(), "production should provide one") {
+	if !strings.Contains(cmd.stderr.String(), "production should run `tailseal keygen`") {
 		t.Errorf("no warning about the generated key in stderr")
 	}
 }

@@ -1,0 +1,149 @@
+package agent
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tailseal/tailseal/agent/config"
+	"github.com/tailseal/tailseal/agent/record"
+	"github.com/tailseal/tailseal/signer"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Layout of the data directory (DESIGN.md).
+const (
+	StoreDir        = "store"
+	KeysDir         = "keys"
+	StateDir        = "state"
+	CheckpointsFile = "checkpoints.jsonl"
+	SealStateFile   = "seal.json"      // in state/: current epoch and key
+	VerifyKeyFile   = "verify.key"     // in keys/: K0, only when generated on first start
+	NoteKeyFile     = "checkpoint.key" // in keys/: Ed25519 signer key
+	NotePubFile     = "checkpoint.pub" // in keys/: verifier key, one line
+	noteKeyName     = "tailseal"       // name in the signed-note key
+)
+
+// keys are the agent's signing keys.
+type keys struct {
+	sign  signer.Key
+	epoch *signer.EpochKey // nil with a static key
+	note  note.Signer
+}
+
+// ErrKeysExist reports that keygen would overwrite existing keys.
+var ErrKeysExist = errors.New("keys already exist")
+
+// Keygen creates K0, the sealing state and the checkpoint key pair in
+// dataDir and returns K0 (hex) and the checkpoint verifier key, which the
+// operator keeps off the host. K0 itself is not stored.
+func Keygen(dataDir string, epoch time.Duration, now time.Time) (k0Hex, vkey string, err error) {
+	sealPath := filepath.Join(dataDir, StateDir, SealStateFile)
+	for _, p := range []string{sealPath, filepath.Join(dataDir, KeysDir, NoteKeyFile)} {
+		if _, err := os.Stat(p); err == nil {
+			return "", "", fmt.Errorf("%w: %s (remove the data dir's keys/ and state/ first, or use another data dir)", ErrKeysExist, p)
+		}
+	}
+	k0, err := signer.NewRandomKey()
+	if err != nil {
+		return "", "", err
+	}
+	if err := signer.WriteSealState(sealPath, signer.NewSealState(k0, now, epoch)); err != nil {
+		return "", "", err
+	}
+	vkey, err = writeNoteKeys(dataDir)
+	if err != nil {
+		return "", "", err
+	}
+	return hex.EncodeToString(k0), vkey, nil
+}
+
+func writeNoteKeys(dataDir string) (vkey string, err error) {
+	skey, vkey, err := signer.GenerateNoteKey(noteKeyName)
+	if err != nil {
+		return "", err
+	}
+	if err := signer.WriteKeyFile(filepath.Join(dataDir, KeysDir, NoteKeyFile), skey, 0o600); err != nil {
+		return "", err
+	}
+	if err := signer.WriteKeyFile(filepath.Join(dataDir, KeysDir, NotePubFile), vkey, 0o644); err != nil {
+		return "", err
+	}
+	return vkey, nil
+}
+
+// loadKeys returns the configured keys, generating what is missing on first
+// start (with a warning: production runs keygen and keeps K0 elsewhere).
+func loadKeys(cfg *config.Config, log *slog.Logger) (*keys, error) {
+	var k keys
+	if cfg.HMACKey != "" {
+		key, err := signer.ParseHexKey(cfg.HMACKey)
+		if err != nil {
+			return nil, fmt.Errorf("%w: TAILSEAL_HMAC_KEY: %v", config.ErrInvalid, err)
+		}
+		log.Warn("static signing key configured: no forward security (see README)")
+		k.sign = signer.NewStaticKey(key)
+	} else {
+		sealPath := filepath.Join(cfg.DataDir, StateDir, SealStateFile)
+		if _, err := os.Stat(sealPath); errors.Is(err, os.ErrNotExist) {
+			k0, err := signer.NewRandomKey()
+			if err != nil {
+				return nil, err
+			}
+			vpath := filepath.Join(cfg.DataDir, KeysDir, VerifyKeyFile)
+			if err := signer.WriteKeyFile(vpath, hex.EncodeToString(k0), 0o600); err != nil {
+				return nil, err
+			}
+			if err := signer.WriteSealState(sealPath, signer.NewSealState(k0, time.Now(), cfg.Epoch)); err != nil {
+				return nil, err
+			}
+			log.Warn("generated signing keys on first start; the verification key is stored next to the data, which is convenient and weaker: production should run `tailseal keygen` and keep its output off this host",
+				"verify_key", vpath)
+		}
+		ek, err := signer.LoadEpochKey(sealPath, cfg.Epoch)
+		if err != nil {
+			return nil, err
+		}
+		k.sign, k.epoch = ek, ek
+	}
+	skey, err := os.ReadFile(filepath.Join(cfg.DataDir, KeysDir, NoteKeyFile))
+	if errors.Is(err, os.ErrNotExist) {
+		var vkey string
+		if vkey, err = writeNoteKeys(cfg.DataDir); err == nil {
+			log.Warn("generated a checkpoint signing key on first start", "verifier_key", vkey)
+			skey, err = os.ReadFile(filepath.Join(cfg.DataDir, KeysDir, NoteKeyFile))
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint key: %w", err)
+	}
+	if k.note, err = note.NewSigner(strings.TrimSpace(string(skey))); err != nil {
+		return nil, fmt.Errorf("checkpoint key %s: %w", NoteKeyFile, err)
+	}
+	return &k, nil
+}
+
+// SealDetails is the details object of a seal record.
+type SealDetails struct {
+	Epoch     uint64 `json:"epoch"`
+	NextEpoch uint64 `json:"next_epoch"`
+}
+
+// finishSeal completes an epoch change cut short by a crash: the seal record
+// is stored but the key was not yet evolved.
+func (k *keys) finishSeal(last record.Meta) error {
+	if k.epoch == nil || last.EventType != "seal" || last.Epoch != k.epoch.Epoch() {
+		return nil
+	}
+	var d SealDetails
+	if err := json.Unmarshal(last.Details, &d); err != nil || d.NextEpoch <= d.Epoch {
+		return fmt.Errorf("last record is a seal with bad details: %s", last.Details)
+	}
+	return k.epoch.Advance(d.NextEpoch - d.Epoch)
+}

@@ -1,0 +1,135 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/tailseal/tailseal/agent/parse"
+	"github.com/tailseal/tailseal/agent/record"
+	"github.com/tailseal/tailseal/signer"
+)
+
+// position is where the last ingested line ended; the agent's own records
+// carry it (with length 0) so that recovery works whatever record is last.
+type position struct {
+	file string // JSON string token
+	id   string
+	end  int64
+}
+
+// appendInternal stores and commits a record the agent writes itself.
+func (a *Agent) appendInternal(ctx context.Context, eventType string, details []byte) error {
+	if err := a.commit(ctx); err != nil {
+		return err
+	}
+	first := a.chain.Seq() + 1
+	buf := a.chain.Begin(a.buf[:0])
+	buf = append(buf, `"timestamp":"`...)
+	buf = a.now().UTC().AppendFormat(buf, parse.TimeLayout)
+	buf = append(buf, `","event_type":"`...)
+	buf = append(buf, eventType...)
+	buf = append(buf, `","actor":"tailseal","lead_id":"","workflow":"","details":`...)
+	buf = append(buf, details...)
+	if a.lastSrc.id != "" {
+		buf = record.AppendSource(buf, a.lastSrc.file, a.lastSrc.id, a.lastSrc.end, 0)
+	}
+	buf = a.chain.Finish(buf)
+	a.buf = buf
+	if err := a.retry(ctx, "append", func() error { return a.store.Append(buf, first, first) }, func() {}); err != nil {
+		return err
+	}
+	return a.commit(ctx)
+}
+
+// seal ends the epochs that are over: a seal record signed with the current
+// key says which epoch comes next, then the key evolves. The seal is written
+// even when no event came, so an emptied epoch cannot hide a truncation.
+func (a *Agent) seal(ctx context.Context) error {
+	ek := a.keys.epoch
+	if ek == nil {
+		return nil
+	}
+	n := ek.Due(a.now())
+	if n == 0 {
+		return nil
+	}
+	details, _ := json.Marshal(SealDetails{Epoch: ek.Epoch(), NextEpoch: ek.Epoch() + n})
+	if err := a.appendInternal(ctx, "seal", details); err != nil {
+		return err
+	}
+	if err := ek.Advance(n); err != nil {
+		return fmt.Errorf("evolve epoch key: %w", err)
+	}
+	a.Stats.Seals.Add(1)
+	a.log.Debug("epoch sealed", "next_epoch", ek.Epoch())
+	return nil
+}
+
+// rotated reports whether the store started a new segment since last asked.
+func (a *Agent) rotated() bool {
+	seg := a.store.ActiveSegment()
+	changed := a.activeSeg != "" && seg != a.activeSeg
+	a.activeSeg = seg
+	return changed
+}
+
+// CheckpointLine is one line of checkpoints.jsonl.
+type CheckpointLine struct {
+	Size uint64 `json:"size"`
+	Time string `json:"time"`
+	Note string `json:"note"`
+}
+
+// checkpoint signs the chain's current size and head hash when records came
+// since the last one. The note goes into the store first (so the webhook
+// stream carries it to witnesses), then into checkpoints.jsonl: every entry
+// there has its record at seq size+1.
+func (a *Agent) checkpoint(ctx context.Context) error {
+	if a.chain.Seq() == a.lastCheckpoint {
+		return nil
+	}
+	if err := a.commit(ctx); err != nil {
+		return err
+	}
+	size := a.chain.Seq()
+	signed, err := signer.SignCheckpoint(signer.Checkpoint{Origin: a.cfg.Origin, Size: size, Hash: a.chain.Prev()}, a.keys.note)
+	if err != nil {
+		return err
+	}
+	details, _ := json.Marshal(struct {
+		Size uint64 `json:"size"`
+		Note string `json:"note"`
+	}{size, signed})
+	if err := a.appendInternal(ctx, "checkpoint", details); err != nil {
+		return err
+	}
+	line, _ := json.Marshal(CheckpointLine{Size: size, Time: a.now().UTC().Format(time.RFC3339Nano), Note: signed})
+	if err := appendSynced(filepath.Join(a.cfg.DataDir, CheckpointsFile), append(line, '\n')); err != nil {
+		return fmt.Errorf("write checkpoint: %w", err)
+	}
+	a.lastCheckpoint = a.chain.Seq()
+	a.Stats.Checkpoints.Add(1)
+	a.log.Debug("checkpoint", "size", strconv.FormatUint(size, 10))
+	return nil
+}
+
+func appendSynced(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,66 @@
+package signer
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Checkpoint is a signed statement that the chain had Size lines and that
+// line #Size hashed to Hash: `<origin>\n<size>\n<base64 sha256>\n`, the
+// C2SP signed-note format.
+type Checkpoint struct {
+	Origin string
+	Size   uint64
+	Hash   [32]byte
+}
+
+// Text is the note body.
+func (c Checkpoint) Text() string {
+	return c.Origin + "\n" + strconv.FormatUint(c.Size, 10) + "\n" + base64.StdEncoding.EncodeToString(c.Hash[:]) + "\n"
+}
+
+// ErrBadCheckpoint reports a note that does not verify or parse.
+var ErrBadCheckpoint = errors.New("bad checkpoint")
+
+// SignCheckpoint returns the signed note for c.
+func SignCheckpoint(c Checkpoint, s note.Signer) (string, error) {
+	b, err := note.Sign(&note.Note{Text: c.Text()}, s)
+	if err != nil {
+		return "", fmt.Errorf("sign checkpoint: %w", err)
+	}
+	return string(b), nil
+}
+
+// OpenCheckpoint verifies a signed note and parses its body.
+func OpenCheckpoint(signed string, v note.Verifier) (Checkpoint, error) {
+	n, err := note.Open([]byte(signed), note.VerifierList(v))
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("%w: %v", ErrBadCheckpoint, err)
+	}
+	lines := strings.Split(n.Text, "\n")
+	if len(lines) < 4 || lines[3] != "" {
+		return Checkpoint{}, fmt.Errorf("%w: body is not origin, size, hash", ErrBadCheckpoint)
+	}
+	size, err := strconv.ParseUint(lines[1], 10, 64)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("%w: size %q", ErrBadCheckpoint, lines[1])
+	}
+	h, err := base64.StdEncoding.DecodeString(lines[2])
+	if err != nil || len(h) != 32 {
+		return Checkpoint{}, fmt.Errorf("%w: hash %q", ErrBadCheckpoint, lines[2])
+	}
+	c := Checkpoint{Origin: lines[0], Size: size}
+	copy(c.Hash[:], h)
+	return c, nil
+}
+
+// GenerateNoteKey makes an Ed25519 signer and verifier key for name.
+func GenerateNoteKey(name string) (skey, vkey string, err error) {
+	return note.GenerateKey(rand.Reader, name)
+}
