@@ -41,9 +41,14 @@ func SignCheckpoint(c Checkpoint, s note.Signer) (string, error) {
 func OpenCheckpoint(signed string, v note.Verifier) (Checkpoint, error) {
 	n, err := note.Open([]byte(signed), note.VerifierList(v))
 	if err != nil {
-		return Checkpoint{}, fmt.Errorf("%w: %v", ErrBadCheckpoint, err)
+		return Checkpoint{}, fmt.Errorf("%w: %w", ErrBadCheckpoint, err)
 	}
-	lines := strings.Split(n.Text, "\n")
+	return ParseCheckpoint(n.Text)
+}
+
+// ParseCheckpoint parses a checkpoint body without checking any signature.
+func ParseCheckpoint(text string) (Checkpoint, error) {
+	lines := strings.Split(text, "\n")
 	if len(lines) < 4 || lines[3] != "" {
 		return Checkpoint{}, fmt.Errorf("%w: body is not origin, size, hash", ErrBadCheckpoint)
 	}

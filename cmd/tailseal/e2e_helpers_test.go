@@ -38,6 +38,9 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if pristineVal.dataDir != "" {
+		os.RemoveAll(filepath.Dir(pristineVal.dataDir))
+	}
 	os.Exit(code)
 }
 

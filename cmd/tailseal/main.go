@@ -43,6 +43,8 @@ const usage = `tailseal: tamper-evident audit-log sidecar
 
 Usage:
   tailseal run        tail $TAILSEAL_SOURCE into the signed store in $TAILSEAL_DATA_DIR
+  tailseal keygen     make the signing keys and print the verification keys
+  tailseal verify     check the integrity of the whole store (alias: integrity)
   tailseal help       this text
 
 Configuration comes from TAILSEAL_* environment variables; see README.md.
@@ -57,6 +59,10 @@ func Run(ctx context.Context, args []string) error {
 	switch args[0] {
 	case "run":
 		return runAgent(ctx, args[1:])
+	case "keygen":
+		return runKeygen(ctx, args[1:])
+	case "verify", "integrity":
+		return runVerify(ctx, args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/tailseal/tailseal/agent"
+	"github.com/tailseal/tailseal/agent/config"
+	"github.com/tailseal/tailseal/agent/store"
+	"github.com/tailseal/tailseal/signer"
+	"github.com/tailseal/tailseal/signer/verify"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/term"
+)
+
+func runVerify(_ context.Context, args []string) error {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "one JSON object per finding, then a summary object")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: tailseal verify [--json]
+
+Checks the whole store in $TAILSEAL_DATA_DIR: seq contiguity, the hash chain,
+every signature under its epoch key (TAILSEAL_VERIFY_KEY, K0 from keygen),
+epoch seals, and every checkpoint (TAILSEAL_VERIFIER). Without the keys it
+uses those generated on first start in keys/ if present.
+Exit 0 when intact, 1 with findings, 2 on usage or key errors.
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tailseal:", err)
+		return errUsage
+	}
+	storeDir := filepath.Join(cfg.DataDir, agent.StoreDir)
+	if _, err := os.Stat(storeDir); err != nil {
+		fmt.Fprintf(os.Stderr, "tailseal verify: no store in %s (set TAILSEAL_DATA_DIR)\n", cfg.DataDir)
+		return errUsage
+	}
+	opt := verify.Options{StoreDir: storeDir, Checkpoints: filepath.Join(cfg.DataDir, agent.CheckpointsFile)}
+	var notes []string
+	if opt.K0, notes, err = verifyKey(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "tailseal verify:", err)
+		return errUsage
+	}
+	v, vnote, err := checkpointVerifier(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tailseal verify:", err)
+		return errUsage
+	}
+	opt.Verifier = v
+	notes = append(notes, vnote...)
+	if !*asJSON {
+		for _, n := range notes {
+			fmt.Fprintln(os.Stderr, "note:", n)
+		}
+	}
+	if term.IsTerminal(int(os.Stderr.Fd())) {
+		opt.Progress = progress(storeDir)
+	}
+	sum, err := verify.Run(opt)
+	if opt.Progress != nil {
+		fmt.Fprint(os.Stderr, "\r\033[K")
+	}
+	if errors.Is(err, verify.ErrWrongKey) || errors.Is(err, verify.ErrWrongVerifier) {
+		fmt.Fprintln(os.Stderr, "tailseal verify:", err)
+		return errUsage
+	}
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	report(sum, *asJSON)
+	if len(sum.Findings) > 0 {
+		return errFinding
+	}
+	return nil
+}
+
+func report(sum *verify.Summary, asJSON bool) {
+	if asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		for _, f := range sum.Findings {
+			enc.Encode(f)
+		}
+		enc.Encode(struct {
+			Summary *verify.Summary `json:"summary"`
+		}{sum})
+		return
+	}
+	for _, f := range sum.Findings {
+		fmt.Println(f)
+	}
+	status := "intact"
+	if len(sum.Findings) > 0 {
+		status = "NOT intact"
+	}
+	fmt.Printf("%s: %d records (%.1f MB) in %d segments, %d checkpoints, %d findings\n",
+		status, sum.Records, float64(sum.Bytes)/1e6, sum.Segments, sum.Checkpoints, len(sum.Findings))
+}
+
+// verifyKey returns K0: given, the static key, or the one generated on first
+// start. Without any, signatures are not checked (the chain still is).
+func verifyKey(cfg *config.Config) ([]byte, []string, error) {
+	switch {
+	case cfg.VerifyKey != "":
+		k, err := signer.ParseHexKey(cfg.VerifyKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("TAILSEAL_VERIFY_KEY: %w", err)
+		}
+		return k, nil, nil
+	case cfg.HMACKey != "":
+		k, err := signer.ParseHexKey(cfg.HMACKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("TAILSEAL_HMAC_KEY: %w", err)
+		}
+		return k, []string{"checking signatures with the static TAILSEAL_HMAC_KEY"}, nil
+	}
+	path := filepath.Join(cfg.DataDir, agent.KeysDir, agent.VerifyKeyFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, []string{"no TAILSEAL_VERIFY_KEY: signatures are not checked, only the chain and checkpoints"}, nil
+	}
+	k, err := signer.ParseHexKey(string(b))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, []string{"using the key generated on first start in " + path + " (whoever can change the store can change it too; see README)"}, nil
+}
+
+func checkpointVerifier(cfg *config.Config) (note.Verifier, []string, error) {
+	vkey, src := cfg.Verifier, "TAILSEAL_VERIFIER"
+	var notes []string
+	if vkey == "" {
+		src = filepath.Join(cfg.DataDir, agent.KeysDir, agent.NotePubFile)
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return nil, []string{"no TAILSEAL_VERIFIER: checkpoint signatures are not checked"}, nil
+		}
+		vkey = string(b)
+		notes = append(notes, "using the checkpoint verifier key in "+src)
+	}
+	v, err := note.NewVerifier(strings.TrimSpace(vkey))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: not a signed-note verifier key (name+hash+base64): %v", src, err)
+	}
+	return v, notes, nil
+}
+
+// progress returns a callback drawing a progress line on the terminal.
+func progress(dir string) func(int64) {
+	var total int64
+	segs, _ := store.List(dir)
+	for _, s := range segs {
+		if fi, err := os.Stat(filepath.Join(dir, s.Name)); err == nil {
+			total += fi.Size()
+		}
+	}
+	return func(done int64) {
+		if total > 0 {
+			fmt.Fprintf(os.Stderr, "\rverifying %3d%% (%d of %d MB on disk)", 100*done/total, done>>20, total>>20)
+		}
+	}
+}

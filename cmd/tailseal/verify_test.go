@@ -1,0 +1,420 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tailseal/tailseal/agent/record"
+	"github.com/tailseal/tailseal/agent/store"
+	"github.com/tailseal/tailseal/signer"
+)
+
+// pristine is a store made once by the real agent: several segments (some
+// compressed), several epochs with seals, checkpoints, and a snapshot of the
+// store taken midway (for the rollback case).
+type pristine struct {
+	dataDir  string
+	snapshot string
+	k0       string
+}
+
+var (
+	pristineOnce sync.Once
+	pristineVal  pristine
+	pristineErr  string
+)
+
+func makePristine(t *testing.T) pristine {
+	pristineOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "tailseal-pristine")
+		if err != nil {
+			pristineErr = err.Error()
+			return
+		}
+		e := &env{t: t, dir: dir, source: filepath.Join(dir, "logs", "audit.log"), dataDir: filepath.Join(dir, "data"),
+			extra: []string{"TAILSEAL_EPOCH=1s", "TAILSEAL_SEGMENT_MAX_MB=1", "TAILSEAL_CHECKPOINT_EVERY=500"}}
+		os.MkdirAll(filepath.Dir(e.source), 0o755)
+		p := e.start()
+		w := newWriter(t, e.source)
+		for round := 0; round < 7; round++ {
+			w.write(2000)
+			e.waitStored(w.next)
+			if round == 3 {
+				copyDir(t, filepath.Join(e.dataDir, "store"), filepath.Join(dir, "snapshot"))
+			}
+			seals := countType(t, e.dataDir, "seal")
+			waitFor(t, "an epoch to end", 10*time.Second, func() bool { return countType(t, e.dataDir, "seal") > seals })
+		}
+		if err, _ := p.stop(t); err != nil {
+			pristineErr = fmt.Sprintf("agent exit: %v", err)
+			return
+		}
+		k0, _ := os.ReadFile(filepath.Join(e.dataDir, "keys", "verify.key"))
+		pristineVal = pristine{dataDir: e.dataDir, snapshot: filepath.Join(dir, "snapshot"), k0: strings.TrimSpace(string(k0))}
+	})
+	if pristineErr != "" {
+		t.Fatal(pristineErr)
+	}
+	return pristineVal
+}
+
+func countType(t *testing.T, dataDir, typ string) int {
+	n := 0
+	for _, m := range readStore(t, dataDir).meta {
+		if m.EventType == typ {
+			n++
+		}
+	}
+	return n
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	if out, err := exec.Command("cp", "-a", from, to).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+}
+
+// segLines reads a segment's lines, compressed or not.
+func segLines(t *testing.T, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasSuffix(path, ".gz") {
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if data, err = io.ReadAll(zr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+}
+
+func writeSeg(t *testing.T, path string, lines []string) {
+	t.Helper()
+	data := []byte(strings.Join(lines, "\n") + "\n")
+	if strings.HasSuffix(path, ".gz") {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		zw.Write(data)
+		zw.Close()
+		data = b.Bytes()
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func segments(t *testing.T, dataDir string) []string {
+	t.Helper()
+	segs, err := store.List(filepath.Join(dataDir, "store"))
+	if err != nil || len(segs) < 3 {
+		t.Fatalf("want at least 3 segments, got %v (%v)", segs, err)
+	}
+	var out []string
+	for _, s := range segs {
+		out = append(out, filepath.Join(dataDir, "store", s.Name))
+	}
+	return out
+}
+
+func seqOf(line string) uint64 {
+	seq, _ := record.Seq([]byte(line))
+	return seq
+}
+
+type finding struct {
+	Segment string `json:"segment"`
+	Line    int    `json:"line"`
+	Seq     uint64 `json:"seq"`
+	Kind    string `json:"kind"`
+}
+
+// verifyStore runs `tailseal verify --json` on dataDir and returns the exit
+// code, the findings and stderr.
+func verifyStore(t *testing.T, dataDir string, env ...string) (int, []finding, string) {
+	t.Helper()
+	cmd := exec.Command(binPath, "verify", "--json")
+	cmd.Env = append(os.Environ(), "TAILSEAL_DATA_DIR="+dataDir)
+	cmd.Env = append(cmd.Env, env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	var fs []finding
+	for _, l := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		var f finding
+		if json.Unmarshal([]byte(l), &f) == nil && f.Kind != "" {
+			fs = append(fs, f)
+		}
+	}
+	return code, fs, stderr.String()
+}
+
+func TestVerifyDetectsTampering(t *testing.T) {
+	p := makePristine(t)
+	withKey := "TAILSEAL_VERIFY_KEY=" + p.k0
+	if code, fs, stderr := verifyStore(t, p.dataDir, withKey); code != 0 || len(fs) != 0 {
+		t.Fatalf("untouched store: exit %d findings %v %s", code, fs, stderr)
+	}
+
+	// Each case edits a copy of the store and names the finding it expects:
+	// the kind, and the seq (0: any) in the segment at index seg (-1: any).
+	tests := []struct {
+		name   string
+		tamper func(t *testing.T, dataDir string) (seg int, seq uint64)
+		kind   string
+	}{
+		{"flip one byte", func(t *testing.T, d string) (int, uint64) {
+			segs := segments(t, d)
+			lines := segLines(t, segs[1])
+			i := len(lines) / 2
+			lines[i] = strings.Replace(lines[i], `"lead_ingested"`, `"lead_ingestes"`, 1)
+			writeSeg(t, segs[1], lines)
+			return 1, seqOf(lines[i])
+		}, "edited"},
+		{"delete a line", func(t *testing.T, d string) (int, uint64) {
+			segs := segments(t, d)
+			lines := segLines(t, segs[0])
+			i := 100
+			gone := seqOf(lines[i])
+			writeSeg(t, segs[0], append(lines[:i:i], lines[i+1:]...))
+			return 0, gone + 1
+		}, "deleted"},
+		{"insert a copied line", func(t *testing.T, d string) (int, uint64) {
+			segs := segments(t, d)
+			lines := segLines(t, segs[0])
+			copied := lines[10]
+			lines = append(lines[:201], append([]string{copied}, lines[201:]...)...)
+			writeSeg(t, segs[0], lines)
+			return 0, seqOf(copied)
+		}, "inserted"},
+		{"swap two lines", func(t *testing.T, d string) (int, uint64) {
+			segs := segments(t, d)
+			lines := segLines(t, segs[1])
+			lines[50], lines[51] = lines[51], lines[50]
+			writeSeg(t, segs[1], lines)
+			return 1, seqOf(lines[50])
+		}, "reordered"},
+		{"truncate the last 3 lines", func(t *testing.T, d string) (int, uint64) {
+			segs := segments(t, d)
+			last := segs[len(segs)-1]
+			lines := segLines(t, last)
+			writeSeg(t, last, lines[:len(lines)-3])
+			return -1, 0
+		}, "truncated"},
+		{"truncate a line mid-way", func(t *testing.T, d string) (int, uint64) {
+			segs := segments(t, d)
+			last := segs[len(segs)-1]
+			data, _ := os.ReadFile(last)
+			os.WriteFile(last, data[:len(data)-40], 0o600)
+			return -1, 0
+		}, "truncated"},
+		{"delete a rotated segment", func(t *testing.T, d string) (int, uint64) {
+			segs := segments(t, d)
+			os.Remove(segs[1])
+			return 2, seqOf(segLines(t, segs[2])[0])
+		}, "segment missing"},
+		{"replace a segment with one from another store", func(t *testing.T, d string) (int, uint64) {
+			segs := segments(t, d)
+			lines := segLines(t, segs[1])
+			foreign := resign(t, lines, bytes.Repeat([]byte{7}, 32)) // same seqs, another key
+			writeSeg(t, segs[1], foreign)
+			return 1, seqOf(lines[0])
+		}, "segment replaced"},
+		{"forge a checkpoint", func(t *testing.T, d string) (int, uint64) {
+			path := filepath.Join(d, "checkpoints.jsonl")
+			data, _ := os.ReadFile(path)
+			lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+			var cl struct {
+				Size uint64 `json:"size"`
+				Time string `json:"time"`
+				Note string `json:"note"`
+			}
+			json.Unmarshal([]byte(lines[1]), &cl)
+			cl.Note = strings.Replace(cl.Note, fmt.Sprintf("\n%d\n", cl.Size), fmt.Sprintf("\n%d\n", cl.Size+1), 1)
+			cl.Size++
+			b, _ := json.Marshal(cl)
+			lines[1] = string(b)
+			os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+			return -1, cl.Size
+		}, "bad checkpoint"},
+		{"roll the store back to an older copy", func(t *testing.T, d string) (int, uint64) {
+			os.RemoveAll(filepath.Join(d, "store"))
+			copyDir(t, p.snapshot, filepath.Join(d, "store"))
+			return -1, 0
+		}, "truncated"},
+		{"change an epoch number", func(t *testing.T, d string) (int, uint64) {
+			segs := segments(t, d)
+			last := segs[len(segs)-1]
+			lines := segLines(t, last)
+			i := len(lines) / 2
+			m, _ := record.ParseMeta([]byte(lines[i]))
+			lines[i] = strings.Replace(lines[i], fmt.Sprintf(`,"epoch":%d,`, m.Epoch), fmt.Sprintf(`,"epoch":%d,`, m.Epoch+1), 1)
+			writeSeg(t, last, lines)
+			return len(segs) - 1, m.Seq
+		}, "edited"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := filepath.Join(t.TempDir(), "data")
+			copyDir(t, p.dataDir, d)
+			seg, seq := tt.tamper(t, d)
+			code, fs, stderr := verifyStore(t, d, withKey)
+			if code != 1 {
+				t.Fatalf("exit %d, want 1; findings %v; stderr %s", code, fs, stderr)
+			}
+			var segName string
+			if seg >= 0 {
+				segName = filepath.Base(segments(t, p.dataDir)[seg])
+			}
+			for _, f := range fs {
+				if f.Kind == tt.kind && (seq == 0 || f.Seq == seq) && (segName == "" || f.Segment == segName) {
+					return
+				}
+			}
+			t.Errorf("no %q finding at seq %d in %q; got %+v", tt.kind, seq, segName, fs)
+		})
+	}
+}
+
+// resign re-chains and re-signs lines under key (epoch keys derived from it),
+// keeping their seqs: what another store, or a thief holding key, produces.
+func resign(t *testing.T, lines []string, key []byte) []string {
+	t.Helper()
+	out := make([]string, len(lines))
+	var prev string
+	for i, l := range lines {
+		m, _ := record.ParseMeta([]byte(l))
+		msg, _, _ := record.SplitSigned([]byte(l))
+		s := string(msg)
+		if i > 0 {
+			s = strings.Replace(s, `,"prev":"`+m.Prev+`"`, `,"prev":"`+prev+`"`, 1)
+		}
+		mac := hmac.New(sha256.New, signer.Derive(key, m.Epoch))
+		mac.Write([]byte(s))
+		out[i] = s + record.SignatureSep + hex.EncodeToString(mac.Sum(nil)) + `"}`
+		sum := sha256.Sum256([]byte(out[i]))
+		prev = base64.StdEncoding.EncodeToString(sum[:])
+	}
+	return out
+}
+
+// A thief who takes the host at epoch 5 holds K(5) and can derive every
+// later key, not an earlier one. Editing an epoch-3 record and re-signing
+// and re-chaining everything after it is still reported, at epochs 3 and 4.
+func TestStolenKeyCannotResignEarlierEpochs(t *testing.T) {
+	p := makePristine(t)
+	d := filepath.Join(t.TempDir(), "data")
+	copyDir(t, p.dataDir, d)
+	k0, _ := hex.DecodeString(p.k0)
+	k5 := signer.Derive(k0, 5)
+
+	segs := segments(t, d)
+	var prev string
+	started := false
+	firstEdited := uint64(0)
+	for _, seg := range segs {
+		lines := segLines(t, seg)
+		for i, l := range lines {
+			m, _ := record.ParseMeta([]byte(l))
+			if !started && m.Epoch == 3 && m.EventType == "lead_ingested" {
+				started, firstEdited = true, m.Seq
+				l = strings.Replace(l, `"lead_ingested"`, `"lead_deleted!"`, 1)
+			}
+			if !started {
+				sum := sha256.Sum256([]byte(l))
+				prev = base64.StdEncoding.EncodeToString(sum[:])
+				continue
+			}
+			msg, _, _ := record.SplitSigned([]byte(l))
+			s := strings.Replace(string(msg), `,"prev":"`+m.Prev+`"`, `,"prev":"`+prev+`"`, 1)
+			key := k5 // the best the thief has for epochs before 5
+			if m.Epoch >= 5 {
+				key = signer.Derive(k5, m.Epoch-5)
+			}
+			mac := hmac.New(sha256.New, key)
+			mac.Write([]byte(s))
+			lines[i] = s + record.SignatureSep + hex.EncodeToString(mac.Sum(nil)) + `"}`
+			sum := sha256.Sum256([]byte(lines[i]))
+			prev = base64.StdEncoding.EncodeToString(sum[:])
+		}
+		if started {
+			writeSeg(t, seg, lines)
+		}
+	}
+	if !started {
+		t.Fatal("the store has no epoch 3")
+	}
+	os.Remove(filepath.Join(d, "checkpoints.jsonl")) // the thief drops the witnesses' evidence too
+	code, fs, stderr := verifyStore(t, d, "TAILSEAL_VERIFY_KEY="+p.k0)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1: %s", code, stderr)
+	}
+	first := fs[0]
+	if first.Kind != "bad signature" || first.Seq != firstEdited {
+		t.Errorf("first finding %+v, want bad signature at seq %d", first, firstEdited)
+	}
+	epochs := map[uint64]uint64{}
+	for _, m := range readStore(t, d).meta {
+		epochs[m.Seq] = m.Epoch
+	}
+	for _, f := range fs {
+		if epochs[f.Seq] >= 5 {
+			t.Errorf("finding at epoch %d (%+v): keys from epoch 5 on are the thief's to use", epochs[f.Seq], f)
+		}
+	}
+}
+
+func TestVerifyRejectsWrongKeys(t *testing.T) {
+	p := makePristine(t)
+	tests := []struct{ name, env, want string }{
+		{"bad hex", "TAILSEAL_VERIFY_KEY=zz" + p.k0[2:], "not hex"},
+		{"wrong length", "TAILSEAL_VERIFY_KEY=" + p.k0[:62], "want 32"},
+		{"wrong key", "TAILSEAL_VERIFY_KEY=" + strings.Repeat("ab", 32), "does not match this store"},
+		{"bad verifier", "TAILSEAL_VERIFIER=tailseal+1234+notbase64", "not a signed-note verifier key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, fs, stderr := verifyStore(t, p.dataDir, tt.env)
+			if code != 2 || len(fs) != 0 || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, %d findings, stderr %q; want exit 2, no findings, %q", code, len(fs), stderr, tt.want)
+			}
+		})
+	}
+	// Another store's checkpoint key: a clear error, not one finding per checkpoint.
+	other := newEnv(t)
+	other.start("keygen")
+	waitFor(t, "keygen", 10*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(other.dataDir, "keys", "checkpoint.pub"))
+		return err == nil
+	})
+	vkey, _ := os.ReadFile(filepath.Join(other.dataDir, "keys", "checkpoint.pub"))
+	code, _, stderr := verifyStore(t, p.dataDir, "TAILSEAL_VERIFIER="+strings.TrimSpace(string(vkey)))
+	if code != 2 || !strings.Contains(stderr, "does not match any checkpoint") {
+		t.Errorf("foreign verifier: exit %d stderr %q", code, stderr)
+	}
+}
