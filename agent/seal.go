@@ -22,11 +22,9 @@ type position struct {
 	end  int64
 }
 
-// appendInternal stores and commits a record the agent writes itself.
+// appendInternal stores a record the agent writes itself and commits it
+// together with everything appended before (one fsync).
 func (a *Agent) appendInternal(ctx context.Context, eventType string, details []byte) error {
-	if err := a.commit(ctx); err != nil {
-		return err
-	}
 	first := a.chain.Seq() + 1
 	buf := a.chain.Begin(a.buf[:0])
 	buf = append(buf, `"timestamp":"`...)
@@ -93,10 +91,7 @@ func (a *Agent) checkpoint(ctx context.Context) error {
 	if a.chain.Seq() == a.lastCheckpoint {
 		return nil
 	}
-	if err := a.commit(ctx); err != nil {
-		return err
-	}
-	size := a.chain.Seq()
+	size := a.chain.Seq() // made durable with the checkpoint record below
 	signed, err := signer.SignCheckpoint(signer.Checkpoint{Origin: a.cfg.Origin, Size: size, Hash: a.chain.Prev()}, a.keys.note)
 	if err != nil {
 		return err

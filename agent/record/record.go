@@ -62,6 +62,11 @@ func ParseMeta(line []byte) (Meta, error) {
 
 // SplitSigned returns the signed message and the hex signature of a line.
 func SplitSigned(line []byte) (msg, sig []byte, ok bool) {
+	// The agent's signature is 64 hex digits: look there first.
+	if i := len(line) - 2 - 64 - len(SignatureSep); i > 0 && string(line[i:i+len(SignatureSep)]) == SignatureSep &&
+		line[len(line)-2] == '"' && line[len(line)-1] == '}' {
+		return line[:i], line[i+len(SignatureSep) : len(line)-2], true
+	}
 	i := bytes.LastIndex(line, []byte(SignatureSep))
 	if i < 0 || len(line) < i+len(SignatureSep)+2 || line[len(line)-2] != '"' || line[len(line)-1] != '}' {
 		return nil, nil, false

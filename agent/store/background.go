@@ -75,7 +75,9 @@ func (s *Store) compress(name string) error {
 		return err
 	}
 	defer out.Close()
-	zw := gzip.NewWriter(out)
+	// BestSpeed: on a small sidecar, CPU for ingest matters more than the
+	// last few percent of compression.
+	zw, _ := gzip.NewWriterLevel(out, gzip.BestSpeed)
 	ix := newIndexer(name)
 	r := io.TeeReader(stopReader{bufio.NewReaderSize(in, 256<<10), s.stop}, ix)
 	if _, err := io.Copy(zw, r); err != nil {

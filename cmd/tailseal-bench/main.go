@@ -1,7 +1,8 @@
-// Command tailseal-bench measures ingest throughput of the real agent: it
-// writes a file of realistic audit lines, runs `tailseal run` on it until the
-// last line is durable in the store, and prints lines/s, MB/s, CPU seconds
-// and peak RSS of the agent process (from wait4 rusage).
+// Command tailseal-bench measures the real binary: it writes a file of
+// realistic audit lines, runs `tailseal run` on it until the last line is
+// durable in the store, and prints lines/s, MB/s, CPU seconds and peak RSS
+// of the agent process (from wait4 rusage); then it times `tailseal verify`
+// over that store on one core.
 //
 //	go build -o /tmp/tailseal ./cmd/tailseal
 //	go run ./cmd/tailseal-bench -bin /tmp/tailseal -lines 1000000
@@ -10,6 +11,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -25,8 +27,9 @@ import (
 func main() {
 	bin := flag.String("bin", "tailseal", "path to the tailseal binary")
 	lines := flag.Int("lines", 1000000, "lines to ingest")
+	keep := flag.String("keep", "", "copy the resulting data dir here (for other benchmarks)")
 	flag.Parse()
-	if err := run(*bin, *lines); err != nil {
+	if err := run(*bin, *lines, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "tailseal-bench:", err)
 		os.Exit(1)
 	}
@@ -42,7 +45,7 @@ func line(n int) string {
 		n/60000%60, n/1000%60, n%1000000, types[n%len(types)], n, n%900+20)
 }
 
-func run(bin string, n int) error {
+func run(bin string, n int, keep string) error {
 	dir, err := os.MkdirTemp("", "tailseal-bench")
 	if err != nil {
 		return err
@@ -87,6 +90,39 @@ func run(bin string, n int) error {
 	fmt.Printf("%-10s %12.0f %8.1f %8.2f %7.1f MiB\n", "tailseal", float64(n)/wall.Seconds(),
 		float64(size)/1e6/wall.Seconds(), cpu.Seconds(), float64(ru.Maxrss)/1024)
 	fmt.Printf("(%d lines, %.1f MB, wall %.2fs)\n", n, float64(size)/1e6, wall.Seconds())
+	if keep != "" {
+		if out, err := exec.Command("cp", "-a", data, keep).CombinedOutput(); err != nil {
+			return fmt.Errorf("keep data dir: %v %s", err, out)
+		}
+	}
+	return verify(bin, data)
+}
+
+// verify times `tailseal verify` on the store just made, on one core.
+func verify(bin, data string) error {
+	cmd := exec.Command(bin, "verify", "--json")
+	cmd.Env = append(os.Environ(), "TAILSEAL_DATA_DIR="+data, "GOMAXPROCS=1")
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("verify: %v\n%s", err, out.String())
+	}
+	wall := time.Since(start)
+	var sum struct {
+		Summary struct {
+			Records int   `json:"records"`
+			Bytes   int64 `json:"bytes"`
+		} `json:"summary"`
+	}
+	lines := bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n"))
+	if err := json.Unmarshal(lines[len(lines)-1], &sum); err != nil {
+		return fmt.Errorf("verify output: %v", err)
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	fmt.Printf("verify: %d records, %.1f MB of records in %.2fs = %.0f MB/s (GOMAXPROCS=1, CPU %.2fs, peak RSS %.1f MiB)\n",
+		sum.Summary.Records, float64(sum.Summary.Bytes)/1e6, wall.Seconds(), float64(sum.Summary.Bytes)/1e6/wall.Seconds(),
+		time.Duration(ru.Utime.Nano()+ru.Stime.Nano()).Seconds(), float64(ru.Maxrss)/1024)
 	return nil
 }
 

@@ -154,13 +154,16 @@ func parse(line []byte) parsed {
 	if p.msg, p.sig, ok = record.SplitSigned(line); !ok {
 		return p
 	}
-	i := bytes.LastIndex(p.msg, []byte(`,"epoch":`))
+	// `,"epoch":N,"prev":"<44 base64 chars or none>"` ends the message.
+	tail := p.msg[max(0, len(p.msg)-96):]
+	i := bytes.LastIndex(tail, []byte(`,"epoch":`))
 	if i < 0 {
 		return p
 	}
-	rest := p.msg[i+len(`,"epoch":`):]
+	rest := tail[i+len(`,"epoch":`):]
 	j := bytes.IndexByte(rest, ',')
-	if j < 0 || !bytes.HasPrefix(rest[j:], []byte(`,"prev":"`)) || rest[len(rest)-1] != '"' {
+	const prevKey = `,"prev":"`
+	if j < 0 || len(rest) < j+len(prevKey)+1 || !bytes.HasPrefix(rest[j:], []byte(prevKey)) || rest[len(rest)-1] != '"' {
 		return p
 	}
 	e, err := strconv.ParseUint(string(rest[:j]), 10, 64)
@@ -168,7 +171,7 @@ func parse(line []byte) parsed {
 		return p
 	}
 	p.epoch = e
-	p.prev = rest[j+len(`,"prev":"`) : len(rest)-1]
+	p.prev = rest[j+len(prevKey) : len(rest)-1]
 	p.eventType, _ = record.StringField(line, "event_type")
 	p.ok = true
 	return p
