@@ -172,15 +172,18 @@ func TestDefaultsAndShutdown(t *testing.T) {
 	e := &env{t: t, dir: dir, dataDir: filepath.Join(dir, "data"), bare: true}
 	cmd := e.start()
 	// With nothing configured the agent creates ./data and ./logs and waits.
-	waitFor(t, "generated key", 10*time.Second, func() bool {
-		_, err := os.Stat(filepath.Join(dir, "data", "keys", "verify.key"))
-		return err == nil
+	waitFor(t, "generated key and source directory", 10*time.Second, func() bool {
+		_, err1 := os.Stat(filepath.Join(dir, "data", "keys", "verify.key"))
+		_, err2 := os.Stat(filepath.Join(dir, "logs"))
+		return err1 == nil && err2 == nil
 	})
 	fi, _ := os.Stat(filepath.Join(dir, "data", "keys", "verify.key"))
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("key mode %v, want 0600", fi.Mode().Perm())
 	}
-	os.WriteFile(filepath.Join(dir, "logs", "audit.log"), []byte(Line(0)+"\n"), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "logs", "audit.log"), []byte(Line(0)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	e.checkExactly(e.waitStored(1), 1)
 	if err, took := cmd.stop(t); err != nil || took > 5*time.Second {
 		t.Errorf("SIGTERM: exit %v after %v", err, took)
