@@ -25,20 +25,20 @@ import (
 
 // Agent is one running ingest pipeline.
 type Agent struct {
-	cfg   *config.Config
-	log   *slog.Logger
-	store *store.Store
-	tail  *tailer.Tailer
-	chain *signer.Chain
-	now   func() time.Time
-	buf   []byte
-	keys  *keys
-	Stats Stats
+	cfg     *config.Config
+	log     *slog.Logger
+	store   *store.Store
+	tail    *tailer.Tailer
+	chain   *signer.Chain
+	now     func() time.Time
+	buf     []byte
+	keys    *keys
+	Stats   Stats
+	metrics *collector
 
 	lastSrc        position // end of the last ingested line, for internal records
 	lastCheckpoint uint64   // seq covered by (or of) the last checkpoint
 	activeSeg      string
-	ready          atomic.Bool
 	closed         bool
 }
 
@@ -63,17 +63,20 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 			return nil, fmt.Errorf("create data dir: %w", err)
 		}
 	}
+	a := &Agent{cfg: cfg, log: log, now: time.Now, keys: keys}
+	a.metrics = newCollector(a)
 	st, last, err := store.Open(store.Options{
 		Dir:           filepath.Join(cfg.DataDir, StoreDir),
 		SegmentMax:    cfg.SegmentMaxBytes(),
 		SegmentMaxAge: cfg.SegmentMaxAge,
 		Retention:     cfg.Retention(),
+		OnSync:        func(d time.Duration) { a.metrics.fsync.Observe(d.Seconds()) },
 		Logger:        log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	a := &Agent{cfg: cfg, log: log, store: st, now: time.Now, keys: keys}
+	a.store = st
 	var pos tailer.Position
 	var lastSeq uint64
 	var prev [sha256.Size]byte
@@ -113,8 +116,10 @@ func (a *Agent) Store() *store.Store { return a.store }
 // Tailer exposes the tailer's counters.
 func (a *Agent) Tailer() *tailer.Tailer { return a.tail }
 
-// Ready reports whether recovery is over and the source is being watched.
-func (a *Agent) Ready() bool { return a.ready.Load() }
+// Ready is closed when recovery is over: the store is open and repaired,
+// the pipeline runs, and the tailer has caught up with where the previous
+// run stopped (including a file rotated while it was down).
+func (a *Agent) Ready() <-chan struct{} { return a.tail.Resumed() }
 
 // Run ingests until ctx is done, then stores everything already read,
 // fsyncs and returns nil. It returns an error only when it cannot go on.
@@ -124,7 +129,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	tailErr := make(chan error, 1)
 	go func() { tailErr <- a.tail.Run(tctx) }()
 	go func() { <-ctx.Done(); stopTail() }()
-	a.ready.Store(true)
 
 	commitTimer := time.NewTimer(time.Hour)
 	commitTimer.Stop()

@@ -48,6 +48,8 @@ type Config struct {
 	CheckpointInterval time.Duration `envconfig:"CHECKPOINT_INTERVAL" default:"1m"`
 	Origin             string        `envconfig:"ORIGIN" default:"tailseal"`
 
+	// Listen is the address of /metrics, /healthz and /readyz ("" disables).
+	Listen   string `envconfig:"LISTEN" default:"127.0.0.1:9464"`
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
 }
 

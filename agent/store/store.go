@@ -30,7 +30,9 @@ type Options struct {
 	Retention     time.Duration // 0 keeps everything
 	// Keep, if set, returns the lowest seq some reader still needs; segments
 	// holding it or later records are never deleted by retention.
-	Keep   func() uint64
+	Keep func() uint64
+	// OnSync, if set, is told how long each fsync of the active segment took.
+	OnSync func(time.Duration)
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -316,8 +318,12 @@ func (s *Store) Commit() error {
 	if !s.dirty {
 		return nil
 	}
+	start := time.Now()
 	if err := s.f.Sync(); err != nil {
 		return fmt.Errorf("fsync segment: %w", err)
+	}
+	if s.opt.OnSync != nil {
+		s.opt.OnSync(time.Since(start))
 	}
 	s.dirty = false
 	s.durable.Store(s.lastSeq)

@@ -89,6 +89,11 @@ type Tailer struct {
 	fullID    string    // ID once head is complete
 	readOff   int64     // next byte of f to read
 
+	resumed     chan struct{} // closed once the previous run's position is recovered
+	lagBytes    atomic.Int64  // source bytes not read yet, as of the last look
+	behindSince atomic.Int64  // unix nanos of the last time the reader was caught up
+	lagChecked  time.Time
+
 	cur     *Batch
 	start   int   // index in cur.buf where the pending line starts
 	pendOff int64 // source offset of the pending line
@@ -103,7 +108,8 @@ func New(opt Options) *Tailer {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	t := &Tailer{opt: opt, log: opt.Logger, out: make(chan *Batch, batches-1), free: make(chan *Batch, batches)}
+	t := &Tailer{opt: opt, log: opt.Logger, out: make(chan *Batch, batches-1), free: make(chan *Batch, batches),
+		resumed: make(chan struct{})}
 	for range batches {
 		t.free <- &Batch{buf: make([]byte, 0, opt.BufSize)}
 	}
@@ -149,6 +155,7 @@ func (t *Tailer) run(ctx context.Context) error {
 	if err := t.resume(ctx); err != nil {
 		return err
 	}
+	close(t.resumed)
 	waited := false
 	for ctx.Err() == nil {
 		if w != nil && !watching {
@@ -411,9 +418,34 @@ func (t *Tailer) readToEOF(ctx context.Context) error {
 			}
 		}
 		if n == 0 {
+			t.lagBytes.Store(0)
+			t.behindSince.Store(time.Now().UnixNano())
 			return nil
 		}
+		t.measureLag()
 	}
+}
+
+// measureLag records how far behind the source the reader is, at most a few
+// times a second (one fstat).
+func (t *Tailer) measureLag() {
+	if time.Since(t.lagChecked) < 250*time.Millisecond {
+		return
+	}
+	t.lagChecked = time.Now()
+	if fi, err := t.f.Stat(); err == nil {
+		t.lagBytes.Store(max(0, fi.Size()-t.readOff))
+	}
+}
+
+// Resumed is closed once the position of the previous run is recovered
+// (including reading the rest of a file rotated while stopped).
+func (t *Tailer) Resumed() <-chan struct{} { return t.resumed }
+
+// Lag returns the source bytes not read yet and since when the reader has
+// been behind.
+func (t *Tailer) Lag() (int64, time.Time) {
+	return t.lagBytes.Load(), time.Unix(0, t.behindSince.Load())
 }
 
 // scan delivers the complete lines in cur.buf[from:].

@@ -101,7 +101,7 @@ func (e *env) start(args ...string) *proc {
 	}
 	if !e.bare {
 		cmd.Env = append(cmd.Env, "TAILSEAL_SOURCE="+e.source, "TAILSEAL_DATA_DIR="+e.dataDir,
-			"TAILSEAL_POLL_INTERVAL=100ms", "TAILSEAL_LOG_LEVEL=debug")
+			"TAILSEAL_POLL_INTERVAL=100ms", "TAILSEAL_LOG_LEVEL=debug", "TAILSEAL_LISTEN=")
 		cmd.Env = append(cmd.Env, e.extra...)
 	}
 	p := &proc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
@@ -232,20 +232,29 @@ type stored struct {
 
 func readStore(t *testing.T, dataDir string) stored {
 	t.Helper()
-	var s stored
-	err := store.Scan(filepath.Join(dataDir, "store"), func(_ store.Segment, _ int, line []byte) error {
-		m, err := record.ParseMeta(line)
-		if err != nil {
-			return fmt.Errorf("line %q: %w", line, err)
+	dir := filepath.Join(dataDir, "store")
+	for {
+		var s stored
+		err := store.Scan(dir, func(_ store.Segment, _ int, line []byte) error {
+			m, err := record.ParseMeta(line)
+			if err != nil {
+				return fmt.Errorf("line %q: %w", line, err)
+			}
+			s.meta = append(s.meta, m)
+			s.line = append(s.line, bytes.Clone(line))
+			return nil
+		})
+		if err == nil {
+			return s
 		}
-		s.meta = append(s.meta, m)
-		s.line = append(s.line, bytes.Clone(line))
-		return nil
-	})
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		t.Fatal(err)
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		if _, serr := os.Stat(dir); serr != nil {
+			return stored{} // no store yet
+		}
+		// A segment was compressed (renamed) while being listed: scan again.
 	}
-	return s
 }
 
 // waitFor polls cond until it holds or the deadline passes.

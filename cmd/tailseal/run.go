@@ -8,9 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tailseal/tailseal/agent"
 	"github.com/tailseal/tailseal/agent/config"
+	"github.com/tailseal/tailseal/agent/httpapi"
 	"golang.org/x/term"
 )
 
@@ -33,6 +36,30 @@ Stops cleanly on SIGTERM or SIGINT. All settings are environment variables.
 		return errUsage
 	}
 	log := newLogger(cfg.LogLevel)
+
+	// The endpoint starts before recovery, so that /readyz says 503 during it.
+	reg := prometheus.NewRegistry()
+	var ready atomic.Pointer[agent.Agent]
+	if cfg.Listen != "" {
+		srv, err := httpapi.Start(cfg.Listen, reg, func() bool {
+			a := ready.Load()
+			if a == nil {
+				return false
+			}
+			select {
+			case <-a.Ready():
+				return true
+			default:
+				return false
+			}
+		}, log)
+		if err != nil {
+			log.Error("cannot listen", "addr", cfg.Listen, "error", err)
+			return fmt.Errorf("%w: TAILSEAL_LISTEN %s: %v", errUsage, cfg.Listen, err)
+		}
+		defer srv.Shutdown()
+	}
+
 	a, err := agent.New(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "error", err)
@@ -41,8 +68,22 @@ Stops cleanly on SIGTERM or SIGINT. All settings are environment variables.
 		}
 		return err
 	}
+	reg.MustRegister(a.Collector())
+	ready.Store(a)
+	go func() {
+		select {
+		case <-a.Ready():
+			log.Info("ready")
+			if err := sdNotify("READY=1"); err != nil {
+				log.Warn("sd_notify", "error", err)
+			}
+		case <-ctx.Done():
+		}
+	}()
 	log.Info("started", "source", cfg.Source, "data_dir", cfg.DataDir)
-	if err := a.Run(ctx); err != nil {
+	err = a.Run(ctx)
+	sdNotify("STOPPING=1")
+	if err != nil {
 		log.Error("stopped with an error", "error", err)
 		return err
 	}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bufio"
+	"net/http"
+	"os"
+	"regexp"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+var listenRe = regexp.MustCompile(`"msg":"http endpoint listening","addr":"([^"]+)"`)
+
+// endpoint returns the agent's HTTP address, read from its log.
+func (p *proc) endpoint(t *testing.T) string {
+	t.Helper()
+	var addr string
+	waitFor(t, "the http endpoint", 10*time.Second, func() bool {
+		m := listenRe.FindStringSubmatch(p.stderr.String())
+		if m != nil {
+			addr = m[1]
+		}
+		return m != nil
+	})
+	return "http://" + addr
+}
+
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(bufio.NewReader(resp.Body))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	return fams
+}
+
+func value(fams map[string]*dto.MetricFamily, name string) float64 {
+	f, ok := fams[name]
+	if !ok || len(f.Metric) == 0 {
+		return -1
+	}
+	m := f.Metric[0]
+	switch {
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Histogram != nil:
+		return float64(m.Histogram.GetSampleCount())
+	}
+	return -1
+}
+
+func status(url string) int {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestMetricsMove(t *testing.T) {
+	e := newEnv(t, "TAILSEAL_LISTEN=127.0.0.1:0")
+	p := e.start()
+	url := p.endpoint(t)
+	if status(url+"/healthz") != 200 {
+		t.Fatal("/healthz is not 200")
+	}
+	w := newWriter(t, e.source)
+	w.write(100)
+	f, _ := os.OpenFile(e.source, os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString("not json\n")
+	f.Close()
+	waitFor(t, "101 events in the metrics", 10*time.Second, func() bool {
+		return value(scrape(t, url), "tailseal_events_stored_total") >= 101
+	})
+	w.rename()
+	w.write(10)
+	waitFor(t, "the rotation in the metrics", 10*time.Second, func() bool {
+		return value(scrape(t, url), "tailseal_source_rotations_total") == 1
+	})
+	fams := scrape(t, url)
+	for name, want := range map[string]float64{
+		"tailseal_source_lines_read_total": 111,
+		"tailseal_events_malformed_total":  1,
+		"tailseal_store_segments":          1,
+	} {
+		if got := value(fams, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	for _, name := range []string{"tailseal_store_fsync_duration_seconds", "tailseal_store_bytes", "tailseal_source_lag_bytes"} {
+		if value(fams, name) < 0 {
+			t.Errorf("%s missing", name)
+		}
+	}
+	if value(fams, "tailseal_store_fsync_duration_seconds") < 1 {
+		t.Error("no fsync observed")
+	}
+}
+
+// /readyz is 503 while the agent recovers (here: reads the rest of a large
+// file rotated while it was down) and 200 once it has caught up.
+func TestReadyzDuringRecovery(t *testing.T) {
+	e := newEnv(t, "TAILSEAL_LISTEN=127.0.0.1:0")
+	p := e.start()
+	w := newWriter(t, e.source)
+	e.following(w)
+	p.stop(t)
+	for range 30 {
+		w.write(10000) // 300,000 lines behind, in a file that is then rotated
+	}
+	w.rename()
+	w.write(1)
+	p = e.start()
+	url := p.endpoint(t)
+	saw503 := false
+	waitFor(t, "/readyz 200", 60*time.Second, func() bool {
+		code := status(url + "/readyz")
+		saw503 = saw503 || code == 503
+		return code == 200
+	})
+	if !saw503 {
+		t.Error("/readyz never said 503 during recovery")
+	}
+	if got := len(readStore(t, e.dataDir).events()); got < 300001 {
+		t.Errorf("ready with %d events stored: the rotated file was not read first", got)
+	}
+	e.checkExactly(e.waitStored(w.next), w.next)
+}
+
+func TestSigtermDuringHeavyIngest(t *testing.T) {
+	e := newEnv(t)
+	w := newWriter(t, e.source)
+	for range 50 {
+		w.write(10000)
+	}
+	p := e.start()
+	e.waitStored(50000)
+	err, took := p.stop(t)
+	if err != nil || took > 10*time.Second {
+		t.Fatalf("SIGTERM during ingest: exit %v after %v, want 0 within 10s", err, took)
+	}
+	stored := len(readStore(t, e.dataDir).events())
+	t.Logf("stopped after %v with %d of %d lines stored", took.Round(time.Millisecond), stored, w.next)
+	e.start() // continues cleanly from where it stopped
+	e.checkExactly(e.waitStored(w.next), w.next)
+}
+
