@@ -157,4 +157,3 @@ func TestSigtermDuringHeavyIngest(t *testing.T) {
 	e.start() // continues cleanly from where it stopped
 	e.checkExactly(e.waitStored(w.next), w.next)
 }
-
