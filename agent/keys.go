@@ -112,6 +112,14 @@ func loadKeys(cfg *config.Config, log *slog.Logger) (*keys, error) {
 		}
 		k.sign, k.epoch = ek, ek
 	}
+	if cfg.CheckpointKey != "" {
+		n, err := note.NewSigner(cfg.CheckpointKey)
+		if err != nil {
+			return nil, fmt.Errorf("%w: TAILSEAL_CHECKPOINT_KEY is not a signed-note signer key (PRIVATE+KEY+name+hash+base64)", config.ErrInvalid)
+		}
+		k.note = n
+		return &k, nil
+	}
 	skey, err := os.ReadFile(filepath.Join(cfg.DataDir, KeysDir, NoteKeyFile))
 	if errors.Is(err, os.ErrNotExist) {
 		var vkey string

@@ -47,6 +47,9 @@ type Config struct {
 	CheckpointEvery    int           `envconfig:"CHECKPOINT_EVERY" default:"10000"`
 	CheckpointInterval time.Duration `envconfig:"CHECKPOINT_INTERVAL" default:"1m"`
 	Origin             string        `envconfig:"ORIGIN" default:"tailseal"`
+	// CheckpointKey is the signed-note signer key (PRIVATE+KEY+…); empty:
+	// keys/checkpoint.key, generated on first start.
+	CheckpointKey string `envconfig:"CHECKPOINT_KEY"`
 
 	// Listen is the address of /metrics, /healthz and /readyz ("" disables).
 	Listen   string `envconfig:"LISTEN" default:"127.0.0.1:9464"`
@@ -62,6 +65,7 @@ var secrets = []struct {
 	{"HMAC_KEY", func(c *Config) *string { return &c.HMACKey }},
 	{"VERIFY_KEY", func(c *Config) *string { return &c.VerifyKey }},
 	{"VERIFIER", func(c *Config) *string { return &c.Verifier }},
+	{"CHECKPOINT_KEY", func(c *Config) *string { return &c.CheckpointKey }},
 }
 
 // Load reads the environment, applies defaults and validates.

@@ -21,6 +21,9 @@ func main() {
 	os.Exit(exitCode(err))
 }
 
+// version is set at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
 // Exit codes (DESIGN.md): 0 success, 1 a finding, 2 usage or configuration.
 var (
 	errUsage   = errors.New("usage")
@@ -45,6 +48,7 @@ Usage:
   tailseal run        tail $TAILSEAL_SOURCE into the signed store in $TAILSEAL_DATA_DIR
   tailseal keygen     make the signing keys and print the verification keys
   tailseal verify     check the integrity of the whole store (alias: integrity)
+  tailseal version    print the version
   tailseal help       this text
 
 Configuration comes from TAILSEAL_* environment variables; see README.md.
@@ -63,6 +67,9 @@ func Run(ctx context.Context, args []string) error {
 		return runKeygen(ctx, args[1:])
 	case "verify", "integrity":
 		return runVerify(ctx, args[1:])
+	case "version", "--version":
+		fmt.Println("tailseal", version)
+		return nil
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil
