@@ -2,15 +2,19 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/tailseal/tailseal/signer"
 )
 
 var listenRe = regexp.MustCompile(`"msg":"http endpoint listening","addr":"([^"]+)"`)
@@ -156,4 +160,44 @@ func TestSigtermDuringHeavyIngest(t *testing.T) {
 	t.Logf("stopped after %v with %d of %d lines stored", took.Round(time.Millisecond), stored, w.next)
 	e.start() // continues cleanly from where it stopped
 	e.checkExactly(e.waitStored(w.next), w.next)
+}
+
+// No key material appears in the agent's log, whatever path it takes.
+func TestNoSecretsInLogs(t *testing.T) {
+	skey, _, err := signer.GenerateNoteKey("tailseal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hmacKey := strings.Repeat("5a", 32)
+	for _, tc := range []struct {
+		name string
+		env  []string
+	}{
+		{"static key and checkpoint key from env", []string{"TAILSEAL_HMAC_KEY=" + hmacKey, "TAILSEAL_CHECKPOINT_KEY=" + skey}},
+		{"generated keys", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, tc.env...)
+			p := e.start()
+			w := newWriter(t, e.source)
+			w.write(50)
+			e.waitStored(50)
+			p.stop(t)
+			secrets := []string{hmacKey, skey, strings.TrimPrefix(skey, "PRIVATE+KEY+")}
+			if k0, err := os.ReadFile(filepath.Join(e.dataDir, "keys", "verify.key")); err == nil {
+				secrets = append(secrets, strings.TrimSpace(string(k0)))
+			}
+			if st, err := os.ReadFile(filepath.Join(e.dataDir, "state", "seal.json")); err == nil {
+				var s struct{ Key string }
+				json.Unmarshal(st, &s)
+				secrets = append(secrets, s.Key)
+			}
+			log := p.stderr.String()
+			for _, s := range secrets {
+				if s != "" && strings.Contains(log, s) {
+					t.Errorf("a secret appears in the agent's stderr: %.12s…", s)
+				}
+			}
+		})
+	}
 }
