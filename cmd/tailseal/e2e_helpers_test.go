@@ -31,7 +31,11 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binPath = filepath.Join(dir, "tailseal")
-	out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+	args := []string{"build", "-o", binPath}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build tailseal: %v\n%s", err, out)
 		os.Exit(1)
@@ -273,7 +277,7 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 func (e *env) waitStored(n int) stored {
 	e.t.Helper()
 	var s stored
-	waitFor(e.t, fmt.Sprintf("%d stored events", n), 20*time.Second, func() bool {
+	waitFor(e.t, fmt.Sprintf("%d stored events", n), 60*time.Second, func() bool {
 		s = readStore(e.t, e.dataDir)
 		return len(s.events()) >= n
 	})

@@ -16,7 +16,10 @@ func TestRenameRotationAtFullSpeed(t *testing.T) {
 	e.start()
 	w := newWriter(t, e.source)
 	e.following(w)
-	const total = 60000
+	total := 60000
+	if raceEnabled {
+		total = 12000
+	}
 	for w.next < total {
 		w.write(500)
 		if w.next%6000 == 0 {
@@ -91,6 +94,10 @@ func TestKill9UnderLoad(t *testing.T) {
 	stop := make(chan struct{})
 	written := make(chan int)
 	w := newWriter(t, e.source)
+	pause := 5 * time.Millisecond
+	if raceEnabled {
+		pause = 50 * time.Millisecond
+	}
 	go func() { // the application: steady appends, rename rotation
 		for {
 			select {
@@ -103,7 +110,7 @@ func TestKill9UnderLoad(t *testing.T) {
 			if w.next%5000 == 0 {
 				w.rename()
 			}
-			time.Sleep(5 * time.Millisecond) // about 20,000 lines/s
+			time.Sleep(pause) // about 20,000 lines/s (2,000 under -race)
 		}
 	}()
 	rng := rand.New(rand.NewPCG(1, 2))

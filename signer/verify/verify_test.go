@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,6 +58,25 @@ func FuzzVerify(f *testing.F) {
 		}
 		Run(Options{StoreDir: dir, K0: k0}) // may say the key is wrong; must not panic
 	})
+}
+
+// A record that claims an absurd epoch is reported at once, not derived to.
+func TestHugeEpochIsBoundedWork(t *testing.T) {
+	data := chain(3)
+	line := []byte(`{"seq":4,"timestamp":"t","event_type":"e","actor":"","lead_id":"","workflow":"","details":{},"epoch":999999999999,"prev":"","signature":"` + strings.Repeat("0", 64) + `"}` + "\n")
+	done := make(chan *Summary, 1)
+	go func() {
+		sum, _ := Run(Options{StoreDir: writeStore(t, append(data, line...)), K0: k0})
+		done <- sum
+	}()
+	select {
+	case sum := <-done:
+		if len(sum.Findings) == 0 {
+			t.Error("a forged epoch went unreported")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("verification of one record with a huge epoch did not finish in 10s")
+	}
 }
 
 func TestEpochKeyEvolves(t *testing.T) {
