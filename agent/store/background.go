@@ -2,9 +2,9 @@ package store
 
 import (
 	"bufio"
-	"compress/gzip"
 	"errors"
 	"fmt"
+	"github.com/klauspost/compress/gzip"
 	"io"
 	"os"
 	"path/filepath"

@@ -199,7 +199,7 @@ func (v *verifier) scan(ls *lines) {
 			np = &p
 		}
 		v.line(cur, np, !nok)
-		if v.opt.Progress != nil && (cur.last || !nok) {
+		if v.opt.Progress != nil && (cur.last || !nok || v.sum.Records%(1<<16) == 0) {
 			v.opt.Progress(ls.bytesRead())
 		}
 		cur, ok = next, nok
