@@ -386,6 +386,11 @@ func (t *Tailer) id(end int64) string {
 // readToEOF reads and delivers all complete lines now in the file.
 func (t *Tailer) readToEOF(ctx context.Context) error {
 	for {
+		// Stop between reads: a select with a free batch also ready would
+		// pick at random and could read a whole backlog before stopping.
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if err := t.ensureBatch(ctx); err != nil {
 			return err
 		}
