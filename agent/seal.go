@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
+	"github.com/tailseal/tailseal/agent/atomicfile"
 	"github.com/tailseal/tailseal/agent/parse"
 	"github.com/tailseal/tailseal/agent/record"
 	"github.com/tailseal/tailseal/signer"
@@ -104,27 +104,11 @@ func (a *Agent) checkpoint(ctx context.Context) error {
 		return err
 	}
 	line, _ := json.Marshal(CheckpointLine{Size: size, Time: a.now().UTC().Format(time.RFC3339Nano), Note: signed})
-	if err := appendSynced(filepath.Join(a.cfg.DataDir, CheckpointsFile), append(line, '\n')); err != nil {
+	if err := atomicfile.Append(filepath.Join(a.cfg.DataDir, CheckpointsFile), append(line, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
 	a.lastCheckpoint = a.chain.Seq()
 	a.Stats.Checkpoints.Add(1)
 	a.log.Debug("checkpoint", "size", strconv.FormatUint(size, 10))
 	return nil
-}
-
-func appendSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

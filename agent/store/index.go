@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/tailseal/tailseal/agent/atomicfile"
 	"github.com/tailseal/tailseal/agent/record"
 )
 
@@ -88,15 +89,7 @@ func appendIndex(dir string, e IndexEntry) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, IndexFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		return err
-	}
-	return f.Sync()
+	return atomicfile.Append(filepath.Join(dir, IndexFile), append(b, '\n'), 0o600)
 }
 
 // ReadIndex returns the index entries by segment name. A torn last line is

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/tailseal/tailseal/agent"
-	"github.com/tailseal/tailseal/agent/config"
 )
 
 func runKeygen(_ context.Context, args []string) error {
@@ -27,10 +26,9 @@ TAILSEAL_VERIFIER. Refuses to overwrite existing keys.
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	cfg, err := config.Load()
+	cfg, err := loadConfig()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "tailseal:", err)
-		return errUsage
+		return err
 	}
 	k0, vkey, err := agent.Keygen(cfg.DataDir, cfg.Epoch, time.Now())
 	if errors.Is(err, agent.ErrKeysExist) {

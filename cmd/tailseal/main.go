@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/tailseal/tailseal/agent/config"
 )
 
 func main() {
@@ -76,4 +78,14 @@ func Run(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "tailseal: unknown command %q\n\n%s", args[0], usage)
 	return errUsage
+}
+
+// loadConfig loads the environment; a bad value is a one-line usage error.
+func loadConfig() (*config.Config, error) {
+	cfg, err := config.Load()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tailseal:", err)
+		return nil, errUsage
+	}
+	return cfg, nil
 }

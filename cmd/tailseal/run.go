@@ -30,10 +30,9 @@ Stops cleanly on SIGTERM or SIGINT. All settings are environment variables.
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	cfg, err := config.Load()
+	cfg, err := loadConfig()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "tailseal:", err)
-		return errUsage
+		return err
 	}
 	log := newLogger(cfg.LogLevel)
 

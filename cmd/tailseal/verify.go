@@ -36,10 +36,9 @@ Exit 0 when intact, 1 with findings, 2 on usage or key errors.
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	cfg, err := config.Load()
+	cfg, err := loadConfig()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "tailseal:", err)
-		return errUsage
+		return err
 	}
 	storeDir := filepath.Join(cfg.DataDir, agent.StoreDir)
 	if _, err := os.Stat(storeDir); err != nil {
