@@ -1,0 +1,399 @@
+// Package pii owns anonymizing personal data in an event before it is
+// signed: validated detectors find emails, phones, IP addresses, payment
+// cards, IBANs and US SSNs inside any string; field rules replace some
+// fields whole and leave others alone; a mode says what a value becomes.
+// Pseudonyms are keyed (HMAC-SHA256 under a key of their own), so the same
+// value gives the same pseudonym and events stay joinable, but nobody
+// without the key can test a guess.
+package pii
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Mode says what a detected value becomes.
+type Mode uint8
+
+// Modes (TAILSEAL_PII_MODE).
+const (
+	Hash   Mode = iota // <email:3f9a1c0b2d4e>
+	Redact             // <email>
+	Mask               // j***@example.com
+	Off                // unchanged
+)
+
+// ParseMode reads a mode name.
+func ParseMode(s string) (Mode, error) {
+	switch strings.ToLower(s) {
+	case "hash", "":
+		return Hash, nil
+	case "redact":
+		return Redact, nil
+	case "mask":
+		return Mask, nil
+	case "off":
+		return Off, nil
+	}
+	return 0, fmt.Errorf("unknown PII mode %q (hash, redact, mask or off)", s)
+}
+
+// Default field rules.
+var (
+	DefaultAlways = []string{"name", "first_name", "last_name", "full_name", "address", "phone", "email"}
+	DefaultNever  = []string{"lead_id", "crm_id", "workflow", "event_type", "timestamp"}
+)
+
+// Options configure an Anonymizer.
+type Options struct {
+	Mode   Mode
+	Key    []byte   // pseudonymization key (not the signing key)
+	Always []string // fields replaced whole, at any depth
+	Never  []string // fields never touched, at any depth
+}
+
+// Anonymizer rewrites event bodies. Use one per goroutine; the counters may
+// be read from any.
+type Anonymizer struct {
+	opt    Options
+	always map[string]bool
+	never  map[string]bool
+	mac    hash.Hash
+	sum    [32]byte
+	spans  []span
+	lower  []byte
+	// currentKey is the lower-cased name of the field being rewritten.
+	currentKey string
+
+	// Replaced counts values replaced, by detector, and Fields whole fields.
+	Replaced [numKinds]atomic.Uint64
+	Fields   atomic.Uint64
+}
+
+type rule uint8
+
+const (
+	detectRule rule = iota
+	alwaysRule
+	neverRule
+)
+
+// New returns an Anonymizer.
+func New(opt Options) *Anonymizer {
+	a := &Anonymizer{opt: opt, always: map[string]bool{}, never: map[string]bool{}, mac: hmac.New(sha256.New, opt.Key)}
+	for _, f := range opt.Always {
+		a.always[strings.ToLower(f)] = true
+	}
+	for _, f := range opt.Never {
+		a.never[strings.ToLower(f)] = true
+	}
+	return a
+}
+
+// Mode is the configured mode.
+func (a *Anonymizer) Mode() Mode { return a.opt.Mode }
+
+// AppendBody appends body, the members of an event object without the
+// braces, with personal data replaced.
+func (a *Anonymizer) AppendBody(dst, body []byte) []byte {
+	if a.opt.Mode == Off {
+		return append(dst, body...)
+	}
+	return a.walk(dst, body, true)
+}
+
+// walk rewrites JSON. members says src is object members without braces.
+func (a *Anonymizer) walk(dst, src []byte, members bool) []byte {
+	type frame struct {
+		obj  bool
+		rule rule
+	}
+	stack := []frame{{obj: members}}
+	expectKey := members
+	valueRule := detectRule
+	for i := 0; i < len(src); {
+		c := src[i]
+		top := &stack[len(stack)-1]
+		switch c {
+		case '{', '[':
+			r := top.rule
+			if top.obj {
+				r = valueRule
+			}
+			stack = append(stack, frame{obj: c == '{', rule: r})
+			expectKey = c == '{'
+			dst = append(dst, c)
+			i++
+		case '}', ']':
+			if len(stack) > 1 {
+				stack = stack[:len(stack)-1]
+			}
+			expectKey = false
+			dst = append(dst, c)
+			i++
+		case ',':
+			expectKey = top.obj
+			dst = append(dst, c)
+			i++
+		case '"':
+			end := skipString(src, i)
+			tok := src[i:end]
+			switch {
+			case top.obj && expectKey:
+				valueRule = a.keyRule(top.rule, tok)
+				expectKey = false
+				dst = append(dst, tok...)
+			default:
+				r := top.rule
+				if top.obj {
+					r = valueRule
+				}
+				dst = a.appendString(dst, tok, r)
+			}
+			i = end
+		default:
+			j := i
+			for j < len(src) && src[j] != ',' && src[j] != '}' && src[j] != ']' && src[j] != ':' && src[j] != '"' &&
+				src[j] != '{' && src[j] != '[' {
+				j++
+			}
+			tok := src[i:j]
+			r := top.rule
+			if top.obj {
+				r = valueRule
+			}
+			if c == ':' {
+				dst = append(dst, c)
+				i++
+				continue
+			}
+			if r == alwaysRule && len(bytes.TrimSpace(tok)) > 0 && tok[0] != 'n' { // numbers and booleans in PII fields
+				dst = a.appendFieldValue(dst, a.currentKey, string(bytes.TrimSpace(tok)))
+			} else {
+				dst = append(dst, tok...)
+			}
+			i = j
+		}
+	}
+	return dst
+}
+
+// keyRule returns the rule for the value of key tok inside a container
+// whose rule is parent: never and always are inherited.
+func (a *Anonymizer) keyRule(parent rule, tok []byte) rule {
+	name := tok[1 : len(tok)-1]
+	a.lower = a.lower[:0]
+	for _, c := range name {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		a.lower = append(a.lower, c)
+	}
+	if parent == neverRule {
+		return neverRule
+	}
+	r := parent
+	switch {
+	case parent == alwaysRule:
+	case a.never[string(a.lower)]: // lookups with string(bytes) do not allocate
+		return neverRule
+	case a.always[string(a.lower)]:
+		r = alwaysRule
+	default:
+		return detectRule
+	}
+	a.currentKey = string(a.lower) // only for fields replaced whole
+	return r
+}
+
+func skipString(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(b)
+}
+
+// appendString appends the JSON string token tok, anonymized under r.
+func (a *Anonymizer) appendString(dst, tok []byte, r rule) []byte {
+	switch r {
+	case neverRule:
+		return append(dst, tok...)
+	case alwaysRule:
+		s, escaped := content(tok)
+		if escaped {
+			s = unquote(tok)
+		}
+		if isPseudonym(s) || s == "" {
+			return append(dst, tok...)
+		}
+		return a.appendFieldValue(dst, a.currentKey, s)
+	}
+	s, escaped := content(tok)
+	if escaped {
+		s = unquote(tok)
+	}
+	a.spans = detect(s, a.spans[:0])
+	if len(a.spans) == 0 {
+		return append(dst, tok...)
+	}
+	var out []byte
+	if escaped {
+		out = make([]byte, 0, len(s)+32)
+	} else {
+		out = dst
+		out = append(out, '"')
+	}
+	prev := 0
+	for _, sp := range a.spans {
+		out = append(out, s[prev:sp.start]...)
+		out = a.appendReplacement(out, sp.kind, s[sp.start:sp.end])
+		a.Replaced[sp.kind].Add(1)
+		prev = sp.end
+	}
+	out = append(out, s[prev:]...)
+	if escaped {
+		return appendQuoted(dst, string(out))
+	}
+	return append(out, '"')
+}
+
+// appendFieldValue replaces a whole field value: a detected kind when the
+// field is named like one (email, phone), else the field's name.
+func (a *Anonymizer) appendFieldValue(dst []byte, field, value string) []byte {
+	a.Fields.Add(1)
+	tag := field
+	switch field {
+	case "email":
+		tag = Email.String()
+	case "phone":
+		tag = Phone.String()
+	}
+	dst = append(dst, '"')
+	switch a.opt.Mode {
+	case Redact:
+		dst = append(append(append(dst, '<'), tag...), '>')
+	case Mask:
+		switch {
+		case strings.Contains(value, "***"): // masked before
+			return appendQuoted(dst[:len(dst)-1], value)
+		case field == "email" && strings.IndexByte(value, '@') > 0:
+			dst = appendMasked(dst, Email, value)
+		case field == "phone":
+			dst = appendMasked(dst, Phone, value)
+		default:
+			dst = appendMaskedText(dst, value)
+		}
+	default:
+		dst = a.appendPseudonym(dst, tag, normalizeField(value))
+	}
+	return append(dst, '"')
+}
+
+// appendReplacement appends what a detected value becomes in the mode.
+func (a *Anonymizer) appendReplacement(dst []byte, k Kind, v string) []byte {
+	switch a.opt.Mode {
+	case Redact:
+		return append(append(append(dst, '<'), k.String()...), '>')
+	case Mask:
+		return appendMasked(dst, k, v)
+	}
+	return a.appendPseudonym(dst, k.String(), normalize(k, v))
+}
+
+// appendPseudonym appends <tag:12 hex digits of HMAC(key, tag NUL value)>.
+func (a *Anonymizer) appendPseudonym(dst []byte, tag, value string) []byte {
+	a.mac.Reset()
+	a.mac.Write([]byte(tag))
+	a.mac.Write([]byte{0})
+	a.mac.Write([]byte(value))
+	sum := a.mac.Sum(a.sum[:0])
+	dst = append(dst, '<')
+	dst = append(dst, tag...)
+	dst = append(dst, ':')
+	dst = hex.AppendEncode(dst, sum[:6])
+	return append(dst, '>')
+}
+
+// Pseudonym returns what value of kind tag (email, phone, ip, card, iban,
+// ssn, or a field name) becomes in hash mode: for data-subject requests.
+func (a *Anonymizer) Pseudonym(tag, value string) string {
+	norm := normalizeField(value)
+	for k := Kind(0); k < numKinds; k++ {
+		if k.String() == tag {
+			norm = normalize(k, value)
+		}
+	}
+	return string(a.appendPseudonym(nil, tag, norm))
+}
+
+func normalize(k Kind, v string) string {
+	switch k {
+	case Email:
+		return strings.ToLower(v)
+	case IPv4, IPv6:
+		if ip, err := netip.ParseAddr(v); err == nil {
+			return ip.String()
+		}
+	case IBAN:
+		return strings.ToUpper(strings.ReplaceAll(v, " ", ""))
+	}
+	var b strings.Builder // phone, card, ssn: the digits
+	for i := 0; i < len(v); i++ {
+		if isDigit(v[i]) {
+			b.WriteByte(v[i])
+		}
+	}
+	return b.String()
+}
+
+func normalizeField(v string) string {
+	return strings.ToLower(strings.Join(strings.Fields(v), " "))
+}
+
+// content returns the inside of a string token; escaped reports a backslash.
+func content(tok []byte) (string, bool) {
+	in := tok[1 : len(tok)-1]
+	return unsafe.String(unsafe.SliceData(in), len(in)), bytes.IndexByte(in, '\\') >= 0
+}
+
+func unquote(tok []byte) string {
+	var s string
+	json.Unmarshal(tok, &s)
+	return s
+}
+
+func appendQuoted(dst []byte, s string) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s)
+	return append(dst, bytes.TrimRight(b.Bytes(), "\n")...)
+}
+
+// isPseudonym reports a value this package wrote: <tag> or <tag:hex>.
+func isPseudonym(s string) bool {
+	if len(s) < 3 || s[0] != '<' || s[len(s)-1] != '>' {
+		return false
+	}
+	for i := 1; i < len(s)-1; i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c == '_' || c == ':' || isDigit(c)) {
+			return false
+		}
+	}
+	return true
+}
