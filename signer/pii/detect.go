@@ -60,11 +60,11 @@ func detect(s string, out []span) []span {
 	if digits >= 7 {
 		out = findDigitRuns(s, out)
 	}
+	if colons >= 2 { // before IPv4: ::ffff:192.0.2.1 is one IPv6 address
+		out = findIPv6(s, out)
+	}
 	if digits >= 4 && dots >= 3 {
 		out = findIPv4(s, out)
-	}
-	if colons >= 2 {
-		out = findIPv6(s, out)
 	}
 	return sortSpans(out)
 }
@@ -163,6 +163,9 @@ func findDigitRuns(s string, out []span) []span {
 			}
 			continue
 		}
+		if c == '(' && !strings.Contains(s[i:min(len(s), i+7)], ")") {
+			continue // "(4111…": the value starts after the parenthesis
+		}
 		end, nd := runEnd(s, i)
 		if nd < 7 {
 			i = max(i, end-1)
@@ -229,10 +232,10 @@ func classify(run string) (Kind, bool) {
 	if n >= 13 && n <= 19 && run[0] != '+' && run[0] != '(' && luhn(digits) && cardBrand(digits) {
 		return Card, true
 	}
-	if n == 9 && isSSN(run) {
-		return SSN, true
+	if n == 9 && ssnShape(run) {
+		return SSN, isSSN(run) // an invalid SSN is not a phone either
 	}
-	if isDateOrTime(run) {
+	if isDateOrTime(run) || sameDigits(digits) {
 		return 0, false
 	}
 	if isPhone(run, n, seps) {
@@ -292,12 +295,24 @@ func cardBrand(d []byte) bool {
 	return false
 }
 
-// isSSN accepts AAA-GG-SSSS (dashes or spaces) with the valid ranges:
-// area 001-899 but not 666, group 01-99, serial 0001-9999.
-func isSSN(run string) bool {
-	if len(run) != 11 || (run[3] != '-' || run[6] != '-') && (run[3] != ' ' || run[6] != ' ') {
-		return false
+// ssnShape reports AAA-GG-SSSS, with dashes or spaces.
+func ssnShape(run string) bool {
+	return len(run) == 11 && (run[3] == '-' && run[6] == '-' || run[3] == ' ' && run[6] == ' ')
+}
+
+// sameDigits reports a placeholder like 0000 0000 0000.
+func sameDigits(d []byte) bool {
+	for _, c := range d {
+		if c != d[0] {
+			return false
+		}
 	}
+	return true
+}
+
+// isSSN accepts the valid ranges of an SSN-shaped run: area 001-899 but
+// not 666, group 01-99, serial 0001-9999.
+func isSSN(run string) bool {
 	area := run[0:3]
 	group := run[4:6]
 	serial := run[7:11]
@@ -307,11 +322,9 @@ func isSSN(run string) bool {
 // isDateOrTime rejects 2026-02-04, 04.02.2026, 20:30:45-like runs.
 func isDateOrTime(run string) bool {
 	groups := strings.FieldsFunc(run, func(r rune) bool { return r == '-' || r == '.' || r == ' ' || r == '/' })
-	if len(groups) == 3 && (len(groups[0]) == 4 && len(groups[1]) == 2 && len(groups[2]) == 2 ||
-		len(groups[0]) == 2 && len(groups[1]) == 2 && len(groups[2]) == 4) {
-		return true
-	}
-	return false
+	// 2026-02-04, 2026-02-04-001 (a date and more), 04.02.2026
+	return len(groups) >= 3 && len(groups[0]) == 4 && len(groups[1]) == 2 && len(groups[2]) == 2 ||
+		len(groups) == 3 && len(groups[0]) == 2 && len(groups[1]) == 2 && len(groups[2]) == 4
 }
 
 // isPhone accepts E.164 (+ and 8-15 digits) and national formats with
@@ -327,6 +340,13 @@ func isPhone(run string, digits, seps int) bool {
 	groups := strings.FieldsFunc(run, func(r rune) bool { return r == '-' || r == '.' || r == ' ' || r == '(' || r == ')' })
 	if len(groups) < 2 || len(groups) > 5 {
 		return false
+	}
+	if strings.Count(run, ".") == 3 && len(groups) == 4 {
+		return false // a dotted quad is an IP address
+	}
+	// 030 12345678: a trunk prefix and a long subscriber number.
+	if len(groups) == 2 && groups[0][0] == '0' && len(groups[1]) <= 8 {
+		return true
 	}
 	for _, g := range groups {
 		if len(g) > 5 {

@@ -3,7 +3,10 @@ package pii
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 )
 
 var testKey = bytes.Repeat([]byte{9}, 32)
@@ -38,5 +41,64 @@ func TestModes(t *testing.T) {
 	}
 	if anon(Off, body) != body {
 		t.Error("off changed the body")
+	}
+}
+
+// FuzzAnonymize: any string value, in any mode, gives valid JSON and UTF-8,
+// never panics, and anonymizing twice changes nothing more.
+func FuzzAnonymize(f *testing.F) {
+	for _, s := range []string{"alice@example.com", "+1 (555) 123-4567", "4111 1111 1111 1111", "::ffff:1.2.3.4",
+		"DE89 3704 0044 0532 0130 00", "123-45-6789", "10.0.0.1/8", "a@b@c.d", "((((", "\xff\xfe"} {
+		f.Add(s, uint8(0))
+	}
+	f.Fuzz(func(t *testing.T, s string, mode uint8) {
+		if !utf8.ValidString(s) {
+			return // the parser stores invalid UTF-8 escaped, as valid UTF-8
+		}
+		val, _ := json.Marshal(s)
+		body := `"actor":` + string(val) + `,"details":{"x":` + string(val) + `,"name":` + string(val) + `}`
+		m := Mode(mode % 3)
+		out := anon(m, body)
+		if !utf8.ValidString(out) || !json.Valid([]byte("{"+out+"}")) {
+			t.Fatalf("mode %d: invalid output for %q: %s", m, s, out)
+		}
+		if again := anon(m, out); again != out {
+			t.Fatalf("mode %d: not idempotent for %q:\n%s\n%s", m, s, out, again)
+		}
+	})
+}
+
+// Work must grow linearly with the input: a long adversarial string costs
+// about 10x a tenth of it, not 100x.
+func TestLinearTime(t *testing.T) {
+	for _, unit := range []string{"1.2.3.", "a@", "+1 2 ", "1-", "::", "DE89 "} {
+		small := strings.Repeat(unit, 2000)
+		large := strings.Repeat(unit, 20000)
+		ts, tl := timeAnon(small), timeAnon(large)
+		if tl > 30*ts && tl > 50*time.Millisecond {
+			t.Errorf("%q: %v for 10x the input of %v: super-linear", unit, tl, ts)
+		}
+	}
+}
+
+func timeAnon(s string) time.Duration {
+	val, _ := json.Marshal(s)
+	body := []byte(`"details":{"x":` + string(val) + `}`)
+	a := New(Options{Mode: Hash, Key: testKey})
+	start := time.Now()
+	for range 5 {
+		a.AppendBody(nil, body)
+	}
+	return time.Since(start)
+}
+
+func BenchmarkAnonymize(b *testing.B) {
+	body := []byte(`"timestamp":"2026-02-04T20:30:45.123456Z","event_type":"lead_ingested","actor":"system","lead_id":"LEAD-0001234","workflow":"sales_lead_management","details":{"source":"web_form","email":"alice@example.com","phone":"+1 555 123 4567","ip":"203.0.113.45","campaign":"spring_2026","note":"called back, left voicemail","score":87}`)
+	a := New(Options{Mode: Hash, Key: testKey, Always: DefaultAlways, Never: DefaultNever})
+	dst := make([]byte, 0, 1024)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		dst = a.AppendBody(dst[:0], body)
 	}
 }
