@@ -21,6 +21,7 @@ import (
 	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/agent/tailer"
 	"github.com/tailseal/tailseal/signer"
+	"github.com/tailseal/tailseal/signer/pii"
 )
 
 // Agent is one running ingest pipeline.
@@ -33,6 +34,8 @@ type Agent struct {
 	now     func() time.Time
 	buf     []byte
 	keys    *keys
+	pii     *pii.Anonymizer
+	tmp     []byte // scratch for anonymizing one body
 	Stats   Stats
 	metrics *collector
 
@@ -64,6 +67,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		}
 	}
 	a := &Agent{cfg: cfg, log: log, now: time.Now, keys: keys}
+	if err := a.setupPII(); err != nil {
+		return nil, err
+	}
 	a.metrics = newCollector(a)
 	st, last, err := store.Open(store.Options{
 		Dir:           filepath.Join(cfg.DataDir, StoreDir),
@@ -108,6 +114,21 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		Logger:       log,
 	})
 	return a, nil
+}
+
+func (a *Agent) setupPII() error {
+	mode, err := pii.ParseMode(a.cfg.PIIMode)
+	if err != nil {
+		return fmt.Errorf("%w: TAILSEAL_PII_MODE: %v", config.ErrInvalid, err)
+	}
+	var key []byte
+	if mode == pii.Hash {
+		if key, err = loadPIIKey(a.cfg, a.log); err != nil {
+			return err
+		}
+	}
+	a.pii = pii.New(pii.Options{Mode: mode, Key: key, Always: a.cfg.PIIFields, Never: a.cfg.PIIKeepFields})
+	return nil
 }
 
 // Store is the agent's store (for readers such as sinks and tests).
@@ -187,10 +208,15 @@ func (a *Agent) ingest(ctx context.Context, b *tailer.Batch) error {
 	for i := range b.Lines {
 		l := &b.Lines[i]
 		buf = a.chain.Begin(buf)
+		body := len(buf)
 		var kind parse.Kind
 		buf, kind = parse.Append(buf, parse.Line{Data: l.Data, Length: dataLength(l), Truncated: l.Truncated}, now)
 		if kind == parse.Malformed {
 			malformed++
+		}
+		if a.pii.Mode() != pii.Off { // before signing: what is signed is what is stored
+			a.tmp = a.pii.AppendBody(a.tmp[:0], buf[body:])
+			buf = append(buf[:body], a.tmp...)
 		}
 		buf = record.AppendSource(buf, l.File, l.ID, l.Offset, l.Length)
 		buf = a.chain.Finish(buf)

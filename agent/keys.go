@@ -27,6 +27,7 @@ const (
 	VerifyKeyFile   = "verify.key"     // in keys/: K0, only when generated on first start
 	NoteKeyFile     = "checkpoint.key" // in keys/: Ed25519 signer key
 	NotePubFile     = "checkpoint.pub" // in keys/: verifier key, one line
+	PIIKeyFile      = "pii.key"        // in keys/: pseudonymization key, when not configured
 	noteKeyName     = "tailseal"       // name in the signed-note key
 )
 
@@ -154,4 +155,35 @@ func (k *keys) finishSeal(last record.Meta) error {
 		return fmt.Errorf("last record is a seal with bad details: %s", last.Details)
 	}
 	return k.epoch.Advance(d.NextEpoch - d.Epoch)
+}
+
+// loadPIIKey returns the pseudonymization key: configured, or kept in
+// keys/pii.key (generated on first start with a warning). It is not the
+// signing key: pseudonyms stay stable across epochs.
+func loadPIIKey(cfg *config.Config, log *slog.Logger) ([]byte, error) {
+	if cfg.PIIKey != "" {
+		k, err := signer.ParseHexKey(cfg.PIIKey)
+		if err != nil {
+			return nil, fmt.Errorf("%w: TAILSEAL_PII_KEY: %v", config.ErrInvalid, err)
+		}
+		return k, nil
+	}
+	path := filepath.Join(cfg.DataDir, KeysDir, PIIKeyFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return signer.ParseHexKey(string(b))
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	k, err := signer.NewRandomKey()
+	if err != nil {
+		return nil, err
+	}
+	if err := signer.WriteKeyFile(path, hex.EncodeToString(k), 0o600); err != nil {
+		return nil, err
+	}
+	log.Warn("generated a pseudonymization key on first start; production should provide one (TAILSEAL_PII_KEY_FILE) and back it up: without it, data-subject lookups are impossible",
+		"path", path)
+	return k, nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tailseal/tailseal/agent/store"
+	"github.com/tailseal/tailseal/signer/pii"
 )
 
 // collector exports the agent's counters at scrape time, read from the
@@ -14,6 +15,7 @@ import (
 type collector struct {
 	a     *Agent
 	descs map[string]*prometheus.Desc
+	pii   *prometheus.Desc
 	fsync prometheus.Histogram
 }
 
@@ -33,6 +35,7 @@ var metricHelp = map[string]string{
 	"tailseal_store_durable_seq":             "Seq of the last durable record.",
 	"tailseal_store_segments":                "Segment files in the store.",
 	"tailseal_store_bytes":                   "Bytes of all segment files on disk.",
+	"tailseal_pii_fields_replaced_total":     "Field values replaced whole by a PII field rule.",
 }
 
 func newCollector(a *Agent) *collector {
@@ -40,6 +43,7 @@ func newCollector(a *Agent) *collector {
 	for name, help := range metricHelp {
 		c.descs[name] = prometheus.NewDesc(name, help, nil, nil)
 	}
+	c.pii = prometheus.NewDesc("tailseal_pii_replacements_total", "Personal data values replaced, by detector (never the values).", []string{"detector"}, nil)
 	c.fsync = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "tailseal_store_fsync_duration_seconds",
 		Help:    "Time one group commit (fsync of the active segment) takes.",
@@ -55,6 +59,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range c.descs {
 		ch <- d
 	}
+	ch <- c.pii
 	c.fsync.Describe(ch)
 }
 
@@ -95,5 +100,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge("tailseal_store_segments", float64(len(segs)))
 	gauge("tailseal_store_bytes", float64(size))
+	for k, name := range pii.Detectors {
+		ch <- prometheus.MustNewConstMetric(c.pii, prometheus.CounterValue, float64(a.pii.Replaced[k].Load()), name)
+	}
+	counter("tailseal_pii_fields_replaced_total", a.pii.Fields.Load())
 	c.fsync.Collect(ch)
 }

@@ -51,6 +51,14 @@ type Config struct {
 	// keys/checkpoint.key, generated on first start.
 	CheckpointKey string `envconfig:"CHECKPOINT_KEY"`
 
+	// PII: what personal data becomes (hash, redact, mask, off), the
+	// pseudonymization key (hex; generated into keys/pii.key when empty),
+	// fields replaced whole and fields never touched.
+	PIIMode       string   `envconfig:"PII_MODE" default:"hash"`
+	PIIKey        string   `envconfig:"PII_KEY"`
+	PIIFields     []string `envconfig:"PII_FIELDS" default:"name,first_name,last_name,full_name,address,phone,email"`
+	PIIKeepFields []string `envconfig:"PII_KEEP_FIELDS" default:"lead_id,crm_id,workflow,event_type,timestamp"`
+
 	// Listen is the address of /metrics, /healthz and /readyz ("" disables).
 	Listen   string `envconfig:"LISTEN" default:"127.0.0.1:9464"`
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
@@ -66,6 +74,7 @@ var secrets = []struct {
 	{"VERIFY_KEY", func(c *Config) *string { return &c.VerifyKey }},
 	{"VERIFIER", func(c *Config) *string { return &c.Verifier }},
 	{"CHECKPOINT_KEY", func(c *Config) *string { return &c.CheckpointKey }},
+	{"PII_KEY", func(c *Config) *string { return &c.PIIKey }},
 }
 
 // Load reads the environment, applies defaults and validates.
@@ -135,6 +144,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Origin == "" || strings.ContainsAny(c.Origin, "\n") {
 		errs = append(errs, "TAILSEAL_ORIGIN must be one non-empty line")
+	}
+	switch strings.ToLower(c.PIIMode) {
+	case "hash", "redact", "mask", "off":
+	default:
+		errs = append(errs, "TAILSEAL_PII_MODE must be hash, redact, mask or off")
 	}
 	if c.PollInterval < 10*time.Millisecond {
 		errs = append(errs, "TAILSEAL_POLL_INTERVAL must be at least 10ms")
