@@ -208,15 +208,16 @@ func (a *Agent) ingest(ctx context.Context, b *tailer.Batch) error {
 	for i := range b.Lines {
 		l := &b.Lines[i]
 		buf = a.chain.Begin(buf)
-		body := len(buf)
+		line := parse.Line{Data: l.Data, Length: dataLength(l), Truncated: l.Truncated}
 		var kind parse.Kind
-		buf, kind = parse.Append(buf, parse.Line{Data: l.Data, Length: dataLength(l), Truncated: l.Truncated}, now)
+		if a.pii.Mode() == pii.Off {
+			buf, kind = parse.Append(buf, line, now)
+		} else { // anonymized before signing: what is signed is what is stored
+			a.tmp, kind = parse.Append(a.tmp[:0], line, now)
+			buf = a.pii.AppendBody(buf, a.tmp)
+		}
 		if kind == parse.Malformed {
 			malformed++
-		}
-		if a.pii.Mode() != pii.Off { // before signing: what is signed is what is stored
-			a.tmp = a.pii.AppendBody(a.tmp[:0], buf[body:])
-			buf = append(buf[:body], a.tmp...)
 		}
 		buf = record.AppendSource(buf, l.File, l.ID, l.Offset, l.Length)
 		buf = a.chain.Finish(buf)

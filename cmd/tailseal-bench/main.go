@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,8 +29,9 @@ func main() {
 	bin := flag.String("bin", "tailseal", "path to the tailseal binary")
 	lines := flag.Int("lines", 1000000, "lines to ingest")
 	keep := flag.String("keep", "", "copy the resulting data dir here (for other benchmarks)")
+	modes := flag.String("pii", "hash,off", "PII modes to ingest with, in this order, in one run")
 	flag.Parse()
-	if err := run(*bin, *lines, *keep); err != nil {
+	if err := run(*bin, *lines, *keep, strings.Split(*modes, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "tailseal-bench:", err)
 		os.Exit(1)
 	}
@@ -37,15 +39,22 @@ func main() {
 
 var types = []string{"lead_ingested", "crm_write", "email_sent", "workflow_started", "performance", "error"}
 
+// line returns the n-th audit line: mixed event types, personal data in
+// half of them (email, phone, client IP), one in a thousand malformed.
 func line(n int) string {
 	if n%1000 == 999 {
 		return fmt.Sprintf("WARN plain text line %d from a misconfigured logger", n)
 	}
-	return fmt.Sprintf(`{"timestamp":"2026-02-04T20:%02d:%02d.%06dZ","event_type":"%s","actor":"system","lead_id":"LEAD-%07d","workflow":"sales_lead_management","details":{"source":"web_form","campaign":"spring_2026","duration_ms":%d,"status":"ok"}}`,
-		n/60000%60, n/1000%60, n%1000000, types[n%len(types)], n, n%900+20)
+	details := fmt.Sprintf(`"source":"web_form","campaign":"spring_2026","duration_ms":%d,"status":"ok"`, n%900+20)
+	if n%2 == 0 {
+		details = fmt.Sprintf(`"source":"web_form","email":"lead%d@example.com","phone":"+1 555 %03d %04d","ip":"203.0.%d.%d","duration_ms":%d`,
+			n%50000, n%1000, n%10000, n%256, (n/256)%256, n%900+20)
+	}
+	return fmt.Sprintf(`{"timestamp":"2026-02-04T20:%02d:%02d.%06dZ","event_type":"%s","actor":"system","lead_id":"LEAD-%07d","workflow":"sales_lead_management","details":{%s}}`,
+		n/60000%60, n/1000%60, n%1000000, types[n%len(types)], n, details)
 }
 
-func run(bin string, n int, keep string) error {
+func run(bin string, n int, keep string, modes []string) error {
 	dir, err := os.MkdirTemp("", "tailseal-bench")
 	if err != nil {
 		return err
@@ -68,16 +77,42 @@ func run(bin string, n int, keep string) error {
 	fi, _ := f.Stat()
 	f.Close()
 	size := fi.Size()
+	fmt.Printf("%d lines, %.1f MB\n", n, float64(size)/1e6)
+	fmt.Printf("%-16s %12s %8s %8s %10s\n", "", "lines/s", "MB/s", "CPU s", "peak RSS")
+	var first float64
+	var data string
+	for i, mode := range modes {
+		data = filepath.Join(dir, "data-"+mode)
+		rate, err := ingest(bin, src, data, mode, n, size)
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			first = rate
+		} else {
+			fmt.Printf("ratio %s/%s: %.2f\n", modes[0], mode, first/rate)
+		}
+	}
+	data = filepath.Join(dir, "data-"+modes[0])
+	if keep != "" {
+		if out, err := exec.Command("cp", "-a", data, keep).CombinedOutput(); err != nil {
+			return fmt.Errorf("keep data dir: %v %s", err, out)
+		}
+	}
+	return verify(bin, data)
+}
 
-	data := filepath.Join(dir, "data")
+// ingest runs the agent on src until all n lines are durable and prints a row.
+func ingest(bin, src, data, mode string, n int, size int64) (float64, error) {
+	// Default settings otherwise: epoch keys generated on first start (K0 in
+	// keys/, which verify then uses to check every signature), checkpoints on.
 	cmd := exec.Command(bin, "run")
-	// Default settings: epoch keys generated on first start (K0 in keys/,
-	// which verify then uses to check every signature), checkpoints on.
-	cmd.Env = append(os.Environ(), "TAILSEAL_SOURCE="+src, "TAILSEAL_DATA_DIR="+data, "TAILSEAL_LOG_LEVEL=error", "TAILSEAL_LISTEN=")
+	cmd.Env = append(os.Environ(), "TAILSEAL_SOURCE="+src, "TAILSEAL_DATA_DIR="+data, "TAILSEAL_LOG_LEVEL=error",
+		"TAILSEAL_LISTEN=", "TAILSEAL_PII_MODE="+mode)
 	cmd.Stderr = os.Stderr
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return err
+		return 0, err
 	}
 	for last := uint64(0); last < uint64(n); time.Sleep(10 * time.Millisecond) {
 		last = lastSeq(filepath.Join(data, "store"))
@@ -87,16 +122,10 @@ func run(bin string, n int, keep string) error {
 	cmd.Wait()
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	fmt.Printf("%-10s %12s %8s %8s %10s\n", "", "lines/s", "MB/s", "CPU s", "peak RSS")
-	fmt.Printf("%-10s %12.0f %8.1f %8.2f %7.1f MiB\n", "tailseal", float64(n)/wall.Seconds(),
+	rate := float64(n) / wall.Seconds()
+	fmt.Printf("%-16s %12.0f %8.1f %8.2f %7.1f MiB\n", "tailseal pii="+mode, rate,
 		float64(size)/1e6/wall.Seconds(), cpu.Seconds(), float64(ru.Maxrss)/1024)
-	fmt.Printf("(%d lines, %.1f MB, wall %.2fs)\n", n, float64(size)/1e6, wall.Seconds())
-	if keep != "" {
-		if out, err := exec.Command("cp", "-a", data, keep).CombinedOutput(); err != nil {
-			return fmt.Errorf("keep data dir: %v %s", err, out)
-		}
-	}
-	return verify(bin, data)
+	return rate, nil
 }
 
 // verify times `tailseal verify` on the store just made, on one core.

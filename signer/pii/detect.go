@@ -319,9 +319,33 @@ func isSSN(run string) bool {
 	return area != "000" && area != "666" && area < "900" && group != "00" && serial != "0000"
 }
 
+// digitGroups splits a run at separators into at most len(buf) groups,
+// without allocating; ok is false when there are more.
+func digitGroups(run string, buf []string) (groups []string, ok bool) {
+	groups = buf[:0]
+	start := -1
+	for i := 0; i <= len(run); i++ {
+		if i < len(run) && isDigit(run[i]) {
+			if start < 0 {
+				start = i
+			}
+			continue
+		}
+		if start >= 0 {
+			if len(groups) == cap(buf) {
+				return groups, false
+			}
+			groups = append(groups, run[start:i])
+			start = -1
+		}
+	}
+	return groups, true
+}
+
 // isDateOrTime rejects 2026-02-04, 04.02.2026, 20:30:45-like runs.
 func isDateOrTime(run string) bool {
-	groups := strings.FieldsFunc(run, func(r rune) bool { return r == '-' || r == '.' || r == ' ' || r == '/' })
+	var buf [8]string
+	groups, _ := digitGroups(run, buf[:])
 	// 2026-02-04, 2026-02-04-001 (a date and more), 04.02.2026
 	return len(groups) >= 3 && len(groups[0]) == 4 && len(groups[1]) == 2 && len(groups[2]) == 2 ||
 		len(groups) == 3 && len(groups[0]) == 2 && len(groups[1]) == 2 && len(groups[2]) == 4
@@ -337,8 +361,9 @@ func isPhone(run string, digits, seps int) bool {
 	if digits < 7 || digits > 12 || seps == 0 {
 		return false
 	}
-	groups := strings.FieldsFunc(run, func(r rune) bool { return r == '-' || r == '.' || r == ' ' || r == '(' || r == ')' })
-	if len(groups) < 2 || len(groups) > 5 {
+	var buf [6]string
+	groups, ok := digitGroups(run, buf[:])
+	if !ok || len(groups) < 2 || len(groups) > 5 {
 		return false
 	}
 	if strings.Count(run, ".") == 3 && len(groups) == 4 {

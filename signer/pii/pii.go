@@ -65,9 +65,11 @@ type Options struct {
 // be read from any.
 type Anonymizer struct {
 	opt    Options
-	always map[string]bool
-	never  map[string]bool
+	rules  map[string]rule // field name (lower case) -> always or never
 	mac    hash.Hash
+	msg    []byte // scratch: the HMAC input
+	norm   []byte // scratch: a normalized value
+	frames []frame
 	sum    [32]byte
 	spans  []span
 	lower  []byte
@@ -89,12 +91,12 @@ const (
 
 // New returns an Anonymizer.
 func New(opt Options) *Anonymizer {
-	a := &Anonymizer{opt: opt, always: map[string]bool{}, never: map[string]bool{}, mac: hmac.New(sha256.New, opt.Key)}
+	a := &Anonymizer{opt: opt, rules: map[string]rule{}, mac: hmac.New(sha256.New, opt.Key)}
 	for _, f := range opt.Always {
-		a.always[strings.ToLower(f)] = true
+		a.rules[strings.ToLower(f)] = alwaysRule
 	}
 	for _, f := range opt.Never {
-		a.never[strings.ToLower(f)] = true
+		a.rules[strings.ToLower(f)] = neverRule // never wins over always
 	}
 	return a
 }
@@ -112,12 +114,14 @@ func (a *Anonymizer) AppendBody(dst, body []byte) []byte {
 }
 
 // walk rewrites JSON. members says src is object members without braces.
+type frame struct {
+	obj  bool
+	rule rule
+}
+
 func (a *Anonymizer) walk(dst, src []byte, members bool) []byte {
-	type frame struct {
-		obj  bool
-		rule rule
-	}
-	stack := []frame{{obj: members}}
+	stack := append(a.frames[:0], frame{obj: members})
+	defer func() { a.frames = stack[:0] }()
 	expectKey := members
 	valueRule := detectRule
 	for i := 0; i < len(src); {
@@ -202,16 +206,12 @@ func (a *Anonymizer) keyRule(parent rule, tok []byte) rule {
 		return neverRule
 	}
 	r := parent
-	switch {
-	case parent == alwaysRule:
-	case a.never[string(a.lower)]: // lookups with string(bytes) do not allocate
-		return neverRule
-	case a.always[string(a.lower)]:
-		r = alwaysRule
-	default:
-		return detectRule
+	if r != alwaysRule {
+		r = a.rules[string(a.lower)] // a lookup with string(bytes) does not allocate
 	}
-	a.currentKey = string(a.lower) // only for fields replaced whole
+	if r == alwaysRule {
+		a.currentKey = string(a.lower) // only for fields replaced whole
+	}
 	return r
 }
 
@@ -298,7 +298,8 @@ func (a *Anonymizer) appendFieldValue(dst []byte, field, value string) []byte {
 			dst = appendMaskedText(dst, value)
 		}
 	default:
-		dst = a.appendPseudonym(dst, tag, normalizeField(value))
+		a.norm = appendNormalizedField(a.norm[:0], value)
+		dst = a.appendPseudonym(dst, tag, a.norm)
 	}
 	return append(dst, '"')
 }
@@ -311,15 +312,15 @@ func (a *Anonymizer) appendReplacement(dst []byte, k Kind, v string) []byte {
 	case Mask:
 		return appendMasked(dst, k, v)
 	}
-	return a.appendPseudonym(dst, k.String(), normalize(k, v))
+	a.norm = appendNormalized(a.norm[:0], k, v)
+	return a.appendPseudonym(dst, k.String(), a.norm)
 }
 
 // appendPseudonym appends <tag:12 hex digits of HMAC(key, tag NUL value)>.
-func (a *Anonymizer) appendPseudonym(dst []byte, tag, value string) []byte {
+func (a *Anonymizer) appendPseudonym(dst []byte, tag string, value []byte) []byte {
+	a.msg = append(append(append(a.msg[:0], tag...), 0), value...)
 	a.mac.Reset()
-	a.mac.Write([]byte(tag))
-	a.mac.Write([]byte{0})
-	a.mac.Write([]byte(value))
+	a.mac.Write(a.msg)
 	sum := a.mac.Sum(a.sum[:0])
 	dst = append(dst, '<')
 	dst = append(dst, tag...)
@@ -331,37 +332,70 @@ func (a *Anonymizer) appendPseudonym(dst []byte, tag, value string) []byte {
 // Pseudonym returns what value of kind tag (email, phone, ip, card, iban,
 // ssn, or a field name) becomes in hash mode: for data-subject requests.
 func (a *Anonymizer) Pseudonym(tag, value string) string {
-	norm := normalizeField(value)
+	norm := appendNormalizedField(nil, value)
 	for k := Kind(0); k < numKinds; k++ {
 		if k.String() == tag {
-			norm = normalize(k, value)
+			norm = appendNormalized(nil, k, value)
 		}
 	}
 	return string(a.appendPseudonym(nil, tag, norm))
 }
 
-func normalize(k Kind, v string) string {
+// appendNormalized appends the form of v that pseudonyms are computed on,
+// so that spellings of one value join.
+func appendNormalized(dst []byte, k Kind, v string) []byte {
 	switch k {
 	case Email:
-		return strings.ToLower(v)
+		for i := 0; i < len(v); i++ {
+			c := v[i]
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			dst = append(dst, c)
+		}
+		return dst
 	case IPv4, IPv6:
 		if ip, err := netip.ParseAddr(v); err == nil {
-			return ip.String()
+			return ip.AppendTo(dst)
 		}
 	case IBAN:
-		return strings.ToUpper(strings.ReplaceAll(v, " ", ""))
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; c != ' ' {
+				if c >= 'a' && c <= 'z' {
+					c -= 'a' - 'A'
+				}
+				dst = append(dst, c)
+			}
+		}
+		return dst
 	}
-	var b strings.Builder // phone, card, ssn: the digits
-	for i := 0; i < len(v); i++ {
+	for i := 0; i < len(v); i++ { // phone, card, ssn: the digits
 		if isDigit(v[i]) {
-			b.WriteByte(v[i])
+			dst = append(dst, v[i])
 		}
 	}
-	return b.String()
+	return dst
 }
 
-func normalizeField(v string) string {
-	return strings.ToLower(strings.Join(strings.Fields(v), " "))
+// appendNormalizedField lower-cases v and collapses its white space.
+func appendNormalizedField(dst []byte, v string) []byte {
+	space := false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == ' ' || c == '\t' || c == '\n' || c == '\r' {
+			space = len(dst) > 0
+			continue
+		}
+		if space {
+			dst = append(dst, ' ')
+			space = false
+		}
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 // content returns the inside of a string token; escaped reports a backslash.
