@@ -50,8 +50,10 @@ func TestKustomizationResourcesExist(t *testing.T) {
 	decode(t, "pvc.yaml", &pvc)
 	var secret corev1.Secret
 	decode(t, "secret.yaml", &secret)
-	if _, ok := secret.StringData["checkpoint-key"]; !ok {
-		t.Error("secret has no checkpoint-key")
+	for _, k := range []string{"checkpoint-key", "pii-key"} {
+		if _, ok := secret.StringData[k]; !ok {
+			t.Errorf("secret has no %s", k)
+		}
 	}
 }
 
