@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tailseal/tailseal/agent/benchdata"
 	"github.com/tailseal/tailseal/agent/record"
 	"github.com/tailseal/tailseal/agent/store"
 )
@@ -37,23 +38,6 @@ func main() {
 	}
 }
 
-var types = []string{"lead_ingested", "crm_write", "email_sent", "workflow_started", "performance", "error"}
-
-// line returns the n-th audit line: mixed event types, personal data in
-// half of them (email, phone, client IP), one in a thousand malformed.
-func line(n int) string {
-	if n%1000 == 999 {
-		return fmt.Sprintf("WARN plain text line %d from a misconfigured logger", n)
-	}
-	details := fmt.Sprintf(`"source":"web_form","campaign":"spring_2026","duration_ms":%d,"status":"ok"`, n%900+20)
-	if n%2 == 0 {
-		details = fmt.Sprintf(`"source":"web_form","email":"lead%d@example.com","phone":"+1 555 %03d %04d","ip":"203.0.%d.%d","duration_ms":%d`,
-			n%50000, n%1000, n%10000, n%256, (n/256)%256, n%900+20)
-	}
-	return fmt.Sprintf(`{"timestamp":"2026-02-04T20:%02d:%02d.%06dZ","event_type":"%s","actor":"system","lead_id":"LEAD-%07d","workflow":"sales_lead_management","details":{%s}}`,
-		n/60000%60, n/1000%60, n%1000000, types[n%len(types)], n, details)
-}
-
 func run(bin string, n int, keep string, modes []string) error {
 	dir, err := os.MkdirTemp("", "tailseal-bench")
 	if err != nil {
@@ -68,7 +52,7 @@ func run(bin string, n int, keep string, modes []string) error {
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
 	for i := range n {
-		w.WriteString(line(i))
+		w.WriteString(benchdata.Line(i))
 		w.WriteByte('\n')
 	}
 	if err := w.Flush(); err != nil {

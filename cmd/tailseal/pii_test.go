@@ -2,13 +2,10 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -46,19 +43,7 @@ func TestNoRawPIIInDataDir(t *testing.T) {
 				if err != nil || d.IsDir() {
 					return err
 				}
-				data, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if strings.HasSuffix(path, ".gz") {
-					zr, err := gzip.NewReader(bytes.NewReader(data))
-					if err != nil {
-						t.Fatal(err)
-					}
-					if data, err = io.ReadAll(zr); err != nil {
-						t.Fatal(err)
-					}
-				}
+				data := readFile(t, path)
 				checked += len(data)
 				for _, raw := range append(raws, "Alice Smith") {
 					if bytes.Contains(data, []byte(raw)) {

@@ -89,8 +89,8 @@ func copyDir(t *testing.T, from, to string) {
 	}
 }
 
-// segLines reads a segment's lines, compressed or not.
-func segLines(t *testing.T, path string) []string {
+// readFile reads a file, decompressing it if its name ends in .gz.
+func readFile(t *testing.T, path string) []byte {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -105,7 +105,13 @@ func segLines(t *testing.T, path string) []string {
 			t.Fatal(err)
 		}
 	}
-	return strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	return data
+}
+
+// segLines reads a segment's lines, compressed or not.
+func segLines(t *testing.T, path string) []string {
+	t.Helper()
+	return strings.Split(strings.TrimSuffix(string(readFile(t, path)), "\n"), "\n")
 }
 
 func writeSeg(t *testing.T, path string, lines []string) {
