@@ -197,19 +197,25 @@ func TestNoSecretsInLogs(t *testing.T) {
 			w.write(50)
 			e.waitStored(50)
 			p.stop(t)
-			secrets := []string{hmacKey, skey, strings.TrimPrefix(skey, "PRIVATE+KEY+")}
+			secrets := map[string]string{"static HMAC key": hmacKey, "checkpoint signer key": skey,
+				"checkpoint signer key body": strings.TrimPrefix(skey, "PRIVATE+KEY+")}
 			if k0, err := os.ReadFile(filepath.Join(e.dataDir, "keys", "verify.key")); err == nil {
-				secrets = append(secrets, strings.TrimSpace(string(k0)))
+				secrets["K0"] = strings.TrimSpace(string(k0))
 			}
 			if st, err := os.ReadFile(filepath.Join(e.dataDir, "state", "seal.json")); err == nil {
 				var s struct{ Key string }
 				json.Unmarshal(st, &s)
-				secrets = append(secrets, s.Key)
+				secrets["current epoch key"] = s.Key
+			}
+			if pk, err := os.ReadFile(filepath.Join(e.dataDir, "keys", "pii.key")); err == nil {
+				secrets["pseudonymization key"] = strings.TrimSpace(string(pk))
 			}
 			log := p.stderr.String()
-			for _, s := range secrets {
-				if s != "" && strings.Contains(log, s) {
-					t.Errorf("a secret appears in the agent's stderr: %.12s…", s)
+			for name, s := range secrets {
+				if i := strings.Index(log, s); s != "" && i >= 0 {
+					// Name it and show where, without the secret itself.
+					line := log[strings.LastIndexByte(log[:i], '\n')+1 : i]
+					t.Errorf("the %s appears in the agent's stderr, in a line starting %.120q", name, line)
 				}
 			}
 		})
