@@ -81,6 +81,10 @@ var secrets = []struct {
 func Load() (*Config, error) {
 	var c Config
 	if err := envconfig.Process(Prefix, &c); err != nil {
+		var pe *envconfig.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%w: %s=%q is not a valid %s", ErrInvalid, pe.KeyName, pe.Value, typeName(pe.TypeName))
+		}
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	for _, s := range secrets {
@@ -110,6 +114,19 @@ func loadSecretFile(name string, dst *string) error {
 	}
 	*dst = strings.TrimSpace(string(b))
 	return nil
+}
+
+// typeName says what a value should look like, for people.
+func typeName(t string) string {
+	switch t {
+	case "int":
+		return "whole number"
+	case "Duration", "time.Duration":
+		return "duration (for example 500ms, 15m, 24h)"
+	case "bool":
+		return "boolean (true or false)"
+	}
+	return t
 }
 
 // Validate checks ranges and fills derived defaults.

@@ -24,7 +24,7 @@ TAILSEAL_VERIFIER. Refuses to overwrite existing keys.
 `)
 	}
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return flagError(err)
 	}
 	cfg, err := loadConfig()
 	if err != nil {

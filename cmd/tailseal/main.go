@@ -4,6 +4,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -88,4 +89,12 @@ func loadConfig() (*config.Config, error) {
 		return nil, errUsage
 	}
 	return cfg, nil
+}
+
+// flagError maps a flag parsing error: -h and --help are a success.
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return fmt.Errorf("%w: %v", errUsage, err)
 }

@@ -28,7 +28,7 @@ Stops cleanly on SIGTERM or SIGINT. All settings are environment variables.
 `)
 	}
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return flagError(err)
 	}
 	cfg, err := loadConfig()
 	if err != nil {

@@ -34,7 +34,7 @@ Exit 0 when intact, 1 with findings, 2 on usage or key errors.
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return flagError(err)
 	}
 	cfg, err := loadConfig()
 	if err != nil {
