@@ -14,9 +14,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -31,14 +34,20 @@ func main() {
 	lines := flag.Int("lines", 1000000, "lines to ingest")
 	keep := flag.String("keep", "", "copy the resulting data dir here (for other benchmarks)")
 	modes := flag.String("pii", "hash,off", "PII modes to ingest with, in this order, in one run")
+	rsyslogd := flag.String("rsyslogd", "", "path to rsyslogd to compare with (imfile -> omfile, plain copy); empty: look in PATH, none: skip")
 	flag.Parse()
-	if err := run(*bin, *lines, *keep, strings.Split(*modes, ",")); err != nil {
+	if *rsyslogd == "" {
+		if p, err := exec.LookPath("rsyslogd"); err == nil {
+			*rsyslogd = p
+		}
+	}
+	if err := run(*bin, *lines, *keep, strings.Split(*modes, ","), *rsyslogd); err != nil {
 		fmt.Fprintln(os.Stderr, "tailseal-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, n int, keep string, modes []string) error {
+func run(bin string, n int, keep string, modes []string, rsyslogd string) error {
 	dir, err := os.MkdirTemp("", "tailseal-bench")
 	if err != nil {
 		return err
@@ -77,6 +86,13 @@ func run(bin string, n int, keep string, modes []string) error {
 			fmt.Printf("ratio %s/%s: %.2f\n", modes[0], mode, first/rate)
 		}
 	}
+	if rsyslogd != "" && rsyslogd != "none" {
+		rate, err := rsyslog(rsyslogd, src, filepath.Join(dir, "rsyslog"), size)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("ratio tailseal pii=%s / rsyslog: %.2f\n", modes[0], first/rate)
+	}
 	data = filepath.Join(dir, "data-"+modes[0])
 	if keep != "" {
 		if out, err := exec.Command("cp", "-a", data, keep).CombinedOutput(); err != nil {
@@ -102,14 +118,104 @@ func ingest(bin, src, data, mode string, n int, size int64) (float64, error) {
 		last = lastSeq(filepath.Join(data, "store"))
 	}
 	wall := time.Since(start)
+	peak := vmHWM(cmd.Process.Pid)
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	rate := float64(n) / wall.Seconds()
 	fmt.Printf("%-16s %12.0f %8.1f %8.2f %7.1f MiB\n", "tailseal pii="+mode, rate,
-		float64(size)/1e6/wall.Seconds(), cpu.Seconds(), float64(ru.Maxrss)/1024)
+		float64(size)/1e6/wall.Seconds(), cpu.Seconds(), peak)
 	return rate, nil
+}
+
+// rsyslog runs rsyslogd (imfile in inotify mode -> omfile with a %msg%
+// template: a plain copy, no parsing or signing) over the same file until
+// its output holds every byte, and prints a row like ingest.
+func rsyslog(bin, src, dir string, size int64) (float64, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "work"), 0o755); err != nil {
+		return 0, err
+	}
+	out := filepath.Join(dir, "out.log")
+	conf := filepath.Join(dir, "rsyslog.conf")
+	err := os.WriteFile(conf, []byte(fmt.Sprintf(`global(workDirectory="%s/work" maxMessageSize="1m")
+module(load="imfile" mode="inotify")
+template(name="msg" type="string" string="%%msg%%\n")
+ruleset(name="copy") { action(type="omfile" file="%s" template="msg") }
+input(type="imfile" file="%s" tag="audit" ruleset="copy" freshStartTail="off")
+`, dir, out, src)), 0o644)
+	if err != nil {
+		return 0, err
+	}
+	cmd := exec.Command(bin, "-n", "-f", conf, "-i", filepath.Join(dir, "pid"))
+	cmd.Stderr = os.Stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	deadline := start.Add(5 * time.Minute)
+	for {
+		fi, err := os.Stat(out)
+		if err == nil && fi.Size() >= size {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			return 0, fmt.Errorf("rsyslog: output incomplete after 5 minutes")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	wall := time.Since(start)
+	peak := vmHWM(cmd.Process.Pid)
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	lines, err := countLines(out)
+	if err != nil {
+		return 0, err
+	}
+	rate := float64(lines) / wall.Seconds()
+	fmt.Printf("%-16s %12.0f %8.1f %8.2f %7.1f MiB\n", "rsyslog", rate, float64(size)/1e6/wall.Seconds(), cpu.Seconds(), peak)
+	return rate, nil
+}
+
+// countLines counts newlines without holding the file in memory.
+func countLines(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	n := 0
+	for {
+		m, err := f.Read(buf)
+		n += bytes.Count(buf[:m], []byte("\n"))
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+// vmHWM is a running process's peak resident set in MiB, counted from its
+// exec. (wait4's ru_maxrss is not used for it: a child started with
+// CLONE_VM|CLONE_VFORK also counts the parent's resident memory before exec.)
+func vmHWM(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
+			return float64(kb) / 1024
+		}
+	}
+	return -1
 }
 
 // verify times `tailseal verify` on the store just made, on one core.
@@ -118,6 +224,7 @@ func verify(bin, data string) error {
 	cmd.Env = append(os.Environ(), "TAILSEAL_DATA_DIR="+data, "GOMAXPROCS=1")
 	var out bytes.Buffer
 	cmd.Stdout = &out
+	debug.FreeOSMemory() // keep this process small: the child's ru_maxrss counts it until exec
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("verify: %v\n%s", err, out.String())
