@@ -117,16 +117,8 @@ func ingest(bin, src, data, mode string, n int, size int64) (float64, error) {
 	for last := uint64(0); last < uint64(n); time.Sleep(10 * time.Millisecond) {
 		last = lastSeq(filepath.Join(data, "store"))
 	}
-	wall := time.Since(start)
-	peak := vmHWM(cmd.Process.Pid)
-	cmd.Process.Signal(syscall.SIGTERM)
-	cmd.Wait()
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	rate := float64(n) / wall.Seconds()
-	fmt.Printf("%-16s %12.0f %8.1f %8.2f %7.1f MiB\n", "tailseal pii="+mode, rate,
-		float64(size)/1e6/wall.Seconds(), cpu.Seconds(), peak)
-	return rate, nil
+	wall, cpu, peak := stop(cmd, start)
+	return row("tailseal pii="+mode, n, size, wall, cpu, peak), nil
 }
 
 // rsyslog runs rsyslogd (imfile in inotify mode -> omfile with a %msg%
@@ -165,19 +157,30 @@ input(type="imfile" file="%s" tag="audit" ruleset="copy" freshStartTail="off")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	wall := time.Since(start)
-	peak := vmHWM(cmd.Process.Pid)
-	cmd.Process.Signal(syscall.SIGTERM)
-	cmd.Wait()
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	wall, cpu, peak := stop(cmd, start)
 	lines, err := countLines(out)
 	if err != nil {
 		return 0, err
 	}
+	return row("rsyslog", lines, size, wall, cpu, peak), nil
+}
+
+// stop ends a process that has done its work and returns the time since
+// start, its CPU time and its peak RSS in MiB.
+func stop(cmd *exec.Cmd, start time.Time) (wall, cpu time.Duration, peakMiB float64) {
+	wall = time.Since(start)
+	peakMiB = vmHWM(cmd.Process.Pid) // before it exits
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return wall, time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), peakMiB
+}
+
+// row prints one line of the table and returns lines/s.
+func row(name string, lines int, size int64, wall, cpu time.Duration, peakMiB float64) float64 {
 	rate := float64(lines) / wall.Seconds()
-	fmt.Printf("%-16s %12.0f %8.1f %8.2f %7.1f MiB\n", "rsyslog", rate, float64(size)/1e6/wall.Seconds(), cpu.Seconds(), peak)
-	return rate, nil
+	fmt.Printf("%-16s %12.0f %8.1f %8.2f %7.1f MiB\n", name, rate, float64(size)/1e6/wall.Seconds(), cpu.Seconds(), peakMiB)
+	return rate
 }
 
 // countLines counts newlines without holding the file in memory.
