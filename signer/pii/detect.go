@@ -137,6 +137,22 @@ func findEmails(s string, out []span) []span {
 			ok = ok && isAlpha(tld[j])
 		}
 		if ok {
+			// a@b.cc@d.ee is one value, not an address followed by
+			// "@d.ee": replacing only the first part would leave the
+			// rest to be found again, differently, on a second pass.
+			for r < len(s) && s[r] == '@' {
+				next := r + 1
+				for next < len(s) && isDomain(s[next]) {
+					next++
+				}
+				for next > r+1 && (s[next-1] == '.' || s[next-1] == '-') {
+					next--
+				}
+				if next == r+1 {
+					break
+				}
+				r = next
+			}
 			out = append(out, span{l, r, Email})
 			i = r
 		}

@@ -3,6 +3,7 @@ package pii
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,8 @@ func FuzzAnonymize(f *testing.F) {
 		val, _ := json.Marshal(s)
 		body := `"actor":` + string(val) + `,"details":{"x":` + string(val) + `,"name":` + string(val) + `}`
 		m := Mode(mode % 3)
+		watchdog := time.AfterFunc(5*time.Second, func() { panic(fmt.Sprintf("mode %d: anonymizing %q takes more than 5s", m, s)) })
+		defer watchdog.Stop()
 		out := anon(m, body)
 		if !utf8.ValidString(out) || !json.Valid([]byte("{"+out+"}")) {
 			t.Fatalf("mode %d: invalid output for %q: %s", m, s, out)
