@@ -161,22 +161,12 @@ func (k *keys) finishSeal(last record.Meta) error {
 // keys/pii.key (generated on first start with a warning). It is not the
 // signing key: pseudonyms stay stable across epochs.
 func loadPIIKey(cfg *config.Config, log *slog.Logger) ([]byte, error) {
-	if cfg.PIIKey != "" {
-		k, err := signer.ParseHexKey(cfg.PIIKey)
-		if err != nil {
-			return nil, fmt.Errorf("%w: TAILSEAL_PII_KEY: %v", config.ErrInvalid, err)
-		}
-		return k, nil
+	k, err := ReadPIIKey(cfg)
+	if !errors.Is(err, os.ErrNotExist) {
+		return k, err
 	}
 	path := filepath.Join(cfg.DataDir, KeysDir, PIIKeyFile)
-	b, err := os.ReadFile(path)
-	if err == nil {
-		return signer.ParseHexKey(string(b))
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	k, err := signer.NewRandomKey()
+	k, err = signer.NewRandomKey()
 	if err != nil {
 		return nil, err
 	}
@@ -186,4 +176,22 @@ func loadPIIKey(cfg *config.Config, log *slog.Logger) ([]byte, error) {
 	log.Warn("generated a pseudonymization key on first start; production should provide one (TAILSEAL_PII_KEY_FILE) and back it up: without it, data-subject lookups are impossible",
 		"path", path)
 	return k, nil
+}
+
+// ReadPIIKey returns the configured pseudonymization key, or the one kept
+// in keys/pii.key; an error wrapping os.ErrNotExist when there is neither.
+func ReadPIIKey(cfg *config.Config) ([]byte, error) {
+	if cfg.PIIKey != "" {
+		k, err := signer.ParseHexKey(cfg.PIIKey)
+		if err != nil {
+			return nil, fmt.Errorf("%w: TAILSEAL_PII_KEY: %v", config.ErrInvalid, err)
+		}
+		return k, nil
+	}
+	path := filepath.Join(cfg.DataDir, KeysDir, PIIKeyFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return signer.ParseHexKey(string(b))
 }

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"github.com/klauspost/compress/gzip"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/tailseal/tailseal/agent/atomicfile"
 	"golang.org/x/sys/unix"
@@ -78,7 +80,11 @@ func (s *Store) compress(name string) error {
 	// BestSpeed: on a small sidecar, CPU for ingest matters more than the
 	// last few percent of compression.
 	zw, _ := gzip.NewWriterLevel(out, gzip.BestSpeed)
-	ix := newIndexer(name)
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	ix := newIndexer(name, st.Size())
 	r := io.TeeReader(stopReader{bufio.NewReaderSize(in, 256<<10), s.stop}, ix)
 	if _, err := io.Copy(zw, r); err != nil {
 		return err
@@ -174,4 +180,23 @@ func birthTime(path string, now time.Time) time.Time {
 		return time.Unix(st.Btime.Sec, int64(st.Btime.Nsec))
 	}
 	return now
+}
+
+// CompressRotated compresses and indexes, now, every rotated segment of the
+// store in dir that is not compressed yet. It is for tools that build a
+// store offline; the agent does this in the background.
+func CompressRotated(dir string) error {
+	segs, err := List(dir)
+	if err != nil || len(segs) == 0 {
+		return err
+	}
+	s := &Store{opt: Options{Dir: dir}, log: slog.New(slog.DiscardHandler), stop: make(chan struct{})}
+	for _, seg := range segs[:len(segs)-1] { // the last one is active
+		if !seg.Compressed {
+			if err := s.compress(seg.Name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

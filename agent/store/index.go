@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/tailseal/tailseal/agent/atomicfile"
 	"github.com/tailseal/tailseal/agent/record"
@@ -25,16 +26,42 @@ type IndexEntry struct {
 	Count     int            `json:"count"`
 	Bytes     int64          `json:"bytes"`
 	Types     map[string]int `json:"types"`
+
+	// Since v2 of the index; absent in older entries, which then cannot
+	// rule anything out.
+	MinTime    string         `json:"min_time,omitempty"` // RFC 3339, over parsable timestamps
+	MaxTime    string         `json:"max_time,omitempty"`
+	Workflows  map[string]int `json:"workflows,omitempty"`  // nil when more than maxWorkflows
+	Leads      *Bloom         `json:"leads,omitempty"`      // lead_id values
+	Pseudonyms *Bloom         `json:"pseudonyms,omitempty"` // <kind:hex> tokens anywhere in the line
 }
+
+// maxWorkflows bounds the exact workflow set kept per segment.
+const maxWorkflows = 256
 
 // indexer builds an IndexEntry from the bytes of a segment as they stream by.
 type indexer struct {
-	entry   IndexEntry
-	partial []byte
+	entry      IndexEntry
+	partial    []byte
+	minT, maxT time.Time
+	manyFlows  bool
 }
 
-func newIndexer(name string) *indexer {
-	return &indexer{entry: IndexEntry{Segment: name, Types: map[string]int{}}}
+// Sizing the filters of a segment of a given size (they are folded down to
+// what it holds): a record is never shorter than minRecordBytes (seq,
+// source, prev and signature alone take more). A segment with more than one
+// pseudonym per pseudonymBytes gets a fuller filter, with more false
+// positives: bounded memory in the agent matters more.
+const (
+	minRecordBytes = 200
+	pseudonymBytes = 64
+)
+
+func newIndexer(name string, size int64) *indexer {
+	return &indexer{entry: IndexEntry{
+		Segment: name, Types: map[string]int{}, Workflows: map[string]int{},
+		Leads: newBloom(int(size / minRecordBytes)), Pseudonyms: newBloom(int(size / pseudonymBytes)),
+	}}
 }
 
 func (ix *indexer) Write(p []byte) (int, error) {
@@ -69,11 +96,39 @@ func (ix *indexer) add(line []byte) {
 	e.LastSeq, e.LastTime = seq, string(ts)
 	e.Count++
 	if typ, ok := record.StringField(line, "event_type"); ok {
-		if n, ok := e.Types[string(typ)]; ok {
-			e.Types[string(typ)] = n + 1
-		} else {
-			e.Types[string(typ)] = 1
+		count(e.Types, typ)
+	}
+	if t, err := time.Parse(time.RFC3339Nano, string(ts)); err == nil {
+		if ix.minT.IsZero() || t.Before(ix.minT) {
+			ix.minT = t
 		}
+		if t.After(ix.maxT) {
+			ix.maxT = t
+		}
+	}
+	if wf, ok := record.StringField(line, "workflow"); ok && !ix.manyFlows {
+		count(e.Workflows, wf)
+		ix.manyFlows = len(e.Workflows) > maxWorkflows
+	}
+	if lead, ok := record.StringField(line, "lead_id"); ok && len(lead) > 0 {
+		e.Leads.Add(lead)
+	}
+	for rest := line; ; {
+		tok, after, ok := NextPseudonym(rest)
+		if !ok {
+			break
+		}
+		e.Pseudonyms.Add(tok)
+		rest = after
+	}
+}
+
+// count increments m[k] without allocating a key that is already there.
+func count(m map[string]int, k []byte) {
+	if n, ok := m[string(k)]; ok {
+		m[string(k)] = n + 1
+	} else {
+		m[string(k)] = 1
 	}
 }
 
@@ -81,6 +136,44 @@ func (ix *indexer) finish() {
 	if len(ix.partial) > 0 {
 		ix.add(ix.partial)
 	}
+	e := &ix.entry
+	if !ix.minT.IsZero() {
+		e.MinTime, e.MaxTime = ix.minT.UTC().Format(time.RFC3339Nano), ix.maxT.UTC().Format(time.RFC3339Nano)
+	}
+	if ix.manyFlows {
+		e.Workflows = nil
+	}
+	e.Leads.fold()
+	e.Pseudonyms.fold()
+}
+
+// NextPseudonym finds the first pseudonym the anonymizer writes in hash
+// mode, <tag:12 hex digits>, in b, and returns it and what follows it.
+func NextPseudonym(b []byte) (tok, rest []byte, ok bool) {
+	for {
+		i := bytes.IndexByte(b, '<')
+		if i < 0 {
+			return nil, nil, false
+		}
+		b = b[i:]
+		j := 1
+		for j < len(b) && (b[j] >= 'a' && b[j] <= 'z' || b[j] == '_' || b[j] >= '0' && b[j] <= '9') {
+			j++
+		}
+		if j > 1 && len(b) >= j+14 && b[j] == ':' && b[j+13] == '>' && isHex(b[j+1:j+13]) {
+			return b[:j+14], b[j+14:], true
+		}
+		b = b[1:]
+	}
+}
+
+func isHex(b []byte) bool {
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // appendIndex adds an entry to the index file and makes it durable.

@@ -51,10 +51,18 @@ Usage:
   tailseal run        tail $TAILSEAL_SOURCE into the signed store in $TAILSEAL_DATA_DIR
   tailseal keygen     make the signing keys and print the verification keys
   tailseal verify     check the integrity of the whole store (alias: integrity)
+  tailseal query      find events: --lead, --type, --workflow, --subject, --last 24h ...
+  tailseal stats      counts by type and workflow, errors, first/last event, per day
+  tailseal errors     recent errors with their messages (--verbose: tracebacks)
+  tailseal performance  duration percentiles per operation
+  tailseal export     --format csv|json|jsonl --output FILE, with the query filters
+  tailseal report     self-contained HTML reports per day or week
   tailseal version    print the version
   tailseal help       this text
 
-Configuration comes from TAILSEAL_* environment variables; see README.md.
+Each command has --help. Configuration comes from TAILSEAL_* environment
+variables (TAILSEAL_DATA_DIR alone points a read command at a store); see
+README.md.
 `
 
 // Run dispatches a subcommand.
@@ -70,6 +78,16 @@ func Run(ctx context.Context, args []string) error {
 		return runKeygen(ctx, args[1:])
 	case "verify", "integrity":
 		return runVerify(ctx, args[1:])
+	case "query":
+		return runQuery(ctx, args[1:])
+	case "stats":
+		return runStats(ctx, args[1:])
+	case "errors":
+		return runErrors(ctx, args[1:])
+	case "performance":
+		return runPerformance(ctx, args[1:])
+	case "export":
+		return runExport(ctx, args[1:])
 	case "version", "--version":
 		fmt.Println("tailseal", version)
 		return nil

@@ -16,7 +16,6 @@ import (
 	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/verify"
 	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/term"
 )
 
 func runVerify(_ context.Context, args []string) error {
@@ -63,13 +62,11 @@ Exit 0 when intact, 1 with findings, 2 on usage or key errors.
 			fmt.Fprintln(os.Stderr, "note:", n)
 		}
 	}
-	if term.IsTerminal(int(os.Stderr.Fd())) {
-		opt.Progress = progress(storeDir)
+	if bar := newProgressBar("verifying", diskBytes(storeDir)); bar != nil {
+		opt.Progress = bar.set
+		defer bar.finish()
 	}
 	sum, err := verify.Run(opt)
-	if opt.Progress != nil {
-		fmt.Fprint(os.Stderr, "\r\033[K")
-	}
 	if errors.Is(err, verify.ErrWrongKey) || errors.Is(err, verify.ErrWrongVerifier) {
 		fmt.Fprintln(os.Stderr, "tailseal verify:", err)
 		return errUsage
@@ -154,8 +151,8 @@ func checkpointVerifier(cfg *config.Config) (note.Verifier, []string, error) {
 	return v, notes, nil
 }
 
-// progress returns a callback drawing a progress line on the terminal.
-func progress(dir string) func(int64) {
+// diskBytes is the size on disk of the store's segments.
+func diskBytes(dir string) int64 {
 	var total int64
 	segs, _ := store.List(dir)
 	for _, s := range segs {
@@ -163,9 +160,5 @@ func progress(dir string) func(int64) {
 			total += fi.Size()
 		}
 	}
-	return func(done int64) {
-		if total > 0 {
-			fmt.Fprintf(os.Stderr, "\rverifying %3d%% (%d of %d MB on disk)", 100*done/total, done>>20, total>>20)
-		}
-	}
+	return total
 }

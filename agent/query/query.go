@@ -1,0 +1,340 @@
+// Package query answers operators' questions over the store. It reads the
+// index to skip segments that cannot match, reads the others in parallel,
+// and filters records on their fixed leading fields without a full JSON
+// decode.
+package query
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/tailseal/tailseal/agent/parse"
+	"github.com/tailseal/tailseal/agent/store"
+)
+
+// ErrNoStore means the data directory has no store.
+var ErrNoStore = errors.New("no store")
+
+// Store is a read-only view of a store directory.
+type Store struct {
+	dir   string
+	segs  []store.Segment
+	index map[string]store.IndexEntry
+	// Workers is how many segments are read at once; GOMAXPROCS by default.
+	Workers int
+}
+
+// Open lists the segments of the store in dir (the store/ directory).
+func Open(dir string) (*Store, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("%w in %s", ErrNoStore, filepath.Dir(dir))
+	}
+	segs, err := store.List(dir)
+	if err != nil {
+		return nil, err
+	}
+	index, err := store.ReadIndex(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{dir: dir, segs: segs, index: index, Workers: runtime.GOMAXPROCS(0)}, nil
+}
+
+// Segments is how many segments the store has.
+func (s *Store) Segments() int { return len(s.segs) }
+
+// Problem is a segment that could not be read completely. Answers are given
+// from everything else.
+type Problem struct {
+	Segment string
+	Err     error
+}
+
+func (p Problem) Error() string { return p.Segment + ": " + p.Err.Error() }
+
+// Filter selects records. Zero fields select everything.
+type Filter struct {
+	Lead, Type, Workflow string
+	Since, Until         time.Time // Since inclusive, Until exclusive
+	// Subjects are pseudonyms (<kind:hex>) or raw values: a record matches
+	// when it contains any of them.
+	Subjects []string
+}
+
+// compiled is a Filter with its values in the escaped form they have
+// inside stored JSON strings, so records are compared without decoding.
+type compiled struct {
+	lead, typ, workflow []byte
+	since, until        time.Time
+	subjects            [][]byte
+	// exact is false when a value needs escaping: the index filters hash
+	// the escaped bytes, so they are not used for it.
+	exact bool
+}
+
+func compile(f Filter) compiled {
+	c := compiled{since: f.Since, until: f.Until, exact: true}
+	esc := func(v string) []byte {
+		if v == "" {
+			return nil
+		}
+		b := jsonString(v)
+		if string(b) != v {
+			c.exact = false
+		}
+		return b
+	}
+	c.lead, c.typ, c.workflow = esc(f.Lead), esc(f.Type), esc(f.Workflow)
+	for _, s := range f.Subjects {
+		c.subjects = append(c.subjects, esc(s))
+	}
+	return c
+}
+
+// jsonString is v as the agent writes it between the quotes of a JSON
+// string.
+func jsonString(v string) []byte {
+	b := parse.AppendString(nil, []byte(v))
+	return b[1 : len(b)-1]
+}
+
+func (c *compiled) match(h *Head) bool {
+	if c.typ != nil && !bytes.Equal(h.Type, c.typ) ||
+		c.lead != nil && !bytes.Equal(h.Lead, c.lead) ||
+		c.workflow != nil && !bytes.Equal(h.Workflow, c.workflow) {
+		return false
+	}
+	if !c.since.IsZero() || !c.until.IsZero() {
+		t, ok := h.Time()
+		if !ok || !c.since.IsZero() && t.Before(c.since) || !c.until.IsZero() && !t.Before(c.until) {
+			return false
+		}
+	}
+	if c.subjects != nil {
+		for _, s := range c.subjects {
+			if bytes.Contains(h.Line, s) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// mayMatch uses the index to rule out a whole segment.
+func (c *compiled) mayMatch(e store.IndexEntry) bool {
+	if c.typ != nil && c.exact && e.Types != nil && e.Types[string(c.typ)] == 0 {
+		return false
+	}
+	if c.workflow != nil && c.exact && e.Workflows != nil && e.Workflows[string(c.workflow)] == 0 {
+		return false
+	}
+	if c.lead != nil && c.exact && !e.Leads.MayContain(c.lead) {
+		return false
+	}
+	if c.subjects != nil && c.exact && e.Pseudonyms != nil {
+		hit := false
+		for _, s := range c.subjects {
+			if _, _, ok := store.NextPseudonym(s); !ok || e.Pseudonyms.MayContain(s) {
+				hit = true // a raw value is not in the filter: read the segment
+			}
+		}
+		if !hit {
+			return false
+		}
+	}
+	if e.MinTime != "" {
+		lo, err1 := time.Parse(time.RFC3339Nano, e.MinTime)
+		hi, err2 := time.Parse(time.RFC3339Nano, e.MaxTime)
+		if err1 == nil && err2 == nil && (!c.until.IsZero() && !lo.Before(c.until) || !c.since.IsZero() && hi.Before(c.since)) {
+			return false
+		}
+	}
+	return true
+}
+
+// plan returns the segments that may hold matching records, in seq order,
+// and a problem for every gap in seq between two segments.
+func (s *Store) plan(c *compiled) ([]store.Segment, []Problem) {
+	var out []store.Segment
+	var problems []Problem
+	for i, seg := range s.segs {
+		e, indexed := s.index[seg.Name]
+		if indexed && i+1 < len(s.segs) && e.LastSeq+1 != s.segs[i+1].First {
+			problems = append(problems, Problem{seg.Name, fmt.Errorf("records %d to %d are missing after it (segment lost or deleted)", e.LastSeq+1, s.segs[i+1].First-1)})
+		}
+		if indexed && !c.mayMatch(e) {
+			continue
+		}
+		out = append(out, seg)
+	}
+	return out, problems
+}
+
+// Each calls visit for every matching record, from Workers goroutines; the
+// worker number lets callers keep per-worker state without locks. h is only
+// valid during the call. Records of one segment come in seq order, segments
+// in any order.
+func (s *Store) Each(f Filter, visit func(worker int, h *Head)) []Problem {
+	c := compile(f)
+	segs, problems := s.plan(&c)
+	work := make(chan store.Segment)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range max(s.Workers, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for seg := range work {
+				if p := s.scan(seg, &c, func(h *Head) bool { visit(w, h); return true }); p != nil {
+					mu.Lock()
+					problems = append(problems, *p)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, seg := range segs {
+		work <- seg
+	}
+	close(work)
+	wg.Wait()
+	return problems
+}
+
+// Forward calls fn for every matching record in seq order, one segment at a
+// time, so memory stays flat whatever the store's size. fn returning an
+// error stops the scan with that error.
+func (s *Store) Forward(f Filter, fn func(h *Head) error) ([]Problem, error) {
+	c := compile(f)
+	segs, problems := s.plan(&c)
+	var ferr error
+	for _, seg := range segs {
+		if p := s.scan(seg, &c, func(h *Head) bool { ferr = fn(h); return ferr == nil }); p != nil {
+			problems = append(problems, *p)
+		}
+		if ferr != nil {
+			return problems, ferr
+		}
+	}
+	return problems, nil
+}
+
+// Newest returns up to limit matching records, newest (highest seq) first.
+// Segments are read newest first, Workers at a time, and each keeps only
+// its last limit matches, so memory is bounded by Workers × limit records.
+func (s *Store) Newest(f Filter, limit int) ([]Record, []Problem) {
+	c := compile(f)
+	segs, problems := s.plan(&c)
+	var out []Record
+	for end := len(segs); end > 0 && len(out) < limit; {
+		start := max(end-max(s.Workers, 1), 0)
+		wave := make([][]Record, end-start)
+		probs := make([]*Problem, end-start)
+		var wg sync.WaitGroup
+		for i := start; i < end; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var last ring
+				last.size = limit
+				probs[i-start] = s.scan(segs[i], &c, func(h *Head) bool { last.push(h.Record()); return true })
+				wave[i-start] = last.newestFirst()
+			}()
+		}
+		wg.Wait()
+		for i := len(wave) - 1; i >= 0; i-- {
+			if probs[i] != nil {
+				problems = append(problems, *probs[i])
+			}
+			for _, r := range wave[i] {
+				if len(out) < limit {
+					out = append(out, r)
+				}
+			}
+		}
+		end = start
+	}
+	return out, problems
+}
+
+// ring keeps the last size records pushed.
+type ring struct {
+	size, next int
+	recs       []Record
+}
+
+func (r *ring) push(rec Record) {
+	if len(r.recs) < r.size {
+		r.recs = append(r.recs, rec)
+		return
+	}
+	r.recs[r.next] = rec
+	r.next = (r.next + 1) % r.size
+}
+
+func (r *ring) newestFirst() []Record {
+	out := make([]Record, 0, len(r.recs))
+	for i := len(r.recs) - 1; i >= 0; i-- {
+		out = append(out, r.recs[(r.next+i)%len(r.recs)])
+	}
+	return out
+}
+
+// scan reads one segment and calls fn for its matching records until fn
+// returns false. A line that is not a record is a problem, reported once
+// per segment with the count; the scan goes on.
+func (s *Store) scan(seg store.Segment, c *compiled, fn func(h *Head) bool) *Problem {
+	var h Head
+	bad, firstBad := 0, 0
+	stop := errors.New("stop")
+	err := store.ScanSegment(s.dir, seg, func(_ store.Segment, lineNo int, line []byte) error {
+		if !h.parse(line) {
+			if bad++; bad == 1 {
+				firstBad = lineNo
+			}
+			return nil
+		}
+		if c.match(&h) && !fn(&h) {
+			return stop
+		}
+		return nil
+	})
+	switch {
+	case err != nil && err != stop:
+		return &Problem{seg.Name, err}
+	case bad > 0:
+		return &Problem{seg.Name, fmt.Errorf("%d lines are not records (first at line %d)", bad, firstBad)}
+	}
+	return nil
+}
+
+// Empty reports a store without a single stored byte.
+func (s *Store) Empty() bool {
+	for _, seg := range s.segs {
+		if fi, err := os.Stat(filepath.Join(s.dir, seg.Name)); err != nil || fi.Size() > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Bytes estimates the uncompressed bytes a full scan reads: exact for
+// indexed segments, the file size for the others. For progress bars.
+func (s *Store) Bytes() int64 {
+	var n int64
+	for _, seg := range s.segs {
+		if e, ok := s.index[seg.Name]; ok {
+			n += e.Bytes
+		} else if fi, err := os.Stat(filepath.Join(s.dir, seg.Name)); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}

@@ -1,0 +1,260 @@
+package query
+
+import (
+	"bytes"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/tailseal/tailseal/agent/parse"
+	"github.com/tailseal/tailseal/agent/store"
+	"github.com/tailseal/tailseal/signer/pii"
+)
+
+// Stats summarizes the matching records.
+type Stats struct {
+	Events     int            `json:"events"`
+	ByType     map[string]int `json:"by_type"`
+	ByWorkflow map[string]int `json:"by_workflow"`
+	Errors     int            `json:"errors"`
+	Malformed  int            `json:"malformed"`
+	First      time.Time      `json:"first"` // earliest RFC 3339 timestamp
+	Last       time.Time      `json:"last"`
+	PerDay     map[string]int `json:"per_day"`    // UTC date → events
+	Pseudonyms map[string]int `json:"pseudonyms"` // replaced values by kind, from the stored <kind:…> and <kind>
+	Bytes      int64          `json:"bytes"`      // of stored records read
+	Unparsable int            `json:"unparsable_timestamps"`
+	FirstSeq   uint64         `json:"first_seq"`
+	LastSeq    uint64         `json:"last_seq"`
+}
+
+func newStats() *Stats {
+	return &Stats{ByType: map[string]int{}, ByWorkflow: map[string]int{}, PerDay: map[string]int{}, Pseudonyms: map[string]int{}}
+}
+
+// Types the agent writes for itself, not counted as application events.
+const (
+	TypeError       = "error"
+	TypeMalformed   = "malformed"
+	TypePerformance = "performance"
+	TypeSeal        = "seal"
+	TypeCheckpoint  = "checkpoint"
+)
+
+// Internal reports a record the agent wrote about itself (seal, checkpoint).
+func (h *Head) Internal() bool {
+	return string(h.Type) == TypeSeal || string(h.Type) == TypeCheckpoint
+}
+
+func (st *Stats) add(h *Head) {
+	st.Events++
+	st.Bytes += int64(len(h.Line)) + 1
+	count(st.ByType, h.Type)
+	count(st.ByWorkflow, h.Workflow)
+	switch string(h.Type) {
+	case TypeError:
+		st.Errors++
+	case TypeMalformed:
+		st.Malformed++
+	}
+	if st.FirstSeq == 0 || h.Seq < st.FirstSeq {
+		st.FirstSeq = h.Seq
+	}
+	st.LastSeq = max(st.LastSeq, h.Seq)
+	if t, ok := h.Time(); ok {
+		t = t.UTC()
+		if st.First.IsZero() || t.Before(st.First) {
+			st.First = t
+		}
+		if t.After(st.Last) {
+			st.Last = t
+		}
+		var day [10]byte
+		count(st.PerDay, t.AppendFormat(day[:0], time.DateOnly))
+	} else {
+		st.Unparsable++
+	}
+	countPseudonyms(st.Pseudonyms, h.Actor)
+	countPseudonyms(st.Pseudonyms, h.Details)
+}
+
+// countPseudonyms counts <tag:hex> (hash mode) and <tag> (redact mode,
+// for the tags the anonymizer writes, so that "<b>" in a note is not one).
+func countPseudonyms(m map[string]int, b []byte) {
+	for {
+		i := bytes.IndexByte(b, '<')
+		if i < 0 {
+			return
+		}
+		b = b[i:]
+		if tok, rest, ok := store.NextPseudonym(b); ok && len(tok) == len(b)-len(rest) {
+			count(m, tok[1:len(tok)-14])
+			b = rest
+			continue
+		}
+		j := 1
+		for j < len(b) && (b[j] >= 'a' && b[j] <= 'z' || b[j] == '_') {
+			j++
+		}
+		if j < len(b) && b[j] == '>' && redactTags[string(b[1:j])] {
+			count(m, b[1:j])
+		}
+		b = b[1:]
+	}
+}
+
+// redactTags are what redact mode writes: the detector kinds and the
+// default always-anonymized fields.
+var redactTags = func() map[string]bool {
+	m := map[string]bool{"email": true, "phone": true, "ip": true, "card": true, "iban": true, "ssn": true}
+	for _, f := range pii.DefaultAlways {
+		m[f] = true
+	}
+	return m
+}()
+
+func (st *Stats) merge(o *Stats) {
+	st.Events += o.Events
+	st.Errors += o.Errors
+	st.Malformed += o.Malformed
+	st.Bytes += o.Bytes
+	st.Unparsable += o.Unparsable
+	for _, pair := range [][2]map[string]int{{st.ByType, o.ByType}, {st.ByWorkflow, o.ByWorkflow}, {st.PerDay, o.PerDay}, {st.Pseudonyms, o.Pseudonyms}} {
+		for k, v := range pair[1] {
+			pair[0][k] += v
+		}
+	}
+	if !o.First.IsZero() && (st.First.IsZero() || o.First.Before(st.First)) {
+		st.First = o.First
+	}
+	if o.Last.After(st.Last) {
+		st.Last = o.Last
+	}
+	if o.FirstSeq != 0 && (st.FirstSeq == 0 || o.FirstSeq < st.FirstSeq) {
+		st.FirstSeq = o.FirstSeq
+	}
+	st.LastSeq = max(st.LastSeq, o.LastSeq)
+}
+
+// Stats scans every matching application record (seals and checkpoints
+// are left out) in parallel.
+func (s *Store) Stats(f Filter) (*Stats, []Problem) {
+	parts := make([]*Stats, max(s.Workers, 1))
+	for i := range parts {
+		parts[i] = newStats()
+	}
+	problems := s.Each(f, func(w int, h *Head) {
+		if !h.Internal() {
+			parts[w].add(h)
+		}
+	})
+	for _, p := range parts[1:] {
+		parts[0].merge(p)
+	}
+	return parts[0], problems
+}
+
+// count increments m[k] without allocating a key that is already there.
+func count(m map[string]int, k []byte) {
+	if n, ok := m[string(k)]; ok {
+		m[string(k)] = n + 1
+	} else {
+		m[Text(k)] = 1
+	}
+}
+
+// Operation is the timing summary of one operation, in milliseconds.
+type Operation struct {
+	Name  string  `json:"operation"`
+	Count int     `json:"count"`
+	Min   float64 `json:"min_ms"`
+	Max   float64 `json:"max_ms"`
+	Avg   float64 `json:"avg_ms"`
+	P50   float64 `json:"p50_ms"`
+	P95   float64 `json:"p95_ms"`
+	P99   float64 `json:"p99_ms"`
+}
+
+// Percentile is the nearest-rank percentile of sorted values: the smallest
+// value with at least p% of the values at or below it. Exact, no sketch.
+func Percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	return sorted[min(max(rank, 1), len(sorted))-1]
+}
+
+// Summarize computes an Operation from its durations, sorting them.
+func Summarize(name string, d []float64) Operation {
+	slices.Sort(d)
+	sum := 0.0
+	for _, v := range d {
+		sum += v
+	}
+	op := Operation{Name: name, Count: len(d)}
+	if len(d) > 0 {
+		op.Min, op.Max, op.Avg = d[0], d[len(d)-1], sum/float64(len(d))
+		op.P50, op.P95, op.P99 = Percentile(d, 50), Percentile(d, 95), Percentile(d, 99)
+	}
+	return op
+}
+
+// Detail keys read from performance and error events, first match wins.
+var (
+	OperationKeys = []string{"operation", "op", "name"}
+	DurationKey   = "duration_ms"
+	ErrorTypeKeys = []string{"error_type", "exception", "error_class", "type"}
+	MessageKeys   = []string{"error_message", "message", "error", "msg"}
+	TracebackKeys = []string{"traceback", "stack_trace", "stacktrace", "stack"}
+)
+
+// Performance returns the exact duration percentiles of performance events
+// per operation (the workflow when an event names no operation), sorted by
+// name. Durations are kept in memory: 8 bytes per performance event.
+func (s *Store) Performance(f Filter, operation string) ([]Operation, []Problem) {
+	f.Type = TypePerformance
+	parts := make([]map[string][]float64, max(s.Workers, 1))
+	for i := range parts {
+		parts[i] = map[string][]float64{}
+	}
+	problems := s.Each(f, func(w int, h *Head) {
+		raw := parse.Field(h.Details, DurationKey)
+		d, err := strconv.ParseFloat(string(raw), 64)
+		if err != nil || math.IsNaN(d) || math.IsInf(d, 0) {
+			return
+		}
+		name := FirstString(h.Details, OperationKeys)
+		if name == "" {
+			name = Text(h.Workflow)
+		}
+		if operation != "" && name != operation {
+			return
+		}
+		parts[w][name] = append(parts[w][name], d)
+	})
+	all := parts[0]
+	for _, p := range parts[1:] {
+		for k, v := range p {
+			all[k] = append(all[k], v...)
+		}
+	}
+	var out []Operation
+	for _, name := range slices.Sorted(maps.Keys(all)) {
+		out = append(out, Summarize(name, all[name]))
+	}
+	return out, problems
+}
+
+// FirstString returns the value of the first of keys in the JSON object obj
+// that holds a non-empty string, decoded.
+func FirstString(obj []byte, keys []string) string {
+	for _, k := range keys {
+		if v := parse.Field(obj, k); len(v) > 2 && v[0] == '"' {
+			return Text(v[1 : len(v)-1])
+		}
+	}
+	return ""
+}

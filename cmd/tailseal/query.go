@@ -1,0 +1,309 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tailseal/tailseal/agent/query"
+)
+
+const filterHelp = `
+Filters combine: --lead, --type, --workflow, --subject, and a time range
+(--last, or --since/--until). Times are the events' own timestamps.
+The store is $TAILSEAL_DATA_DIR/store. Exit 0 on success, 1 when nothing
+matched or a segment could not be read (the rest is still answered), 2 on
+usage errors, a missing or empty store.
+`
+
+func newFlagSet(name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage, filterHelp, "\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func runQuery(_ context.Context, args []string) error {
+	var rf readFlags
+	fs := newFlagSet("query", `Usage: tailseal query [filters] [--limit N] [--verbose] [--json]
+
+Prints the newest matching events first (by seq). --json prints the stored
+lines byte for byte, one per line, so they can be verified. Seals and
+checkpoints are left out unless --type names them.
+`)
+	rf.register(fs)
+	limit := fs.Int("limit", 50, "at most `N` events")
+	verbose := fs.Bool("verbose", false, "also print each event's details")
+	_, s, f, err := setup("query", fs, args, &rf)
+	if err != nil {
+		return err
+	}
+	if *limit <= 0 {
+		fmt.Fprintln(os.Stderr, "tailseal query: --limit must be positive")
+		return errUsage
+	}
+	recs, problems := s.Newest(f, *limit+internalSlack(f))
+	recs = slices.DeleteFunc(recs, func(r query.Record) bool { return f.Type == "" && isInternal(r.Type) })
+	recs = recs[:min(len(recs), *limit)]
+	out := bufio.NewWriter(os.Stdout)
+	if rf.json {
+		for _, r := range recs {
+			out.Write(r.Line)
+			out.WriteByte('\n')
+		}
+	} else if len(recs) > 0 {
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		fmt.Fprint(tw, "SEQ\tTIME\tTYPE\tLEAD\tWORKFLOW\tACTOR")
+		if *verbose {
+			fmt.Fprint(tw, "\tDETAILS")
+		}
+		fmt.Fprintln(tw)
+		for _, r := range recs {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s", r.Seq, cell(r.Timestamp), cell(r.Type), cell(r.Lead), cell(r.Workflow), cell(r.Actor))
+			if *verbose {
+				fmt.Fprintf(tw, "\t%s", r.Details)
+			}
+			fmt.Fprintln(tw)
+		}
+		tw.Flush()
+	}
+	out.Flush()
+	if err := reportProblems("query", problems); err != nil {
+		return err
+	}
+	if len(recs) == 0 {
+		fmt.Fprintln(os.Stderr, "tailseal query: no events match")
+		return errFinding
+	}
+	return nil
+}
+
+// internalSlack asks for a few more records when seals and checkpoints
+// will be dropped from the answer.
+func internalSlack(f query.Filter) int {
+	if f.Type != "" {
+		return 0
+	}
+	return 64
+}
+
+func isInternal(typ string) bool { return typ == query.TypeSeal || typ == query.TypeCheckpoint }
+
+// cell keeps a table cell on one line and shows an empty value as "-".
+func cell(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return strings.NewReplacer("\n", `\n`, "\t", " ").Replace(s)
+}
+
+func runStats(_ context.Context, args []string) error {
+	var rf readFlags
+	fs := newFlagSet("stats", `Usage: tailseal stats [filters] [--json]
+
+Counts events by type and workflow, errors and malformed lines, the first
+and last event, events per day, and the personal data values the agent
+replaced, by kind. Seals and checkpoints are not counted.
+`)
+	rf.register(fs)
+	_, s, f, err := setup("stats", fs, args, &rf)
+	if err != nil {
+		return err
+	}
+	st, problems := s.Stats(f)
+	if rf.json {
+		writeJSON(st)
+	} else {
+		printStats(st)
+	}
+	if err := reportProblems("stats", problems); err != nil {
+		return err
+	}
+	if st.Events == 0 {
+		fmt.Fprintln(os.Stderr, "tailseal stats: no events match")
+		return errFinding
+	}
+	return nil
+}
+
+func printStats(st *query.Stats) {
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+	fmt.Fprintf(out, "Events           %d\n", st.Events)
+	fmt.Fprintf(out, "Errors           %d\n", st.Errors)
+	fmt.Fprintf(out, "Malformed lines  %d\n", st.Malformed)
+	fmt.Fprintf(out, "First event      %s\n", formatTime(st.First))
+	fmt.Fprintf(out, "Last event       %s\n", formatTime(st.Last))
+	if st.Unparsable > 0 {
+		fmt.Fprintf(out, "Timestamps not RFC 3339: %d (not in first, last or per day)\n", st.Unparsable)
+	}
+	section(out, "By type", st.ByType, false)
+	section(out, "By workflow", st.ByWorkflow, false)
+	section(out, "Personal data replaced, by kind", st.Pseudonyms, false)
+	section(out, "Events per day (UTC)", st.PerDay, true)
+}
+
+// section prints counts, largest first, or by key when byKey.
+func section(out *bufio.Writer, title string, m map[string]int, byKey bool) {
+	if len(m) == 0 {
+		return
+	}
+	fmt.Fprintf(out, "\n%s\n", title)
+	keys := slices.Sorted(maps.Keys(m))
+	if !byKey {
+		slices.SortStableFunc(keys, func(a, b string) int { return m[b] - m[a] })
+	}
+	kw, nw := 0, 0
+	for _, k := range keys {
+		kw, nw = max(kw, len(cell(k))), max(nw, len(strconv.Itoa(m[k])))
+	}
+	for _, k := range keys {
+		fmt.Fprintf(out, "  %-*s  %*d\n", kw, cell(k), nw, m[k])
+	}
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func writeJSON(v any) {
+	b, _ := json.Marshal(v)
+	os.Stdout.Write(append(b, '\n'))
+}
+
+// errorView is one error event as the errors command shows it.
+type errorView struct {
+	Seq       uint64 `json:"seq"`
+	Timestamp string `json:"timestamp"`
+	Type      string `json:"error_type"`
+	Message   string `json:"message"`
+	Traceback string `json:"traceback,omitempty"`
+	Lead      string `json:"lead_id"`
+	Workflow  string `json:"workflow"`
+}
+
+func newErrorView(r query.Record) errorView {
+	return errorView{
+		Seq: r.Seq, Timestamp: r.Timestamp, Lead: r.Lead, Workflow: r.Workflow,
+		Type:      query.FirstString(r.Details, query.ErrorTypeKeys),
+		Message:   query.FirstString(r.Details, query.MessageKeys),
+		Traceback: query.FirstString(r.Details, query.TracebackKeys),
+	}
+}
+
+func runErrors(_ context.Context, args []string) error {
+	var rf readFlags
+	fs := newFlagSet("errors", `Usage: tailseal errors [filters] [--limit N] [--verbose] [--json]
+
+Prints the most recent events of type error, newest first, with their error
+type and message (details keys error_type/exception/type and
+error_message/message/error), and the traceback under --verbose.
+`)
+	rf.register(fs)
+	limit := fs.Int("limit", 20, "at most `N` errors")
+	verbose := fs.Bool("verbose", false, "also print each error's traceback")
+	_, s, f, err := setup("errors", fs, args, &rf)
+	if err != nil {
+		return err
+	}
+	if *limit <= 0 {
+		fmt.Fprintln(os.Stderr, "tailseal errors: --limit must be positive")
+		return errUsage
+	}
+	if f.Type != "" && f.Type != query.TypeError {
+		fmt.Fprintln(os.Stderr, "tailseal errors: --type cannot be used here: it shows events of type error")
+		return errUsage
+	}
+	f.Type = query.TypeError
+	recs, problems := s.Newest(f, *limit)
+	out := bufio.NewWriter(os.Stdout)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	if !rf.json && !*verbose && len(recs) > 0 {
+		fmt.Fprintln(tw, "SEQ\tTIME\tERROR\tLEAD\tWORKFLOW\tMESSAGE")
+	}
+	for _, r := range recs {
+		v := newErrorView(r)
+		switch {
+		case rf.json:
+			if !*verbose {
+				v.Traceback = ""
+			}
+			b, _ := json.Marshal(v)
+			out.Write(append(b, '\n'))
+		case *verbose: // one block per error: tracebacks do not fit a table
+			fmt.Fprintf(out, "#%d  %s  %s  lead %s  workflow %s\n  %s\n", v.Seq, cell(v.Timestamp), cell(v.Type), cell(v.Lead), cell(v.Workflow), v.Message)
+			if v.Traceback != "" {
+				fmt.Fprintf(out, "    %s\n", strings.ReplaceAll(strings.TrimRight(v.Traceback, "\n"), "\n", "\n    "))
+			}
+			out.WriteByte('\n')
+		default:
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", v.Seq, cell(v.Timestamp), cell(v.Type), cell(v.Lead), cell(v.Workflow), cell(v.Message))
+		}
+	}
+	tw.Flush()
+	out.Flush()
+	if err := reportProblems("errors", problems); err != nil {
+		return err
+	}
+	if len(recs) == 0 {
+		fmt.Fprintln(os.Stderr, "tailseal errors: no errors match")
+		return errFinding
+	}
+	return nil
+}
+
+func runPerformance(_ context.Context, args []string) error {
+	var rf readFlags
+	fs := newFlagSet("performance", `Usage: tailseal performance [--operation OP] [filters] [--json]
+
+Exact duration percentiles (nearest rank) of events of type performance,
+per operation (details "operation", else the workflow), from their
+details "duration_ms", in milliseconds.
+`)
+	rf.register(fs)
+	op := fs.String("operation", "", "only this `OP`eration")
+	_, s, f, err := setup("performance", fs, args, &rf)
+	if err != nil {
+		return err
+	}
+	ops, problems := s.Performance(f, *op)
+	if rf.json {
+		out := bufio.NewWriter(os.Stdout)
+		for _, o := range ops {
+			b, _ := json.Marshal(o)
+			out.Write(append(b, '\n'))
+		}
+		out.Flush()
+	} else if len(ops) > 0 {
+		w := len("OPERATION")
+		for _, o := range ops {
+			w = max(w, len(cell(o.Name)))
+		}
+		fmt.Printf("%-*s %8s %9s %9s %9s %9s %9s %9s\n", w, "OPERATION", "COUNT", "MIN ms", "AVG ms", "P50 ms", "P95 ms", "P99 ms", "MAX ms")
+		for _, o := range ops {
+			fmt.Printf("%-*s %8d %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f\n", w, cell(o.Name), o.Count, o.Min, o.Avg, o.P50, o.P95, o.P99, o.Max)
+		}
+	}
+	if err := reportProblems("performance", problems); err != nil {
+		return err
+	}
+	if len(ops) == 0 {
+		fmt.Fprintln(os.Stderr, "tailseal performance: no performance events match")
+		return errFinding
+	}
+	return nil
+}
