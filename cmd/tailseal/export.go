@@ -153,4 +153,3 @@ func (e *exporter) close() error {
 	}
 	return nil
 }
-

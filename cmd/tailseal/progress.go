@@ -13,7 +13,7 @@ import (
 // nil *progressBar do nothing, so callers need no checks.
 type progressBar struct {
 	label       string
-	total, at int64
+	total, at   int64
 	start, last time.Time
 }
 
