@@ -308,6 +308,9 @@ func (s *Store) scan(seg store.Segment, c *compiled, fn func(h *Head) bool) *Pro
 	})
 	switch {
 	case err != nil && err != stop:
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner // ScanSegment's error names the segment too
+		}
 		return &Problem{seg.Name, err}
 	case bad > 0:
 		return &Problem{seg.Name, fmt.Errorf("%d lines are not records (first at line %d)", bad, firstBad)}

@@ -1,0 +1,206 @@
+package query
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tailseal/tailseal/agent/benchdata"
+	"github.com/tailseal/tailseal/agent/store"
+	"github.com/tailseal/tailseal/signer/pii"
+)
+
+var (
+	start  = time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	piiKey = bytes.Repeat([]byte{2}, 32)
+)
+
+const events = 20_000
+
+// build writes a store of events operator events in 64 KiB segments.
+func build(t testing.TB) string {
+	t.Helper()
+	data := t.TempDir()
+	err := benchdata.BuildStore(benchdata.StoreOptions{DataDir: data, Events: events, Start: start, Step: time.Minute,
+		SegmentMax: 64 << 10, HMACKey: bytes.Repeat([]byte{1}, 32), PIIKey: piiKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(data, "store")
+}
+
+// ref is a record decoded the slow, obvious way.
+type ref struct {
+	Seq       uint64         `json:"seq"`
+	Timestamp string         `json:"timestamp"`
+	Type      string         `json:"event_type"`
+	Lead      string         `json:"lead_id"`
+	Workflow  string         `json:"workflow"`
+	Details   map[string]any `json:"details"`
+	line      string
+}
+
+func readAll(t *testing.T, dir string) []ref {
+	var out []ref
+	err := store.Scan(dir, func(_ store.Segment, _ int, line []byte) error {
+		var r ref
+		if err := json.Unmarshal(line, &r); err != nil {
+			return err
+		}
+		r.line = string(line)
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// The fast path (index skipping, parallel reads, field slicing) gives the
+// same answers as decoding every record with encoding/json.
+func TestFiltersMatchAFullDecode(t *testing.T) {
+	dir := build(t)
+	all := readAll(t, dir)
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := pii.New(pii.Options{Mode: pii.Hash, Key: piiKey}).Pseudonym("email", "lead7@example.com")
+	mid := start.Add(5 * 24 * time.Hour)
+	cases := []struct {
+		name string
+		f    Filter
+		want func(r ref) bool
+	}{
+		{"all", Filter{}, func(r ref) bool { return true }},
+		{"lead", Filter{Lead: "LEAD-0001234"}, func(r ref) bool { return r.Lead == "LEAD-0001234" }},
+		{"absent lead", Filter{Lead: "LEAD-9999999"}, func(r ref) bool { return false }},
+		{"type", Filter{Type: "error"}, func(r ref) bool { return r.Type == "error" }},
+		{"workflow and type", Filter{Workflow: "crm_sync", Type: "performance"}, func(r ref) bool { return r.Workflow == "crm_sync" && r.Type == "performance" }},
+		{"time range", Filter{Since: mid, Until: mid.Add(6 * time.Hour)}, func(r ref) bool {
+			ts, _ := time.Parse(time.RFC3339Nano, r.Timestamp)
+			return !ts.Before(mid) && ts.Before(mid.Add(6*time.Hour))
+		}},
+		{"subject", Filter{Subjects: []string{subject}}, func(r ref) bool { return strings.Contains(r.line, subject) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var want []uint64
+			for _, r := range all {
+				if c.want(r) {
+					want = append(want, r.Seq)
+				}
+			}
+			var got []uint64
+			var mu = make(chan struct{}, 1)
+			problems := s.Each(c.f, func(_ int, h *Head) {
+				mu <- struct{}{}
+				got = append(got, h.Seq)
+				<-mu
+			})
+			if len(problems) > 0 {
+				t.Fatal(problems)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Fatalf("Each: %d records, want %d", len(got), len(want))
+			}
+			newest, _ := s.Newest(c.f, 25)
+			var seqs []uint64
+			for _, r := range newest {
+				seqs = append(seqs, r.Seq)
+			}
+			slices.Reverse(want)
+			if wantNewest := want[:min(25, len(want))]; !slices.Equal(seqs, wantNewest) {
+				t.Fatalf("Newest: %v, want %v", seqs, wantNewest)
+			}
+			if c.name == "subject" && len(want) == 0 {
+				t.Fatal("the subject's pseudonym is in no record: the test proves nothing")
+			}
+		})
+	}
+}
+
+// The index rules out segments: a lead lives in one or two segments, so a
+// lookup or a one-hour window reads a few of the twenty, not all of them.
+func TestIndexSkipsSegments(t *testing.T) {
+	dir := build(t)
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []Filter{{Lead: "LEAD-0001234"}, {Since: start.Add(24 * time.Hour), Until: start.Add(25 * time.Hour)}} {
+		c := compile(f)
+		segs, problems := s.plan(&c)
+		t.Logf("%+v: %d of %d segments to read", f, len(segs), s.Segments())
+		if len(problems) > 0 || s.Segments() < 15 || len(segs) > 3 {
+			t.Errorf("%+v: %d of %d segments to read (problems %v)", f, len(segs), s.Segments(), problems)
+		}
+	}
+}
+
+// Percentiles are checked against a plain sort of the same durations.
+func TestPerformanceMatchesASort(t *testing.T) {
+	dir := build(t)
+	byOp := map[string][]float64{}
+	for _, r := range readAll(t, dir) {
+		if r.Type == "performance" {
+			op := r.Details["operation"].(string)
+			byOp[op] = append(byOp[op], r.Details["duration_ms"].(float64))
+		}
+	}
+	s, _ := Open(dir)
+	ops, problems := s.Performance(Filter{}, "")
+	if len(problems) > 0 || len(ops) != len(byOp) {
+		t.Fatalf("%d operations, want %d (problems %v)", len(ops), len(byOp), problems)
+	}
+	for _, op := range ops {
+		d := byOp[op.Name]
+		sort.Float64s(d)
+		rank := func(p float64) float64 { return d[int(math.Ceil(p*float64(len(d))))-1] }
+		sum := 0.0
+		for _, v := range d {
+			sum += v
+		}
+		want := Operation{Name: op.Name, Count: len(d), Min: d[0], Max: d[len(d)-1], Avg: sum / float64(len(d)), P50: rank(0.5), P95: rank(0.95), P99: rank(0.99)}
+		if math.Abs(op.Avg-want.Avg) > 1e-9 {
+			t.Errorf("%s: avg %v, want %v", op.Name, op.Avg, want.Avg)
+		}
+		op.Avg = want.Avg
+		if op != want {
+			t.Errorf("got  %+v\nwant %+v", op, want)
+		}
+	}
+}
+
+// A corrupt segment and a lost one are reported; the rest is answered.
+func TestDamagedSegmentsAreReported(t *testing.T) {
+	dir := build(t)
+	segs, _ := store.List(dir)
+	corrupt, lost := segs[3], segs[10]
+	if err := os.Truncate(filepath.Join(dir, corrupt.Name), 1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, lost.Name)); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := Open(dir)
+	st, problems := s.Stats(Filter{})
+	if len(problems) != 2 {
+		t.Fatalf("problems %v, want one for %s and one for the gap before %s", problems, corrupt.Name, segs[11].Name)
+	}
+	for _, p := range problems {
+		t.Log(p)
+	}
+	if st.Events < events*8/10 || st.Events >= events {
+		t.Errorf("%d events counted from the remaining segments", st.Events)
+	}
+}
