@@ -31,11 +31,12 @@ var version = "dev"
 var (
 	errUsage   = errors.New("usage")
 	errFinding = errors.New("finding")
+	errHelp    = errors.New("help shown") // --help: exit 0, do nothing else
 )
 
 func exitCode(err error) int {
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, errHelp):
 		return 0
 	case errors.Is(err, errFinding):
 		return 1
@@ -112,7 +113,7 @@ func loadConfig() (*config.Config, error) {
 // flagError maps a flag parsing error: -h and --help are a success.
 func flagError(err error) error {
 	if errors.Is(err, flag.ErrHelp) {
-		return nil
+		return errHelp
 	}
 	return fmt.Errorf("%w: %v", errUsage, err)
 }

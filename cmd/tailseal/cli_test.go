@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tailseal/tailseal/agent/benchdata"
+	"github.com/tailseal/tailseal/agent/store"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+var (
+	cliStoreOnce sync.Once
+	cliStoreDir  string
+	cliStoreErr  error
+	cliHMACKey   = bytes.Repeat([]byte{1}, 32)
+	cliPIIKey    = bytes.Repeat([]byte{2}, 32)
+)
+
+// cliStore is a store built once from a fixed generated input: 6,000
+// events a minute apart from 2026-02-01, in many compressed segments.
+func cliStore(t *testing.T) string {
+	cliStoreOnce.Do(func() {
+		cliStoreDir, cliStoreErr = os.MkdirTemp("", "tailseal-cli")
+		if cliStoreErr == nil {
+			cliStoreErr = benchdata.BuildStore(benchdata.StoreOptions{DataDir: cliStoreDir, Events: 6000,
+				Start: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Step: time.Minute,
+				SegmentMax: 64 << 10, HMACKey: cliHMACKey, PIIKey: cliPIIKey})
+		}
+	})
+	if cliStoreErr != nil {
+		t.Fatal(cliStoreErr)
+	}
+	return cliStoreDir
+}
+
+// cli runs a read command against dataDir and returns stdout, stderr and
+// the exit code.
+func cli(t *testing.T, dataDir string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(binPath, args...)
+	cmd.Env = append(os.Environ(), "TAILSEAL_DATA_DIR="+dataDir, "TAILSEAL_PII_KEY="+hex.EncodeToString(cliPIIKey),
+		"TAILSEAL_HMAC_KEY="+hex.EncodeToString(cliHMACKey))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+// Each command's output, table and --json, against a golden file.
+func TestReadCommandsGolden(t *testing.T) {
+	data := cliStore(t)
+	cases := []struct {
+		name string
+		args []string
+	}{
+		{"stats", []string{"stats"}},
+		{"stats_json", []string{"stats", "--json"}},
+		{"stats_workflow", []string{"stats", "--workflow", "crm_sync", "--since", "2026-02-02", "--until", "2026-02-03T12:00:00Z"}},
+		{"query_lead", []string{"query", "--lead", "LEAD-0000007", "--verbose"}},
+		{"query_type_json", []string{"query", "--type", "error", "--limit", "3", "--json"}},
+		{"query_window", []string{"query", "--since", "2026-02-03T10:00:00Z", "--until", "2026-02-03T10:05:00Z"}},
+		{"query_subject", []string{"query", "--subject", "Lead7@Example.com", "--limit", "5"}},
+		{"errors", []string{"errors", "--limit", "5"}},
+		{"errors_verbose", []string{"errors", "--limit", "2", "--verbose"}},
+		{"errors_json", []string{"errors", "--limit", "2", "--json"}},
+		{"performance", []string{"performance"}},
+		{"performance_json", []string{"performance", "--operation", "crm_upsert", "--json"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, stderr, code := cli(t, data, c.args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			golden := filepath.Join("testdata", "golden", c.name+".txt")
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -run TestReadCommandsGolden -update)", err)
+			}
+			if out != string(want) {
+				t.Errorf("tailseal %s differs from %s:\n%s", strings.Join(c.args, " "), golden, out)
+			}
+		})
+	}
+}
+
+// Bad input gets one clear line and exit 2; nothing matched is exit 1.
+func TestReadCommandsUsage(t *testing.T) {
+	data := cliStore(t)
+	empty := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(empty, "store"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		dir     string
+		args    []string
+		code    int
+		message string
+	}{
+		{data, []string{"query", "--since", "yesterday"}, 2, `--since "yesterday": want RFC 3339`},
+		{data, []string{"query", "--last", "3x"}, 2, `--last "3x": want a positive duration`},
+		{data, []string{"query", "--bogus"}, 2, "flag provided but not defined: -bogus"},
+		{data, []string{"query", "extra"}, 2, `unexpected argument "extra"`},
+		{data, []string{"export", "--format", "xml", "--output", "x"}, 2, "--format must be csv, json or jsonl"},
+		{filepath.Join(empty, "nope"), []string{"stats"}, 2, "no store in"},
+		{empty, []string{"query"}, 2, "is empty: nothing has been ingested yet"},
+		{data, []string{"query", "--lead", "LEAD-9999999"}, 1, "no events match"},
+		{data, []string{"query", "--help"}, 0, "Usage: tailseal query"},
+	}
+	for _, c := range cases {
+		_, stderr, code := cli(t, c.dir, c.args...)
+		if code != c.code || !strings.Contains(stderr, c.message) || strings.Contains(stderr, "goroutine") {
+			t.Errorf("tailseal %s: exit %d, stderr:\n%s\nwant exit %d and %q", strings.Join(c.args, " "), code, stderr, c.code, c.message)
+		}
+	}
+}
+
+// Export: CSV read back with encoding/csv equals the stored records, JSON
+// parses to the same records, JSONL is the stored lines byte for byte.
+func TestExport(t *testing.T) {
+	data := cliStore(t)
+	var stored []map[string]any
+	var lines []string
+	err := store.Scan(filepath.Join(data, "store"), func(_ store.Segment, _ int, line []byte) error {
+		var m map[string]any
+		if err := json.Unmarshal(line, &m); err != nil {
+			return err
+		}
+		if m["event_type"] == "checkpoint" || m["event_type"] == "seal" {
+			return nil
+		}
+		stored, lines = append(stored, m), append(lines, string(line))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, format := range []string{"csv", "json", "jsonl"} {
+		out := filepath.Join(dir, "export."+format)
+		if _, stderr, code := cli(t, data, "export", "--format", format, "--output", out); code != 0 {
+			t.Fatalf("export %s: exit %d: %s", format, code, stderr)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch format {
+		case "csv":
+			rows, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != len(stored)+1 || strings.Join(rows[0], ",") != strings.Join(CSVHeader, ",") {
+				t.Fatalf("csv: %d rows for %d records, header %v", len(rows), len(stored), rows[0])
+			}
+			for i, m := range stored {
+				row := rows[i+1]
+				details, _ := json.Marshal(m["details"])
+				var back any
+				if err := json.Unmarshal([]byte(row[6]), &back); err != nil {
+					t.Fatalf("row %d: details %q: %v", i, row[6], err)
+				}
+				backJSON, _ := json.Marshal(back)
+				want := []string{jsonNumber(m["seq"]), m["timestamp"].(string), m["event_type"].(string), m["actor"].(string), m["lead_id"].(string), m["workflow"].(string)}
+				if strings.Join(row[:6], "|") != strings.Join(want, "|") || string(backJSON) != string(details) {
+					t.Fatalf("row %d: %q\nwant %q %s", i, row, want, details)
+				}
+			}
+		case "json":
+			var got []map[string]any
+			if err := json.Unmarshal(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			gotJSON, _ := json.Marshal(got)
+			wantJSON, _ := json.Marshal(stored)
+			if !bytes.Equal(gotJSON, wantJSON) {
+				t.Fatalf("json export: %d records, not the %d stored", len(got), len(stored))
+			}
+		case "jsonl":
+			if string(b) != strings.Join(lines, "\n")+"\n" {
+				t.Fatal("jsonl export is not the stored lines byte for byte")
+			}
+		}
+	}
+	// Filters apply, and a file that exists is replaced whole.
+	out := filepath.Join(dir, "export.csv")
+	if _, stderr, code := cli(t, data, "export", "--format", "csv", "--output", out, "--type", "error"); code != 0 {
+		t.Fatal(stderr)
+	}
+	rows, _ := csv.NewReader(bytes.NewReader(readFile(t, out))).ReadAll()
+	for _, row := range rows[1:] {
+		if row[2] != "error" {
+			t.Fatalf("--type error exported %q", row)
+		}
+	}
+	if len(rows) != 6000/8+1 {
+		t.Fatalf("%d error rows, want %d", len(rows)-1, 6000/8)
+	}
+}
+
+func jsonNumber(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
