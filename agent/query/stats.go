@@ -30,7 +30,8 @@ type Stats struct {
 	LastSeq    uint64         `json:"last_seq"`
 }
 
-func newStats() *Stats {
+// NewStats returns empty Stats for Add.
+func NewStats() *Stats {
 	return &Stats{ByType: map[string]int{}, ByWorkflow: map[string]int{}, PerDay: map[string]int{}, Pseudonyms: map[string]int{}}
 }
 
@@ -48,7 +49,8 @@ func (h *Head) Internal() bool {
 	return string(h.Type) == TypeSeal || string(h.Type) == TypeCheckpoint
 }
 
-func (st *Stats) add(h *Head) {
+// Add counts one record.
+func (st *Stats) Add(h *Head) {
 	st.Events++
 	st.Bytes += int64(len(h.Line)) + 1
 	count(st.ByType, h.Type)
@@ -115,7 +117,8 @@ var redactTags = func() map[string]bool {
 	return m
 }()
 
-func (st *Stats) merge(o *Stats) {
+// Merge adds the counts of o.
+func (st *Stats) Merge(o *Stats) {
 	st.Events += o.Events
 	st.Errors += o.Errors
 	st.Malformed += o.Malformed
@@ -143,15 +146,15 @@ func (st *Stats) merge(o *Stats) {
 func (s *Store) Stats(f Filter) (*Stats, []Problem) {
 	parts := make([]*Stats, max(s.Workers, 1))
 	for i := range parts {
-		parts[i] = newStats()
+		parts[i] = NewStats()
 	}
 	problems := s.Each(f, func(w int, h *Head) {
 		if !h.Internal() {
-			parts[w].add(h)
+			parts[w].Add(h)
 		}
 	})
 	for _, p := range parts[1:] {
-		parts[0].merge(p)
+		parts[0].Merge(p)
 	}
 	return parts[0], problems
 }
@@ -221,15 +224,11 @@ func (s *Store) Performance(f Filter, operation string) ([]Operation, []Problem)
 		parts[i] = map[string][]float64{}
 	}
 	problems := s.Each(f, func(w int, h *Head) {
-		raw := parse.Field(h.Details, DurationKey)
-		d, err := strconv.ParseFloat(string(raw), 64)
-		if err != nil || math.IsNaN(d) || math.IsInf(d, 0) {
+		d, ok := Duration(h.Details)
+		if !ok {
 			return
 		}
-		name := FirstString(h.Details, OperationKeys)
-		if name == "" {
-			name = Text(h.Workflow)
-		}
+		name := h.Operation()
 		if operation != "" && name != operation {
 			return
 		}
@@ -257,4 +256,19 @@ func FirstString(obj []byte, keys []string) string {
 		}
 	}
 	return ""
+}
+
+// Duration is the finite number in details.duration_ms.
+func Duration(details []byte) (float64, bool) {
+	d, err := strconv.ParseFloat(string(parse.Field(details, DurationKey)), 64)
+	return d, err == nil && !math.IsNaN(d) && !math.IsInf(d, 0)
+}
+
+// Operation names what a performance event timed: details.operation (or
+// op, name), else the workflow.
+func (h *Head) Operation() string {
+	if op := FirstString(h.Details, OperationKeys); op != "" {
+		return op
+	}
+	return Text(h.Workflow)
 }

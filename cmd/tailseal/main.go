@@ -89,6 +89,8 @@ func Run(ctx context.Context, args []string) error {
 		return runPerformance(ctx, args[1:])
 	case "export":
 		return runExport(ctx, args[1:])
+	case "report":
+		return runReport(ctx, args[1:])
 	case "version", "--version":
 		fmt.Println("tailseal", version)
 		return nil

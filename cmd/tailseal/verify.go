@@ -44,19 +44,11 @@ Exit 0 when intact, 1 with findings, 2 on usage or key errors.
 		fmt.Fprintf(os.Stderr, "tailseal verify: no store in %s (set TAILSEAL_DATA_DIR)\n", cfg.DataDir)
 		return errUsage
 	}
-	opt := verify.Options{StoreDir: storeDir, Checkpoints: filepath.Join(cfg.DataDir, agent.CheckpointsFile)}
-	var notes []string
-	if opt.K0, notes, err = verifyKey(cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "tailseal verify:", err)
-		return errUsage
-	}
-	v, vnote, err := checkpointVerifier(cfg)
+	opt, notes, err := verifyOptions(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tailseal verify:", err)
 		return errUsage
 	}
-	opt.Verifier = v
-	notes = append(notes, vnote...)
 	if !*asJSON {
 		for _, n := range notes {
 			fmt.Fprintln(os.Stderr, "note:", n)
@@ -74,14 +66,14 @@ Exit 0 when intact, 1 with findings, 2 on usage or key errors.
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
-	report(sum, *asJSON)
+	printVerify(sum, *asJSON)
 	if len(sum.Findings) > 0 {
 		return errFinding
 	}
 	return nil
 }
 
-func report(sum *verify.Summary, asJSON bool) {
+func printVerify(sum *verify.Summary, asJSON bool) {
 	if asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		for _, f := range sum.Findings {
@@ -101,6 +93,22 @@ func report(sum *verify.Summary, asJSON bool) {
 	}
 	fmt.Printf("%s: %d records (%.1f MB) in %d segments, %d checkpoints, %d findings\n",
 		status, sum.Records, float64(sum.Bytes)/1e6, sum.Segments, sum.Checkpoints, len(sum.Findings))
+}
+
+// verifyOptions finds the keys to verify the configured store with, and
+// notes on what they are and what cannot be checked without them.
+func verifyOptions(cfg *config.Config) (verify.Options, []string, error) {
+	opt := verify.Options{StoreDir: filepath.Join(cfg.DataDir, agent.StoreDir), Checkpoints: filepath.Join(cfg.DataDir, agent.CheckpointsFile)}
+	k0, notes, err := verifyKey(cfg)
+	if err != nil {
+		return opt, nil, err
+	}
+	v, vnotes, err := checkpointVerifier(cfg)
+	if err != nil {
+		return opt, nil, err
+	}
+	opt.K0, opt.Verifier = k0, v
+	return opt, append(notes, vnotes...), nil
 }
 
 // verifyKey returns K0: given, the static key, or the one generated on first

@@ -1,0 +1,163 @@
+package report
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"html/template"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tailseal/tailseal/agent/atomicfile"
+)
+
+//go:embed page.html
+var pageHTML string
+
+var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
+	"ms": func(v float64) string { return fmt.Sprintf("%.1f", v) },
+}).Parse(pageHTML))
+
+// view is what page.html is executed with.
+type view struct {
+	Page       *Page
+	Prev, Next string
+	ErrorRate  string
+	PII        int
+	BucketName string
+	Chart      template.HTML
+	Workflows  []bar
+	Types      []bar
+}
+
+type bar struct {
+	Name    string
+	Count   int
+	Percent float64
+}
+
+func bars(m map[string]int) []bar {
+	keys := slices.Sorted(maps.Keys(m))
+	slices.SortStableFunc(keys, func(a, b string) int { return m[b] - m[a] })
+	top := 1
+	for _, k := range keys {
+		top = max(top, m[k])
+	}
+	out := make([]bar, 0, len(keys))
+	for _, k := range keys {
+		name := k
+		if name == "" {
+			name = "(none)"
+		}
+		out = append(out, bar{name, m[k], 100 * float64(m[k]) / float64(top)})
+	}
+	return out
+}
+
+// WriteHTML writes the page; prev and next are the neighbouring pages'
+// file names, or "".
+func (p *Page) WriteHTML(w io.Writer, prev, next string) error {
+	v := view{Page: p, Prev: prev, Next: next, BucketName: "hour", Chart: chart(p),
+		Workflows: bars(p.Stats.ByWorkflow), Types: bars(p.Stats.ByType), ErrorRate: "0%"}
+	if p.Weekly {
+		v.BucketName = "6 hours"
+	}
+	if p.Stats.Events > 0 {
+		v.ErrorRate = fmt.Sprintf("%.2f%%", 100*float64(p.Stats.Errors)/float64(p.Stats.Events))
+	}
+	for _, n := range p.Stats.Pseudonyms {
+		v.PII += n
+	}
+	return pageTmpl.Execute(w, v)
+}
+
+// chart draws the buckets as an inline SVG line chart with a point (and a
+// tooltip) per bucket.
+func chart(p *Page) template.HTML {
+	const w, h, left, right, top, bottom = 960.0, 220.0, 48.0, 12.0, 12.0, 26.0
+	n := len(p.Buckets)
+	peak := 1
+	for _, c := range p.Buckets {
+		peak = max(peak, c)
+	}
+	x := func(i int) float64 { return left + (w-left-right)*(float64(i)+0.5)/float64(n) }
+	y := func(c int) float64 { return top + (h-top-bottom)*(1-float64(c)/float64(peak)) }
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg id="chart" viewBox="0 0 %.0f %.0f" role="img" aria-label="events per %s">`, w, h, map[bool]string{false: "hour", true: "6 hours"}[p.Weekly])
+	for _, c := range []int{0, peak / 2, peak} {
+		fmt.Fprintf(&b, `<line class="axis" x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f"/><text x="%.0f" y="%.1f" text-anchor="end">%d</text>`,
+			left, w-right, y(c), y(c), left-6, y(c)+4, c)
+	}
+	var pts strings.Builder
+	for i, c := range p.Buckets {
+		fmt.Fprintf(&pts, "%.1f,%.1f ", x(i), y(c))
+	}
+	fmt.Fprintf(&b, `<polygon class="area" points="%.1f,%.1f %s%.1f,%.1f"/>`, x(0), y(0), pts.String(), x(n-1), y(0))
+	fmt.Fprintf(&b, `<polyline class="line" points="%s"/>`, strings.TrimSpace(pts.String()))
+	for i, c := range p.Buckets {
+		at := p.Start.Add(time.Duration(i) * p.BucketWidth)
+		fmt.Fprintf(&b, `<circle class="pt" cx="%.1f" cy="%.1f" r="3"><title>%s: %d events</title></circle>`, x(i), y(c), at.Format("Jan 2 15:04"), c)
+		label := ""
+		switch {
+		case !p.Weekly && i%3 == 0:
+			label = at.Format("15:04")
+		case p.Weekly && i%4 == 0:
+			label = at.Format("Mon Jan 2")
+		}
+		if label != "" {
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`, x(i), h-8, label)
+		}
+	}
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String())
+}
+
+var indexTmpl = template.Must(template.New("index").Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<title>tailseal reports</title>
+<style>body{margin:0;font:15px/1.45 system-ui,sans-serif;color:#1d232b;background:#f6f7f9}main{max-width:800px;margin:0 auto;padding:24px 20px}
+table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:6px 10px;border-bottom:1px solid #dfe3e8}td.n{text-align:right}a{color:#2457c5}</style>
+</head><body><main><h1>tailseal reports</h1><p>{{.Integrity.Summary}}</p>
+<table><tr><th>Period</th><th>Events</th><th>Errors</th></tr>
+{{range .Pages}}<tr><td><a href="{{.Name}}">{{.Title}}</a></td><td class="n">{{.Stats.Events}}</td><td class="n">{{.Stats.Errors}}</td></tr>
+{{end}}</table></main></body></html>
+`))
+
+// WriteAll writes every page and an index.html into dir, each file whole
+// or not at all.
+func WriteAll(dir string, pages []*Page, integrity Integrity) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i, p := range pages {
+		prev, next := "", ""
+		if i > 0 {
+			prev = pages[i-1].Name()
+		}
+		if i+1 < len(pages) {
+			next = pages[i+1].Name()
+		}
+		var buf bytes.Buffer
+		if err := p.WriteHTML(&buf, prev, next); err != nil {
+			return err
+		}
+		if err := atomicfile.WriteFile(filepath.Join(dir, p.Name()), buf.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	var buf bytes.Buffer
+	err := indexTmpl.Execute(&buf, struct {
+		Pages     []*Page
+		Integrity Integrity
+	}{pages, integrity})
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, "index.html"), buf.Bytes(), 0o644)
+}
