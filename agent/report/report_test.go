@@ -75,5 +75,3 @@ func TestPagesMatchQueriesOverTheirPeriod(t *testing.T) {
 		t.Logf("weekly=%v: %d pages", weekly, len(pages))
 	}
 }
-
-
