@@ -1,0 +1,179 @@
+// Command tailseal-readbench measures the operator commands on a big store.
+// It builds a store of -events operator events (10 million by default,
+// through the agent's own parse, anonymize and sign code, in 50 MB
+// segments as the agent writes them), then runs the real binary:
+// query --lead (target under 1 s), a full-scan stats (target at least
+// 300 MB/s of uncompressed records) and export of everything (target peak
+// RSS at most 64 MiB), and prints wall time, CPU time and peak RSS.
+//
+//	go build -o /tmp/tailseal ./cmd/tailseal
+//	go run ./cmd/tailseal-readbench -bin /tmp/tailseal
+//
+// Peak RSS comes from wait4: Go starts children with CLONE_VFORK, so a
+// child's figure can include this process's own resident memory at the
+// start; that is printed too, and the figures are upper bounds.
+package main
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tailseal/tailseal/agent/benchdata"
+)
+
+var (
+	hmacKey = bytes.Repeat([]byte{1}, 32)
+	piiKey  = bytes.Repeat([]byte{2}, 32)
+	start   = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+func main() {
+	bin := flag.String("bin", "tailseal", "path to the tailseal binary")
+	events := flag.Int("events", 10_000_000, "events in the store")
+	dataDir := flag.String("data", "", "use (or build, if missing) the store in this data dir and keep it; default: a temporary one")
+	flag.Parse()
+	if err := run(*bin, *events, *dataDir); err != nil {
+		fmt.Fprintln(os.Stderr, "tailseal-readbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(bin string, events int, data string) error {
+	if data == "" {
+		dir, err := os.MkdirTemp("", "tailseal-readbench")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		data = filepath.Join(dir, "data")
+	}
+	step := 5 * time.Second // 10M events span about 19 months
+	if _, err := os.Stat(filepath.Join(data, "store")); err != nil {
+		t0 := time.Now()
+		err := benchdata.BuildStore(benchdata.StoreOptions{DataDir: data, Events: events, Start: start, Step: step,
+			SegmentMax: 50 << 20, HMACKey: hmacKey, PIIKey: piiKey})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("built a store of %d events in %.1fs\n", events, time.Since(t0).Seconds())
+	}
+	disk, segs := du(filepath.Join(data, "store"))
+	fmt.Printf("store: %d segments, %.0f MB on disk\n", segs, disk/1e6)
+	debug.FreeOSMemory()
+	fmt.Printf("this process's RSS when starting the commands: %.1f MiB (see the note on peak RSS)\n\n", selfRSS())
+	fmt.Printf("%-44s %8s %8s %10s  %s\n", "command", "wall s", "CPU s", "peak RSS", "result")
+
+	lead := fmt.Sprintf("LEAD-%07d", events/2/5) // an event in the middle of the store
+	mid := start.Add(time.Duration(events/2) * step).Format(time.RFC3339)
+	for _, c := range []struct {
+		args  []string
+		check func(out *counter, wall time.Duration) string
+	}{
+		{[]string{"query", "--lead", lead, "--json"}, countLines},
+		{[]string{"query", "--lead", lead, "--json"}, countLines},
+		{[]string{"query", "--subject", "lead1234@example.com", "--json", "--limit", "100000"}, countLines},
+		{[]string{"query", "--since", mid, "--limit", "20"}, countLines},
+		{[]string{"stats", "--json"}, scanRate},
+		{[]string{"stats", "--json"}, scanRate},
+		{[]string{"performance", "--json"}, countLines},
+		{[]string{"export", "--format", "csv", "--output", "-"}, outSize},
+		{[]string{"export", "--format", "jsonl", "--output", "-"}, outSize},
+	} {
+		if err := measure(bin, data, c.args, c.check); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// measure runs one command to completion and prints its row.
+func measure(bin, data string, args []string, check func(*counter, time.Duration) string) error {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "TAILSEAL_DATA_DIR="+data, "TAILSEAL_PII_KEY="+hex.EncodeToString(piiKey),
+		"TAILSEAL_HMAC_KEY="+hex.EncodeToString(hmacKey))
+	var out counter
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	t0 := time.Now()
+	err := cmd.Run()
+	wall := time.Since(t0)
+	if err != nil {
+		return fmt.Errorf("%s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	fmt.Printf("%-44s %8.2f %8.2f %6.1f MiB  %s\n", strings.Join(args, " "), wall.Seconds(), cpu.Seconds(), float64(ru.Maxrss)/1024, check(&out, wall))
+	return nil
+}
+
+// counter keeps the first MiB of output and counts the rest.
+type counter struct {
+	head  []byte
+	n     int64
+	lines int
+}
+
+func (c *counter) Write(p []byte) (int, error) {
+	if room := 1<<20 - len(c.head); room > 0 {
+		c.head = append(c.head, p[:min(room, len(p))]...)
+	}
+	c.n += int64(len(p))
+	c.lines += bytes.Count(p, []byte("\n"))
+	return len(p), nil
+}
+
+func countLines(out *counter, _ time.Duration) string {
+	return fmt.Sprintf("%d lines", out.lines)
+}
+
+func scanRate(out *counter, wall time.Duration) string {
+	var st struct {
+		Events int   `json:"events"`
+		Bytes  int64 `json:"bytes"`
+	}
+	if err := json.Unmarshal(out.head, &st); err != nil {
+		return "bad output: " + err.Error()
+	}
+	return fmt.Sprintf("%d events, %.0f MB of records: %.0f MB/s", st.Events, float64(st.Bytes)/1e6, float64(st.Bytes)/1e6/wall.Seconds())
+}
+
+func outSize(out *counter, wall time.Duration) string {
+	return fmt.Sprintf("%d lines, %.0f MB: %.0f MB/s", out.lines, float64(out.n)/1e6, float64(out.n)/1e6/wall.Seconds())
+}
+
+func du(dir string) (float64, int) {
+	entries, _ := os.ReadDir(dir)
+	var total float64
+	n := 0
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil {
+			total += float64(fi.Size())
+			if strings.HasSuffix(e.Name(), ".jsonl.gz") || strings.HasSuffix(e.Name(), ".jsonl") {
+				n++
+			}
+		}
+	}
+	return total, n
+}
+
+func selfRSS() float64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(rest), "%f", &kb)
+			return kb / 1024
+		}
+	}
+	return -1
+}
