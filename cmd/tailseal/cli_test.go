@@ -231,3 +231,24 @@ func jsonNumber(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// A corrupt segment is named on stderr with exit 1; the answer covers the
+// rest of the store.
+func TestReadCommandsReportDamage(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	copyDir(t, cliStore(t), data)
+	segs, _ := store.List(filepath.Join(data, "store"))
+	bad := filepath.Join(data, "store", segs[2].Name)
+	if err := os.Truncate(bad, 500); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := cli(t, data, "stats", "--json")
+	if code != 1 || !strings.Contains(stderr, segs[2].Name) || strings.Count(strings.TrimSpace(stderr), "\n") > 3 {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+	var st struct{ Events int }
+	if err := json.Unmarshal([]byte(out), &st); err != nil || st.Events < 5000 || st.Events >= 6000 {
+		t.Fatalf("stats over the rest: %s (%v)", out, err)
+	}
+	t.Logf("%d events answered; stderr:\n%s", st.Events, stderr)
+}
