@@ -108,3 +108,10 @@ func (h *Head) Record() Record {
 		Details: json.RawMessage(line[h.dStart : h.dStart+len(h.Details)]), Line: line,
 	}
 }
+
+// ParseHead splits a stored line (see Head); false when it is not a record.
+func ParseHead(line []byte) (Head, bool) {
+	var h Head
+	ok := h.parse(line)
+	return h, ok
+}

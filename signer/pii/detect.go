@@ -105,12 +105,13 @@ func isLocal(c byte) bool {
 func isDomain(c byte) bool { return isAlnum(c) || c == '.' || c == '-' }
 
 func findEmails(s string, out []span) []span {
+	prevEnd := 0 // a local part never reaches back into the previous address
 	for i := 0; i < len(s); i++ {
 		if s[i] != '@' {
 			continue
 		}
 		l := i
-		for l > 0 && isLocal(s[l-1]) {
+		for l > prevEnd && isLocal(s[l-1]) {
 			l--
 		}
 		r := i + 1
@@ -154,7 +155,7 @@ func findEmails(s string, out []span) []span {
 				r = next
 			}
 			out = append(out, span{l, r, Email})
-			i = r
+			i, prevEnd = r, r
 		}
 	}
 	return out
@@ -486,12 +487,24 @@ func findIPv4(s string, out []span) []span {
 			i = j
 			continue
 		}
-		if a, err := netip.ParseAddr(cand); err == nil && a.Is4() && !cidr(s, end) && !overlaps(out, i, end) {
+		if a, err := netip.ParseAddr(cand); err == nil && a.Is4() && !cidr(s, end) && !overlaps(out, i, end) && !besideReplacement(s, i, end) {
 			out = append(out, span{i, end, IPv4})
 		}
 		i = j
 	}
 	return out
+}
+
+// besideReplacement reports an address candidate touching what the
+// anonymizer writes ("***-***-0100", "<phone>", "<phone:…>"): once a phone
+// is replaced, the digits and colons left beside it can form an address
+// that was not there before ("::000010 0" becomes "::<phone>"), and a
+// second pass must not find it. The cost is missing an address written
+// right against a '*', '<' or '>'.
+func besideReplacement(s string, start, end int) bool {
+	return start > 0 && (s[start-1] == '*' || s[start-1] == '>') ||
+		start > 1 && s[start-2] == '*' && (s[start-1] == '-' || s[start-1] == ' ') ||
+		end < len(s) && (s[end] == '*' || s[end] == '<')
 }
 
 // cidr reports a /prefix after an address: a network, as mask mode writes
@@ -528,7 +541,7 @@ func findIPv6(s string, out []span) []span {
 		cand := strings.TrimRight(s[i:j], ".")
 		end := i + len(cand)
 		if strings.Count(cand, ":") >= 2 && (end == len(s) || !isAlnum(s[end])) {
-			if a, err := netip.ParseAddr(cand); err == nil && a.Is6() && !cidr(s, end) && !overlaps(out, i, end) {
+			if a, err := netip.ParseAddr(cand); err == nil && a.Is6() && !cidr(s, end) && !overlaps(out, i, end) && !besideReplacement(s, i, end) {
 				out = append(out, span{i, end, IPv6})
 			}
 		}

@@ -1,0 +1,442 @@
+// Package alert evaluates alert rules over the stored events and notifies
+// channels (Slack, Discord, email) at least once. It is a sink: it reads
+// the store through its own cursor, and its state (the recent errors, what
+// is firing, when it was last sent, the notifications not yet delivered)
+// is one file written atomically, so a restart neither re-sends nor
+// forgets an alert.
+package alert
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tailseal/tailseal/agent/atomicfile"
+	"github.com/tailseal/tailseal/agent/query"
+	"github.com/tailseal/tailseal/sinks"
+)
+
+// Alert is one notification.
+type Alert struct {
+	ID     string    `json:"id"`
+	Rule   string    `json:"rule"`   // "error_threshold" or "performance:<operation>"
+	Status string    `json:"status"` // firing, still firing, resolved
+	Title  string    `json:"title"`
+	Text   string    `json:"text"` // one paragraph: the counts and the window
+	Count  int       `json:"count"`
+	Window string    `json:"window"`
+	First  string    `json:"first_event,omitempty"` // timestamps of the first and last event counted
+	Last   string    `json:"last_event,omitempty"`
+	Recent []string  `json:"recent,omitempty"` // recent error messages, anonymized as stored
+	Time   time.Time `json:"time"`
+}
+
+// Statuses.
+const (
+	Firing      = "firing"
+	StillFiring = "still firing"
+	Resolved    = "resolved"
+)
+
+// Notifier sends alerts to one channel. Notify returns nil once the alert
+// is delivered; a *sinks.Permanent is dead-lettered; sinks.ErrStopped
+// stops the channel; other errors are retried.
+type Notifier interface {
+	Name() string
+	Notify(ctx context.Context, a Alert) error
+}
+
+// Options configure the rules.
+type Options struct {
+	Threshold int           // errors within Window that fire
+	Window    time.Duration // also the performance window
+	Cooldown  time.Duration // between two notifications of one rule
+	// PerfFactor: an operation's p95 over the window above PerfFactor × its
+	// baseline p95 fires; 0 disables the rule.
+	PerfFactor float64
+	StateDir   string
+	Log        *slog.Logger
+	Now        func() time.Time
+}
+
+// recentMessages is how many error messages an alert quotes.
+const recentMessages = 5
+
+// minPerfSamples is the fewest durations a window needs to be judged.
+const minPerfSamples = 20
+
+type errEvent struct {
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"`
+	Stamp   string    `json:"stamp"`
+	Message string    `json:"message,omitempty"`
+}
+
+type ruleState struct {
+	Firing   bool      `json:"firing"`
+	Since    time.Time `json:"since,omitempty"`
+	LastSent time.Time `json:"last_sent,omitempty"`
+}
+
+type perfOp struct {
+	Baseline float64   `json:"baseline_p95"`
+	Window   []float64 `json:"window"` // durations of the current window
+	ruleState
+}
+
+type outboxEntry struct {
+	Channel string `json:"channel"`
+	Alert   Alert  `json:"alert"`
+}
+
+// state is the file state/alerts.json.
+type state struct {
+	Seq       uint64             `json:"seq"` // the last record evaluated
+	Errors    []errEvent         `json:"errors"`
+	Errs      ruleState          `json:"error_threshold"`
+	Perf      map[string]*perfOp `json:"performance"`
+	WindowEnd time.Time          `json:"perf_window_end"`
+	Outbox    []outboxEntry      `json:"outbox"`
+	NextID    uint64             `json:"next_id"`
+}
+
+// Engine is the alert sink.
+type Engine struct {
+	opt      Options
+	path     string
+	channels []Notifier
+	mu       sync.Mutex
+	st       state
+	wake     chan struct{}
+	// Fired counts notifications queued, by status.
+	Fired       sync.Map // status -> *atomic.Uint64
+	Delivered   atomic.Uint64
+	DeadLetters atomic.Uint64
+	stopped     sync.Map // channel name -> bool
+}
+
+// New loads the state from opt.StateDir.
+func New(opt Options, channels []Notifier) (*Engine, error) {
+	e := &Engine{opt: opt, path: filepath.Join(opt.StateDir, "alerts.json"), channels: channels, wake: make(chan struct{}, 1)}
+	b, err := os.ReadFile(e.path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, err
+	default:
+		if err := json.Unmarshal(b, &e.st); err != nil {
+			return nil, fmt.Errorf("%s: %w", e.path, err)
+		}
+	}
+	if e.st.Perf == nil {
+		e.st.Perf = map[string]*perfOp{}
+	}
+	return e, nil
+}
+
+func (e *Engine) Name() string { return "alerts" }
+
+// Accept passes only what the rules look at.
+func (e *Engine) Accept(line []byte) bool {
+	h, ok := query.ParseHead(line)
+	return ok && (string(h.Type) == query.TypeError || string(h.Type) == query.TypePerformance && e.opt.PerfFactor > 0)
+}
+
+// Deliver evaluates a batch of records.
+func (e *Engine) Deliver(_ context.Context, b sinks.Batch) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.opt.Now()
+	for _, line := range b.Lines {
+		h, ok := query.ParseHead(line)
+		if !ok || h.Seq <= e.st.Seq {
+			continue // seen before a crash
+		}
+		t, ok := h.Time()
+		if !ok {
+			t = now
+		}
+		switch string(h.Type) {
+		case query.TypeError:
+			e.st.Errors = append(e.st.Errors, errEvent{Seq: h.Seq, Time: t, Stamp: query.Text(h.Timestamp),
+				Message: query.FirstString(h.Details, query.MessageKeys)})
+			if keep := max(e.opt.Threshold, recentMessages); len(e.st.Errors) > keep {
+				e.st.Errors = slices.Delete(e.st.Errors, 0, len(e.st.Errors)-keep)
+			}
+		case query.TypePerformance:
+			if d, ok := query.Duration(h.Details); ok {
+				op := e.st.Perf[h.Operation()]
+				if op == nil {
+					op = &perfOp{}
+					e.st.Perf[h.Operation()] = op
+				}
+				if len(op.Window) < 10_000 {
+					op.Window = append(op.Window, d)
+				}
+			}
+		}
+	}
+	e.st.Seq = max(e.st.Seq, b.Last)
+	e.evaluate(now)
+	return e.save()
+}
+
+// Tick evaluates at now without new records: windows empty out, and a
+// rule resolves when errors stop.
+func (e *Engine) Tick() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	before := len(e.st.Outbox)
+	changed := e.evaluate(e.opt.Now())
+	if !changed && len(e.st.Outbox) == before {
+		return nil
+	}
+	return e.save()
+}
+
+// evaluate applies the rules at now; it reports whether the state changed.
+func (e *Engine) evaluate(now time.Time) bool {
+	changed := false
+	// Error threshold: the errors whose timestamps are within the window
+	// that ends now.
+	var in []errEvent
+	for _, ev := range e.st.Errors {
+		if !ev.Time.Before(now.Add(-e.opt.Window)) && !ev.Time.After(now.Add(time.Minute)) {
+			in = append(in, ev)
+		}
+	}
+	r := &e.st.Errs
+	switch {
+	case len(in) >= e.opt.Threshold && !r.Firing:
+		r.Firing, r.Since, r.LastSent = true, now, now
+		e.queue(now, e.errorAlert(Firing, in, now))
+		changed = true
+	case len(in) >= e.opt.Threshold && now.Sub(r.LastSent) >= e.opt.Cooldown:
+		r.LastSent = now
+		e.queue(now, e.errorAlert(StillFiring, in, now))
+		changed = true
+	case len(in) < e.opt.Threshold && r.Firing:
+		r.Firing, r.LastSent = false, now
+		e.queue(now, e.errorAlert(Resolved, in, now))
+		changed = true
+	}
+	if e.opt.PerfFactor > 0 {
+		changed = e.evaluatePerf(now) || changed
+	}
+	return changed
+}
+
+func (e *Engine) errorAlert(status string, in []errEvent, now time.Time) Alert {
+	a := Alert{Rule: "error_threshold", Status: status, Count: len(in), Window: e.opt.Window.String(), Time: now}
+	switch status {
+	case Resolved:
+		a.Title = "Resolved: errors are back under the threshold"
+		a.Text = fmt.Sprintf("%d error events in the last %s, under the threshold of %d. It fired at %s.",
+			len(in), e.opt.Window, e.opt.Threshold, e.st.Errs.Since.UTC().Format(time.RFC3339))
+	default:
+		a.Title = fmt.Sprintf("%d errors in %s (threshold %d)", len(in), e.opt.Window, e.opt.Threshold)
+		if len(in) >= max(e.opt.Threshold, recentMessages) {
+			a.Title = fmt.Sprintf("At least %d errors in %s (threshold %d)", len(in), e.opt.Window, e.opt.Threshold)
+		}
+		a.Text = fmt.Sprintf("Rule error_threshold is %s: %d or more error events within %s (threshold %d). Next reminder after %s.",
+			status, len(in), e.opt.Window, e.opt.Threshold, e.opt.Cooldown)
+	}
+	if len(in) > 0 {
+		a.First, a.Last = in[0].Stamp, in[len(in)-1].Stamp
+		for i := len(in) - 1; i >= 0 && len(a.Recent) < recentMessages; i-- {
+			if in[i].Message != "" {
+				a.Recent = append(a.Recent, in[i].Message)
+			}
+		}
+	}
+	return a
+}
+
+// evaluatePerf closes a window every Window: an operation with enough
+// samples whose p95 exceeds PerfFactor × its baseline fires; otherwise
+// its baseline learns the window's p95 (a moving average, 1/5 weight).
+func (e *Engine) evaluatePerf(now time.Time) bool {
+	if e.st.WindowEnd.IsZero() {
+		e.st.WindowEnd = now.Add(e.opt.Window)
+		return true
+	}
+	if now.Before(e.st.WindowEnd) {
+		return false
+	}
+	e.st.WindowEnd = now.Add(e.opt.Window)
+	for _, name := range slices.Sorted(maps.Keys(e.st.Perf)) {
+		op := e.st.Perf[name]
+		n := len(op.Window)
+		if n < minPerfSamples {
+			op.Window = op.Window[:0]
+			continue
+		}
+		p95 := query.Percentile(slices.Sorted(slices.Values(op.Window)), 95)
+		op.Window = op.Window[:0]
+		a := Alert{Rule: "performance:" + name, Count: n, Window: e.opt.Window.String(), Time: now}
+		degraded := op.Baseline > 0 && p95 > e.opt.PerfFactor*op.Baseline
+		switch {
+		case op.Baseline == 0:
+			op.Baseline = p95
+		case degraded && (!op.Firing || now.Sub(op.LastSent) >= e.opt.Cooldown):
+			a.Status = Firing
+			if op.Firing {
+				a.Status = StillFiring
+			}
+			op.Firing, op.LastSent = true, now
+			if a.Status == Firing {
+				op.Since = now
+			}
+			a.Title = fmt.Sprintf("%s is slow: p95 %.1f ms, %.1f× its baseline", name, p95, p95/op.Baseline)
+			a.Text = fmt.Sprintf("Over the last %s, %d %s operations had a p95 of %.1f ms against a baseline p95 of %.1f ms (threshold %.1f×).",
+				e.opt.Window, n, name, p95, op.Baseline, e.opt.PerfFactor)
+			e.queue(now, a)
+		case !degraded:
+			op.Baseline = 0.8*op.Baseline + 0.2*p95
+			if op.Firing {
+				op.Firing, op.LastSent = false, now
+				a.Status = Resolved
+				a.Title = fmt.Sprintf("Resolved: %s p95 is back to %.1f ms", name, p95)
+				a.Text = fmt.Sprintf("Over the last %s, %d %s operations had a p95 of %.1f ms (baseline %.1f ms).", e.opt.Window, n, name, p95, op.Baseline)
+				e.queue(now, a)
+			}
+		}
+	}
+	return true
+}
+
+// queue adds the alert to every channel's outbox.
+func (e *Engine) queue(now time.Time, a Alert) {
+	e.st.NextID++
+	a.ID = fmt.Sprintf("alert-%d", e.st.NextID)
+	a.Time = now
+	for _, c := range e.channels {
+		e.st.Outbox = append(e.st.Outbox, outboxEntry{Channel: c.Name(), Alert: a})
+	}
+	n, _ := e.Fired.LoadOrStore(a.Status, new(atomic.Uint64))
+	n.(*atomic.Uint64).Add(1)
+	e.opt.Log.Info("alert", "rule", a.Rule, "status", a.Status, "count", a.Count, "window", a.Window)
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) save() error {
+	b, err := json.Marshal(&e.st)
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(e.path, b, 0o600)
+}
+
+// Run delivers the outbox to the channels, one goroutine per channel, and
+// ticks the rules, until ctx ends.
+func (e *Engine) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wakes := make([]chan struct{}, len(e.channels))
+	for i, c := range e.channels {
+		wakes[i] = make(chan struct{}, 1)
+		wakes[i] <- struct{}{} // deliver what a previous run left
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.deliverLoop(ctx, c, wakes[i])
+		}()
+	}
+	tick := time.NewTicker(max(e.opt.Window/20, 100*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return ctx.Err()
+		case <-tick.C:
+			if err := e.Tick(); err != nil {
+				e.opt.Log.Error("alerts: cannot save state", "error", err)
+			}
+		case <-e.wake:
+		}
+		for _, w := range wakes {
+			select {
+			case w <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// deliverLoop sends the channel's outbox entries in order.
+func (e *Engine) deliverLoop(ctx context.Context, c Notifier, wake <-chan struct{}) {
+	log := e.opt.Log.With("channel", c.Name())
+	wait := time.Second
+	for {
+		e.mu.Lock()
+		i := slices.IndexFunc(e.st.Outbox, func(o outboxEntry) bool { return o.Channel == c.Name() })
+		var a Alert
+		if i >= 0 {
+			a = e.st.Outbox[i].Alert
+		}
+		e.mu.Unlock()
+		if i < 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-wake:
+				continue
+			}
+		}
+		err := c.Notify(ctx, a)
+		var perm *sinks.Permanent
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, sinks.ErrStopped):
+			e.stopped.Store(c.Name(), true)
+			log.Error("ALERT CHANNEL STOPPED: it refuses for good; alerts for it are kept in state/alerts.json until it is fixed and the agent restarted", "error", err)
+			return
+		case errors.As(err, &perm):
+			e.DeadLetters.Add(1)
+			body, _ := json.Marshal(a)
+			if derr := sinks.DeadLetter(e.opt.StateDir, "alerts-"+c.Name(), perm.Reason, sinks.Batch{Lines: [][]byte{body}}); derr != nil {
+				log.Error("alerts: cannot write dead letter", "error", derr)
+			}
+			log.Error("alert refused; dead-lettered", "alert", a.ID, "reason", perm.Reason)
+		case err != nil:
+			log.Warn("alert delivery failed; will retry", "alert", a.ID, "error", err, "retry_in", wait)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, time.Minute)
+			continue
+		default:
+			e.Delivered.Add(1)
+		}
+		wait = time.Second
+		e.mu.Lock()
+		if j := slices.IndexFunc(e.st.Outbox, func(o outboxEntry) bool { return o.Channel == c.Name() && o.Alert.ID == a.ID }); j >= 0 {
+			e.st.Outbox = slices.Delete(e.st.Outbox, j, j+1)
+		}
+		if err := e.save(); err != nil {
+			log.Error("alerts: cannot save state", "error", err)
+		}
+		e.mu.Unlock()
+	}
+}
+
+// Stopped reports whether a channel stopped for good.
+func (e *Engine) Stopped(channel string) bool {
+	v, ok := e.stopped.Load(channel)
+	return ok && v.(bool)
+}

@@ -1,0 +1,260 @@
+// Package sinks delivers what the agent stored to the outside, at least
+// once. The store is the queue: each sink reads stored records through
+// its own durable cursor (state/sink-<name>.json), so a crash or a
+// restart neither loses nor reorders anything; retention keeps every
+// segment a sink still needs. Sinks live below: webhook (records), alert
+// (rules over records, notifying slack, discord and email).
+package sinks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/tailseal/tailseal/agent/atomicfile"
+	"github.com/tailseal/tailseal/agent/store"
+)
+
+// Batch is a run of stored records, seqs First..Last, as stored.
+type Batch struct {
+	First, Last uint64
+	Lines       [][]byte // without newlines; records a sink filters out are not here
+}
+
+// Sink consumes batches in order.
+type Sink interface {
+	// Name names the sink in state files, logs and metrics.
+	Name() string
+	// Accept reports whether a record goes into batches (a filter);
+	// records not accepted are passed over as delivered.
+	Accept(line []byte) bool
+	// Deliver returns nil once the batch is delivered or dead-lettered.
+	// ErrStopped stops the sink; other errors are retried with backoff.
+	Deliver(ctx context.Context, b Batch) error
+}
+
+// ErrStopped means the endpoint refused for good (401, 403, 404, 410):
+// the sink stops, loudly, and its cursor stays where it is, so nothing is
+// lost when it is fixed and the agent restarted.
+var ErrStopped = errors.New("endpoint refused for good")
+
+// Source is the store as sinks see it.
+type Source interface {
+	Durable() uint64          // the last durable seq
+	Changed() <-chan struct{} // closed at the next commit
+}
+
+// Limits bound a batch.
+type Limits struct {
+	Count int
+	Bytes int
+	Age   time.Duration // how long a batch waits for more records
+}
+
+// Stats of one sink, read by the metrics collector.
+type Stats struct {
+	Delivered   atomic.Uint64 // records
+	Batches     atomic.Uint64
+	DeadLetters atomic.Uint64
+	Cursor      atomic.Uint64 // last delivered seq
+	Stopped     atomic.Bool
+}
+
+// cursorFile is a sink's durable state. Pending is the batch being
+// delivered: after a crash it is sent again exactly, so receivers see the
+// same batch (and the same webhook-id).
+type cursorFile struct {
+	Delivered uint64 `json:"delivered"`
+	Pending   *struct {
+		First uint64 `json:"first"`
+		Last  uint64 `json:"last"`
+	} `json:"pending,omitempty"`
+}
+
+// Runner feeds one sink from the store.
+type Runner struct {
+	sink     Sink
+	src      Source
+	storeDir string
+	path     string
+	limits   Limits
+	log      *slog.Logger
+	Stats    Stats
+}
+
+// NewRunner loads the sink's cursor from stateDir. A sink seen for the
+// first time starts at start (the first seq it should deliver).
+func NewRunner(sink Sink, src Source, storeDir, stateDir string, limits Limits, start uint64, log *slog.Logger) (*Runner, error) {
+	r := &Runner{sink: sink, src: src, storeDir: storeDir, limits: limits,
+		path: filepath.Join(stateDir, "sink-"+sink.Name()+".json"), log: log.With("sink", sink.Name())}
+	c, err := r.load()
+	if errors.Is(err, os.ErrNotExist) {
+		c = cursorFile{Delivered: start - 1}
+		err = r.save(c)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.Stats.Cursor.Store(c.Delivered)
+	return r, nil
+}
+
+func (r *Runner) load() (cursorFile, error) {
+	var c cursorFile
+	b, err := os.ReadFile(r.path)
+	if err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("%s: %w", r.path, err)
+	}
+	return c, nil
+}
+
+func (r *Runner) save(c cursorFile) error {
+	b, _ := json.Marshal(c)
+	return atomicfile.WriteFile(r.path, append(b, '\n'), 0o600)
+}
+
+// Keep is the lowest seq this sink still needs.
+func (r *Runner) Keep() uint64 { return r.Stats.Cursor.Load() + 1 }
+
+// Run delivers until ctx ends or the sink stops.
+func (r *Runner) Run(ctx context.Context) error {
+	c, err := r.load()
+	if err != nil {
+		return err
+	}
+	rd := store.NewReader(r.storeDir, c.Delivered+1)
+	defer rd.Close()
+	var pending uint64 // last seq of a batch to resend exactly
+	if c.Pending != nil {
+		pending = c.Pending.Last
+	}
+	lagWarned := time.Time{}
+	for {
+		b, err := r.gather(ctx, rd, pending)
+		if err != nil {
+			return err
+		}
+		pending = 0
+		c.Pending = &struct {
+			First uint64 `json:"first"`
+			Last  uint64 `json:"last"`
+		}{b.First, b.Last}
+		if err := r.save(c); err != nil {
+			return err
+		}
+		if err := r.deliver(ctx, b); err != nil {
+			return err
+		}
+		c = cursorFile{Delivered: b.Last}
+		if err := r.save(c); err != nil {
+			return err
+		}
+		r.Stats.Cursor.Store(b.Last)
+		r.Stats.Delivered.Add(uint64(len(b.Lines)))
+		r.Stats.Batches.Add(1)
+		if lag := r.src.Durable() - b.Last; lag > lagWarnRecords && time.Since(lagWarned) > 10*time.Minute {
+			lagWarned = time.Now()
+			r.log.Warn("sink is falling behind; retention keeps what it has not delivered", "behind_records", lag)
+		}
+	}
+}
+
+// lagWarnRecords is how far behind the store a sink may be before it is
+// reported in the log (the metric always shows it).
+const lagWarnRecords = 1_000_000
+
+// deliver retries a batch until it is delivered, the sink stops, or ctx
+// ends.
+func (r *Runner) deliver(ctx context.Context, b Batch) error {
+	wait := time.Second
+	for {
+		err := r.sink.Deliver(ctx, b)
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, ErrStopped):
+			r.Stats.Stopped.Store(true)
+			r.log.Error("SINK STOPPED: the endpoint refuses for good; nothing after this is delivered until it is fixed and the agent restarted (records are kept)",
+				"error", err, "undelivered_from", b.First)
+			return err
+		}
+		r.log.Warn("delivery failed; will retry", "error", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Minute)
+	}
+}
+
+// gather reads the next batch: up to the limits, or what came within
+// Limits.Age of the first record. With exact > 0 it reads exactly up to
+// that seq (a batch cut before a crash).
+func (r *Runner) gather(ctx context.Context, rd *store.Reader, exact uint64) (Batch, error) {
+	b := Batch{First: rd.Seq()}
+	size := 0
+	var deadline <-chan time.Time
+	for {
+		changed := r.src.Changed()
+		for exact == 0 && len(b.Lines) < r.limits.Count && size < r.limits.Bytes || exact != 0 && rd.Seq() <= exact {
+			line, ok, err := rd.Next(r.src.Durable())
+			if err != nil {
+				return b, err
+			}
+			if !ok {
+				break
+			}
+			b.Last = rd.Seq() - 1
+			if r.sink.Accept(line) {
+				b.Lines = append(b.Lines, append([]byte(nil), line...))
+				size += len(line)
+			}
+			if deadline == nil {
+				deadline = time.After(r.limits.Age)
+			}
+		}
+		full := exact != 0 && rd.Seq() > exact || exact == 0 && (len(b.Lines) >= r.limits.Count || size >= r.limits.Bytes)
+		if full {
+			return b, nil
+		}
+		select {
+		case <-ctx.Done():
+			return b, ctx.Err()
+		case <-changed:
+		case <-deadline:
+			if b.Last >= b.First {
+				return b, nil
+			}
+		}
+	}
+}
+
+// DeadLetter appends a batch that cannot be delivered, with the reason, to
+// state/deadletter-<sink>.jsonl, so an operator can look and replay.
+func DeadLetter(stateDir, sink, reason string, b Batch) error {
+	recs := make([]string, len(b.Lines))
+	for i, l := range b.Lines {
+		recs[i] = string(l)
+	}
+	line, _ := json.Marshal(struct {
+		Time    time.Time `json:"time"`
+		Sink    string    `json:"sink"`
+		Reason  string    `json:"reason"`
+		First   uint64    `json:"first_seq"`
+		Last    uint64    `json:"last_seq"`
+		Records []string  `json:"records"`
+	}{time.Now().UTC(), sink, reason, b.First, b.Last, recs})
+	return atomicfile.Append(filepath.Join(stateDir, "deadletter-"+sink+".jsonl"), append(line, '\n'), 0o600)
+}

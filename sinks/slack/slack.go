@@ -1,0 +1,102 @@
+// Package slack sends alerts to a Slack incoming webhook: text plus
+// blocks within Slack's limits, at most one message per second, success
+// only on the body "ok".
+package slack
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tailseal/tailseal/sinks"
+	"github.com/tailseal/tailseal/sinks/alert"
+)
+
+// Slack's limits for incoming webhooks.
+const (
+	SectionTextMax = 3000 // characters in a section block's text
+	HeaderTextMax  = 150  // characters in a header block's text
+	Interval       = time.Second
+)
+
+// Notifier posts to one webhook URL.
+type Notifier struct {
+	http *sinks.HTTP
+	last time.Time
+}
+
+// New returns a notifier; the URL never appears in logs or errors.
+func New(url string, opt sinks.HTTPOptions) *Notifier {
+	return &Notifier{http: sinks.NewHTTP("slack", url, opt)}
+}
+
+func (n *Notifier) Name() string { return "slack" }
+
+// Retries are the webhook's retried attempts.
+func (n *Notifier) Retries() *sinks.RetryCounts { return &n.http.Retries }
+
+// Message is the JSON Slack receives for an alert.
+func Message(a alert.Alert) []byte {
+	icon := map[string]string{alert.Firing: ":rotating_light:", alert.StillFiring: ":warning:", alert.Resolved: ":white_check_mark:"}[a.Status]
+	var body strings.Builder
+	body.WriteString(a.Text)
+	if a.First != "" {
+		fmt.Fprintf(&body, "\n*Events:* %s … %s", a.First, a.Last)
+	}
+	if len(a.Recent) > 0 {
+		body.WriteString("\n*Recent errors:*")
+		for _, m := range a.Recent {
+			fmt.Fprintf(&body, "\n• %s", escape(m))
+		}
+	}
+	msg := map[string]any{
+		"text": truncate(fmt.Sprintf("%s [%s] %s", icon, a.Status, a.Title), SectionTextMax),
+		"blocks": []any{
+			map[string]any{"type": "header", "text": map[string]any{"type": "plain_text", "text": truncate(a.Title, HeaderTextMax)}},
+			map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": truncate(icon+" *"+a.Status+"* · rule `"+a.Rule+"`\n"+body.String(), SectionTextMax)}},
+			map[string]any{"type": "context", "elements": []any{map[string]any{"type": "mrkdwn", "text": "tailseal · " + a.ID + " · " + a.Time.UTC().Format(time.RFC3339)}}},
+		},
+	}
+	b, _ := json.Marshal(msg)
+	return b
+}
+
+// escape keeps user text from being read as Slack markup or mentions.
+func escape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// truncate cuts s to at most n characters, with an ellipsis.
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// Notify sends one alert, waiting so that messages are a second apart.
+func (n *Notifier) Notify(ctx context.Context, a alert.Alert) error {
+	if wait := time.Until(n.last.Add(Interval)); wait > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+	resp, err := n.http.Post(ctx, Message(a), nil)
+	n.last = time.Now()
+	if err != nil {
+		return err
+	}
+	if err := n.http.Classify(resp); err != nil {
+		return err
+	}
+	if strings.TrimSpace(string(resp.Body)) != "ok" {
+		return &sinks.Permanent{Reason: fmt.Sprintf("slack answered %d without \"ok\": %.200s", resp.Status, resp.Body)}
+	}
+	return nil
+}

@@ -1,0 +1,146 @@
+// Package webhook streams stored records to HTTP endpoints, in batches,
+// signed per the Standard Webhooks specification.
+package webhook
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tailseal/tailseal/agent/parse"
+	"github.com/tailseal/tailseal/agent/record"
+	"github.com/tailseal/tailseal/sinks"
+)
+
+// Options for one endpoint.
+type Options struct {
+	Name     string // "webhook-1"
+	URL      string
+	Secret   []byte   // the key of whsec_<base64 key>; nil: unsigned
+	Token    string   // Authorization: Bearer, optional
+	Types    []string // event types to send; empty: all
+	StateDir string   // for dead letters
+	HTTP     sinks.HTTPOptions
+}
+
+// Sink posts batches to one endpoint. The body is
+//
+//	{"first_seq":N,"last_seq":M,"records":["<stored line>",...]}
+//
+// with every record as a JSON string holding the stored line byte for
+// byte, so a receiver can check signatures and the hash chain. The
+// webhook-id, msg_<first>_<last>, is the same on every retry and after a
+// restart (the runner resends a cut batch exactly): an idempotency key.
+type Sink struct {
+	opt   Options
+	http  *sinks.HTTP
+	types map[string]bool
+	Now   func() time.Time
+}
+
+// ParseSecret reads a Standard Webhooks secret: whsec_ and base64.
+func ParseSecret(s string) ([]byte, error) {
+	raw, ok := strings.CutPrefix(s, "whsec_")
+	if !ok {
+		return nil, errors.New("a webhook secret starts with whsec_ (Standard Webhooks)")
+	}
+	k, err := base64.StdEncoding.DecodeString(raw)
+	if err != nil || len(k) < 24 {
+		return nil, errors.New("a webhook secret is whsec_ and at least 24 bytes in base64")
+	}
+	return k, nil
+}
+
+// Describe names an endpoint for logs: its host, never its path or query.
+func Describe(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return "(unparsable URL)"
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// New returns a sink for one endpoint.
+func New(opt Options) *Sink {
+	s := &Sink{opt: opt, http: sinks.NewHTTP(opt.Name+" "+Describe(opt.URL), opt.URL, opt.HTTP), Now: time.Now}
+	if len(opt.Types) > 0 {
+		s.types = map[string]bool{}
+		for _, t := range opt.Types {
+			s.types[t] = true
+		}
+	}
+	return s
+}
+
+func (s *Sink) Name() string { return s.opt.Name }
+
+// Retries are the endpoint's retried attempts.
+func (s *Sink) Retries() *sinks.RetryCounts { return &s.http.Retries }
+
+// Accept applies the event-type filter.
+func (s *Sink) Accept(line []byte) bool {
+	if s.types == nil {
+		return true
+	}
+	t, _ := record.StringField(line, "event_type")
+	return s.types[string(t)]
+}
+
+// ID is the webhook-id of a batch.
+func ID(b sinks.Batch) string { return fmt.Sprintf("msg_%d_%d", b.First, b.Last) }
+
+// Body is the JSON body of a batch.
+func Body(b sinks.Batch) []byte {
+	buf := fmt.Appendf(nil, `{"first_seq":%d,"last_seq":%d,"records":[`, b.First, b.Last)
+	for i, l := range b.Lines {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = parse.AppendString(buf, l) // records are valid UTF-8: decodes to the same bytes
+	}
+	return append(buf, "]}"...)
+}
+
+// Sign is the Standard Webhooks signature header value.
+func Sign(secret []byte, id string, ts int64, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	fmt.Fprintf(m, "%s.%d.", id, ts)
+	m.Write(body)
+	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Deliver posts the batch, re-signed at each attempt.
+func (s *Sink) Deliver(ctx context.Context, b sinks.Batch) error {
+	if len(b.Lines) == 0 {
+		return nil // all filtered out
+	}
+	id, body := ID(b), Body(b)
+	resp, err := s.http.Post(ctx, body, func(r *http.Request) {
+		r.Header.Set("webhook-id", id)
+		if s.opt.Secret != nil {
+			ts := s.Now().Unix()
+			r.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+			r.Header.Set("webhook-signature", Sign(s.opt.Secret, id, ts, body))
+		}
+		if s.opt.Token != "" {
+			r.Header.Set("Authorization", "Bearer "+s.opt.Token)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	err = s.http.Classify(resp)
+	var perm *sinks.Permanent
+	if errors.As(err, &perm) {
+		return sinks.DeadLetter(s.opt.StateDir, s.opt.Name, perm.Reason, b)
+	}
+	return err
+}
