@@ -38,6 +38,7 @@ type Agent struct {
 	tmp     []byte // scratch for anonymizing one body
 	Stats   Stats
 	metrics *collector
+	sinks   *sinkSet
 
 	lastSrc        position // end of the last ingested line, for internal records
 	lastCheckpoint uint64   // seq covered by (or of) the last checkpoint
@@ -71,11 +72,15 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	a.metrics = newCollector(a)
+	if err := a.setupSinks(filepath.Join(cfg.DataDir, StoreDir)); err != nil {
+		return nil, err
+	}
 	st, last, err := store.Open(store.Options{
 		Dir:           filepath.Join(cfg.DataDir, StoreDir),
 		SegmentMax:    cfg.SegmentMaxBytes(),
 		SegmentMaxAge: cfg.SegmentMaxAge,
 		Retention:     cfg.Retention(),
+		Keep:          a.keep,
 		OnSync:        func(d time.Duration) { a.metrics.fsync.Observe(d.Seconds()) },
 		Logger:        log,
 	})
@@ -145,6 +150,9 @@ func (a *Agent) Ready() <-chan struct{} { return a.tail.Resumed() }
 // Run ingests until ctx is done, then stores everything already read,
 // fsyncs and returns nil. It returns an error only when it cannot go on.
 func (a *Agent) Run(ctx context.Context) error {
+	sctx, stopSinks := context.WithCancel(ctx)
+	waitSinks := a.runSinks(sctx)
+	defer func() { stopSinks(); waitSinks() }()
 	tctx, stopTail := context.WithCancel(context.Background())
 	defer stopTail()
 	tailErr := make(chan error, 1)

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/signer/pii"
+	"github.com/tailseal/tailseal/sinks/alert"
 )
 
 // collector exports the agent's counters at scrape time, read from the
@@ -17,6 +18,21 @@ type collector struct {
 	descs map[string]*prometheus.Desc
 	pii   *prometheus.Desc
 	fsync prometheus.Histogram
+	sink  map[string]*prometheus.Desc // labelled by sink (and reason, status)
+}
+
+var sinkHelp = map[string]struct {
+	help   string
+	labels []string
+}{
+	"tailseal_sink_delivered_records_total": {"Records delivered (or dead-lettered) by a sink.", []string{"sink"}},
+	"tailseal_sink_batches_total":           {"Batches a sink delivered.", []string{"sink"}},
+	"tailseal_sink_retries_total":           {"Retried attempts of a sink or alert channel, by reason (network, rate_limited, server_error).", []string{"sink", "reason"}},
+	"tailseal_sink_dead_letters_total":      {"Payloads refused for good and written to state/deadletter-*.jsonl.", []string{"sink"}},
+	"tailseal_sink_cursor_lag_records":      {"Stored records a sink has not delivered yet.", []string{"sink"}},
+	"tailseal_sink_stopped":                 {"1 when a sink or alert channel stopped on 401, 403, 404 or 410 (or a mail server without TLS).", []string{"sink"}},
+	"tailseal_alerts_total":                 {"Alert notifications raised, by status (firing, still firing, resolved).", []string{"status"}},
+	"tailseal_alert_notifications_total":    {"Alert notifications handed to a channel, by result (delivered, dead_lettered).", []string{"result"}},
 }
 
 var metricHelp = map[string]string{
@@ -43,6 +59,10 @@ func newCollector(a *Agent) *collector {
 	for name, help := range metricHelp {
 		c.descs[name] = prometheus.NewDesc(name, help, nil, nil)
 	}
+	c.sink = map[string]*prometheus.Desc{}
+	for name, h := range sinkHelp {
+		c.sink[name] = prometheus.NewDesc(name, h.help, h.labels, nil)
+	}
 	c.pii = prometheus.NewDesc("tailseal_pii_replacements_total", "Personal data values replaced, by detector (never the values).", []string{"detector"}, nil)
 	c.fsync = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "tailseal_store_fsync_duration_seconds",
@@ -60,6 +80,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	ch <- c.pii
+	for _, d := range c.sink {
+		ch <- d
+	}
 	c.fsync.Describe(ch)
 }
 
@@ -104,5 +127,51 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.pii, prometheus.CounterValue, float64(a.pii.Replaced[k].Load()), name)
 	}
 	counter("tailseal_pii_fields_replaced_total", a.pii.Fields.Load())
+	c.collectSinks(ch)
 	c.fsync.Collect(ch)
+}
+
+func (c *collector) collectSinks(ch chan<- prometheus.Metric) {
+	set := c.a.sinks
+	metric := func(name string, t prometheus.ValueType, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(c.sink[name], t, v, labels...)
+	}
+	durable := c.a.store.Durable()
+	for _, r := range set.runners {
+		name := r.Name()
+		metric("tailseal_sink_delivered_records_total", prometheus.CounterValue, float64(r.Stats.Delivered.Load()), name)
+		metric("tailseal_sink_batches_total", prometheus.CounterValue, float64(r.Stats.Batches.Load()), name)
+		lag := 0.0
+		if cur := r.Stats.Cursor.Load(); cur < durable {
+			lag = float64(durable - cur)
+		}
+		metric("tailseal_sink_cursor_lag_records", prometheus.GaugeValue, lag, name)
+		metric("tailseal_sink_stopped", prometheus.GaugeValue, boolValue(r.Stats.Stopped.Load()), name)
+	}
+	for _, h := range set.hooks {
+		metric("tailseal_sink_dead_letters_total", prometheus.CounterValue, float64(h.DeadLetters.Load()), h.Name())
+	}
+	for name, rc := range set.retries {
+		metric("tailseal_sink_retries_total", prometheus.CounterValue, float64(rc.Network.Load()), name, "network")
+		metric("tailseal_sink_retries_total", prometheus.CounterValue, float64(rc.RateLimited.Load()), name, "rate_limited")
+		metric("tailseal_sink_retries_total", prometheus.CounterValue, float64(rc.ServerError.Load()), name, "server_error")
+	}
+	if e := set.alerts; e != nil {
+		for _, status := range []string{alert.Firing, alert.StillFiring, alert.Resolved} {
+			metric("tailseal_alerts_total", prometheus.CounterValue, float64(e.FiredCount(status)), status)
+		}
+		metric("tailseal_alert_notifications_total", prometheus.CounterValue, float64(e.Delivered.Load()), "delivered")
+		metric("tailseal_alert_notifications_total", prometheus.CounterValue, float64(e.DeadLetters.Load()), "dead_lettered")
+		metric("tailseal_sink_dead_letters_total", prometheus.CounterValue, float64(e.DeadLetters.Load()), "alerts")
+		for _, ch := range e.Channels() {
+			metric("tailseal_sink_stopped", prometheus.GaugeValue, boolValue(e.Stopped(ch)), "alerts-"+ch)
+		}
+	}
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -80,7 +81,6 @@ type cursorFile struct {
 // Runner feeds one sink from the store.
 type Runner struct {
 	sink     Sink
-	src      Source
 	storeDir string
 	path     string
 	limits   Limits
@@ -88,13 +88,23 @@ type Runner struct {
 	Stats    Stats
 }
 
+// FromEnd, as NewRunner's start, makes a new sink begin after the last
+// record stored when it first runs.
+const FromEnd = 0
+
 // NewRunner loads the sink's cursor from stateDir. A sink seen for the
-// first time starts at start (the first seq it should deliver).
-func NewRunner(sink Sink, src Source, storeDir, stateDir string, limits Limits, start uint64, log *slog.Logger) (*Runner, error) {
-	r := &Runner{sink: sink, src: src, storeDir: storeDir, limits: limits,
+// first time starts at start (the first seq it should deliver), or at
+// FromEnd. It is made before the store opens, so that retention, which
+// starts with it, already keeps what the sink needs.
+func NewRunner(sink Sink, storeDir, stateDir string, limits Limits, start uint64, log *slog.Logger) (*Runner, error) {
+	r := &Runner{sink: sink, storeDir: storeDir, limits: limits,
 		path: filepath.Join(stateDir, "sink-"+sink.Name()+".json"), log: log.With("sink", sink.Name())}
 	c, err := r.load()
-	if errors.Is(err, os.ErrNotExist) {
+	switch {
+	case errors.Is(err, os.ErrNotExist) && start == FromEnd:
+		r.Stats.Cursor.Store(math.MaxUint64 - 1) // needs nothing yet
+		return r, nil
+	case errors.Is(err, os.ErrNotExist):
 		c = cursorFile{Delivered: start - 1}
 		err = r.save(c)
 	}
@@ -122,12 +132,20 @@ func (r *Runner) save(c cursorFile) error {
 	return atomicfile.WriteFile(r.path, append(b, '\n'), 0o600)
 }
 
+// Name is the sink's name.
+func (r *Runner) Name() string { return r.sink.Name() }
+
 // Keep is the lowest seq this sink still needs.
 func (r *Runner) Keep() uint64 { return r.Stats.Cursor.Load() + 1 }
 
-// Run delivers until ctx ends or the sink stops.
-func (r *Runner) Run(ctx context.Context) error {
+// Run delivers from src until ctx ends or the sink stops.
+func (r *Runner) Run(ctx context.Context, src Source) error {
 	c, err := r.load()
+	if errors.Is(err, os.ErrNotExist) { // a new sink that starts at the end
+		c = cursorFile{Delivered: src.Durable()}
+		err = r.save(c)
+		r.Stats.Cursor.Store(c.Delivered)
+	}
 	if err != nil {
 		return err
 	}
@@ -139,7 +157,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	lagWarned := time.Time{}
 	for {
-		b, err := r.gather(ctx, rd, pending)
+		b, err := r.gather(ctx, src, rd, pending)
 		if err != nil {
 			return err
 		}
@@ -161,7 +179,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.Stats.Cursor.Store(b.Last)
 		r.Stats.Delivered.Add(uint64(len(b.Lines)))
 		r.Stats.Batches.Add(1)
-		if lag := r.src.Durable() - b.Last; lag > lagWarnRecords && time.Since(lagWarned) > 10*time.Minute {
+		if lag := src.Durable() - b.Last; lag > lagWarnRecords && time.Since(lagWarned) > 10*time.Minute {
 			lagWarned = time.Now()
 			r.log.Warn("sink is falling behind; retention keeps what it has not delivered", "behind_records", lag)
 		}
@@ -202,14 +220,14 @@ func (r *Runner) deliver(ctx context.Context, b Batch) error {
 // gather reads the next batch: up to the limits, or what came within
 // Limits.Age of the first record. With exact > 0 it reads exactly up to
 // that seq (a batch cut before a crash).
-func (r *Runner) gather(ctx context.Context, rd *store.Reader, exact uint64) (Batch, error) {
+func (r *Runner) gather(ctx context.Context, src Source, rd *store.Reader, exact uint64) (Batch, error) {
 	b := Batch{First: rd.Seq()}
 	size := 0
 	var deadline <-chan time.Time
 	for {
-		changed := r.src.Changed()
+		changed := src.Changed()
 		for exact == 0 && len(b.Lines) < r.limits.Count && size < r.limits.Bytes || exact != 0 && rd.Seq() <= exact {
-			line, ok, err := rd.Next(r.src.Durable())
+			line, ok, err := rd.Next(src.Durable())
 			if err != nil {
 				return b, err
 			}

@@ -59,6 +59,33 @@ type Config struct {
 	PIIFields     []string `envconfig:"PII_FIELDS" default:"name,first_name,last_name,full_name,address,phone,email"`
 	PIIKeepFields []string `envconfig:"PII_KEEP_FIELDS" default:"lead_id,crm_id,workflow,event_type,timestamp"`
 
+	// Sinks (all off by default). Webhooks stream every stored record;
+	// alerts go to Slack, Discord and email.
+	WebhookURLs       []string      `envconfig:"WEBHOOK_URLS"`
+	WebhookSecret     string        `envconfig:"WEBHOOK_SECRET"` // whsec_<base64>
+	WebhookToken      string        `envconfig:"WEBHOOK_TOKEN"`  // Authorization: Bearer
+	WebhookTypes      []string      `envconfig:"WEBHOOK_TYPES"`  // only these event types
+	WebhookBatch      int           `envconfig:"WEBHOOK_BATCH" default:"500"`
+	WebhookBatchBytes int           `envconfig:"WEBHOOK_BATCH_BYTES" default:"1048576"`
+	WebhookBatchAge   time.Duration `envconfig:"WEBHOOK_BATCH_AGE" default:"1s"`
+	HTTPTimeout       time.Duration `envconfig:"HTTP_TIMEOUT" default:"10s"`
+	RetryMaxWait      time.Duration `envconfig:"RETRY_MAX_WAIT" default:"5m"`
+
+	SlackWebhook   string   `envconfig:"SLACK_WEBHOOK"`
+	DiscordWebhook string   `envconfig:"DISCORD_WEBHOOK"`
+	SMTPAddr       string   `envconfig:"SMTP_ADDR"`
+	SMTPFrom       string   `envconfig:"SMTP_FROM"`
+	SMTPTo         []string `envconfig:"SMTP_TO"`
+	SMTPUsername   string   `envconfig:"SMTP_USERNAME"`
+	SMTPPassword   string   `envconfig:"SMTP_PASSWORD"`
+	SMTPTLS        string   `envconfig:"SMTP_TLS" default:"mandatory"`
+	SMTPCAFile     string   `envconfig:"SMTP_CA_FILE"`
+
+	AlertThreshold        int           `envconfig:"ALERT_THRESHOLD" default:"10"`
+	AlertWindow           time.Duration `envconfig:"ALERT_WINDOW" default:"5m"`
+	AlertCooldown         time.Duration `envconfig:"ALERT_COOLDOWN" default:"300s"`
+	PerfDegradationFactor float64       `envconfig:"PERF_DEGRADATION_FACTOR" default:"2"`
+
 	// Listen is the address of /metrics, /healthz and /readyz ("" disables).
 	Listen   string `envconfig:"LISTEN" default:"127.0.0.1:9464"`
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
@@ -75,7 +102,16 @@ var secrets = []struct {
 	{"VERIFIER", func(c *Config) *string { return &c.Verifier }},
 	{"CHECKPOINT_KEY", func(c *Config) *string { return &c.CheckpointKey }},
 	{"PII_KEY", func(c *Config) *string { return &c.PIIKey }},
+	{"WEBHOOK_SECRET", func(c *Config) *string { return &c.WebhookSecret }},
+	{"WEBHOOK_TOKEN", func(c *Config) *string { return &c.WebhookToken }},
+	{"SLACK_WEBHOOK", func(c *Config) *string { return &c.SlackWebhook }},
+	{"DISCORD_WEBHOOK", func(c *Config) *string { return &c.DiscordWebhook }},
+	{"SMTP_PASSWORD", func(c *Config) *string { return &c.SMTPPassword }},
 }
+
+// WebhookURLsFile: the comma-separated URLs can carry tokens, so they can
+// come from a file too (TAILSEAL_WEBHOOK_URLS_FILE).
+const webhookURLsFile = "WEBHOOK_URLS"
 
 // Load reads the environment, applies defaults and validates.
 func Load() (*Config, error) {
@@ -91,6 +127,16 @@ func Load() (*Config, error) {
 		if err := loadSecretFile(s.name, s.dst(&c)); err != nil {
 			return nil, err
 		}
+	}
+	var urls string
+	if err := loadSecretFile(webhookURLsFile, &urls); err != nil {
+		return nil, err
+	}
+	if urls != "" {
+		if len(c.WebhookURLs) > 0 {
+			return nil, fmt.Errorf("%w: set either %s_%s or %s_%s_FILE, not both", ErrInvalid, Prefix, webhookURLsFile, Prefix, webhookURLsFile)
+		}
+		c.WebhookURLs = strings.FieldsFunc(urls, func(r rune) bool { return r == ',' || r == '\n' })
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -125,6 +171,8 @@ func typeName(t string) string {
 		return "duration (for example 500ms, 15m, 24h)"
 	case "bool":
 		return "boolean (true or false)"
+	case "float64":
+		return "number"
 	}
 	return t
 }
@@ -169,6 +217,26 @@ func (c *Config) Validate() error {
 	}
 	if c.PollInterval < 10*time.Millisecond {
 		errs = append(errs, "TAILSEAL_POLL_INTERVAL must be at least 10ms")
+	}
+	if c.WebhookBatch < 1 || c.WebhookBatchBytes < 1024 || c.WebhookBatchAge <= 0 {
+		errs = append(errs, "TAILSEAL_WEBHOOK_BATCH must be at least 1, TAILSEAL_WEBHOOK_BATCH_BYTES at least 1024 and TAILSEAL_WEBHOOK_BATCH_AGE positive")
+	}
+	if c.HTTPTimeout <= 0 || c.RetryMaxWait < time.Second {
+		errs = append(errs, "TAILSEAL_HTTP_TIMEOUT must be positive and TAILSEAL_RETRY_MAX_WAIT at least 1s")
+	}
+	if c.AlertThreshold < 1 || c.AlertWindow < time.Second || c.AlertCooldown < 0 {
+		errs = append(errs, "TAILSEAL_ALERT_THRESHOLD must be at least 1, TAILSEAL_ALERT_WINDOW at least 1s and TAILSEAL_ALERT_COOLDOWN not negative")
+	}
+	if c.PerfDegradationFactor != 0 && c.PerfDegradationFactor <= 1 {
+		errs = append(errs, "TAILSEAL_PERF_DEGRADATION_FACTOR must be above 1 (or 0 to turn the rule off)")
+	}
+	switch strings.ToLower(c.SMTPTLS) {
+	case "mandatory", "implicit", "opportunistic", "none":
+	default:
+		errs = append(errs, "TAILSEAL_SMTP_TLS must be mandatory, implicit, opportunistic or none")
+	}
+	if c.SMTPAddr != "" && (c.SMTPFrom == "" || len(c.SMTPTo) == 0) {
+		errs = append(errs, "TAILSEAL_SMTP_ADDR needs TAILSEAL_SMTP_FROM and TAILSEAL_SMTP_TO")
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "warning", "error":

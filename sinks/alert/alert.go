@@ -435,6 +435,23 @@ func (e *Engine) deliverLoop(ctx context.Context, c Notifier, wake <-chan struct
 	}
 }
 
+// FiredCount is how many notifications of a status were raised.
+func (e *Engine) FiredCount(status string) uint64 {
+	if n, ok := e.Fired.Load(status); ok {
+		return n.(*atomic.Uint64).Load()
+	}
+	return 0
+}
+
+// Channels names the channels.
+func (e *Engine) Channels() []string {
+	out := make([]string, len(e.channels))
+	for i, c := range e.channels {
+		out[i] = c.Name()
+	}
+	return out
+}
+
 // Stopped reports whether a channel stopped for good.
 func (e *Engine) Stopped(channel string) bool {
 	v, ok := e.stopped.Load(channel)

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tailseal/tailseal/agent/parse"
@@ -44,6 +45,8 @@ type Sink struct {
 	http  *sinks.HTTP
 	types map[string]bool
 	Now   func() time.Time
+	// DeadLetters counts batches refused for good (400 and the like).
+	DeadLetters atomic.Uint64
 }
 
 // ParseSecret reads a Standard Webhooks secret: whsec_ and base64.
@@ -140,6 +143,7 @@ func (s *Sink) Deliver(ctx context.Context, b sinks.Batch) error {
 	err = s.http.Classify(resp)
 	var perm *sinks.Permanent
 	if errors.As(err, &perm) {
+		s.DeadLetters.Add(1)
 		return sinks.DeadLetter(s.opt.StateDir, s.opt.Name, perm.Reason, b)
 	}
 	return err
