@@ -1,0 +1,156 @@
+package sinks_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tailseal/tailseal/sinks"
+	"github.com/tailseal/tailseal/sinks/alert"
+	"github.com/tailseal/tailseal/sinks/discord"
+	"github.com/tailseal/tailseal/sinks/sinkstest"
+	"github.com/tailseal/tailseal/sinks/slack"
+)
+
+var fast = sinks.HTTPOptions{Timeout: 5 * time.Second, MinWait: 10 * time.Millisecond, MaxWait: 2 * time.Second}
+
+// bigAlert has an oversized title, text and messages, so formatting must cut.
+func bigAlert(id string) alert.Alert {
+	a := alert.Alert{ID: id, Rule: "error_threshold", Status: alert.Firing, Title: strings.Repeat("Too many errors ", 30),
+		Text: strings.Repeat("x", 5000), Count: 25, Window: "1m0s", First: "2026-02-04T20:30:45Z", Last: "2026-02-04T20:31:40Z", Time: time.Now()}
+	for i := range 5 {
+		a.Recent = append(a.Recent, fmt.Sprintf("error %d: %s <@everyone>", i, strings.Repeat("é", 1500)))
+	}
+	return a
+}
+
+func TestSlack(t *testing.T) {
+	ctx := context.Background()
+	t.Run("429 with Retry-After, then 500 then 200, within limits, a second apart", func(t *testing.T) {
+		srv := sinkstest.NewChat(t, false, 429, 500)
+		n := slack.New(srv.URL(), fast)
+		start := time.Now()
+		if err := n.Notify(ctx, bigAlert("a1")); err != nil {
+			t.Fatal(err)
+		}
+		if time.Since(start) < time.Second {
+			t.Errorf("Retry-After: 1 was not honoured (%v)", time.Since(start))
+		}
+		if err := n.Notify(ctx, bigAlert("a2")); err != nil {
+			t.Fatal(err)
+		}
+		if len(srv.Accepted()) != 2 || len(srv.Requests()) != 4 {
+			t.Fatalf("%d accepted of %d requests, want 2 of 4", len(srv.Accepted()), len(srv.Requests()))
+		}
+		if rc := n.Retries(); rc.RateLimited.Load() != 1 || rc.ServerError.Load() != 1 {
+			t.Errorf("retries: %d rate limited, %d server errors", rc.RateLimited.Load(), rc.ServerError.Load())
+		}
+	})
+	t.Run("400 is dead-lettered after one attempt", func(t *testing.T) {
+		srv := sinkstest.NewChat(t, false, 400)
+		err := slack.New(srv.URL(), fast).Notify(ctx, bigAlert("a"))
+		var perm *sinks.Permanent
+		if !errors.As(err, &perm) || len(srv.Requests()) != 1 {
+			t.Fatalf("err %v after %d requests, want a permanent error after 1", err, len(srv.Requests()))
+		}
+		checkNoSecret(t, err)
+	})
+	t.Run("410 stops the channel", func(t *testing.T) {
+		srv := sinkstest.NewChat(t, false, 410)
+		err := slack.New(srv.URL(), fast).Notify(ctx, bigAlert("a"))
+		if !errors.Is(err, sinks.ErrStopped) || len(srv.Requests()) != 1 {
+			t.Fatalf("err %v after %d requests, want ErrStopped after 1", err, len(srv.Requests()))
+		}
+		checkNoSecret(t, err)
+	})
+	t.Run("200 without ok is not a success", func(t *testing.T) {
+		srv := sinkstest.NewChat(t, false, 200)
+		err := slack.New(srv.URL(), fast).Notify(ctx, bigAlert("a"))
+		var perm *sinks.Permanent
+		if !errors.As(err, &perm) {
+			t.Fatalf("err %v, want a permanent error", err)
+		}
+	})
+	t.Run("network errors are retried until the context ends, without the URL", func(t *testing.T) {
+		srv := sinkstest.NewChat(t, false)
+		url := srv.URL()
+		srv.Srv.Close()
+		ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		n := slack.New(url, fast)
+		err := n.Notify(ctx, bigAlert("a"))
+		if err == nil || n.Retries().Network.Load() < 2 {
+			t.Fatalf("err %v after %d network retries", err, n.Retries().Network.Load())
+		}
+		checkNoSecret(t, err)
+	})
+}
+
+func TestDiscord(t *testing.T) {
+	ctx := context.Background()
+	srv := sinkstest.NewChat(t, true, 429, 503)
+	n := discord.New(srv.URL(), fast)
+	start := time.Now()
+	if err := n.Notify(ctx, bigAlert("a1")); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("retry_after 0.3 in the 429 body was not honoured (%v)", d)
+	}
+	// The bucket is empty (X-RateLimit-Remaining: 0, Reset-After 0.5):
+	// the next message waits for it.
+	if err := n.Notify(ctx, bigAlert("a2")); err != nil {
+		t.Fatal(err)
+	}
+	accepted, times := srv.Accepted(), srv.Requests()
+	if len(accepted) != 2 {
+		t.Fatalf("%d accepted", len(accepted))
+	}
+	if gap := times[len(times)-1].Sub(times[len(times)-2]); gap < 450*time.Millisecond {
+		t.Errorf("second message %v after the first, before the bucket reset", gap)
+	}
+	var m struct {
+		AllowedMentions struct{ Parse []string } `json:"allowed_mentions"`
+	}
+	json.Unmarshal(accepted[0], &m)
+	if m.AllowedMentions.Parse == nil || len(m.AllowedMentions.Parse) != 0 {
+		t.Errorf("mentions in user text could ping: %s", accepted[0][:200])
+	}
+}
+
+func checkNoSecret(t *testing.T, err error) {
+	t.Helper()
+	if err != nil && strings.Contains(err.Error(), sinkstest.SecretPath) {
+		t.Errorf("the webhook secret leaked into an error: %v", err)
+	}
+}
+
+// Retry-After may be an HTTP date.
+func TestRetryAfterDate(t *testing.T) {
+	var calls int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		if calls == 1 {
+			w.Header().Set("Retry-After", time.Now().Add(1500*time.Millisecond).UTC().Format(http.TimeFormat))
+			w.WriteHeader(503)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	}))
+	defer srv.Close()
+	start := time.Now()
+	resp, err := sinks.NewHTTP("test", srv.URL, fast).Post(context.Background(), []byte(`{}`), nil)
+	if err != nil || resp.Status != 200 {
+		t.Fatal(resp, err)
+	}
+	// HTTP dates have one-second precision: at least 0.5 s was waited.
+	if d := time.Since(start); d < 500*time.Millisecond {
+		t.Errorf("waited %v for a Retry-After date 1.5 s ahead", d)
+	}
+}

@@ -1,0 +1,94 @@
+package email
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tailseal/tailseal/sinks"
+	"github.com/tailseal/tailseal/sinks/alert"
+	"github.com/tailseal/tailseal/sinks/sinkstest"
+)
+
+func sample() alert.Alert {
+	return alert.Alert{ID: "alert-7", Rule: "error_threshold", Status: alert.Firing, Title: "25 errors in 1m0s (threshold 10)",
+		Text: "Rule error_threshold is firing.", Count: 25, Window: "1m0s", First: "2026-02-04T20:30:45Z", Last: "2026-02-04T20:31:40Z",
+		Recent: []string{"TimeoutError for <email:3f9a1c0b2d4e> & <b>bold</b>"}, Time: time.Now()}
+}
+
+func notifier(t *testing.T, srv *sinkstest.SMTP, tlsMode string) *Notifier {
+	n, err := New(Options{Addr: srv.Addr, From: "tailseal@example.com", To: []string{"ops@example.com", "sec@example.com"},
+		Username: "alerts", Password: sinkstest.Password, TLS: tlsMode, CAFile: srv.CAFile, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func noSecret(t *testing.T, err error) {
+	t.Helper()
+	if err != nil && strings.Contains(err.Error(), sinkstest.Password) {
+		t.Errorf("the SMTP password leaked into an error: %v", err)
+	}
+}
+
+func TestEmail(t *testing.T) {
+	ctx := context.Background()
+	t.Run("delivered over STARTTLS with AUTH PLAIN, text and HTML", func(t *testing.T) {
+		srv := sinkstest.NewSMTP(t, false)
+		if err := notifier(t, srv, "mandatory").Notify(ctx, sample()); err != nil {
+			t.Fatal(err)
+		}
+		msgs := srv.Messages()
+		if len(msgs) != 1 || !msgs[0].TLS || len(msgs[0].To) != 2 {
+			t.Fatalf("messages: %+v", msgs)
+		}
+		d := msgs[0].Data
+		for _, want := range []string{"Subject: [tailseal] firing: 25 errors in 1m0s", "text/plain", "text/html", "X-Tailseal-Alert: alert-7", "&lt;b&gt;bold&lt;/b&gt;"} {
+			if !strings.Contains(d, want) {
+				t.Errorf("the mail lacks %q:\n%s", want, d)
+			}
+		}
+		if total, clear := srv.Auths(); total != 1 || clear != 0 {
+			t.Errorf("%d logins, %d in clear", total, clear)
+		}
+	})
+	t.Run("mandatory TLS refuses a server without STARTTLS and sends no password", func(t *testing.T) {
+		srv := sinkstest.NewSMTP(t, true)
+		err := notifier(t, srv, "mandatory").Notify(ctx, sample())
+		if !errors.Is(err, sinks.ErrStopped) {
+			t.Fatalf("err %v, want the channel stopped", err)
+		}
+		noSecret(t, err)
+		if total, _ := srv.Auths(); total != 0 || len(srv.Messages()) != 0 {
+			t.Fatalf("%d logins and %d mails without TLS", total, len(srv.Messages()))
+		}
+	})
+	t.Run("451 is retried, 550 is dead-lettered", func(t *testing.T) {
+		srv := sinkstest.NewSMTP(t, false, 451, 550)
+		n := notifier(t, srv, "mandatory")
+		err := n.Notify(ctx, sample())
+		var perm *sinks.Permanent
+		if err == nil || errors.As(err, &perm) || errors.Is(err, sinks.ErrStopped) {
+			t.Fatalf("451: err %v, want a temporary error", err)
+		}
+		noSecret(t, err)
+		err = n.Notify(ctx, sample())
+		if !errors.As(err, &perm) {
+			t.Fatalf("550: err %v, want a permanent error", err)
+		}
+		noSecret(t, err)
+		if err := n.Notify(ctx, sample()); err != nil || len(srv.Messages()) != 1 {
+			t.Fatalf("after the script: err %v, %d mails", err, len(srv.Messages()))
+		}
+	})
+	t.Run("bad settings are clear errors", func(t *testing.T) {
+		for _, opt := range []Options{{Addr: "nohost", From: "a@b.c", To: []string{"x@y.z"}}, {Addr: "h:25", To: []string{"x@y.z"}}, {Addr: "h:25", From: "a@b.c", To: []string{"x@y.z"}, TLS: "sometimes"}} {
+			if _, err := New(opt); err == nil {
+				t.Errorf("%+v accepted", opt)
+			}
+		}
+	})
+}
