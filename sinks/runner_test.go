@@ -1,0 +1,93 @@
+package sinks_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tailseal/tailseal/agent/store"
+	"github.com/tailseal/tailseal/sinks"
+	"github.com/tailseal/tailseal/sinks/webhook"
+)
+
+// storeWith writes n records (enough to look like the agent's) into a
+// real store with small segments, so the reader crosses rotations and
+// compressed segments.
+func storeWith(t *testing.T, n int) (*store.Store, string, string) {
+	dir := t.TempDir()
+	storeDir, stateDir := filepath.Join(dir, "store"), filepath.Join(dir, "state")
+	os.MkdirAll(storeDir, 0o700)
+	os.MkdirAll(stateDir, 0o700)
+	st, _, err := store.Open(store.Options{Dir: storeDir, SegmentMax: 4 << 10, SegmentMaxAge: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	for i := 1; i <= n; i++ {
+		line := fmt.Sprintf(`{"seq":%d,"timestamp":"2026-02-04T20:30:45Z","event_type":"%s","actor":"","lead_id":"","workflow":"","details":{},"source":{"file":"a","id":"x","offset":0,"length":1},"epoch":0,"prev":"","signature":"00"}`+"\n",
+			i, []string{"lead_ingested", "error"}[i%2])
+		if err := st.Append([]byte(line), uint64(i), uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+		if i%7 == 0 {
+			st.Commit()
+		}
+	}
+	st.Commit()
+	return st, storeDir, stateDir
+}
+
+// A 400 dead-letters the batch and delivery goes on; a 410 stops the sink
+// where it is; the event-type filter passes records over.
+func TestRunnerDeadLettersAndStops(t *testing.T) {
+	st, storeDir, stateDir := storeWith(t, 300)
+	var mu sync.Mutex
+	var got []string
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		switch {
+		case calls == 2:
+			http.Error(w, "schema mismatch", http.StatusBadRequest)
+		case calls == 5:
+			http.Error(w, "gone", http.StatusGone)
+		default:
+			got = append(got, r.Header.Get("webhook-id"))
+		}
+	}))
+	defer srv.Close()
+	sink := webhook.New(webhook.Options{Name: "webhook-1", URL: srv.URL + "/x", Types: []string{"error"}, StateDir: stateDir, HTTP: fast})
+	r, err := sinks.NewRunner(sink, storeDir, stateDir, sinks.Limits{Count: 30, Bytes: 1 << 20, Age: 10 * time.Millisecond}, 1, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = r.Run(ctx, st)
+	if !errors.Is(err, sinks.ErrStopped) || !r.Stats.Stopped.Load() {
+		t.Fatalf("Run: %v, want the sink stopped by the 410", err)
+	}
+	// Odd seqs are errors: 30 per batch, cut at the 30th. Batches 1, (2:
+	// 400), 3, 4, (5: 410).
+	if want := []string{"msg_1_59", "msg_120_179", "msg_180_239"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("delivered %v, want %v", got, want)
+	}
+	dl, err := os.ReadFile(filepath.Join(stateDir, "deadletter-webhook-1.jsonl"))
+	if err != nil || !strings.Contains(string(dl), `"first_seq":60,"last_seq":119`) || !strings.Contains(string(dl), "schema mismatch") {
+		t.Errorf("dead letter: %s (%v)", dl, err)
+	}
+	if r.Keep() != 240 {
+		t.Errorf("cursor at %d after the 410, want 239: the refused batch stays", r.Keep()-1)
+	}
+}
