@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -219,5 +221,52 @@ func TestNoSecretsInLogs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Sink metrics: deliveries, retries by reason and cursor lag, per sink.
+func TestSinkMetrics(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if calls++; calls == 1 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	e := newEnv(t, "TAILSEAL_LISTEN=127.0.0.1:0", "TAILSEAL_WEBHOOK_URLS="+srv.URL+"/hook", "TAILSEAL_RETRY_MAX_WAIT=1s")
+	p := e.start()
+	url := p.endpoint(t)
+	newWriter(t, e.source).write(100)
+	sink := func(fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+		for _, m := range fams[name].GetMetric() {
+			match := true
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, l := range m.GetLabel() {
+					found = found || l.GetName() == labels[i] && l.GetValue() == labels[i+1]
+				}
+				match = match && found
+			}
+			if match {
+				return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+		}
+		return -1
+	}
+	waitFor(t, "100 records delivered in the metrics", 20*time.Second, func() bool {
+		return sink(scrape(t, url), "tailseal_sink_delivered_records_total", "sink", "webhook-1") >= 100
+	})
+	fams := scrape(t, url)
+	if got := sink(fams, "tailseal_sink_retries_total", "sink", "webhook-1", "reason", "server_error"); got != 1 {
+		t.Errorf("server_error retries = %v, want 1", got)
+	}
+	if got := sink(fams, "tailseal_sink_stopped", "sink", "webhook-1"); got != 0 {
+		t.Errorf("stopped = %v", got)
+	}
+	if got := sink(fams, "tailseal_sink_cursor_lag_records", "sink", "webhook-1"); got < 0 || got > 2 {
+		t.Errorf("cursor lag = %v after delivery (a checkpoint may still be on its way)", got)
 	}
 }
