@@ -73,6 +73,8 @@ type Anonymizer struct {
 	sum    [32]byte
 	spans  []span
 	lower  []byte
+	// scratch holds a string's replacement passes, alternately.
+	scratch [2][]byte
 	// currentKey is the lower-cased name of the field being rewritten.
 	currentKey string
 
@@ -250,26 +252,35 @@ func (a *Anonymizer) appendString(dst, tok []byte, r rule) []byte {
 	if len(a.spans) == 0 {
 		return append(dst, tok...)
 	}
-	var out []byte
+	// A replacement can change what its neighbours look like ("::0 000010 0"
+	// masks to "::/48 000010 0", where a phone now stands alone), so replace
+	// until nothing more is found: anonymizing the result again changes
+	// nothing. The passes alternate between two scratch buffers.
+	cur := s
+	for pass := 0; len(a.spans) > 0 && pass < maxPasses; pass++ {
+		buf := a.scratch[pass%2][:0]
+		prev := 0
+		for _, sp := range a.spans {
+			buf = append(buf, cur[prev:sp.start]...)
+			buf = a.appendReplacement(buf, sp.kind, cur[sp.start:sp.end])
+			a.Replaced[sp.kind].Add(1)
+			prev = sp.end
+		}
+		buf = append(buf, cur[prev:]...)
+		a.scratch[pass%2] = buf
+		cur = unsafe.String(unsafe.SliceData(buf), len(buf))
+		a.spans = detect(cur, a.spans[:0])
+	}
 	if escaped {
-		out = make([]byte, 0, len(s)+32)
-	} else {
-		out = dst
-		out = append(out, '"')
+		return appendQuoted(dst, cur)
 	}
-	prev := 0
-	for _, sp := range a.spans {
-		out = append(out, s[prev:sp.start]...)
-		out = a.appendReplacement(out, sp.kind, s[sp.start:sp.end])
-		a.Replaced[sp.kind].Add(1)
-		prev = sp.end
-	}
-	out = append(out, s[prev:]...)
-	if escaped {
-		return appendQuoted(dst, string(out))
-	}
-	return append(out, '"')
+	// Unescaped content, and replacements need no escaping.
+	return append(append(append(dst, '"'), cur...), '"')
 }
+
+// maxPasses bounds the replacement passes over one string; the fuzz test
+// checks that the result is stable.
+const maxPasses = 4
 
 // appendFieldValue replaces a whole field value: a detected kind when the
 // field is named like one (email, phone), else the field's name.
