@@ -6,6 +6,10 @@
 //
 //	go build -o /tmp/tailseal ./cmd/tailseal
 //	go run ./cmd/tailseal-bench -bin /tmp/tailseal -lines 1000000
+//
+// With -latency 30s it instead runs the agent in process while a writer
+// appends -rate lines a second, and prints the percentiles of the time from
+// each line's write() to the fsync that made it durable.
 package main
 
 import (
@@ -35,7 +39,16 @@ func main() {
 	keep := flag.String("keep", "", "copy the resulting data dir here (for other benchmarks)")
 	modes := flag.String("pii", "hash,off", "PII modes to ingest with, in this order, in one run")
 	rsyslogd := flag.String("rsyslogd", "", "path to rsyslogd to compare with (imfile -> omfile, plain copy); empty: look in PATH, none: skip")
+	lat := flag.Duration("latency", 0, "instead: measure write-to-fsync latency for this long, in process, at -rate lines/s")
+	rate := flag.Int("rate", 10000, "lines per second for -latency")
 	flag.Parse()
+	if *lat > 0 {
+		if err := latency(*rate, *lat); err != nil {
+			fmt.Fprintln(os.Stderr, "tailseal-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *rsyslogd == "" {
 		if p, err := exec.LookPath("rsyslogd"); err == nil {
 			*rsyslogd = p
