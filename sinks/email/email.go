@@ -132,6 +132,9 @@ func (n *Notifier) Notify(ctx context.Context, a alert.Alert) error {
 	}
 	m.Subject(fmt.Sprintf("[tailseal] %s: %s", a.Status, a.Title))
 	m.SetGenHeader("X-Tailseal-Alert", a.ID)
+	// Delivery is at least once: a mail sent again after a crash keeps its
+	// Message-ID, so mail systems and people can tell it is the same one.
+	m.SetMessageIDWithValue(fmt.Sprintf("%s.%d@tailseal", a.ID, a.Time.UnixNano()))
 	m.SetBodyString(mail.TypeTextPlain, Text(a))
 	var html strings.Builder
 	if err := htmlTmpl.Execute(&html, a); err == nil {
