@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,6 +42,7 @@ func main() {
 	rsyslogd := flag.String("rsyslogd", "", "path to rsyslogd to compare with (imfile -> omfile, plain copy); empty: look in PATH, none: skip")
 	lat := flag.Duration("latency", 0, "instead: measure write-to-fsync latency for this long, in process, at -rate lines/s")
 	rate := flag.Int("rate", 10000, "lines per second for -latency")
+	runs := flag.Int("runs", 1, "rounds: each contender runs once per round, in reversed order every other round; ratios are medians")
 	flag.Parse()
 	if *lat > 0 {
 		if err := latency(*rate, *lat); err != nil {
@@ -54,13 +56,13 @@ func main() {
 			*rsyslogd = p
 		}
 	}
-	if err := run(*bin, *lines, *keep, strings.Split(*modes, ","), *rsyslogd); err != nil {
+	if err := run(*bin, *lines, *keep, strings.Split(*modes, ","), *rsyslogd, max(*runs, 1)); err != nil {
 		fmt.Fprintln(os.Stderr, "tailseal-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, n int, keep string, modes []string, rsyslogd string) error {
+func run(bin string, n int, keep string, modes []string, rsyslogd string, runs int) error {
 	dir, err := os.MkdirTemp("", "tailseal-bench")
 	if err != nil {
 		return err
@@ -85,28 +87,51 @@ func run(bin string, n int, keep string, modes []string, rsyslogd string) error 
 	size := fi.Size()
 	fmt.Printf("%d lines, %.1f MB\n", n, float64(size)/1e6)
 	fmt.Printf("%-16s %12s %8s %8s %10s\n", "", "lines/s", "MB/s", "CPU s", "peak RSS")
-	var first float64
-	var data string
-	for i, mode := range modes {
-		data = filepath.Join(dir, "data-"+mode)
-		rate, err := ingest(bin, src, data, mode, n, size)
-		if err != nil {
-			return err
-		}
-		if i == 0 {
-			first = rate
-		} else {
-			fmt.Printf("ratio %s/%s: %.2f\n", modes[0], mode, first/rate)
-		}
-	}
+	contenders := slices.Clone(modes)
 	if rsyslogd != "" && rsyslogd != "none" {
-		rate, err := rsyslog(rsyslogd, src, filepath.Join(dir, "rsyslog"), size)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("ratio tailseal pii=%s / rsyslog: %.2f\n", modes[0], first/rate)
+		contenders = append(contenders, "rsyslog")
 	}
-	data = filepath.Join(dir, "data-"+modes[0])
+	// Several rounds, the order reversed every other round, so that neither
+	// side always runs on a warmer page cache or a quieter machine.
+	rates := map[string][]float64{}
+	var data string
+	for round := 1; round <= runs; round++ {
+		if runs > 1 {
+			fmt.Printf("round %d\n", round)
+		}
+		order := slices.Clone(contenders)
+		if round%2 == 0 {
+			slices.Reverse(order)
+		}
+		for _, c := range order {
+			var rate float64
+			var err error
+			if c == "rsyslog" {
+				out := filepath.Join(dir, "rsyslog")
+				os.RemoveAll(out)
+				rate, err = rsyslog(rsyslogd, src, out, size)
+			} else {
+				data = filepath.Join(dir, "data-"+c)
+				os.RemoveAll(data)
+				rate, err = ingest(bin, src, data, c, n, size)
+			}
+			if err != nil {
+				return err
+			}
+			rates[c] = append(rates[c], rate)
+		}
+	}
+	first := contenders[0]
+	for _, c := range contenders[1:] {
+		var ratios []float64
+		for i := range rates[first] {
+			ratios = append(ratios, rates[first][i]/rates[c][i])
+		}
+		slices.Sort(ratios)
+		fmt.Printf("ratio %s / %s: median %.2f over %d rounds (min %.2f, max %.2f)\n",
+			label(first), label(c), ratios[len(ratios)/2], len(ratios), ratios[0], ratios[len(ratios)-1])
+	}
+	data = filepath.Join(dir, "data-"+modes[0]) // from the last round
 	if keep != "" {
 		if out, err := exec.Command("cp", "-a", data, keep).CombinedOutput(); err != nil {
 			return fmt.Errorf("keep data dir: %v %s", err, out)
@@ -287,4 +312,11 @@ func lastSeq(dir string) uint64 {
 	b = bytes.TrimRight(b, "\n")
 	seq, _ := record.Seq(b[bytes.LastIndexByte(b, '\n')+1:])
 	return seq
+}
+
+func label(c string) string {
+	if c == "rsyslog" {
+		return c
+	}
+	return "tailseal pii=" + c
 }
