@@ -116,11 +116,16 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 	}
 	a.chain = signer.NewChain(keys.sign, lastSeq, prev)
 	a.lastCheckpoint = lastSeq
+	seen, err := store.RecentSources(filepath.Join(cfg.DataDir, StoreDir), 256)
+	if err != nil {
+		log.Warn("cannot list the source files already read; a copytruncate copy made before this start may be read again", "error", err)
+	}
 	a.tail = tailer.New(tailer.Options{
 		Path:         cfg.Source,
 		MaxLine:      cfg.MaxLineBytes,
 		PollInterval: cfg.PollInterval,
 		Start:        pos,
+		Seen:         seen,
 		Logger:       log,
 	})
 	return a, nil

@@ -126,3 +126,15 @@ func StringField(line []byte, key string) ([]byte, bool) {
 	}
 	return nil, false
 }
+
+var sourceField = []byte(`,"source":{"file":`)
+
+// SourceID returns the id inside the record's source object. The source
+// object follows details, so the last match is the record's own.
+func SourceID(line []byte) ([]byte, bool) {
+	i := bytes.LastIndex(line, sourceField)
+	if i < 0 {
+		return nil, false
+	}
+	return StringField(line[i+len(sourceField)-1:], "id")
+}

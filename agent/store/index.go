@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/tailseal/tailseal/agent/atomicfile"
@@ -34,7 +35,14 @@ type IndexEntry struct {
 	Workflows  map[string]int `json:"workflows,omitempty"`  // nil when more than maxWorkflows
 	Leads      *Bloom         `json:"leads,omitempty"`      // lead_id values
 	Pseudonyms *Bloom         `json:"pseudonyms,omitempty"` // <kind:hex> tokens anywhere in the line
+	// Sources are the identities of the source files its records came from
+	// (dev:inode:fingerprint), at most maxSources, for the tailer to know
+	// copies of what it has read.
+	Sources []string `json:"sources,omitempty"`
 }
+
+// maxSources bounds the source ids kept per segment.
+const maxSources = 64
 
 // maxWorkflows bounds the exact workflow set kept per segment.
 const maxWorkflows = 256
@@ -112,6 +120,10 @@ func (ix *indexer) add(line []byte) {
 	}
 	if lead, ok := record.StringField(line, "lead_id"); ok && len(lead) > 0 {
 		e.Leads.Add(lead)
+	}
+	if id, ok := record.SourceID(line); ok && len(e.Sources) < maxSources &&
+		(len(e.Sources) == 0 || e.Sources[len(e.Sources)-1] != string(id)) && !slices.Contains(e.Sources, string(id)) {
+		e.Sources = append(e.Sources, string(id))
 	}
 	for rest := line; ; {
 		tok, after, ok := NextPseudonym(rest)
@@ -206,4 +218,51 @@ func ReadIndex(dir string) (map[string]IndexEntry, error) {
 		}
 	}
 	return out, sc.Err()
+}
+
+// RecentSources returns up to max distinct source ids of the newest records
+// of the store in dir, newest first: from the segments not compressed yet
+// (read whole) and then the index. The tailer uses them to recognise, after
+// a restart, copies of files it has already read.
+func RecentSources(dir string, max int) ([]string, error) {
+	segs, err := List(dir)
+	if err != nil {
+		return nil, err
+	}
+	index, err := ReadIndex(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	add := func(id string) {
+		if len(out) < max && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	for i := len(segs) - 1; i >= 0 && len(out) < max; i-- {
+		seg := segs[i]
+		if e, ok := index[seg.Name]; ok && seg.Compressed {
+			for j := len(e.Sources) - 1; j >= 0; j-- {
+				add(e.Sources[j])
+			}
+			continue
+		}
+		if seg.Compressed {
+			continue // indexed before v2 of the index
+		}
+		var ids []string
+		err := ScanSegment(dir, seg, func(_ Segment, _ int, line []byte) error {
+			if id, ok := record.SourceID(line); ok && (len(ids) == 0 || ids[len(ids)-1] != string(id)) {
+				ids = append(ids, string(id))
+			}
+			return nil
+		})
+		if err != nil {
+			return out, err
+		}
+		for j := len(ids) - 1; j >= 0; j-- {
+			add(ids[j])
+		}
+	}
+	return out, nil
 }

@@ -38,7 +38,8 @@ func (t *Tailer) isCopy(head []byte) bool {
 			return true
 		}
 	}
-	return false
+	// Read by an earlier run: the copy outlived the restart.
+	return len(head) >= FingerprintBytes && t.seenFP[fingerprint(head[:FingerprintBytes])]
 }
 
 // birth returns when the open file was created, if the filesystem knows.

@@ -31,7 +31,11 @@ type Options struct {
 	PollInterval time.Duration // how often to look without a notification
 	BufSize      int           // read size; default 256 KiB
 	Start        Position      // where a previous run stopped; zero: start of Path
-	Logger       *slog.Logger
+	// Seen are the ids of files a previous run read (from the store): a
+	// file whose first bytes match one of them is a copy of lines already
+	// stored (copytruncate), not a rotated file to read.
+	Seen   []string
+	Logger *slog.Logger
 }
 
 // Position is where a previous run stopped: the file and the offset just
@@ -83,11 +87,12 @@ type Tailer struct {
 	ino       uint64
 	head      []byte // first bytes of f, up to FingerprintBytes
 	born      time.Time
-	lastLook  time.Time // files born after it were made since the last check
-	rewritten bool      // a read saw the first bytes change
-	heads     [][]byte  // first bytes of files already read, see successor
-	fullID    string    // ID once head is complete
-	readOff   int64     // next byte of f to read
+	lastLook  time.Time       // files born after it were made since the last check
+	rewritten bool            // a read saw the first bytes change
+	heads     [][]byte        // first bytes of files already read, see successor
+	seenFP    map[string]bool // fingerprints of files read by earlier runs
+	fullID    string          // ID once head is complete
+	readOff   int64           // next byte of f to read
 
 	resumed     chan struct{} // closed once the previous run's position is recovered
 	lagBytes    atomic.Int64  // source bytes not read yet, as of the last look
@@ -112,6 +117,12 @@ func New(opt Options) *Tailer {
 		resumed: make(chan struct{})}
 	for range batches {
 		t.free <- &Batch{buf: make([]byte, 0, opt.BufSize)}
+	}
+	t.seenFP = map[string]bool{}
+	for _, s := range opt.Seen {
+		if id, err := ParseID(s); err == nil {
+			t.seenFP[id.FP] = true
+		}
 	}
 	return t
 }

@@ -89,6 +89,31 @@ func TestRotationWhileStopped(t *testing.T) {
 	}
 }
 
+// A copy left by copytruncate is not a rotated file, also for an agent
+// started after the copy was made (found by the endurance test: the copy
+// was read again at the next rename rotation).
+func TestCopyIsNotReadAgainAfterRestart(t *testing.T) {
+	e := newEnv(t)
+	w := newWriter(t, e.source)
+	run := func(rotate func(*writer)) {
+		if rotate != nil {
+			rotate(w)
+		}
+		w.write(100)
+		p := e.start()
+		e.waitStored(w.next)
+		if err, _ := p.stop(t); err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+	}
+	run(nil)
+	run((*writer).rename)       // the path is a new file, A
+	run((*writer).copyTruncate) // A's lines go to a copy, A starts over
+	run((*writer).rename)       // A is rotated: the copy, born after A, is no successor
+	run(nil)
+	e.checkExactly(readStore(t, e.dataDir), w.next)
+}
+
 func TestKill9UnderLoad(t *testing.T) {
 	e := newEnv(t, "TAILSEAL_SEGMENT_MAX_MB=1")
 	stop := make(chan struct{})
