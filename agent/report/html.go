@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tailseal/tailseal/agent/atomicfile"
@@ -19,9 +20,13 @@ import (
 //go:embed page.html
 var pageHTML string
 
-var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
-	"ms": func(v float64) string { return fmt.Sprintf("%.1f", v) },
-}).Parse(pageHTML))
+// The templates are parsed on first use, not at start: the agent, which
+// never writes reports, should not carry them.
+var pageTmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("page").Funcs(template.FuncMap{
+		"ms": func(v float64) string { return fmt.Sprintf("%.1f", v) },
+	}).Parse(pageHTML))
+})
 
 // view is what page.html is executed with.
 type view struct {
@@ -73,7 +78,7 @@ func (p *Page) WriteHTML(w io.Writer, prev, next string) error {
 	for _, n := range p.Stats.Pseudonyms {
 		v.PII += n
 	}
-	return pageTmpl.Execute(w, v)
+	return pageTmpl().Execute(w, v)
 }
 
 // chart draws the buckets as an inline SVG line chart with a point (and a
@@ -117,7 +122,9 @@ func chart(p *Page) template.HTML {
 	return template.HTML(b.String())
 }
 
-var indexTmpl = template.Must(template.New("index").Parse(`<!DOCTYPE html>
+var indexTmpl = sync.OnceValue(func() *template.Template { return template.Must(template.New("index").Parse(indexHTML)) })
+
+const indexHTML = `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
 <title>tailseal reports</title>
@@ -127,7 +134,7 @@ table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;
 <table><tr><th>Period</th><th>Events</th><th>Errors</th></tr>
 {{range .Pages}}<tr><td><a href="{{.Name}}">{{.Title}}</a></td><td class="n">{{.Stats.Events}}</td><td class="n">{{.Stats.Errors}}</td></tr>
 {{end}}</table></main></body></html>
-`))
+`
 
 // WriteAll writes every page and an index.html into dir, each file whole
 // or not at all.
@@ -152,7 +159,7 @@ func WriteAll(dir string, pages []*Page, integrity Integrity) error {
 		}
 	}
 	var buf bytes.Buffer
-	err := indexTmpl.Execute(&buf, struct {
+	err := indexTmpl().Execute(&buf, struct {
 		Pages     []*Page
 		Integrity Integrity
 	}{pages, integrity})

@@ -56,19 +56,17 @@ type indexer struct {
 }
 
 // Sizing the filters of a segment of a given size (they are folded down to
-// what it holds): a record is never shorter than minRecordBytes (seq,
-// source, prev and signature alone take more). A segment with more than one
-// pseudonym per pseudonymBytes gets a fuller filter, with more false
-// positives: bounded memory in the agent matters more.
-const (
-	minRecordBytes = 200
-	pseudonymBytes = 64
-)
+// what it holds): a filter has room for one value per filterBytes of
+// segment, about one per record (a record is rarely under 250 bytes: seq,
+// source, prev and signature alone take 200). A segment with more distinct
+// values gets a fuller filter, with more false positives: bounded memory in
+// the agent matters more. 50 MB segments take 256 KiB per filter.
+const filterBytes = 256
 
 func newIndexer(name string, size int64) *indexer {
 	return &indexer{entry: IndexEntry{
 		Segment: name, Types: map[string]int{}, Workflows: map[string]int{},
-		Leads: newBloom(int(size / minRecordBytes)), Pseudonyms: newBloom(int(size / pseudonymBytes)),
+		Leads: newBloom(int(size / filterBytes)), Pseudonyms: newBloom(int(size / filterBytes)),
 	}}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 
@@ -16,6 +17,9 @@ import (
 	"github.com/tailseal/tailseal/agent/httpapi"
 	"golang.org/x/term"
 )
+
+// gcPercent is the agent's GOGC unless the environment sets one.
+const gcPercent = 50
 
 func runAgent(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
@@ -29,6 +33,13 @@ Stops cleanly on SIGTERM or SIGINT. All settings are environment variables.
 	}
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
+	}
+	if os.Getenv("GOGC") == "" {
+		// The live heap is small (read and write buffers, a few MiB), so
+		// collecting at half the default growth costs little CPU and keeps
+		// the peak resident size, which a sidecar's memory limit sees, low:
+		// 23.5 against 26.6 MiB in the 1M-line benchmark.
+		debug.SetGCPercent(gcPercent)
 	}
 	cfg, err := loadConfig()
 	if err != nil {

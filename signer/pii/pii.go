@@ -78,7 +78,13 @@ type Anonymizer struct {
 	// currentKey is the lower-cased name of the field being rewritten.
 	currentKey string
 
-	// Replaced counts values replaced, by detector, and Fields whole fields.
+	// Counts are shared with the anonymizers made by Fork.
+	*Counts
+}
+
+// Counts are what an anonymizer replaced: values by detector, and whole
+// fields by the field rules. Never the values themselves.
+type Counts struct {
 	Replaced [numKinds]atomic.Uint64
 	Fields   atomic.Uint64
 }
@@ -93,7 +99,7 @@ const (
 
 // New returns an Anonymizer.
 func New(opt Options) *Anonymizer {
-	a := &Anonymizer{opt: opt, rules: map[string]rule{}, mac: hmac.New(sha256.New, opt.Key)}
+	a := &Anonymizer{opt: opt, rules: map[string]rule{}, mac: hmac.New(sha256.New, opt.Key), Counts: &Counts{}}
 	for _, f := range opt.Always {
 		a.rules[strings.ToLower(f)] = alwaysRule
 	}
@@ -101,6 +107,13 @@ func New(opt Options) *Anonymizer {
 		a.rules[strings.ToLower(f)] = neverRule // never wins over always
 	}
 	return a
+}
+
+// Fork returns an anonymizer with the same settings and counts and scratch
+// space of its own, for another goroutine. (An Anonymizer is not safe for
+// concurrent use.)
+func (a *Anonymizer) Fork() *Anonymizer {
+	return &Anonymizer{opt: a.opt, rules: a.rules, mac: hmac.New(sha256.New, a.opt.Key), Counts: a.Counts}
 }
 
 // Mode is the configured mode.

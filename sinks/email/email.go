@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tailseal/tailseal/sinks"
@@ -95,14 +96,16 @@ func New(opt Options) (*Notifier, error) {
 
 func (n *Notifier) Name() string { return "email" }
 
-var htmlTmpl = template.Must(template.New("mail").Parse(`<!DOCTYPE html><html><body style="font-family:sans-serif">
+var htmlTmpl = sync.OnceValue(func() *template.Template { return template.Must(template.New("mail").Parse(mailHTML)) })
+
+const mailHTML = `<!DOCTYPE html><html><body style="font-family:sans-serif">
 <h2 style="margin:0 0 8px">{{.Title}}</h2>
 <p><strong>{{.Status}}</strong> · rule <code>{{.Rule}}</code> · {{.Time.UTC.Format "2006-01-02 15:04:05"}} UTC</p>
 <p>{{.Text}}</p>
 {{if .First}}<p>Events: {{.First}} … {{.Last}}</p>{{end}}
 {{if .Recent}}<p>Recent errors (anonymized as stored):</p><ul>{{range .Recent}}<li>{{.}}</li>{{end}}</ul>{{end}}
 <p style="color:#666;font-size:12px">tailseal · {{.ID}}</p>
-</body></html>`))
+</body></html>`
 
 // Text is the plain-text part.
 func Text(a alert.Alert) string {
@@ -137,7 +140,7 @@ func (n *Notifier) Notify(ctx context.Context, a alert.Alert) error {
 	m.SetMessageIDWithValue(fmt.Sprintf("%s.%d@tailseal", a.ID, a.Time.UnixNano()))
 	m.SetBodyString(mail.TypeTextPlain, Text(a))
 	var html strings.Builder
-	if err := htmlTmpl.Execute(&html, a); err == nil {
+	if err := htmlTmpl().Execute(&html, a); err == nil {
 		m.AddAlternativeString(mail.TypeTextHTML, html.String())
 	}
 	err := n.client.DialAndSendWithContext(ctx, m)
