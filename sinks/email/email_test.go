@@ -55,6 +55,18 @@ func TestEmail(t *testing.T) {
 			t.Errorf("%d logins, %d in clear", total, clear)
 		}
 	})
+	t.Run("implicit TLS", func(t *testing.T) {
+		srv := sinkstest.NewImplicitTLS(t)
+		if err := notifier(t, srv, "implicit").Notify(ctx, sample()); err != nil {
+			t.Fatal(err)
+		}
+		if msgs := srv.Messages(); len(msgs) != 1 {
+			t.Fatalf("%d mails", len(msgs))
+		}
+		if total, clear := srv.Auths(); total != 1 || clear != 0 {
+			t.Errorf("%d logins, %d in clear", total, clear)
+		}
+	})
 	t.Run("mandatory TLS refuses a server without STARTTLS and sends no password", func(t *testing.T) {
 		srv := sinkstest.NewSMTP(t, true)
 		err := notifier(t, srv, "mandatory").Notify(ctx, sample())

@@ -49,6 +49,16 @@ type Message struct {
 
 // NewSMTP starts the server; script lists codes DATA answers first.
 func NewSMTP(t testing.TB, noTLS bool, script ...int) *SMTP {
+	return newSMTP(t, noTLS, false, script)
+}
+
+// NewImplicitTLS starts a server that speaks TLS from the first byte (port
+// 465 style) instead of offering STARTTLS.
+func NewImplicitTLS(t testing.TB, script ...int) *SMTP {
+	return newSMTP(t, false, true, script)
+}
+
+func newSMTP(t testing.TB, noTLS, implicit bool, script []int) *SMTP {
 	s := &SMTP{script: script}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &session{s: s, c: c}, nil
@@ -67,6 +77,9 @@ func NewSMTP(t testing.TB, noTLS bool, script ...int) *SMTP {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if implicit {
+		l = tls.NewListener(l, srv.TLSConfig)
 	}
 	s.Addr = l.Addr().String()
 	go srv.Serve(l)
