@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/url"
 	"path/filepath"
 	"sync"
 	"time"
@@ -45,6 +46,16 @@ func (a *Agent) setupSinks(storeDir string) error {
 		var err error
 		if secret, err = webhook.ParseSecret(cfg.WebhookSecret); err != nil {
 			return fmt.Errorf("%w: TAILSEAL_WEBHOOK_SECRET: %v", config.ErrInvalid, err)
+		}
+	}
+	for i, u := range cfg.WebhookURLs {
+		if !httpURL(u) {
+			return fmt.Errorf("%w: TAILSEAL_WEBHOOK_URLS: entry %d is not an http or https URL", config.ErrInvalid, i+1)
+		}
+	}
+	for name, u := range map[string]string{"TAILSEAL_SLACK_WEBHOOK": cfg.SlackWebhook, "TAILSEAL_DISCORD_WEBHOOK": cfg.DiscordWebhook} {
+		if u != "" && !httpURL(u) {
+			return fmt.Errorf("%w: %s is not an http or https URL", config.ErrInvalid, name) // the URL itself is a secret
 		}
 	}
 	limits := sinks.Limits{Count: cfg.WebhookBatch, Bytes: cfg.WebhookBatchBytes, Age: cfg.WebhookBatchAge}
@@ -90,11 +101,16 @@ func (a *Agent) setupSinks(storeDir string) error {
 		for i, c := range channels {
 			names[i] = c.Name()
 		}
-		a.log.Info("alerts", "channels", names, "threshold", cfg.AlertThreshold, "window", cfg.AlertWindow, "cooldown", cfg.AlertCooldown)
+		a.log.Info("alerts", "channels", names, "threshold", cfg.AlertThreshold, "window", cfg.AlertWindow.String(), "cooldown", cfg.AlertCooldown.String())
 		set.runners, set.alerts = append(set.runners, r), e
 	}
 	a.sinks = set
 	return nil
+}
+
+func httpURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 // keep is the lowest seq a sink still needs: retention keeps it.

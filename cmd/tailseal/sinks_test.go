@@ -311,3 +311,16 @@ func TestAlertsThroughKill9(t *testing.T) {
 func decodeJSON(r *http.Request, v any) error {
 	return json.NewDecoder(r.Body).Decode(v)
 }
+
+// A sink URL that is not http(s) stops the agent at start with a clear
+// message that does not repeat the URL (it is a secret).
+func TestBadSinkURL(t *testing.T) {
+	e := newEnv(t, "TAILSEAL_DISCORD_WEBHOOK=discord.com/api/webhooks/1/sEcReT")
+	p := e.start()
+	err := <-p.done
+	p.done <- err
+	out := p.stderr.String()
+	if code := p.cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(out, "TAILSEAL_DISCORD_WEBHOOK is not an http or https URL") || strings.Contains(out, "sEcReT") {
+		t.Fatalf("exit %d, stderr:\n%s", code, out)
+	}
+}
