@@ -150,7 +150,7 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 		return err
 	}
 	rd := store.NewReader(r.storeDir, c.Delivered+1)
-	defer rd.Close()
+	defer func() { rd.Close() }() // rd may be replaced below
 	var pending uint64 // last seq of a batch to resend exactly
 	if c.Pending != nil {
 		pending = c.Pending.Last
@@ -158,6 +158,20 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 	lagWarned := time.Time{}
 	for {
 		b, err := r.gather(ctx, src, rd, pending)
+		if errors.Is(err, store.ErrGone) {
+			// Deleted by hand (retention keeps what a sink needs): say so
+			// loudly and go on from what is left, rather than stop.
+			segs, lerr := store.List(r.storeDir)
+			if lerr != nil || len(segs) == 0 {
+				return err
+			}
+			r.log.Error("SINK SKIPS RECORDS: they were deleted from the store before it delivered them",
+				"from_seq", rd.Seq(), "to_seq", segs[0].First-1)
+			rd.Close()
+			rd = store.NewReader(r.storeDir, segs[0].First)
+			c, pending = cursorFile{Delivered: segs[0].First - 1}, 0
+			continue
+		}
 		if err != nil {
 			return err
 		}
