@@ -151,7 +151,7 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 	}
 	rd := store.NewReader(r.storeDir, c.Delivered+1)
 	defer func() { rd.Close() }() // rd may be replaced below
-	var pending uint64 // last seq of a batch to resend exactly
+	var pending uint64            // last seq of a batch to resend exactly
 	if c.Pending != nil {
 		pending = c.Pending.Last
 	}
