@@ -252,3 +252,30 @@ func TestReadCommandsReportDamage(t *testing.T) {
 	}
 	t.Logf("%d events answered; stderr:\n%s", st.Events, stderr)
 }
+
+// report --json lists the pages it wrote; their events add up to the store.
+func TestReportJSON(t *testing.T) {
+	data, out := cliStore(t), t.TempDir()
+	stdout, stderr, code := cli(t, data, "report", "--json", "--verify=false", "--output", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	total, pages := 0, 0
+	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		var p struct {
+			File   string
+			Events int
+		}
+		if err := json.Unmarshal([]byte(l), &p); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		if _, err := os.Stat(p.File); err != nil {
+			t.Error(err)
+		}
+		total, pages = total+p.Events, pages+1
+	}
+	files, _ := filepath.Glob(filepath.Join(out, "2026-*.html"))
+	if total != 6000 || pages != len(files) || !strings.Contains(stderr, "Not checked") {
+		t.Errorf("%d pages (%d files) with %d events; stderr %s", pages, len(files), total, stderr)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/tailseal/tailseal/agent/config"
@@ -43,6 +44,17 @@ and print.
 	if err := report.WriteAll(*output, pages, integrity); err != nil {
 		fmt.Fprintf(os.Stderr, "tailseal report: %v\n", err)
 		return err
+	}
+	if rf.json { // one object per page written, for scripts
+		for _, p := range pages {
+			writeJSON(struct {
+				File   string    `json:"file"`
+				Start  time.Time `json:"start"`
+				End    time.Time `json:"end"`
+				Events int       `json:"events"`
+				Errors int       `json:"errors"`
+			}{filepath.Join(*output, p.Name()), p.Start, p.End, p.Stats.Events, p.Stats.Errors})
+		}
 	}
 	fmt.Fprintf(os.Stderr, "tailseal report: %d pages in %s (open %s/index.html); store: %s\n", len(pages), *output, *output, integrity.Summary)
 	if err := reportProblems("report", problems); err != nil {
