@@ -65,7 +65,7 @@ type Options struct {
 // be read from any.
 type Anonymizer struct {
 	opt    Options
-	rules  map[string]rule // field name (lower case) -> always or never
+	rules  map[string]fieldRule // field name (lower case) -> always or never
 	mac    hash.Hash
 	msg    []byte // scratch: the HMAC input
 	norm   []byte // scratch: a normalized value
@@ -91,6 +91,13 @@ type Counts struct {
 
 type rule uint8
 
+// fieldRule is a field rule and the field's name, kept so that naming the
+// field does not allocate.
+type fieldRule struct {
+	rule rule
+	name string
+}
+
 const (
 	detectRule rule = iota
 	alwaysRule
@@ -99,12 +106,12 @@ const (
 
 // New returns an Anonymizer.
 func New(opt Options) *Anonymizer {
-	a := &Anonymizer{opt: opt, rules: map[string]rule{}, mac: hmac.New(sha256.New, opt.Key), Counts: &Counts{}}
+	a := &Anonymizer{opt: opt, rules: map[string]fieldRule{}, mac: hmac.New(sha256.New, opt.Key), Counts: &Counts{}}
 	for _, f := range opt.Always {
-		a.rules[strings.ToLower(f)] = alwaysRule
+		a.rules[strings.ToLower(f)] = fieldRule{alwaysRule, strings.ToLower(f)}
 	}
 	for _, f := range opt.Never {
-		a.rules[strings.ToLower(f)] = neverRule // never wins over always
+		a.rules[strings.ToLower(f)] = fieldRule{neverRule, strings.ToLower(f)} // never wins over always
 	}
 	return a
 }
@@ -220,14 +227,15 @@ func (a *Anonymizer) keyRule(parent rule, tok []byte) rule {
 	if parent == neverRule {
 		return neverRule
 	}
-	r := parent
-	if r != alwaysRule {
-		r = a.rules[string(a.lower)] // a lookup with string(bytes) does not allocate
+	if parent == alwaysRule { // inherited: inside a field replaced whole
+		a.currentKey = string(a.lower)
+		return alwaysRule
 	}
-	if r == alwaysRule {
-		a.currentKey = string(a.lower) // only for fields replaced whole
+	fr := a.rules[string(a.lower)] // a lookup with string(bytes) does not allocate
+	if fr.rule == alwaysRule {
+		a.currentKey = fr.name // the map's own string: no allocation
 	}
-	return r
+	return fr.rule
 }
 
 func skipString(b []byte, i int) int {
