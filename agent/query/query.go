@@ -8,9 +8,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -294,7 +296,7 @@ func (s *Store) scan(seg store.Segment, c *compiled, fn func(h *Head) bool) *Pro
 	var h Head
 	bad, firstBad := 0, 0
 	stop := errors.New("stop")
-	err := store.ScanSegment(s.dir, seg, func(_ store.Segment, lineNo int, line []byte) error {
+	visit := func(_ store.Segment, lineNo int, line []byte) error {
 		if !h.parse(line) {
 			if bad++; bad == 1 {
 				firstBad = lineNo
@@ -305,7 +307,14 @@ func (s *Store) scan(seg store.Segment, c *compiled, fn func(h *Head) bool) *Pro
 			return stop
 		}
 		return nil
-	})
+	}
+	err := store.ScanSegment(s.dir, seg, visit)
+	if errors.Is(err, fs.ErrNotExist) && !seg.Compressed {
+		// The agent compressed it since the listing: read the .gz.
+		seg.Name = strings.TrimSuffix(seg.Name, store.ActiveExt) + store.CompressedExt
+		seg.Compressed = true
+		err = store.ScanSegment(s.dir, seg, visit)
+	}
 	switch {
 	case err != nil && err != stop:
 		if inner := errors.Unwrap(err); inner != nil {

@@ -2,6 +2,7 @@ package query
 
 import (
 	"bytes"
+	"fmt"
 	"encoding/json"
 	"math"
 	"os"
@@ -202,5 +203,34 @@ func TestDamagedSegmentsAreReported(t *testing.T) {
 	}
 	if st.Events < events*8/10 || st.Events >= events {
 		t.Errorf("%d events counted from the remaining segments", st.Events)
+	}
+}
+
+// A segment the agent compresses between the listing and the read is read
+// from its .gz, not reported as missing.
+func TestSegmentCompressedWhileQuerying(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	os.MkdirAll(dir, 0o700)
+	st, _, err := store.Open(store.Options{Dir: dir, SegmentMax: 8 << 10, SegmentMaxAge: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 200; i++ {
+		line := fmt.Sprintf(`{"seq":%d,"timestamp":"2026-02-04T20:30:45Z","event_type":"x","actor":"","lead_id":"","workflow":"","details":{},"source":{"file":"a","id":"x","offset":0,"length":1},"epoch":0,"prev":"","signature":"00"}`+"\n", i)
+		if err := st.Append([]byte(line), uint64(i), uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close() // stops before compressing: rotated segments stay .jsonl
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CompressRotated(dir); err != nil {
+		t.Fatal(err)
+	}
+	stats, problems := s.Stats(Filter{})
+	if len(problems) > 0 || stats.Events != 200 {
+		t.Fatalf("%d events, problems %v", stats.Events, problems)
 	}
 }
