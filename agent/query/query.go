@@ -67,6 +67,9 @@ type Filter struct {
 	// Subjects are pseudonyms (<kind:hex>) or raw values: a record matches
 	// when it contains any of them.
 	Subjects []string
+	// AppOnly leaves out the records the agent writes about itself (seals,
+	// checkpoints).
+	AppOnly bool
 }
 
 // compiled is a Filter with its values in the escaped form they have
@@ -75,13 +78,14 @@ type compiled struct {
 	lead, typ, workflow []byte
 	since, until        time.Time
 	subjects            [][]byte
+	appOnly             bool
 	// exact is false when a value needs escaping: the index filters hash
 	// the escaped bytes, so they are not used for it.
 	exact bool
 }
 
 func compile(f Filter) compiled {
-	c := compiled{since: f.Since, until: f.Until, exact: true}
+	c := compiled{since: f.Since, until: f.Until, appOnly: f.AppOnly, exact: true}
 	esc := func(v string) []byte {
 		if v == "" {
 			return nil
@@ -107,6 +111,9 @@ func jsonString(v string) []byte {
 }
 
 func (c *compiled) match(h *Head) bool {
+	if c.appOnly && h.Internal() {
+		return false
+	}
 	if c.typ != nil && !bytes.Equal(h.Type, c.typ) ||
 		c.lead != nil && !bytes.Equal(h.Lead, c.lead) ||
 		c.workflow != nil && !bytes.Equal(h.Workflow, c.workflow) {

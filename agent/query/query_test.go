@@ -234,3 +234,30 @@ func TestSegmentCompressedWhileQuerying(t *testing.T) {
 		t.Fatalf("%d events, problems %v", stats.Events, problems)
 	}
 }
+
+// Seals after the last event (an idle day writes 96) do not crowd the
+// events out of a "newest first" answer.
+func TestNewestSkipsInternalRecords(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	os.MkdirAll(dir, 0o700)
+	st, _, err := store.Open(store.Options{Dir: dir, SegmentMax: 1 << 20, SegmentMaxAge: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 300; i++ {
+		typ := "lead_ingested"
+		if i > 100 {
+			typ = "seal"
+		}
+		line := fmt.Sprintf(`{"seq":%d,"timestamp":"2026-02-04T20:30:45Z","event_type":%q,"actor":"","lead_id":"","workflow":"","details":{},"source":{"file":"a","id":"x","offset":0,"length":1},"epoch":0,"prev":"","signature":"00"}`+"\n", i, typ)
+		if err := st.Append([]byte(line), uint64(i), uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	s, _ := Open(dir)
+	recs, _ := s.Newest(Filter{AppOnly: true}, 5)
+	if len(recs) != 5 || recs[0].Seq != 100 || recs[4].Seq != 96 {
+		t.Fatalf("got %d records, first %+v", len(recs), recs)
+	}
+}

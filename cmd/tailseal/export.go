@@ -59,10 +59,8 @@ unless --type names them.
 	}
 	var done int64
 	n := 0
+	f.AppOnly = f.Type == ""
 	problems, err := s.Forward(f, func(h *query.Head) error {
-		if f.Type == "" && h.Internal() {
-			return nil
-		}
 		n++
 		done += int64(len(h.Line)) + 1
 		bar.set(done)

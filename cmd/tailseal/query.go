@@ -53,9 +53,8 @@ checkpoints are left out unless --type names them.
 		fmt.Fprintln(os.Stderr, "tailseal query: --limit must be positive")
 		return errUsage
 	}
-	recs, problems := s.Newest(f, *limit+internalSlack(f))
-	recs = slices.DeleteFunc(recs, func(r query.Record) bool { return f.Type == "" && isInternal(r.Type) })
-	recs = recs[:min(len(recs), *limit)]
+	f.AppOnly = f.Type == ""
+	recs, problems := s.Newest(f, *limit)
 	out := bufio.NewWriter(os.Stdout)
 	if rf.json {
 		for _, r := range recs {
@@ -88,17 +87,6 @@ checkpoints are left out unless --type names them.
 	}
 	return nil
 }
-
-// internalSlack asks for a few more records when seals and checkpoints
-// will be dropped from the answer.
-func internalSlack(f query.Filter) int {
-	if f.Type != "" {
-		return 0
-	}
-	return 64
-}
-
-func isInternal(typ string) bool { return typ == query.TypeSeal || typ == query.TypeCheckpoint }
 
 // cell keeps a table cell on one line and shows an empty value as "-".
 func cell(s string) string {
