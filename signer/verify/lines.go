@@ -2,11 +2,15 @@ package verify
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
-	"github.com/klauspost/compress/gzip"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/tailseal/tailseal/agent/store"
 )
@@ -108,6 +112,13 @@ func (l *lines) fail(err error) {
 func (l *lines) open() error {
 	seg := l.segs[l.i]
 	f, err := os.Open(filepath.Join(l.dir, seg.Name))
+	if errors.Is(err, fs.ErrNotExist) && !seg.Compressed {
+		// The running agent compressed it since the listing.
+		seg.Name = strings.TrimSuffix(seg.Name, store.ActiveExt) + store.CompressedExt
+		seg.Compressed = true
+		l.segs[l.i] = seg
+		f, err = os.Open(filepath.Join(l.dir, seg.Name))
+	}
 	if err != nil {
 		return fmt.Errorf("open %s: %w", seg.Name, err)
 	}
