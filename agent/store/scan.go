@@ -26,6 +26,7 @@ func Scan(dir string, fn func(seg Segment, lineNo int, line []byte) error) error
 }
 
 // ScanSegment calls fn for every line of one segment (without newlines).
+// The last line of an uncompressed segment counts only once complete.
 func ScanSegment(dir string, seg Segment, fn func(seg Segment, lineNo int, line []byte) error) error {
 	f, err := os.Open(filepath.Join(dir, seg.Name))
 	if err != nil {
@@ -51,8 +52,11 @@ func ScanSegment(dir string, seg Segment, fn func(seg Segment, lineNo int, line 
 			}
 			line = long
 		}
-		if len(line) > 0 && line[len(line)-1] == '\n' {
+		complete := len(line) > 0 && line[len(line)-1] == '\n'
+		if complete {
 			line = line[:len(line)-1]
+		} else if err == io.EOF && !seg.Compressed {
+			return nil // the agent is writing it (or a crash tore it; the next start repairs it)
 		}
 		if len(line) > 0 || err == nil {
 			if ferr := fn(seg, n, line); ferr != nil {

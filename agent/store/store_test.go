@@ -193,3 +193,21 @@ func waitCompressed(t *testing.T, dir string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A reader sees the active segment up to its last complete line: the
+// agent may be in the middle of writing the next one.
+func TestScanSkipsAPartialLastLine(t *testing.T) {
+	dir := t.TempDir()
+	name := SegmentName(1, ActiveExt)
+	if err := os.WriteFile(filepath.Join(dir, name), []byte("{\"seq\":1}\n{\"seq\":2}\n{\"seq\":3,\"tim"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	err := Scan(dir, func(_ Segment, _ int, line []byte) error {
+		got = append(got, string(line))
+		return nil
+	})
+	if err != nil || len(got) != 2 || got[1] != `{"seq":2}` {
+		t.Fatalf("got %q, %v", got, err)
+	}
+}
