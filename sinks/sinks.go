@@ -35,7 +35,8 @@ type Sink interface {
 	// Accept reports whether a record goes into batches (a filter);
 	// records not accepted are passed over as delivered.
 	Accept(line []byte) bool
-	// Deliver returns nil once the batch is delivered or dead-lettered.
+	// Deliver returns nil once the batch is delivered or dead-lettered. It
+	// is not called for a batch that Accept emptied.
 	// ErrStopped stops the sink; other errors are retried with backoff.
 	Deliver(ctx context.Context, b Batch) error
 }
@@ -176,15 +177,17 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 			return err
 		}
 		pending = 0
-		c.Pending = &struct {
-			First uint64 `json:"first"`
-			Last  uint64 `json:"last"`
-		}{b.First, b.Last}
-		if err := r.save(c); err != nil {
-			return err
-		}
-		if err := r.deliver(ctx, b); err != nil {
-			return err
+		if len(b.Lines) > 0 { // a batch the filter emptied is not sent
+			c.Pending = &struct {
+				First uint64 `json:"first"`
+				Last  uint64 `json:"last"`
+			}{b.First, b.Last}
+			if err := r.save(c); err != nil {
+				return err
+			}
+			if err := r.deliver(ctx, b); err != nil {
+				return err
+			}
 		}
 		c = cursorFile{Delivered: b.Last}
 		if err := r.save(c); err != nil {

@@ -122,9 +122,6 @@ func Sign(secret []byte, id string, ts int64, body []byte) string {
 
 // Deliver posts the batch, re-signed at each attempt.
 func (s *Sink) Deliver(ctx context.Context, b sinks.Batch) error {
-	if len(b.Lines) == 0 {
-		return nil // all filtered out
-	}
 	id, body := ID(b), Body(b)
 	resp, err := s.http.Post(ctx, body, func(r *http.Request) {
 		r.Header.Set("webhook-id", id)
