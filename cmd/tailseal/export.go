@@ -87,14 +87,7 @@ unless --type names them.
 	if *output != "-" {
 		fmt.Fprintf(os.Stderr, "tailseal export: %d events written to %s\n", n, *output)
 	}
-	if err := reportProblems("export", problems); err != nil {
-		return err
-	}
-	if n == 0 {
-		fmt.Fprintln(os.Stderr, "tailseal export: no events match")
-		return errFinding
-	}
-	return nil
+	return answered("export", problems, n, "events")
 }
 
 // exporter writes records in one format.

@@ -78,14 +78,7 @@ checkpoints are left out unless --type names them.
 		tw.Flush()
 	}
 	out.Flush()
-	if err := reportProblems("query", problems); err != nil {
-		return err
-	}
-	if len(recs) == 0 {
-		fmt.Fprintln(os.Stderr, "tailseal query: no events match")
-		return errFinding
-	}
-	return nil
+	return answered("query", problems, len(recs), "events")
 }
 
 // cell keeps a table cell on one line and shows an empty value as "-".
@@ -115,14 +108,7 @@ replaced, by kind. Seals and checkpoints are not counted.
 	} else {
 		printStats(st)
 	}
-	if err := reportProblems("stats", problems); err != nil {
-		return err
-	}
-	if st.Events == 0 {
-		fmt.Fprintln(os.Stderr, "tailseal stats: no events match")
-		return errFinding
-	}
-	return nil
+	return answered("stats", problems, st.Events, "events")
 }
 
 func printStats(st *query.Stats) {
@@ -244,14 +230,7 @@ error_message/message/error), and the traceback under --verbose.
 	}
 	tw.Flush()
 	out.Flush()
-	if err := reportProblems("errors", problems); err != nil {
-		return err
-	}
-	if len(recs) == 0 {
-		fmt.Fprintln(os.Stderr, "tailseal errors: no errors match")
-		return errFinding
-	}
-	return nil
+	return answered("errors", problems, len(recs), "errors")
 }
 
 func runPerformance(_ context.Context, args []string) error {
@@ -286,12 +265,5 @@ details "duration_ms", in milliseconds.
 			fmt.Printf("%-*s %8d %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f\n", w, cell(o.Name), o.Count, o.Min, o.Avg, o.P50, o.P95, o.P99, o.Max)
 		}
 	}
-	if err := reportProblems("performance", problems); err != nil {
-		return err
-	}
-	if len(ops) == 0 {
-		fmt.Fprintln(os.Stderr, "tailseal performance: no performance events match")
-		return errFinding
-	}
-	return nil
+	return answered("performance", problems, len(ops), "performance events")
 }

@@ -140,14 +140,19 @@ func openStore(cmd string, cfg *config.Config) (*query.Store, error) {
 	return s, nil
 }
 
-// reportProblems prints the segments that could not be read; the answer
-// above them came from the rest. Any problem makes the exit code 1.
-func reportProblems(cmd string, problems []query.Problem) error {
+// answered ends a read command: it names the segments that could not be
+// read (the answer above came from the rest) and says when nothing
+// matched. Either makes the exit code 1.
+func answered(cmd string, problems []query.Problem, matched int, what string) error {
 	for _, p := range problems {
 		fmt.Fprintf(os.Stderr, "tailseal %s: warning: segment %s\n", cmd, p.Error())
 	}
 	if len(problems) > 0 {
 		fmt.Fprintf(os.Stderr, "tailseal %s: the answer leaves out what could not be read; run tailseal verify\n", cmd)
+		return errFinding
+	}
+	if matched == 0 {
+		fmt.Fprintf(os.Stderr, "tailseal %s: no %s match\n", cmd, what)
 		return errFinding
 	}
 	return nil

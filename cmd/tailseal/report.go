@@ -57,14 +57,7 @@ and print.
 		}
 	}
 	fmt.Fprintf(os.Stderr, "tailseal report: %d pages in %s (open %s/index.html); store: %s\n", len(pages), *output, *output, integrity.Summary)
-	if err := reportProblems("report", problems); err != nil {
-		return err
-	}
-	if len(pages) == 0 {
-		fmt.Fprintln(os.Stderr, "tailseal report: no events match")
-		return errFinding
-	}
-	return nil
+	return answered("report", problems, len(pages), "events")
 }
 
 // checkIntegrity verifies the store as tailseal verify does, for the
