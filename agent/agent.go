@@ -173,6 +173,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	commitTimer := time.NewTimer(time.Hour)
 	commitTimer.Stop()
+	commitArmed := false
 	checkpoints := time.NewTicker(a.cfg.CheckpointInterval)
 	defer checkpoints.Stop()
 	var epochEnd <-chan time.Time
@@ -190,17 +191,21 @@ func (a *Agent) Run(ctx context.Context) error {
 			err = a.ingest(ctx, b)
 			a.tail.Release(b)
 			// Group commit: fsync when caught up, or at least every interval
-			// while batches keep coming.
+			// while batches keep coming (the timer is armed by the first
+			// batch not yet durable, not pushed back by the next ones).
 			if len(a.tail.Batches()) == 0 {
 				commitTimer.Stop()
+				commitArmed = false
 				err = errors.Join(err, a.commit(ctx))
-			} else {
+			} else if !commitArmed {
 				commitTimer.Reset(a.cfg.CommitInterval)
+				commitArmed = true
 			}
 			if err == nil && (a.chain.Seq()-a.lastCheckpoint >= uint64(a.cfg.CheckpointEvery) || a.rotated()) {
 				err = a.checkpoint(ctx)
 			}
 		case <-commitTimer.C:
+			commitArmed = false
 			err = a.commit(ctx)
 		case <-checkpoints.C:
 			err = a.checkpoint(ctx)

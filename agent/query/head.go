@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"time"
+
+	"github.com/tailseal/tailseal/agent/record"
 )
 
 // Head is a stored record split at its fixed leading fields (DESIGN.md,
@@ -19,10 +21,7 @@ type Head struct {
 	tParsed, tOK                           bool
 }
 
-var (
-	sourceField = []byte(`,"source":{"file":`)
-	headFields  = [...]string{`,"timestamp":"`, `,"event_type":"`, `,"actor":"`, `,"lead_id":"`, `,"workflow":"`}
-)
+var headFields = [...]string{`,"timestamp":"`, `,"event_type":"`, `,"actor":"`, `,"lead_id":"`, `,"workflow":"`}
 
 // parse splits line; false when it does not have the record layout.
 func (h *Head) parse(line []byte) bool {
@@ -54,7 +53,7 @@ func (h *Head) parse(line []byte) bool {
 		i++
 	}
 	const d = `,"details":`
-	end := bytes.LastIndex(line, sourceField)
+	end := record.SourceStart(line)
 	if !bytes.HasPrefix(line[i:], []byte(d)) || end < i+len(d) {
 		return false
 	}

@@ -129,10 +129,23 @@ func StringField(line []byte, key string) ([]byte, bool) {
 
 var sourceField = []byte(`,"source":{"file":`)
 
-// SourceID returns the id inside the record's source object. The source
-// object follows details, so the last match is the record's own.
+// SourceStart returns where `,"source":{"file":` starts in a stored line,
+// or -1. The source object follows details, so the last match is the
+// record's own; it is a few commas from the end, so the search goes back
+// comma by comma (bytes.LastIndex hashes the whole line).
+func SourceStart(line []byte) int {
+	for end := len(line); ; {
+		i := bytes.LastIndexByte(line[:end], ',')
+		if i < 0 || bytes.HasPrefix(line[i:], sourceField) {
+			return i
+		}
+		end = i
+	}
+}
+
+// SourceID returns the id inside the record's source object.
 func SourceID(line []byte) ([]byte, bool) {
-	i := bytes.LastIndex(line, sourceField)
+	i := SourceStart(line)
 	if i < 0 {
 		return nil, false
 	}

@@ -65,14 +65,13 @@ type Options struct {
 // be read from any.
 type Anonymizer struct {
 	opt    Options
-	rules  map[string]fieldRule // field name (lower case) -> always or never
+	rules  rules
 	mac    hash.Hash
 	msg    []byte // scratch: the HMAC input
 	norm   []byte // scratch: a normalized value
 	frames []frame
 	sum    [32]byte
 	spans  []span
-	lower  []byte
 	// scratch holds a string's replacement passes, alternately.
 	scratch [2][]byte
 	// currentKey is the lower-cased name of the field being rewritten.
@@ -104,16 +103,66 @@ const (
 	neverRule
 )
 
+// rules are the field rules by the length of the name: every key of every
+// event is looked up, and most match nothing, so a lookup compares a few
+// names of the key's length (often none) without hashing or lower-casing it.
+type rules [][]fieldRule
+
+func newRules(always, never []string) rules {
+	var rs rules
+	set := func(name string, r rule) {
+		name = strings.ToLower(name)
+		for len(rs) <= len(name) {
+			rs = append(rs, nil)
+		}
+		for i, fr := range rs[len(name)] {
+			if fr.name == name {
+				rs[len(name)][i].rule = r
+				return
+			}
+		}
+		rs[len(name)] = append(rs[len(name)], fieldRule{r, name})
+	}
+	for _, f := range always {
+		set(f, alwaysRule)
+	}
+	for _, f := range never {
+		set(f, neverRule) // never wins over always
+	}
+	return rs
+}
+
+// lookup returns the rule for a field name, in any case.
+func (rs rules) lookup(name []byte) fieldRule {
+	if len(name) >= len(rs) {
+		return fieldRule{}
+	}
+	for _, fr := range rs[len(name)] {
+		if equalFoldLower(name, fr.name) {
+			return fr
+		}
+	}
+	return fieldRule{}
+}
+
+// equalFoldLower reports whether b equals the lower-case ASCII s, ignoring
+// the case of b.
+func equalFoldLower(b []byte, s string) bool {
+	for i := range len(b) {
+		c := b[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // New returns an Anonymizer.
 func New(opt Options) *Anonymizer {
-	a := &Anonymizer{opt: opt, rules: map[string]fieldRule{}, mac: hmac.New(sha256.New, opt.Key), Counts: &Counts{}}
-	for _, f := range opt.Always {
-		a.rules[strings.ToLower(f)] = fieldRule{alwaysRule, strings.ToLower(f)}
-	}
-	for _, f := range opt.Never {
-		a.rules[strings.ToLower(f)] = fieldRule{neverRule, strings.ToLower(f)} // never wins over always
-	}
-	return a
+	return &Anonymizer{opt: opt, rules: newRules(opt.Always, opt.Never), mac: hmac.New(sha256.New, opt.Key), Counts: &Counts{}}
 }
 
 // Fork returns an anonymizer with the same settings and counts and scratch
@@ -136,6 +185,8 @@ func (a *Anonymizer) AppendBody(dst, body []byte) []byte {
 }
 
 // walk rewrites JSON. members says src is object members without braces.
+// Most of an event is copied as it is: walk only finds the values to
+// replace and copies the bytes between them in one piece.
 type frame struct {
 	obj  bool
 	rule rule
@@ -146,94 +197,75 @@ func (a *Anonymizer) walk(dst, src []byte, members bool) []byte {
 	defer func() { a.frames = stack[:0] }()
 	expectKey := members
 	valueRule := detectRule
+	copied := 0 // src[:copied] is in dst already
 	for i := 0; i < len(src); {
 		c := src[i]
 		top := &stack[len(stack)-1]
+		r := top.rule // the rule of a value here
+		if top.obj {
+			r = valueRule
+		}
 		switch c {
 		case '{', '[':
-			r := top.rule
-			if top.obj {
-				r = valueRule
-			}
 			stack = append(stack, frame{obj: c == '{', rule: r})
 			expectKey = c == '{'
-			dst = append(dst, c)
 			i++
 		case '}', ']':
 			if len(stack) > 1 {
 				stack = stack[:len(stack)-1]
 			}
 			expectKey = false
-			dst = append(dst, c)
 			i++
 		case ',':
 			expectKey = top.obj
-			dst = append(dst, c)
+			i++
+		case ':':
 			i++
 		case '"':
 			end := skipString(src, i)
-			tok := src[i:end]
-			switch {
-			case top.obj && expectKey:
-				valueRule = a.keyRule(top.rule, tok)
+			if top.obj && expectKey {
+				valueRule = a.keyRule(top.rule, src[i:end])
 				expectKey = false
-				dst = append(dst, tok...)
-			default:
-				r := top.rule
-				if top.obj {
-					r = valueRule
-				}
-				dst = a.appendString(dst, tok, r)
+			} else if out, ok := a.replaceString(dst, src[copied:i], src[i:end], r); ok {
+				dst, copied = out, end
 			}
 			i = end
-		default:
-			j := i
-			for j < len(src) && src[j] != ',' && src[j] != '}' && src[j] != ']' && src[j] != ':' && src[j] != '"' &&
-				src[j] != '{' && src[j] != '[' {
+		default: // a number, true, false, null or white space
+			j := i + 1
+			for j < len(src) && !structural[src[j]] {
 				j++
 			}
-			tok := src[i:j]
-			r := top.rule
-			if top.obj {
-				r = valueRule
-			}
-			if c == ':' {
-				dst = append(dst, c)
-				i++
-				continue
-			}
-			if r == alwaysRule && len(bytes.TrimSpace(tok)) > 0 && tok[0] != 'n' { // numbers and booleans in PII fields
-				dst = a.appendFieldValue(dst, a.currentKey, string(bytes.TrimSpace(tok)))
-			} else {
-				dst = append(dst, tok...)
+			if tok := bytes.TrimSpace(src[i:j]); r == alwaysRule && len(tok) > 0 && tok[0] != 'n' {
+				dst = append(dst, src[copied:i]...)
+				dst = a.appendFieldValue(dst, a.currentKey, string(tok)) // numbers and booleans in PII fields
+				copied = j
 			}
 			i = j
 		}
 	}
-	return dst
+	return append(dst, src[copied:]...)
 }
+
+// structural marks the bytes that end a number or literal.
+var structural = [256]bool{'{': true, '}': true, '[': true, ']': true, ',': true, ':': true, '"': true}
 
 // keyRule returns the rule for the value of key tok inside a container
 // whose rule is parent: never and always are inherited.
 func (a *Anonymizer) keyRule(parent rule, tok []byte) rule {
 	name := tok[1 : len(tok)-1]
-	a.lower = a.lower[:0]
-	for _, c := range name {
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		a.lower = append(a.lower, c)
+	if bytes.IndexByte(name, '\\') >= 0 { // "\u0065mail" is "email"
+		name = []byte(unquote(tok))
 	}
-	if parent == neverRule {
+	switch parent {
+	case neverRule:
 		return neverRule
-	}
-	if parent == alwaysRule { // inherited: inside a field replaced whole
-		a.currentKey = string(a.lower)
+	case alwaysRule: // inside a field replaced whole: named by its own key
+		a.currentKey = strings.ToLower(string(name))
 		return alwaysRule
 	}
-	fr := a.rules[string(a.lower)] // a lookup with string(bytes) does not allocate
+	fr := a.rules.lookup(name)
 	if fr.rule == alwaysRule {
-		a.currentKey = fr.name // the map's own string: no allocation
+		a.currentKey = fr.name // the rule's own string: no allocation
 	}
 	return fr.rule
 }
@@ -250,28 +282,26 @@ func skipString(b []byte, i int) int {
 	return len(b)
 }
 
-// appendString appends the JSON string token tok, anonymized under r.
-func (a *Anonymizer) appendString(dst, tok []byte, r rule) []byte {
-	switch r {
-	case neverRule:
-		return append(dst, tok...)
-	case alwaysRule:
-		s, escaped := content(tok)
-		if escaped {
-			s = unquote(tok)
-		}
-		if isPseudonym(s) || s == "" {
-			return append(dst, tok...)
-		}
-		return a.appendFieldValue(dst, a.currentKey, s)
+// replaceString appends pending and then the JSON string token tok
+// anonymized under r, if r or a detector replaces anything in it; else it
+// returns false and dst untouched.
+func (a *Anonymizer) replaceString(dst, pending, tok []byte, r rule) ([]byte, bool) {
+	if r == neverRule {
+		return dst, false
 	}
 	s, escaped := content(tok)
 	if escaped {
 		s = unquote(tok)
 	}
+	if r == alwaysRule {
+		if isPseudonym(s) || s == "" {
+			return dst, false
+		}
+		return a.appendFieldValue(append(dst, pending...), a.currentKey, s), true
+	}
 	a.spans = detect(s, a.spans[:0])
 	if len(a.spans) == 0 {
-		return append(dst, tok...)
+		return dst, false
 	}
 	// A replacement can change what its neighbours look like ("::0 000010 0"
 	// masks to "::/48 000010 0", where a phone now stands alone), so replace
@@ -292,11 +322,12 @@ func (a *Anonymizer) appendString(dst, tok []byte, r rule) []byte {
 		cur = unsafe.String(unsafe.SliceData(buf), len(buf))
 		a.spans = detect(cur, a.spans[:0])
 	}
+	dst = append(dst, pending...)
 	if escaped {
-		return appendQuoted(dst, cur)
+		return appendQuoted(dst, cur), true
 	}
 	// Unescaped content, and replacements need no escaping.
-	return append(append(append(dst, '"'), cur...), '"')
+	return append(append(append(dst, '"'), cur...), '"'), true
 }
 
 // maxPasses bounds the replacement passes over one string; the fuzz test
