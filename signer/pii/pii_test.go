@@ -45,6 +45,32 @@ func TestModes(t *testing.T) {
 	}
 }
 
+// Field rules match a key in any case and however it is escaped, and only
+// the whole name.
+func TestFieldRuleKeys(t *testing.T) {
+	for _, c := range []struct {
+		key     string
+		replace bool
+	}{
+		{`"name"`, true}, {`"NAME"`, true}, {`"First_Name"`, true}, {`"\u006eame"`, true}, {`"na\u006De"`, true},
+		{`"nam"`, false}, {`"names"`, false}, {`"username"`, false}, {`"lead_id"`, false},
+	} {
+		body := `"details":{` + c.key + `:"Zed Quux","n":1}`
+		out := anon(Hash, body)
+		if replaced := !strings.Contains(out, "Zed Quux"); replaced != c.replace {
+			t.Errorf("key %s: replaced %v, want %v: %s", c.key, replaced, c.replace, out)
+		}
+		if !strings.HasSuffix(out, `,"n":1}`) {
+			t.Errorf("key %s: the rest of the body changed: %s", c.key, out)
+		}
+	}
+	// never wins over always, and is inherited
+	a := New(Options{Mode: Hash, Key: testKey, Always: []string{"contact"}, Never: []string{"Contact"}})
+	if out := string(a.AppendBody(nil, []byte(`"details":{"contact":{"who":"Zed Quux"}}`))); !strings.Contains(out, "Zed Quux") {
+		t.Errorf("never did not win over always: %s", out)
+	}
+}
+
 // FuzzAnonymize: any string value, in any mode, gives valid JSON and UTF-8,
 // never panics, and anonymizing twice changes nothing more.
 func FuzzAnonymize(f *testing.F) {
