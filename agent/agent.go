@@ -27,17 +27,17 @@ import (
 
 // Agent is one running ingest pipeline.
 type Agent struct {
-	cfg    *config.Config
-	log    *slog.Logger
-	store  *store.Store
-	tail   *tailer.Tailer
-	chain  *signer.Chain
-	now    func() time.Time
-	buf    []byte
-	keys   *keys
-	pii    *pii.Anonymizer
-	bodies [2]bodyBuilder // for the two halves of a batch
-	Stats  Stats
+	cfg   *config.Config
+	log   *slog.Logger
+	store *store.Store
+	tail  *tailer.Tailer
+	chain *signer.Chain
+	now   func() time.Time
+	buf   []byte
+	keys  *keys
+	pii   *pii.Anonymizer
+	sets  chan *bodySet // free body sets; see build
+	Stats Stats
 	// OnDurable, if set before Run, is called after every group commit with
 	// how many source lines this run has made durable (benchmarks measure
 	// write-to-fsync latency with it). It runs on the ingest goroutine.
@@ -144,7 +144,10 @@ func (a *Agent) setupPII() error {
 		}
 	}
 	a.pii = pii.New(pii.Options{Mode: mode, Key: key, Always: a.cfg.PIIFields, Never: a.cfg.PIIKeepFields})
-	a.bodies = [2]bodyBuilder{{pii: a.pii}, {pii: a.pii.Fork()}}
+	a.sets = make(chan *bodySet, bodySets)
+	for range bodySets {
+		a.sets <- &bodySet{{pii: a.pii.Fork()}, {pii: a.pii.Fork()}}
+	}
 	return nil
 }
 
@@ -170,6 +173,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	tailErr := make(chan error, 1)
 	go func() { tailErr <- a.tail.Run(tctx) }()
 	go func() { <-ctx.Done(); stopTail() }()
+	ready := make(chan built, 1)
+	go a.build(ready)
 
 	commitTimer := time.NewTimer(time.Hour)
 	commitTimer.Stop()
@@ -183,17 +188,17 @@ func (a *Agent) Run(ctx context.Context) error {
 			epochEnd = time.After(time.Until(a.keys.epoch.EndsAt()))
 		}
 		select {
-		case b, ok := <-a.tail.Batches():
+		case b, ok := <-ready:
 			if !ok {
 				err = errors.Join(<-tailErr, a.checkpoint(ctx))
 				return errors.Join(err, a.close())
 			}
 			err = a.ingest(ctx, b)
-			a.tail.Release(b)
+			a.done(b)
 			// Group commit: fsync when caught up, or at least every interval
 			// while batches keep coming (the timer is armed by the first
 			// batch not yet durable, not pushed back by the next ones).
-			if len(a.tail.Batches()) == 0 {
+			if len(ready) == 0 && len(a.tail.Batches()) == 0 {
 				commitTimer.Stop()
 				commitArmed = false
 				err = errors.Join(err, a.commit(ctx))
@@ -215,41 +220,70 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	stopTail()
-	for b := range a.tail.Batches() {
-		a.tail.Release(b)
+	for b := range ready {
+		a.done(b)
 	}
 	<-tailErr
 	return errors.Join(err, a.close())
 }
 
+// built is a batch of lines turned into event bodies, ready to sign.
+type built struct {
+	batch *tailer.Batch
+	set   *bodySet
+	split int // set[0] holds lines[:split], set[1] the rest
+}
+
+// bodySet builds the two halves of a batch.
+type bodySet [2]bodyBuilder
+
+// bodySets is how many batches can be built at once: one being signed,
+// one being built meanwhile.
+const bodySets = 2
+
+// build parses and anonymizes the tailer's batches, ahead of signing: the
+// next batch is built (on both cores for a big batch) while this one is
+// signed and written. It closes ready when the tailer stops.
+func (a *Agent) build(ready chan<- built) {
+	defer close(ready)
+	for b := range a.tail.Batches() {
+		set := <-a.sets
+		now := a.now()
+		lines := b.Lines
+		split := len(lines)
+		if len(lines) >= parallelLines {
+			split = len(lines) / 2
+		}
+		var wg sync.WaitGroup
+		if split < len(lines) {
+			wg.Go(func() { set[1].build(lines[split:], now) })
+		}
+		set[0].build(lines[:split], now)
+		wg.Wait()
+		ready <- built{batch: b, set: set, split: split}
+	}
+}
+
+// done gives a signed (or dropped) batch's buffers back.
+func (a *Agent) done(b built) {
+	a.tail.Release(b.batch)
+	a.sets <- b.set
+}
+
 // ingest turns one batch into signed records and appends them. A store
 // error (disk full) pauses ingestion and retries the same batch, so nothing
 // read is lost.
-func (a *Agent) ingest(ctx context.Context, b *tailer.Batch) error {
+func (a *Agent) ingest(ctx context.Context, b built) error {
 	first := a.chain.Seq() + 1
-	now := a.now()
-	// Parsing and anonymizing are independent per line: with a big enough
-	// batch, the second half is done on another core. Signing is a chain,
-	// done in order after.
-	lines := b.Lines
-	split := len(lines)
-	if len(lines) >= parallelLines {
-		split = len(lines) / 2
-	}
-	var wg sync.WaitGroup
-	if split < len(lines) {
-		wg.Add(1)
-		go func() { defer wg.Done(); a.bodies[1].build(lines[split:], now) }()
-	}
-	a.bodies[0].build(lines[:split], now)
-	wg.Wait()
+	lines := b.batch.Lines
+	split := b.split
 	buf := a.buf[:0]
 	malformed := 0
 	for k, part := range [2][]tailer.Line{lines[:split], lines[split:]} {
 		if len(part) == 0 {
-			continue // bodies[k] holds an older batch
+			continue // set[k] holds an older batch
 		}
-		w := &a.bodies[k]
+		w := &b.set[k]
 		malformed += w.malformed
 		start := 0
 		for i := range part {
