@@ -59,6 +59,10 @@ type Stats struct {
 
 // New recovers the store and prepares the pipeline; Run starts it.
 func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
+	if err := tailer.CheckSource(cfg.Source); err != nil {
+		return nil, fmt.Errorf("%w: TAILSEAL_SOURCE: %v; tailseal reads a regular file that the application appends to "+
+			"(it resumes at a byte offset after a restart, which a pipe cannot give back)", config.ErrInvalid, err)
+	}
 	keys, err := loadKeys(cfg, log)
 	if err != nil {
 		return nil, err

@@ -89,3 +89,52 @@ func hasPrefixFP(f *os.File, fi os.FileInfo, id ID, end int64) bool {
 	}
 	return fingerprint(head) == id.FP
 }
+
+// ErrNotRegular: the source path names something other than a regular file
+// (a named pipe, a device, a socket, a directory). The tailer resumes by
+// byte offset, which only a regular file keeps.
+var ErrNotRegular = errors.New("not a regular file")
+
+// openRegular opens name for reading if it is a regular file. O_NONBLOCK
+// keeps the open of a named pipe from waiting for a writer; it changes
+// nothing for a regular file.
+func openRegular(name string) (*os.File, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s is a %s: %w", name, fileKind(fi.Mode()), ErrNotRegular)
+	}
+	return f, nil
+}
+
+// CheckSource returns ErrNotRegular (wrapped, with what it is) when path
+// exists and is not a regular file; nil when it is one or does not exist yet.
+func CheckSource(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().IsRegular() {
+		return nil
+	}
+	return fmt.Errorf("%s is a %s: %w", path, fileKind(fi.Mode()), ErrNotRegular)
+}
+
+func fileKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	case m&os.ModeDevice != 0:
+		return "device"
+	case m.IsDir():
+		return "directory"
+	}
+	return "special file"
+}

@@ -50,7 +50,7 @@ func (t *Tailer) find(id ID, offset int64) (*os.File, bool) {
 	}
 	var copyName string
 	for _, name := range candidates {
-		f, err := os.Open(name)
+		f, err := openRegular(name)
 		if err != nil {
 			continue
 		}
@@ -66,6 +66,6 @@ func (t *Tailer) find(id ID, offset int64) (*os.File, bool) {
 	if copyName == "" {
 		return nil, false
 	}
-	f, err := os.Open(copyName)
+	f, err := openRegular(copyName)
 	return f, err == nil
 }

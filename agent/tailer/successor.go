@@ -75,7 +75,7 @@ func (t *Tailer) successor(born time.Time, dev, ino uint64) *os.File {
 		if !e.Type().IsRegular() || !strings.HasPrefix(name, base) || strings.HasSuffix(name, ".gz") {
 			continue
 		}
-		f, err := os.Open(filepath.Join(dir, name))
+		f, err := openRegular(filepath.Join(dir, name))
 		if err != nil {
 			continue
 		}

@@ -93,6 +93,7 @@ type Tailer struct {
 	seenFP    map[string]bool // fingerprints of files read by earlier runs
 	fullID    string          // ID once head is complete
 	readOff   int64           // next byte of f to read
+	waiting   string          // why the path could not be opened, as last logged
 
 	resumed     chan struct{} // closed once the previous run's position is recovered
 	lagBytes    atomic.Int64  // source bytes not read yet, as of the last look
@@ -177,9 +178,7 @@ func (t *Tailer) run(ctx context.Context) error {
 			}
 		}
 		if t.f == nil {
-			if err := t.openPath(); err != nil && !waited {
-				t.log.Info("waiting for the source file to appear", "path", t.opt.Path)
-			}
+			t.waitFor(t.openPath())
 		}
 		if t.f != nil {
 			if err := t.readToEOF(ctx); err != nil {
@@ -199,6 +198,32 @@ func (t *Tailer) run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// waitFor says why the source cannot be opened, once per reason: it is not
+// there yet (said once: between a rotation and the new file it is normal),
+// it is not a regular file (a named pipe cannot give back what it held at a
+// restart, so the tailer waits for a regular file at the path), or another
+// error.
+func (t *Tailer) waitFor(err error) {
+	const appear = "waiting for the source file to appear"
+	if err == nil {
+		if t.waiting != appear {
+			t.waiting = ""
+		}
+		return
+	}
+	msg, level := appear, slog.LevelInfo
+	switch {
+	case errors.Is(err, ErrNotRegular):
+		msg, level = "the source is not a regular file; tailseal reads a file the application appends to, and waits for one at this path", slog.LevelError
+	case !errors.Is(err, os.ErrNotExist):
+		msg, level = "cannot open the source file; retrying", slog.LevelError
+	}
+	if msg != t.waiting {
+		t.log.Log(context.Background(), level, msg, "path", t.opt.Path, "error", err)
+	}
+	t.waiting = msg
 }
 
 // wait blocks until something may have changed.
@@ -331,7 +356,7 @@ func (t *Tailer) headUnchanged() bool {
 
 // openPath opens the source path to read it from the start.
 func (t *Tailer) openPath() error {
-	f, err := os.Open(t.opt.Path)
+	f, err := openRegular(t.opt.Path)
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,15 @@
 package tailer
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -276,4 +279,50 @@ func TestInotifyOverflow(t *testing.T) {
 	if f.tl.Stats.Overflows.Load() == 0 {
 		t.Error("no overflow was reported: the test did not test it")
 	}
+}
+
+// A named pipe at the path is not opened for reading (that would wait for a
+// writer and lose what the pipe held at a restart): the tailer says so and
+// waits; a regular file put there later is read from its start.
+func TestNamedPipeAtPath(t *testing.T) {
+	f := newFixture(t, Options{})
+	if err := syscall.Mkfifo(f.path, 0o644); err != nil {
+		t.Skip("mkfifo:", err)
+	}
+	logs := &syncBuffer{}
+	f.opt.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	f.start(Position{})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "is a named pipe: not a regular file") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no error about the named pipe within 10s; log:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := os.Remove(f.path); err != nil {
+		t.Fatal(err)
+	}
+	f.write(100)
+	wantSequence(t, f.collect(100), 100)
+	if n := strings.Count(logs.String(), "is a named pipe"); n != 1 {
+		t.Errorf("the named pipe was reported %d times, want once", n)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

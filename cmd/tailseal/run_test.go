@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -222,5 +223,29 @@ func TestDefaultsAndShutdown(t *testing.T) {
 	}
 	if !strings.Contains(cmd.stderr.String(), "production should run `tailseal keygen`") {
 		t.Errorf("no warning about the generated key in stderr")
+	}
+}
+
+// A named pipe as the source stops the agent at start with a clear message
+// (exit 2), before it creates keys or a store, and without opening the pipe:
+// a writer waiting on it would be let through and its lines lost.
+func TestSourceIsNamedPipe(t *testing.T) {
+	e := newEnv(t)
+	if err := syscall.Mkfifo(e.source, 0o644); err != nil {
+		t.Skip("mkfifo:", err)
+	}
+	p := e.start()
+	select {
+	case err := <-p.done:
+		p.done <- err
+	case <-time.After(30 * time.Second):
+		t.Fatal("the agent did not stop within 30s")
+	}
+	out := p.stderr.String()
+	if code := p.cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(out, "TAILSEAL_SOURCE: "+e.source+" is a named pipe") {
+		t.Fatalf("exit %d, stderr:\n%s", code, out)
+	}
+	if _, err := os.Stat(e.dataDir); !os.IsNotExist(err) {
+		t.Errorf("the data dir was created (%v)", err)
 	}
 }
