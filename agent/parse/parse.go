@@ -62,16 +62,18 @@ func Append(dst []byte, line Line, readTime time.Time) ([]byte, Kind) {
 		reason = ReasonNUL
 	case !utf8.Valid(data):
 		reason = ReasonUTF8
-	case !json.Valid(data):
-		reason = ReasonNotJSON
 	}
 	if reason == "" {
+		valid, depth := validate(data)
 		data = trimSpace(data)
-		if data[0] != '{' {
+		switch {
+		case !valid:
+			reason = ReasonNotJSON
+		case data[0] != '{':
 			reason = ReasonNotObject
-		} else if depth(data) > MaxDepth {
+		case depth > MaxDepth:
 			reason = ReasonDepth
-		} else {
+		default:
 			return appendObject(dst, data, readTime), Event
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"unsafe"
 )
 
-// The scanners below assume input already accepted by json.Valid.
+// The scanners below assume input already accepted by validate.
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
@@ -67,25 +67,6 @@ func skipValue(b []byte, i int) int {
 		}
 		return j
 	}
-}
-
-// depth returns the maximum nesting of objects and arrays in b.
-func depth(b []byte) int {
-	level, max := 0, 0
-	for j := 0; j < len(b); j++ {
-		switch b[j] {
-		case '"':
-			j = skipString(b, j) - 1
-		case '{', '[':
-			level++
-			if level > max {
-				max = level
-			}
-		case '}', ']':
-			level--
-		}
-	}
-	return max
 }
 
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
