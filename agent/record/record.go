@@ -131,12 +131,17 @@ var sourceField = []byte(`,"source":{"file":`)
 
 // SourceStart returns where `,"source":{"file":` starts in a stored line,
 // or -1. The source object follows details, so the last match is the
-// record's own; it is a few commas from the end, so the search goes back
-// comma by comma (bytes.LastIndex hashes the whole line).
-func SourceStart(line []byte) int {
-	for end := len(line); ; {
-		i := bytes.LastIndexByte(line[:end], ',')
-		if i < 0 || bytes.HasPrefix(line[i:], sourceField) {
+// record's own.
+func SourceStart(line []byte) int { return LastIndexComma(line, sourceField) }
+
+// LastIndexComma is bytes.LastIndex for a sep that starts with a comma, made
+// for fields a few commas from the end of a record: it goes back comma by
+// comma instead of hashing the whole line (Rabin-Karp), which profiles of
+// the indexer and of verify showed at 4-9 %.
+func LastIndexComma(b, sep []byte) int {
+	for end := len(b); ; {
+		i := bytes.LastIndexByte(b[:end], ',')
+		if i < 0 || bytes.HasPrefix(b[i:], sep) {
 			return i
 		}
 		end = i

@@ -146,6 +146,8 @@ type parsed struct {
 	eventType []byte
 }
 
+var epochField = []byte(`,"epoch":`)
+
 func parse(line []byte) parsed {
 	var p parsed
 	var ok bool
@@ -157,7 +159,7 @@ func parse(line []byte) parsed {
 	}
 	// `,"epoch":N,"prev":"<44 base64 chars or none>"` ends the message.
 	tail := p.msg[max(0, len(p.msg)-96):]
-	i := bytes.LastIndex(tail, []byte(`,"epoch":`))
+	i := record.LastIndexComma(tail, epochField)
 	if i < 0 {
 		return p
 	}
@@ -187,22 +189,25 @@ func (v *verifier) scan(ls *lines) {
 	var bufs [2][]byte
 	cur, ok := ls.next(bufs[0])
 	v.reportBroken(ls)
+	var p parsed // of cur: each line is parsed once, as the lookahead
+	if ok {
+		p = parse(cur.data)
+	}
 	k := 1
 	for ok {
 		bufs[(k+1)%2] = cur.data
 		next, nok := ls.next(bufs[k%2])
 		v.reportBroken(ls)
 		k++
-		var np *parsed
+		var np parsed
 		if nok {
-			p := parse(next.data)
-			np = &p
+			np = parse(next.data)
 		}
-		v.line(cur, np, !nok)
+		v.line(cur, p, &np, !nok)
 		if v.opt.Progress != nil && (cur.last || !nok || v.sum.Records%(1<<16) == 0) {
 			v.opt.Progress(ls.bytesRead())
 		}
-		cur, ok = next, nok
+		cur, ok, p = next, nok, np
 	}
 }
 
@@ -213,11 +218,11 @@ func (v *verifier) reportBroken(ls *lines) {
 	}
 }
 
-// line checks one line; next is the following line (nil at the end).
-func (v *verifier) line(it item, next *parsed, atEnd bool) {
+// line checks one line, parsed as p; next is the following line (not ok at
+// the end).
+func (v *verifier) line(it item, p parsed, next *parsed, atEnd bool) {
 	v.sum.Records++
 	v.sum.Bytes += int64(len(it.data)) + 1
-	p := parse(it.data)
 	if !p.ok {
 		if atEnd {
 			v.add(it, v.expected, Truncated, "the last line is cut off")
