@@ -131,3 +131,105 @@ func BenchmarkAnonymize(b *testing.B) {
 		dst = a.AppendBody(dst[:0], body)
 	}
 }
+
+// FuzzAnonymizeJSON: any JSON object, in any mode, keeps its shape (the
+// same keys, the same array lengths, numbers, booleans and nulls outside
+// fields replaced whole), stays valid JSON, and anonymizing twice changes
+// nothing more.
+func FuzzAnonymizeJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"a":1,"b":[true,null,{"c":"alice@example.com"}],"d":{"e":-1.5e3}}`,
+		`{ "details" : { "phone" : 5551234567 , "ip" : "203.0.113.45" , "n" : null } }`,
+		`{"name":{"first":"Ann","n":[1,2]},"Email":"A@B.CO","lead_id":"x@y.zz"}`,
+		`{"k\u0065y":"+1 (555) 123-4567","arr":[[],{},"4111 1111 1111 1111"],"esc":"a\"b\\c\u00e9"}`,
+		`{"phone":null,"email":"","name":" ","address":false}`,
+	} {
+		f.Add([]byte(s), uint8(0))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, mode uint8) {
+		var want map[string]any
+		if !utf8.Valid(in) || json.Unmarshal(in, &want) != nil || want == nil {
+			return
+		}
+		body := bytes.TrimSpace(in)
+		body = body[1 : len(body)-1]
+		m := Mode(mode % 3)
+		watchdog := time.AfterFunc(5*time.Second, func() { panic(fmt.Sprintf("mode %d: anonymizing %q takes more than 5s", m, in)) })
+		defer watchdog.Stop()
+		a := New(Options{Mode: m, Key: testKey, Always: DefaultAlways, Never: DefaultNever})
+		out := a.AppendBody(nil, body)
+		var got map[string]any
+		if err := json.Unmarshal([]byte("{"+string(out)+"}"), &got); err != nil {
+			t.Fatalf("mode %d: invalid output %v for %s: %s", m, err, in, out)
+		}
+		if err := sameShape(want, got, detectRule); err != "" {
+			t.Fatalf("mode %d: %s\nin:  %s\nout: {%s}", m, err, in, out)
+		}
+		if again := a.AppendBody(nil, out); !bytes.Equal(again, out) {
+			t.Fatalf("mode %d: not idempotent:\n%s\n%s", m, out, again)
+		}
+	})
+}
+
+// sameShape compares decoded JSON: keys and array lengths always, and
+// scalars other than strings unless inside a field replaced whole. r is the
+// rule inherited from the enclosing fields.
+func sameShape(want, got any, r rule) string {
+	switch w := want.(type) {
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok || len(g) != len(w) {
+			return fmt.Sprintf("object %v became %v", w, got)
+		}
+		for k, v := range w {
+			gv, ok := g[k]
+			if !ok {
+				return fmt.Sprintf("key %q lost", k)
+			}
+			inner := r
+			if r == detectRule {
+				switch lower := strings.ToLower(k); {
+				case slicesContains(DefaultNever, lower):
+					inner = neverRule
+				case slicesContains(DefaultAlways, lower):
+					inner = alwaysRule
+				}
+			}
+			if e := sameShape(v, gv, inner); e != "" {
+				return e
+			}
+		}
+	case []any:
+		g, ok := got.([]any)
+		if !ok || len(g) != len(w) {
+			return fmt.Sprintf("array %v became %v", w, got)
+		}
+		for i := range w {
+			if e := sameShape(w[i], g[i], r); e != "" {
+				return e
+			}
+		}
+	case string:
+		if _, ok := got.(string); !ok {
+			return fmt.Sprintf("string %q became %v", w, got)
+		}
+	default: // number, bool, null
+		if r == alwaysRule && w != nil {
+			if _, ok := got.(string); !ok {
+				return fmt.Sprintf("%v in a field replaced whole became %v", w, got)
+			}
+		} else if fmt.Sprint(w) != fmt.Sprint(got) {
+			return fmt.Sprintf("%v became %v", w, got)
+		}
+	}
+	return ""
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
