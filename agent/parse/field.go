@@ -13,7 +13,7 @@ func Field(obj []byte, key string) []byte {
 		if i >= len(obj) || obj[i] != '"' {
 			return nil
 		}
-		kEnd := skipString(obj, i)
+		kEnd := SkipString(obj, i)
 		k := obj[i:kEnd]
 		i = skipSpace(obj, kEnd)
 		if i >= len(obj) || obj[i] != ':' {

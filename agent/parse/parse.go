@@ -89,7 +89,7 @@ func appendObject(dst, obj []byte, readTime time.Time) []byte {
 
 	i := skipSpace(obj, 1)
 	for i < len(obj) && obj[i] != '}' {
-		kEnd := skipString(obj, i)
+		kEnd := SkipString(obj, i)
 		key := obj[i:kEnd]
 		i = skipSpace(obj, kEnd)
 		i = skipSpace(obj, i+1) // ':'

@@ -26,8 +26,9 @@ func trimSpace(b []byte) []byte {
 	return b
 }
 
-// skipString returns the index just past the string token starting at b[i].
-func skipString(b []byte, i int) int {
+// SkipString returns the index just past the JSON string token starting at
+// b[i] (len(b) if it is not closed).
+func SkipString(b []byte, i int) int {
 	for j := i + 1; j < len(b); j++ {
 		switch b[j] {
 		case '\\':
@@ -43,13 +44,13 @@ func skipString(b []byte, i int) int {
 func skipValue(b []byte, i int) int {
 	switch b[i] {
 	case '"':
-		return skipString(b, i)
+		return SkipString(b, i)
 	case '{', '[':
 		level := 0
 		for j := i; j < len(b); j++ {
 			switch b[j] {
 			case '"':
-				j = skipString(b, j) - 1
+				j = SkipString(b, j) - 1
 			case '{', '[':
 				level++
 			case '}', ']':

@@ -34,7 +34,7 @@ func bracketDepth(b []byte) int {
 	for j := 0; j < len(b); j++ {
 		switch b[j] {
 		case '"':
-			j = skipString(b, j) - 1
+			j = SkipString(b, j) - 1
 		case '{', '[':
 			level++
 			deepest = max(deepest, level)

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/tailseal/tailseal/agent/parse"
 )
 
 // Mode says what a detected value becomes.
@@ -222,7 +224,7 @@ func (a *Anonymizer) walk(dst, src []byte, members bool) []byte {
 		case ':':
 			i++
 		case '"':
-			end := skipString(src, i)
+			end := parse.SkipString(src, i)
 			if top.obj && expectKey {
 				valueRule = a.keyRule(top.rule, src[i:end])
 				expectKey = false
@@ -268,18 +270,6 @@ func (a *Anonymizer) keyRule(parent rule, tok []byte) rule {
 		a.currentKey = fr.name // the rule's own string: no allocation
 	}
 	return fr.rule
-}
-
-func skipString(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return len(b)
 }
 
 // replaceString appends pending and then the JSON string token tok
