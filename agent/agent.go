@@ -18,11 +18,11 @@ import (
 
 	"github.com/tailseal/tailseal/agent/config"
 	"github.com/tailseal/tailseal/agent/parse"
-	"github.com/tailseal/tailseal/agent/record"
 	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/agent/tailer"
 	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/pii"
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 // Agent is one running ingest pipeline.

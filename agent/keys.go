@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/tailseal/tailseal/agent/config"
-	"github.com/tailseal/tailseal/agent/record"
 	"github.com/tailseal/tailseal/signer"
+	"github.com/tailseal/tailseal/signer/record"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -138,19 +138,13 @@ func loadKeys(cfg *config.Config, log *slog.Logger) (*keys, error) {
 	return &k, nil
 }
 
-// SealDetails is the details object of a seal record.
-type SealDetails struct {
-	Epoch     uint64 `json:"epoch"`
-	NextEpoch uint64 `json:"next_epoch"`
-}
-
 // finishSeal completes an epoch change cut short by a crash: the seal record
 // is stored but the key was not yet evolved.
 func (k *keys) finishSeal(last record.Meta) error {
-	if k.epoch == nil || last.EventType != "seal" || last.Epoch != k.epoch.Epoch() {
+	if k.epoch == nil || last.EventType != record.TypeSeal || last.Epoch != k.epoch.Epoch() {
 		return nil
 	}
-	var d SealDetails
+	var d record.SealDetails
 	if err := json.Unmarshal(last.Details, &d); err != nil || d.NextEpoch <= d.Epoch {
 		return fmt.Errorf("last record is a seal with bad details: %s", last.Details)
 	}

@@ -10,8 +10,8 @@ import (
 
 	"github.com/tailseal/tailseal/agent/atomicfile"
 	"github.com/tailseal/tailseal/agent/parse"
-	"github.com/tailseal/tailseal/agent/record"
 	"github.com/tailseal/tailseal/signer"
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 // position is where the last ingested line ended; the agent's own records
@@ -56,8 +56,8 @@ func (a *Agent) seal(ctx context.Context) error {
 	if n == 0 {
 		return nil
 	}
-	details, _ := json.Marshal(SealDetails{Epoch: ek.Epoch(), NextEpoch: ek.Epoch() + n})
-	if err := a.appendInternal(ctx, "seal", details); err != nil {
+	details, _ := json.Marshal(record.SealDetails{Epoch: ek.Epoch(), NextEpoch: ek.Epoch() + n})
+	if err := a.appendInternal(ctx, record.TypeSeal, details); err != nil {
 		return err
 	}
 	if err := ek.Advance(n); err != nil {
@@ -76,13 +76,6 @@ func (a *Agent) rotated() bool {
 	return changed
 }
 
-// CheckpointLine is one line of checkpoints.jsonl.
-type CheckpointLine struct {
-	Size uint64 `json:"size"`
-	Time string `json:"time"`
-	Note string `json:"note"`
-}
-
 // checkpoint signs the chain's current size and head hash when records came
 // since the last one. The note goes into the store first (so the webhook
 // stream carries it to witnesses), then into checkpoints.jsonl: every entry
@@ -96,14 +89,11 @@ func (a *Agent) checkpoint(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	details, _ := json.Marshal(struct {
-		Size uint64 `json:"size"`
-		Note string `json:"note"`
-	}{size, signed})
-	if err := a.appendInternal(ctx, "checkpoint", details); err != nil {
+	details, _ := json.Marshal(record.CheckpointDetails{Size: size, Note: signed})
+	if err := a.appendInternal(ctx, record.TypeCheckpoint, details); err != nil {
 		return err
 	}
-	line, _ := json.Marshal(CheckpointLine{Size: size, Time: a.now().UTC().Format(time.RFC3339Nano), Note: signed})
+	line, _ := json.Marshal(record.CheckpointLine{Size: size, Time: a.now().UTC().Format(time.RFC3339Nano), Note: signed})
 	if err := atomicfile.Append(filepath.Join(a.cfg.DataDir, CheckpointsFile), append(line, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}

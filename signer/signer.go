@@ -11,7 +11,7 @@ import (
 	"hash"
 	"strconv"
 
-	"github.com/tailseal/tailseal/agent/record"
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 // Key signs messages for one epoch. It is the seam where forward-secure,

@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/tailseal/tailseal/agent/parse"
-	"github.com/tailseal/tailseal/agent/record"
 	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/pii"
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 // Operator events: what an application's audit log holds over weeks, for

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 // MaxDepth bounds the nesting of accepted JSON; deeper input is malformed.
@@ -89,11 +91,11 @@ func appendObject(dst, obj []byte, readTime time.Time) []byte {
 
 	i := skipSpace(obj, 1)
 	for i < len(obj) && obj[i] != '}' {
-		kEnd := SkipString(obj, i)
+		kEnd := record.SkipString(obj, i)
 		key := obj[i:kEnd]
 		i = skipSpace(obj, kEnd)
 		i = skipSpace(obj, i+1) // ':'
-		vEnd := skipValue(obj, i)
+		vEnd := record.SkipValue(obj, i)
 		val := obj[i:vEnd]
 		i = skipSpace(obj, vEnd)
 		if i < len(obj) && obj[i] == ',' {
@@ -137,7 +139,7 @@ func appendObject(dst, obj []byte, readTime time.Time) []byte {
 		case v[0] == '"':
 			dst = append(dst, v...)
 		default: // a number, bool, object or array where a string belongs
-			dst = AppendString(dst, v)
+			dst = record.AppendString(dst, v)
 		}
 	}
 
@@ -166,7 +168,7 @@ func appendObject(dst, obj []byte, readTime time.Time) []byte {
 func appendMalformed(dst []byte, line Line, reason string, readTime time.Time) []byte {
 	dst = append(dst, `"timestamp":"`...)
 	dst = readTime.UTC().AppendFormat(dst, TimeLayout)
-	dst = append(dst, `","event_type":"malformed","actor":"","lead_id":"","workflow":"","details":{"reason":"`...)
+	dst = append(dst, `","event_type":"`+record.TypeMalformed+`","actor":"","lead_id":"","workflow":"","details":{"reason":"`...)
 	dst = append(dst, reason...)
 	dst = append(dst, `","length":`...)
 	dst = strconv.AppendInt(dst, line.Length, 10)
@@ -177,7 +179,7 @@ func appendMalformed(dst []byte, line Line, reason string, readTime time.Time) [
 		capped = true
 	}
 	dst = append(dst, `,"raw":`...)
-	dst = AppendString(dst, raw)
+	dst = record.AppendString(dst, raw)
 	if capped {
 		dst = append(dst, `,"truncated":true`...)
 	}

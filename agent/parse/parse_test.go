@@ -106,13 +106,6 @@ func TestMalformedCapsRaw(t *testing.T) {
 	}
 }
 
-func TestInvalidBytesEscaped(t *testing.T) {
-	out := AppendString(nil, []byte("a\xffb\"\n\u2028"))
-	if string(out) != `"a\\xffb\"\n\u2028"` {
-		t.Errorf("got %s", out)
-	}
-}
-
 func FuzzAppend(f *testing.F) {
 	for _, s := range []string{`{"a":1}`, `{"details":{"x":[1,{"y":"z"}]},"k":null}`, "\xff", `[]`, `{"a":"\u0000"}`} {
 		f.Add([]byte(s))
@@ -133,21 +126,5 @@ func BenchmarkAppend(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		dst, _ = Append(dst[:0], Line{Data: line}, readTime)
-	}
-}
-
-func TestField(t *testing.T) {
-	obj := []byte(`{"a":{"duration_ms":1},"op\u0065ration":"crm_sync", "duration_ms" : 12.5,"s":"x\"y","arr":[1,{"k":"}"}],"last":true}`)
-	for key, want := range map[string]string{
-		"duration_ms": "12.5", "operation": `"crm_sync"`, "s": `"x\"y"`, "arr": `[1,{"k":"}"}]`, "last": "true", "k": "", "missing": "",
-	} {
-		if got := string(Field(obj, key)); got != want {
-			t.Errorf("Field(%q) = %q, want %q", key, got, want)
-		}
-	}
-	for _, bad := range []string{``, `[]`, `{`, `{"a"`, `{"a":`} {
-		if Field([]byte(bad), "a") != nil {
-			t.Errorf("Field(%q) found a value", bad)
-		}
 	}
 }

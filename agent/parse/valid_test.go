@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 // FuzzValidate holds validate to encoding/json's Valid, and its depth to a
@@ -34,7 +36,7 @@ func bracketDepth(b []byte) int {
 	for j := 0; j < len(b); j++ {
 		switch b[j] {
 		case '"':
-			j = SkipString(b, j) - 1
+			j = record.SkipString(b, j) - 1
 		case '{', '[':
 			level++
 			deepest = max(deepest, level)

@@ -16,8 +16,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tailseal/tailseal/agent/parse"
 	"github.com/tailseal/tailseal/agent/store"
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 // ErrNoStore means the data directory has no store.
@@ -106,11 +106,11 @@ func compile(f Filter) compiled {
 // jsonString is v as the agent writes it between the quotes of a JSON
 // string.
 func jsonString(v string) []byte {
-	b := parse.AppendString(nil, []byte(v))
+	b := record.AppendString(nil, []byte(v))
 	return b[1 : len(b)-1]
 }
 
-func (c *compiled) match(h *Head) bool {
+func (c *compiled) match(h *record.Head) bool {
 	if c.appOnly && h.Internal() {
 		return false
 	}
@@ -150,7 +150,7 @@ func (c *compiled) mayMatch(e store.IndexEntry) bool {
 	if c.subjects != nil && c.exact && e.Pseudonyms != nil {
 		hit := false
 		for _, s := range c.subjects {
-			if _, _, ok := store.NextPseudonym(s); !ok || e.Pseudonyms.MayContain(s) {
+			if _, _, ok := record.NextPseudonym(s); !ok || e.Pseudonyms.MayContain(s) {
 				hit = true // a raw value is not in the filter: read the segment
 			}
 		}
@@ -190,7 +190,7 @@ func (s *Store) plan(c *compiled) ([]store.Segment, []Problem) {
 // worker number lets callers keep per-worker state without locks. h is only
 // valid during the call. Records of one segment come in seq order, segments
 // in any order.
-func (s *Store) Each(f Filter, visit func(worker int, h *Head)) []Problem {
+func (s *Store) Each(f Filter, visit func(worker int, h *record.Head)) []Problem {
 	c := compile(f)
 	segs, problems := s.plan(&c)
 	work := make(chan store.Segment)
@@ -201,7 +201,7 @@ func (s *Store) Each(f Filter, visit func(worker int, h *Head)) []Problem {
 		go func() {
 			defer wg.Done()
 			for seg := range work {
-				if p := s.scan(seg, &c, func(h *Head) bool { visit(w, h); return true }); p != nil {
+				if p := s.scan(seg, &c, func(h *record.Head) bool { visit(w, h); return true }); p != nil {
 					mu.Lock()
 					problems = append(problems, *p)
 					mu.Unlock()
@@ -220,12 +220,12 @@ func (s *Store) Each(f Filter, visit func(worker int, h *Head)) []Problem {
 // Forward calls fn for every matching record in seq order, one segment at a
 // time, so memory stays flat whatever the store's size. fn returning an
 // error stops the scan with that error.
-func (s *Store) Forward(f Filter, fn func(h *Head) error) ([]Problem, error) {
+func (s *Store) Forward(f Filter, fn func(h *record.Head) error) ([]Problem, error) {
 	c := compile(f)
 	segs, problems := s.plan(&c)
 	var ferr error
 	for _, seg := range segs {
-		if p := s.scan(seg, &c, func(h *Head) bool { ferr = fn(h); return ferr == nil }); p != nil {
+		if p := s.scan(seg, &c, func(h *record.Head) bool { ferr = fn(h); return ferr == nil }); p != nil {
 			problems = append(problems, *p)
 		}
 		if ferr != nil {
@@ -238,13 +238,13 @@ func (s *Store) Forward(f Filter, fn func(h *Head) error) ([]Problem, error) {
 // Newest returns up to limit matching records, newest (highest seq) first.
 // Segments are read newest first, Workers at a time, and each keeps only
 // its last limit matches, so memory is bounded by Workers × limit records.
-func (s *Store) Newest(f Filter, limit int) ([]Record, []Problem) {
+func (s *Store) Newest(f Filter, limit int) ([]record.Record, []Problem) {
 	c := compile(f)
 	segs, problems := s.plan(&c)
-	var out []Record
+	var out []record.Record
 	for end := len(segs); end > 0 && len(out) < limit; {
 		start := max(end-max(s.Workers, 1), 0)
-		wave := make([][]Record, end-start)
+		wave := make([][]record.Record, end-start)
 		probs := make([]*Problem, end-start)
 		var wg sync.WaitGroup
 		for i := start; i < end; i++ {
@@ -253,7 +253,7 @@ func (s *Store) Newest(f Filter, limit int) ([]Record, []Problem) {
 				defer wg.Done()
 				var last ring
 				last.size = limit
-				probs[i-start] = s.scan(segs[i], &c, func(h *Head) bool { last.push(h.Record()); return true })
+				probs[i-start] = s.scan(segs[i], &c, func(h *record.Head) bool { last.push(h.Record()); return true })
 				wave[i-start] = last.newestFirst()
 			}()
 		}
@@ -276,10 +276,10 @@ func (s *Store) Newest(f Filter, limit int) ([]Record, []Problem) {
 // ring keeps the last size records pushed.
 type ring struct {
 	size, next int
-	recs       []Record
+	recs       []record.Record
 }
 
-func (r *ring) push(rec Record) {
+func (r *ring) push(rec record.Record) {
 	if len(r.recs) < r.size {
 		r.recs = append(r.recs, rec)
 		return
@@ -288,8 +288,8 @@ func (r *ring) push(rec Record) {
 	r.next = (r.next + 1) % r.size
 }
 
-func (r *ring) newestFirst() []Record {
-	out := make([]Record, 0, len(r.recs))
+func (r *ring) newestFirst() []record.Record {
+	out := make([]record.Record, 0, len(r.recs))
 	for i := len(r.recs) - 1; i >= 0; i-- {
 		out = append(out, r.recs[(r.next+i)%len(r.recs)])
 	}
@@ -299,12 +299,12 @@ func (r *ring) newestFirst() []Record {
 // scan reads one segment and calls fn for its matching records until fn
 // returns false. A line that is not a record is a problem, reported once
 // per segment with the count; the scan goes on.
-func (s *Store) scan(seg store.Segment, c *compiled, fn func(h *Head) bool) *Problem {
-	var h Head
+func (s *Store) scan(seg store.Segment, c *compiled, fn func(h *record.Head) bool) *Problem {
+	var h record.Head
 	bad, firstBad := 0, 0
 	stop := errors.New("stop")
 	visit := func(_ store.Segment, lineNo int, line []byte) error {
-		if !h.parse(line) {
+		if !h.Parse(line) {
 			if bad++; bad == 1 {
 				firstBad = lineNo
 			}

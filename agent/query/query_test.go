@@ -16,6 +16,7 @@ import (
 	"github.com/tailseal/tailseal/agent/benchdata"
 	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/signer/pii"
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 var (
@@ -102,7 +103,7 @@ func TestFiltersMatchAFullDecode(t *testing.T) {
 			}
 			var got []uint64
 			var mu = make(chan struct{}, 1)
-			problems := s.Each(c.f, func(_ int, h *Head) {
+			problems := s.Each(c.f, func(_ int, h *record.Head) {
 				mu <- struct{}{}
 				got = append(got, h.Seq)
 				<-mu

@@ -3,14 +3,11 @@ package query
 import (
 	"bytes"
 	"maps"
-	"math"
 	"slices"
-	"strconv"
 	"time"
 
-	"github.com/tailseal/tailseal/agent/parse"
-	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/signer/pii"
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 // Stats summarizes the matching records.
@@ -35,30 +32,16 @@ func NewStats() *Stats {
 	return &Stats{ByType: map[string]int{}, ByWorkflow: map[string]int{}, PerDay: map[string]int{}, Pseudonyms: map[string]int{}}
 }
 
-// Types the agent writes for itself, not counted as application events.
-const (
-	TypeError       = "error"
-	TypeMalformed   = "malformed"
-	TypePerformance = "performance"
-	TypeSeal        = "seal"
-	TypeCheckpoint  = "checkpoint"
-)
-
-// Internal reports a record the agent wrote about itself (seal, checkpoint).
-func (h *Head) Internal() bool {
-	return string(h.Type) == TypeSeal || string(h.Type) == TypeCheckpoint
-}
-
 // Add counts one record.
-func (st *Stats) Add(h *Head) {
+func (st *Stats) Add(h *record.Head) {
 	st.Events++
 	st.Bytes += int64(len(h.Line)) + 1
 	count(st.ByType, h.Type)
 	count(st.ByWorkflow, h.Workflow)
 	switch string(h.Type) {
-	case TypeError:
+	case record.TypeError:
 		st.Errors++
-	case TypeMalformed:
+	case record.TypeMalformed:
 		st.Malformed++
 	}
 	if st.FirstSeq == 0 || h.Seq < st.FirstSeq {
@@ -91,8 +74,8 @@ func countPseudonyms(m map[string]int, b []byte) {
 			return
 		}
 		b = b[i:]
-		if tok, rest, ok := store.NextPseudonym(b); ok && len(tok) == len(b)-len(rest) {
-			count(m, tok[1:len(tok)-14])
+		if tok, rest, ok := record.NextPseudonym(b); ok && len(tok) == len(b)-len(rest) {
+			count(m, record.PseudonymTag(tok))
 			b = rest
 			continue
 		}
@@ -148,7 +131,7 @@ func (s *Store) Stats(f Filter) (*Stats, []Problem) {
 	for i := range parts {
 		parts[i] = NewStats()
 	}
-	problems := s.Each(f, func(w int, h *Head) {
+	problems := s.Each(f, func(w int, h *record.Head) {
 		if !h.Internal() {
 			parts[w].Add(h)
 		}
@@ -164,7 +147,7 @@ func count(m map[string]int, k []byte) {
 	if n, ok := m[string(k)]; ok {
 		m[string(k)] = n + 1
 	} else {
-		m[Text(k)] = 1
+		m[record.Text(k)] = 1
 	}
 }
 
@@ -180,16 +163,6 @@ type Operation struct {
 	P99   float64 `json:"p99_ms"`
 }
 
-// Percentile is the nearest-rank percentile of sorted values: the smallest
-// value with at least p% of the values at or below it. Exact, no sketch.
-func Percentile(sorted []float64, p float64) float64 {
-	if len(sorted) == 0 {
-		return 0
-	}
-	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
-	return sorted[min(max(rank, 1), len(sorted))-1]
-}
-
 // Summarize computes an Operation from its durations, sorting them.
 func Summarize(name string, d []float64) Operation {
 	slices.Sort(d)
@@ -200,31 +173,22 @@ func Summarize(name string, d []float64) Operation {
 	op := Operation{Name: name, Count: len(d)}
 	if len(d) > 0 {
 		op.Min, op.Max, op.Avg = d[0], d[len(d)-1], sum/float64(len(d))
-		op.P50, op.P95, op.P99 = Percentile(d, 50), Percentile(d, 95), Percentile(d, 99)
+		op.P50, op.P95, op.P99 = record.Percentile(d, 50), record.Percentile(d, 95), record.Percentile(d, 99)
 	}
 	return op
 }
-
-// Detail keys read from performance and error events, first match wins.
-var (
-	OperationKeys = []string{"operation", "op", "name"}
-	DurationKey   = "duration_ms"
-	ErrorTypeKeys = []string{"error_type", "exception", "error_class", "type"}
-	MessageKeys   = []string{"error_message", "message", "error", "msg"}
-	TracebackKeys = []string{"traceback", "stack_trace", "stacktrace", "stack"}
-)
 
 // Performance returns the exact duration percentiles of performance events
 // per operation (the workflow when an event names no operation), sorted by
 // name. Durations are kept in memory: 8 bytes per performance event.
 func (s *Store) Performance(f Filter, operation string) ([]Operation, []Problem) {
-	f.Type = TypePerformance
+	f.Type = record.TypePerformance
 	parts := make([]map[string][]float64, max(s.Workers, 1))
 	for i := range parts {
 		parts[i] = map[string][]float64{}
 	}
-	problems := s.Each(f, func(w int, h *Head) {
-		d, ok := Duration(h.Details)
+	problems := s.Each(f, func(w int, h *record.Head) {
+		d, ok := record.Duration(h.Details)
 		if !ok {
 			return
 		}
@@ -245,30 +209,4 @@ func (s *Store) Performance(f Filter, operation string) ([]Operation, []Problem)
 		out = append(out, Summarize(name, all[name]))
 	}
 	return out, problems
-}
-
-// FirstString returns the value of the first of keys in the JSON object obj
-// that holds a non-empty string, decoded.
-func FirstString(obj []byte, keys []string) string {
-	for _, k := range keys {
-		if v := parse.Field(obj, k); len(v) > 2 && v[0] == '"' {
-			return Text(v[1 : len(v)-1])
-		}
-	}
-	return ""
-}
-
-// Duration is the finite number in details.duration_ms.
-func Duration(details []byte) (float64, bool) {
-	d, err := strconv.ParseFloat(string(parse.Field(details, DurationKey)), 64)
-	return d, err == nil && !math.IsNaN(d) && !math.IsInf(d, 0)
-}
-
-// Operation names what a performance event timed: details.operation (or
-// op, name), else the workflow.
-func (h *Head) Operation() string {
-	if op := FirstString(h.Details, OperationKeys); op != "" {
-		return op
-	}
-	return Text(h.Workflow)
 }

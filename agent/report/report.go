@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tailseal/tailseal/agent/query"
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 // Options for Build.
@@ -38,7 +39,7 @@ type Page struct {
 	BucketWidth time.Duration
 	Errors      []ErrorGroup // most frequent first
 	Operations  []query.Operation
-	Latest      []query.Record // newest first
+	Latest      []record.Record // newest first
 	Integrity   Integrity
 	Generated   time.Time
 }
@@ -97,7 +98,7 @@ type acc struct {
 	buckets []int
 	errs    map[string]*ErrorGroup
 	durs    map[string][]float64
-	latest  []query.Record // the newest, unordered, at most Latest
+	latest  []record.Record // the newest, unordered, at most Latest
 }
 
 // Build reads the store once and returns a page per period that has
@@ -115,7 +116,7 @@ func Build(s *query.Store, opt Options) ([]*Page, []query.Problem) {
 	for i := range workers {
 		workers[i] = map[time.Time]*acc{}
 	}
-	problems := s.Each(opt.Filter, func(w int, h *query.Head) {
+	problems := s.Each(opt.Filter, func(w int, h *record.Head) {
 		if h.Internal() {
 			return
 		}
@@ -167,12 +168,12 @@ func Build(s *query.Store, opt Options) ([]*Page, []query.Problem) {
 	return pages, problems
 }
 
-func (a *acc) add(h *query.Head, bucket time.Duration, latest int) {
+func (a *acc) add(h *record.Head, bucket time.Duration, latest int) {
 	a.stats.Add(h)
 	a.buckets[min(int(bucket), len(a.buckets)-1)]++
 	switch string(h.Type) {
-	case query.TypeError:
-		typ := query.FirstString(h.Details, query.ErrorTypeKeys)
+	case record.TypeError:
+		typ := record.FirstString(h.Details, record.ErrorTypeKeys)
 		if typ == "" {
 			typ = "(no type)"
 		}
@@ -183,16 +184,16 @@ func (a *acc) add(h *query.Head, bucket time.Duration, latest int) {
 		}
 		g.Count++
 		keepNewest(&g.Recent, recentErrors, h.Seq, func(l ErrorLine) uint64 { return l.Seq }, func() ErrorLine {
-			return ErrorLine{Seq: h.Seq, Time: query.Text(h.Timestamp), Lead: query.Text(h.Lead), Workflow: query.Text(h.Workflow),
-				Message: query.FirstString(h.Details, query.MessageKeys)}
+			return ErrorLine{Seq: h.Seq, Time: record.Text(h.Timestamp), Lead: record.Text(h.Lead), Workflow: record.Text(h.Workflow),
+				Message: record.FirstString(h.Details, record.MessageKeys)}
 		})
-	case query.TypePerformance:
-		if d, ok := query.Duration(h.Details); ok {
+	case record.TypePerformance:
+		if d, ok := record.Duration(h.Details); ok {
 			op := h.Operation()
 			a.durs[op] = append(a.durs[op], d)
 		}
 	}
-	keepNewest(&a.latest, latest, h.Seq, func(r query.Record) uint64 { return r.Seq }, h.Record)
+	keepNewest(&a.latest, latest, h.Seq, func(r record.Record) uint64 { return r.Seq }, h.Record)
 }
 
 // keepNewest keeps in *list the n items with the highest seq; make is
@@ -233,6 +234,6 @@ func (a *acc) merge(b *acc, latest int) {
 		a.durs[op] = append(a.durs[op], d...)
 	}
 	for _, r := range b.latest {
-		keepNewest(&a.latest, latest, r.Seq, func(r query.Record) uint64 { return r.Seq }, func() query.Record { return r })
+		keepNewest(&a.latest, latest, r.Seq, func(r record.Record) uint64 { return r.Seq }, func() record.Record { return r })
 	}
 }

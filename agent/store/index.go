@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/tailseal/tailseal/agent/atomicfile"
-	"github.com/tailseal/tailseal/agent/record"
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 // IndexFile is the per-segment metadata file inside the store directory.
@@ -124,7 +124,7 @@ func (ix *indexer) add(line []byte) {
 		e.Sources = append(e.Sources, string(id))
 	}
 	for rest := line; ; {
-		tok, after, ok := NextPseudonym(rest)
+		tok, after, ok := record.NextPseudonym(rest)
 		if !ok {
 			break
 		}
@@ -157,34 +157,7 @@ func (ix *indexer) finish() {
 	e.Pseudonyms.fold()
 }
 
-// NextPseudonym finds the first pseudonym the anonymizer writes in hash
-// mode, <tag:12 hex digits>, in b, and returns it and what follows it.
-func NextPseudonym(b []byte) (tok, rest []byte, ok bool) {
-	for {
-		i := bytes.IndexByte(b, '<')
-		if i < 0 {
-			return nil, nil, false
-		}
-		b = b[i:]
-		j := 1
-		for j < len(b) && (b[j] >= 'a' && b[j] <= 'z' || b[j] == '_' || b[j] >= '0' && b[j] <= '9') {
-			j++
-		}
-		if j > 1 && len(b) >= j+14 && b[j] == ':' && b[j+13] == '>' && isHex(b[j+1:j+13]) {
-			return b[:j+14], b[j+14:], true
-		}
-		b = b[1:]
-	}
-}
 
-func isHex(b []byte) bool {
-	for _, c := range b {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
 
 // appendIndex adds an entry to the index file and makes it durable.
 func appendIndex(dir string, e IndexEntry) error {

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/klauspost/compress/gzip"
-	"github.com/tailseal/tailseal/agent/record"
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 // Reader reads records in seq order from a given seq on, across segments,

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/tailseal/tailseal/agent/atomicfile"
-	"github.com/tailseal/tailseal/agent/record"
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 // Options configure a Store.

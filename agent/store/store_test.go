@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tailseal/tailseal/agent/record"
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 // rec makes a record-shaped line; the store only needs seq, timestamp,

@@ -30,8 +30,8 @@ import (
 	"time"
 
 	"github.com/tailseal/tailseal/agent/benchdata"
-	"github.com/tailseal/tailseal/agent/record"
 	"github.com/tailseal/tailseal/agent/store"
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 func main() {

@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tailseal/tailseal/agent/record"
 	"github.com/tailseal/tailseal/agent/store"
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 var binPath string

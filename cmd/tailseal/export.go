@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/tailseal/tailseal/agent/query"
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 func runExport(_ context.Context, args []string) error {
@@ -60,7 +60,7 @@ unless --type names them.
 	var done int64
 	n := 0
 	f.AppOnly = f.Type == ""
-	problems, err := s.Forward(f, func(h *query.Head) error {
+	problems, err := s.Forward(f, func(h *record.Head) error {
 		n++
 		done += int64(len(h.Line)) + 1
 		bar.set(done)
@@ -114,12 +114,12 @@ func newExporter(format string, w *bufio.Writer) *exporter {
 	return e
 }
 
-func (e *exporter) write(h *query.Head) error {
+func (e *exporter) write(h *record.Head) error {
 	defer func() { e.n++ }()
 	switch e.format {
 	case "csv":
-		e.row = append(e.row[:0], strconv.FormatUint(h.Seq, 10), query.Text(h.Timestamp), query.Text(h.Type),
-			query.Text(h.Actor), query.Text(h.Lead), query.Text(h.Workflow), string(h.Details))
+		e.row = append(e.row[:0], strconv.FormatUint(h.Seq, 10), record.Text(h.Timestamp), record.Text(h.Type),
+			record.Text(h.Actor), record.Text(h.Lead), record.Text(h.Workflow), string(h.Details))
 		return e.csv.Write(e.row)
 	case "json":
 		if e.n > 0 {

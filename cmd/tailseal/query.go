@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tailseal/tailseal/agent/query"
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 const filterHelp = `
@@ -170,12 +171,12 @@ type errorView struct {
 	Workflow  string `json:"workflow"`
 }
 
-func newErrorView(r query.Record) errorView {
+func newErrorView(r record.Record) errorView {
 	return errorView{
 		Seq: r.Seq, Timestamp: r.Timestamp, Lead: r.Lead, Workflow: r.Workflow,
-		Type:      query.FirstString(r.Details, query.ErrorTypeKeys),
-		Message:   query.FirstString(r.Details, query.MessageKeys),
-		Traceback: query.FirstString(r.Details, query.TracebackKeys),
+		Type:      record.FirstString(r.Details, record.ErrorTypeKeys),
+		Message:   record.FirstString(r.Details, record.MessageKeys),
+		Traceback: record.FirstString(r.Details, record.TracebackKeys),
 	}
 }
 
@@ -198,11 +199,11 @@ error_message/message/error), and the traceback under --verbose.
 		fmt.Fprintln(os.Stderr, "tailseal errors: --limit must be positive")
 		return errUsage
 	}
-	if f.Type != "" && f.Type != query.TypeError {
+	if f.Type != "" && f.Type != record.TypeError {
 		fmt.Fprintln(os.Stderr, "tailseal errors: --type cannot be used here: it shows events of type error")
 		return errUsage
 	}
-	f.Type = query.TypeError
+	f.Type = record.TypeError
 	recs, problems := s.Newest(f, *limit)
 	out := bufio.NewWriter(os.Stdout)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tailseal/tailseal/agent/record"
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 func TestRenameRotationAtFullSpeed(t *testing.T) {

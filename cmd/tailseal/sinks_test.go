@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tailseal/tailseal/agent/record"
+	"github.com/tailseal/tailseal/signer/record"
 	"github.com/tailseal/tailseal/sinks/sinkstest"
 )
 

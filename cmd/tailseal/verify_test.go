@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tailseal/tailseal/agent/record"
 	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/signer"
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 // pristine is a store made once by the real agent: several segments (some

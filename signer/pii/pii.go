@@ -20,7 +20,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"github.com/tailseal/tailseal/agent/parse"
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 // Mode says what a detected value becomes.
@@ -224,7 +224,7 @@ func (a *Anonymizer) walk(dst, src []byte, members bool) []byte {
 		case ':':
 			i++
 		case '"':
-			end := parse.SkipString(src, i)
+			end := record.SkipString(src, i)
 			if top.obj && expectKey {
 				valueRule = a.keyRule(top.rule, src[i:end])
 				expectKey = false

@@ -19,9 +19,9 @@ import (
 	"sort"
 	"strconv"
 
-	"github.com/tailseal/tailseal/agent/record"
 	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/signer"
+	"github.com/tailseal/tailseal/signer/record"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -312,7 +312,7 @@ func (v *verifier) line(it item, p parsed, next *parsed, atEnd bool) {
 	if !reported { // an edited line's epoch is not to be trusted
 		v.lastEpoch, v.haveEpoch = p.epoch, true
 		v.lastSeal = 0
-		if string(p.eventType) == "seal" {
+		if string(p.eventType) == record.TypeSeal {
 			v.lastSeal = sealNext(it.data)
 		}
 	}
@@ -362,14 +362,10 @@ func (v *verifier) checkSig(p parsed) bool {
 }
 
 func sealNext(line []byte) uint64 {
-	m, err := record.ParseMeta(line)
+	d, err := record.ParseSeal(line)
 	if err != nil {
 		return 0
 	}
-	var d struct {
-		NextEpoch uint64 `json:"next_epoch"`
-	}
-	json.Unmarshal(m.Details, &d)
 	return d.NextEpoch
 }
 

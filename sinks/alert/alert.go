@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/tailseal/tailseal/agent/atomicfile"
-	"github.com/tailseal/tailseal/agent/query"
+	"github.com/tailseal/tailseal/signer/record"
 	"github.com/tailseal/tailseal/sinks"
 )
 
@@ -147,8 +147,8 @@ func (e *Engine) Name() string { return "alerts" }
 
 // Accept passes only what the rules look at.
 func (e *Engine) Accept(line []byte) bool {
-	h, ok := query.ParseHead(line)
-	return ok && (string(h.Type) == query.TypeError || string(h.Type) == query.TypePerformance && e.opt.PerfFactor > 0)
+	h, ok := record.ParseHead(line)
+	return ok && (string(h.Type) == record.TypeError || string(h.Type) == record.TypePerformance && e.opt.PerfFactor > 0)
 }
 
 // Deliver evaluates a batch of records.
@@ -157,7 +157,7 @@ func (e *Engine) Deliver(_ context.Context, b sinks.Batch) error {
 	defer e.mu.Unlock()
 	now := e.opt.Now()
 	for _, line := range b.Lines {
-		h, ok := query.ParseHead(line)
+		h, ok := record.ParseHead(line)
 		if !ok || h.Seq <= e.st.Seq {
 			continue // seen before a crash
 		}
@@ -166,14 +166,14 @@ func (e *Engine) Deliver(_ context.Context, b sinks.Batch) error {
 			t = now
 		}
 		switch string(h.Type) {
-		case query.TypeError:
-			e.st.Errors = append(e.st.Errors, errEvent{Seq: h.Seq, Time: t, Stamp: query.Text(h.Timestamp),
-				Message: query.FirstString(h.Details, query.MessageKeys)})
+		case record.TypeError:
+			e.st.Errors = append(e.st.Errors, errEvent{Seq: h.Seq, Time: t, Stamp: record.Text(h.Timestamp),
+				Message: record.FirstString(h.Details, record.MessageKeys)})
 			if keep := max(e.opt.Threshold, recentMessages); len(e.st.Errors) > keep {
 				e.st.Errors = slices.Delete(e.st.Errors, 0, len(e.st.Errors)-keep)
 			}
-		case query.TypePerformance:
-			if d, ok := query.Duration(h.Details); ok {
+		case record.TypePerformance:
+			if d, ok := record.Duration(h.Details); ok {
 				op := e.st.Perf[h.Operation()]
 				if op == nil {
 					op = &perfOp{}
@@ -280,7 +280,7 @@ func (e *Engine) evaluatePerf(now time.Time) bool {
 			op.Window = op.Window[:0]
 			continue
 		}
-		p95 := query.Percentile(slices.Sorted(slices.Values(op.Window)), 95)
+		p95 := record.Percentile(slices.Sorted(slices.Values(op.Window)), 95)
 		op.Window = op.Window[:0]
 		a := Alert{Rule: "performance:" + name, Count: n, Window: e.opt.Window.String(), Time: now}
 		degraded := op.Baseline > 0 && p95 > e.opt.PerfFactor*op.Baseline

@@ -16,8 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tailseal/tailseal/agent/parse"
-	"github.com/tailseal/tailseal/agent/record"
+	"github.com/tailseal/tailseal/signer/record"
 	"github.com/tailseal/tailseal/sinks"
 )
 
@@ -107,7 +106,7 @@ func Body(b sinks.Batch) []byte {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = parse.AppendString(buf, l) // records are valid UTF-8: decodes to the same bytes
+		buf = record.AppendString(buf, l) // records are valid UTF-8: decodes to the same bytes
 	}
 	return append(buf, "]}"...)
 }

@@ -1,16 +1,18 @@
-package query
+package record
 
 import (
 	"bytes"
 	"encoding/json"
 	"time"
-
-	"github.com/tailseal/tailseal/agent/record"
 )
 
 // Head is a stored record split at its fixed leading fields (DESIGN.md,
-// Record). The string fields are raw JSON string contents, still escaped;
-// all slices point into Line and are only valid during a visit.
+// Record). The seed string fields are JSON string contents in canonical
+// form (AppendCanonical): the agent writes them so since it canonicalizes
+// at ingest, and a store written before that is canonicalized here, so
+// that "caf\u00e9" and "café" compare equal. Details is the raw object.
+// Slices point into Line or into the Head's own buffer and are valid until
+// the next Parse.
 type Head struct {
 	Seq                                    uint64
 	Timestamp, Type, Actor, Lead, Workflow []byte
@@ -19,13 +21,15 @@ type Head struct {
 	dStart                                 int
 	t                                      time.Time
 	tParsed, tOK                           bool
+	canon                                  []byte // canonical copies of escaped seed fields
 }
 
 var headFields = [...]string{`,"timestamp":"`, `,"event_type":"`, `,"actor":"`, `,"lead_id":"`, `,"workflow":"`}
 
-// parse splits line; false when it does not have the record layout.
-func (h *Head) parse(line []byte) bool {
-	*h = Head{Line: line}
+// Parse splits line; false when it does not have the record layout. A Head
+// can be reused: Parse keeps its buffer.
+func (h *Head) Parse(line []byte) bool {
+	*h = Head{Line: line, canon: h.canon[:0]}
 	const p = `{"seq":`
 	if !bytes.HasPrefix(line, []byte(p)) {
 		return false
@@ -35,6 +39,7 @@ func (h *Head) parse(line []byte) bool {
 		h.Seq = h.Seq*10 + uint64(line[i]-'0')
 	}
 	fields := [...]*[]byte{&h.Timestamp, &h.Type, &h.Actor, &h.Lead, &h.Workflow}
+	var bounds [len(headFields)][2]int // into canon, for fields that needed it
 	for k, name := range headFields {
 		if !bytes.HasPrefix(line[i:], []byte(name)) {
 			return false
@@ -49,11 +54,22 @@ func (h *Head) parse(line []byte) bool {
 		if i >= len(line) {
 			return false
 		}
-		*fields[k] = line[start:i]
+		raw := line[start:i]
+		*fields[k] = raw
+		if NeedsCanonical(raw) {
+			from := len(h.canon)
+			h.canon = AppendCanonical(h.canon, raw)
+			bounds[k] = [2]int{from, len(h.canon)}
+		}
 		i++
 	}
+	for k, b := range bounds {
+		if b[1] > 0 {
+			*fields[k] = h.canon[b[0]:b[1]:b[1]]
+		}
+	}
 	const d = `,"details":`
-	end := record.SourceStart(line)
+	end := SourceStart(line)
 	if !bytes.HasPrefix(line[i:], []byte(d)) || end < i+len(d) {
 		return false
 	}
@@ -62,33 +78,20 @@ func (h *Head) parse(line []byte) bool {
 	return true
 }
 
+// Internal reports a record the agent wrote about itself (seal, checkpoint).
+func (h *Head) Internal() bool { return Internal(h.Type) }
+
 // Time is the record's timestamp, when it is RFC 3339.
 func (h *Head) Time() (time.Time, bool) {
 	if !h.tParsed {
 		h.tParsed = true
-		h.t, h.tOK = parseTime(h.Timestamp)
+		t, err := time.Parse(time.RFC3339Nano, string(h.Timestamp))
+		h.t, h.tOK = t, err == nil
 	}
 	return h.t, h.tOK
 }
 
-func parseTime(b []byte) (time.Time, bool) {
-	t, err := time.Parse(time.RFC3339Nano, string(b))
-	return t, err == nil
-}
-
-// Text decodes a raw JSON string content.
-func Text(raw []byte) string {
-	if bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw)
-	}
-	var s string
-	if json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &s) != nil {
-		return string(raw)
-	}
-	return s
-}
-
-// Record is a Head copied out of the scan, decoded.
+// Record is a Head copied out of a scan, decoded.
 type Record struct {
 	Seq                                    uint64
 	Timestamp, Type, Actor, Lead, Workflow string
@@ -111,6 +114,6 @@ func (h *Head) Record() Record {
 // ParseHead splits a stored line (see Head); false when it is not a record.
 func ParseHead(line []byte) (Head, bool) {
 	var h Head
-	ok := h.parse(line)
+	ok := h.Parse(line)
 	return h, ok
 }

@@ -1,6 +1,11 @@
-// Package record owns the byte layout of a stored line (the public contract in
-// DESIGN.md): field order, how the signed message is delimited, and fast
-// extraction of the few fields the agent needs without a full JSON decode.
+// Package record is the record contract (DESIGN.md, Record) in one leaf
+// package: the field order of a stored line, how the signed message is
+// delimited, the fixed leading fields (Head), the event types the agent
+// writes and their details, the pseudonym token syntax, and the JSON byte
+// primitives (escaping, canonical strings, top-level fields) that writers
+// and readers share. The writer, the verifier, the sinks and the queries
+// use it; nobody else parses a stored line. It imports only the standard
+// library.
 package record
 
 import (

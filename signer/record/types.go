@@ -1,0 +1,101 @@
+package record
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// Event types with a meaning to tailseal. The agent writes the first group
+// about itself; readers give the second group, written by applications,
+// their own treatment (errors, timings).
+const (
+	TypeMalformed  = "malformed"  // a source line that is not a JSON object
+	TypeSeal       = "seal"       // an epoch ended; details: SealDetails
+	TypeCheckpoint = "checkpoint" // a signed checkpoint; details: CheckpointDetails
+
+	TypeError       = "error"
+	TypePerformance = "performance"
+)
+
+// Internal reports an event type the agent writes about itself, which is
+// not an application event (a malformed line is one: it came from the
+// application).
+func Internal(eventType []byte) bool {
+	return string(eventType) == TypeSeal || string(eventType) == TypeCheckpoint
+}
+
+// SealDetails is the details object of a seal record: the epoch that
+// ended, signed with its key, names the next one.
+type SealDetails struct {
+	Epoch     uint64 `json:"epoch"`
+	NextEpoch uint64 `json:"next_epoch"`
+}
+
+// CheckpointDetails is the details object of a checkpoint record: the
+// signed note for the first Size records.
+type CheckpointDetails struct {
+	Size uint64 `json:"size"`
+	Note string `json:"note"`
+}
+
+// CheckpointLine is one line of checkpoints.jsonl.
+type CheckpointLine struct {
+	Size uint64 `json:"size"`
+	Time string `json:"time"`
+	Note string `json:"note"`
+}
+
+// ParseSeal returns the details of a seal record line.
+func ParseSeal(line []byte) (SealDetails, error) {
+	var d SealDetails
+	m, err := ParseMeta(line)
+	if err != nil {
+		return d, err
+	}
+	if m.EventType != TypeSeal {
+		return d, fmt.Errorf("%w: a %q record, not a seal", ErrMalformed, m.EventType)
+	}
+	if err := json.Unmarshal(m.Details, &d); err != nil || d.NextEpoch <= d.Epoch {
+		return d, fmt.Errorf("%w: seal details %s", ErrMalformed, m.Details)
+	}
+	return d, nil
+}
+
+// PseudonymHex is how many hex digits a hash-mode pseudonym carries.
+const PseudonymHex = 12
+
+// NextPseudonym finds the first pseudonym the anonymizer writes in hash
+// mode, <tag:12 hex digits>, in b, and returns it and what follows it. A
+// tag is lower-case letters, digits and '_'.
+func NextPseudonym(b []byte) (tok, rest []byte, ok bool) {
+	for {
+		i := bytes.IndexByte(b, '<')
+		if i < 0 {
+			return nil, nil, false
+		}
+		b = b[i:]
+		j := 1
+		for j < len(b) && isTagByte(b[j]) {
+			j++
+		}
+		if j > 1 && len(b) >= j+PseudonymHex+2 && b[j] == ':' && b[j+PseudonymHex+1] == '>' && isHex(b[j+1:j+PseudonymHex+1]) {
+			return b[:j+PseudonymHex+2], b[j+PseudonymHex+2:], true
+		}
+		b = b[1:]
+	}
+}
+
+// PseudonymTag returns the tag of a token NextPseudonym found.
+func PseudonymTag(tok []byte) []byte { return tok[1 : len(tok)-PseudonymHex-2] }
+
+func isTagByte(c byte) bool { return c >= 'a' && c <= 'z' || c == '_' || c >= '0' && c <= '9' }
+
+func isHex(b []byte) bool {
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
