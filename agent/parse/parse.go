@@ -122,27 +122,7 @@ func appendObject(dst, obj []byte, readTime time.Time) []byte {
 		extra = append(extra, [2][]byte{key, val})
 	}
 
-	for k, name := range seedKeys {
-		if k > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, '"')
-		dst = append(dst, name...)
-		dst = append(dst, `":`...)
-		switch v := seed[k]; {
-		case v == nil && k == 0:
-			dst = append(dst, '"')
-			dst = readTime.UTC().AppendFormat(dst, TimeLayout)
-			dst = append(dst, '"')
-		case v == nil:
-			dst = append(dst, `""`...)
-		case v[0] == '"':
-			dst = append(dst, v...)
-		default: // a number, bool, object or array where a string belongs
-			dst = record.AppendString(dst, v)
-		}
-	}
-
+	dst = appendSeeds(dst, &seed, readTime)
 	dst = append(dst, `,"details":`...)
 	if details == nil {
 		dst = append(dst, '{')
@@ -163,6 +143,38 @@ func appendObject(dst, obj []byte, readTime time.Time) []byte {
 		dst = append(dst, kv[1]...)
 	}
 	return append(dst, '}')
+}
+
+// appendSeeds writes the seed fields in their fixed order: a missing
+// timestamp is the read time, other missing ones are "", strings are
+// canonical, other JSON values become strings.
+func appendSeeds(dst []byte, seed *[len(seedKeys)][]byte, readTime time.Time) []byte {
+	for k, name := range seedKeys {
+		if k > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, '"')
+		dst = append(dst, name...)
+		dst = append(dst, `":`...)
+		switch v := seed[k]; {
+		case v == nil && k == 0:
+			dst = append(dst, '"')
+			dst = readTime.UTC().AppendFormat(dst, TimeLayout)
+			dst = append(dst, '"')
+		case v == nil:
+			dst = append(dst, `""`...)
+		case v[0] == '"':
+			// Canonical, so that readers, the index and its filters compare
+			// bytes: an application's "caf\u00e9" is stored as "café".
+			dst = append(dst, '"')
+			dst = record.AppendCanonical(dst, v[1:len(v)-1])
+			dst = append(dst, '"')
+		default: // a number, bool, object or array where a string belongs
+			dst = record.AppendString(dst, v)
+		}
+	}
+
+	return dst
 }
 
 func appendMalformed(dst []byte, line Line, reason string, readTime time.Time) []byte {

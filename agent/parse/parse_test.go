@@ -128,3 +128,14 @@ func BenchmarkAppend(b *testing.B) {
 		dst, _ = Append(dst[:0], Line{Data: line}, readTime)
 	}
 }
+
+// Seed strings are stored in canonical form however the application
+// escaped them; details keep the application's bytes.
+func TestSeedStringsCanonical(t *testing.T) {
+	in := `{"event_type":"lead \u0022vip\"","actor":"ops\u0040example.org","lead_id":"LEAD\/42\\A","workflow":"caf\u00e9","details":{"note":"caf\u00e9"}}`
+	out, kind := Append(nil, Line{Data: []byte(in), Length: int64(len(in))}, readTime)
+	want := `"event_type":"lead \"vip\"","actor":"ops@example.org","lead_id":"LEAD/42\\A","workflow":"café","details":{"note":"caf\u00e9"}`
+	if kind != Event || !strings.Contains(string(out), want) {
+		t.Errorf("got  %s\nwant %s", out, want)
+	}
+}

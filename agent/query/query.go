@@ -72,40 +72,32 @@ type Filter struct {
 	AppOnly bool
 }
 
-// compiled is a Filter with its values in the escaped form they have
-// inside stored JSON strings, so records are compared without decoding.
+// compiled is a Filter with its values in the canonical form they have
+// inside stored JSON strings (record.AppendString), so records are
+// compared without decoding: record.Head canonicalizes the seed fields of
+// records stored before the agent did so at ingest.
 type compiled struct {
 	lead, typ, workflow []byte
 	since, until        time.Time
 	subjects            [][]byte
 	appOnly             bool
-	// exact is false when a value needs escaping: the index filters hash
-	// the escaped bytes, so they are not used for it.
-	exact bool
 }
 
 func compile(f Filter) compiled {
-	c := compiled{since: f.Since, until: f.Until, appOnly: f.AppOnly, exact: true}
-	esc := func(v string) []byte {
-		if v == "" {
-			return nil
-		}
-		b := jsonString(v)
-		if string(b) != v {
-			c.exact = false
-		}
-		return b
-	}
-	c.lead, c.typ, c.workflow = esc(f.Lead), esc(f.Type), esc(f.Workflow)
+	c := compiled{since: f.Since, until: f.Until, appOnly: f.AppOnly}
+	c.lead, c.typ, c.workflow = canonical(f.Lead), canonical(f.Type), canonical(f.Workflow)
 	for _, s := range f.Subjects {
-		c.subjects = append(c.subjects, esc(s))
+		c.subjects = append(c.subjects, canonical(s))
 	}
 	return c
 }
 
-// jsonString is v as the agent writes it between the quotes of a JSON
-// string.
-func jsonString(v string) []byte {
+// canonical is v as the agent writes it between the quotes of a JSON
+// string; nil for "".
+func canonical(v string) []byte {
+	if v == "" {
+		return nil
+	}
 	b := record.AppendString(nil, []byte(v))
 	return b[1 : len(b)-1]
 }
@@ -125,29 +117,46 @@ func (c *compiled) match(h *record.Head) bool {
 			return false
 		}
 	}
-	if c.subjects != nil {
-		for _, s := range c.subjects {
-			if bytes.Contains(h.Line, s) {
-				return true
-			}
-		}
-		return false
-	}
-	return true
+	return c.subjects == nil || c.aboutSubject(h.Line)
 }
 
-// mayMatch uses the index to rule out a whole segment.
+// aboutSubject reports whether line contains one of the subjects. A line
+// with escapes is also searched in canonical form, so that a raw value
+// (PII mode off) is found however the application escaped it.
+func (c *compiled) aboutSubject(line []byte) bool {
+	for _, s := range c.subjects {
+		if bytes.Contains(line, s) {
+			return true
+		}
+	}
+	if bytes.IndexByte(line, '\\') < 0 {
+		return false
+	}
+	canon := record.AppendCanonicalJSON(nil, line)
+	for _, s := range c.subjects {
+		if bytes.Contains(canon, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// mayMatch uses the index to rule out a whole segment. Type and workflow
+// keys are canonical in every entry (ReadIndex canonicalizes old ones);
+// the lead filter of an entry built before values were canonicalized
+// holds them as the application escaped them, so it is only asked about
+// a value that no JSON encoder escapes.
 func (c *compiled) mayMatch(e store.IndexEntry) bool {
-	if c.typ != nil && c.exact && e.Types != nil && e.Types[string(c.typ)] == 0 {
+	if c.typ != nil && e.Types != nil && e.Types[string(c.typ)] == 0 {
 		return false
 	}
-	if c.workflow != nil && c.exact && e.Workflows != nil && e.Workflows[string(c.workflow)] == 0 {
+	if c.workflow != nil && e.Workflows != nil && e.Workflows[string(c.workflow)] == 0 {
 		return false
 	}
-	if c.lead != nil && c.exact && !e.Leads.MayContain(c.lead) {
+	if c.lead != nil && (e.Canonical || neverEscaped(c.lead)) && !e.Leads.MayContain(c.lead) {
 		return false
 	}
-	if c.subjects != nil && c.exact && e.Pseudonyms != nil {
+	if c.subjects != nil && e.Pseudonyms != nil {
 		hit := false
 		for _, s := range c.subjects {
 			if _, _, ok := record.NextPseudonym(s); !ok || e.Pseudonyms.MayContain(s) {
@@ -162,6 +171,18 @@ func (c *compiled) mayMatch(e store.IndexEntry) bool {
 		lo, err1 := time.Parse(time.RFC3339Nano, e.MinTime)
 		hi, err2 := time.Parse(time.RFC3339Nano, e.MaxTime)
 		if err1 == nil && err2 == nil && (!c.until.IsZero() && !lo.Before(c.until) || !c.since.IsZero() && hi.Before(c.since)) {
+			return false
+		}
+	}
+	return true
+}
+
+// neverEscaped reports a value made only of bytes that JSON encoders write
+// as they are: ASCII letters, digits and - _ . : @ # + = space. (Python
+// escapes non-ASCII, Go < > &, PHP /.)
+func neverEscaped(v []byte) bool {
+	for _, c := range v {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_.:@#+= ", c) >= 0) {
 			return false
 		}
 	}

@@ -142,12 +142,17 @@ func (s *Store) Stats(f Filter) (*Stats, []Problem) {
 	return parts[0], problems
 }
 
-// count increments m[k] without allocating a key that is already there.
+// count increments m[record.Text(k)], the decoded value, without
+// allocating a key that is already there.
 func count(m map[string]int, k []byte) {
+	if bytes.IndexByte(k, '\\') >= 0 { // canonical, yet escaped (\" \\ \n)
+		m[record.Text(k)]++
+		return
+	}
 	if n, ok := m[string(k)]; ok {
 		m[string(k)] = n + 1
 	} else {
-		m[record.Text(k)] = 1
+		m[string(k)] = 1
 	}
 }
 

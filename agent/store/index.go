@@ -35,6 +35,12 @@ type IndexEntry struct {
 	Workflows  map[string]int `json:"workflows,omitempty"`  // nil when more than maxWorkflows
 	Leads      *Bloom         `json:"leads,omitempty"`      // lead_id values
 	Pseudonyms *Bloom         `json:"pseudonyms,omitempty"` // <kind:hex> tokens anywhere in the line
+	// Canonical says the seed values above (types, workflows, leads) were
+	// canonicalized (record.AppendCanonical) before they were counted and
+	// hashed. Older entries hold them as the application escaped them:
+	// ReadIndex canonicalizes their type and workflow keys, and their
+	// lead filter is only asked about values no JSON encoder escapes.
+	Canonical bool `json:"canonical,omitempty"`
 	// Sources are the identities of the source files its records came from
 	// (dev:inode:fingerprint), at most maxSources, for the tailer to know
 	// copies of what it has read.
@@ -53,6 +59,7 @@ type indexer struct {
 	partial    []byte
 	minT, maxT time.Time
 	manyFlows  bool
+	canon      []byte // scratch for canonical values
 }
 
 // Sizing the filters of a segment of a given size (they are folded down to
@@ -65,7 +72,7 @@ const filterBytes = 256
 
 func newIndexer(name string, size int64) *indexer {
 	return &indexer{entry: IndexEntry{
-		Segment: name, Types: map[string]int{}, Workflows: map[string]int{},
+		Segment: name, Types: map[string]int{}, Workflows: map[string]int{}, Canonical: true,
 		Leads: newBloom(int(size / filterBytes)), Pseudonyms: newBloom(int(size / filterBytes)),
 	}}
 }
@@ -102,7 +109,7 @@ func (ix *indexer) add(line []byte) {
 	e.LastSeq, e.LastTime = seq, string(ts)
 	e.Count++
 	if typ, ok := record.StringField(line, "event_type"); ok {
-		count(e.Types, typ)
+		count(e.Types, ix.canonical(typ))
 	}
 	if t, err := time.Parse(time.RFC3339Nano, string(ts)); err == nil {
 		if ix.minT.IsZero() || t.Before(ix.minT) {
@@ -113,11 +120,11 @@ func (ix *indexer) add(line []byte) {
 		}
 	}
 	if wf, ok := record.StringField(line, "workflow"); ok && !ix.manyFlows {
-		count(e.Workflows, wf)
+		count(e.Workflows, ix.canonical(wf))
 		ix.manyFlows = len(e.Workflows) > maxWorkflows
 	}
 	if lead, ok := record.StringField(line, "lead_id"); ok && len(lead) > 0 {
-		e.Leads.Add(lead)
+		e.Leads.Add(ix.canonical(lead))
 	}
 	if id, ok := record.SourceID(line); ok && len(e.Sources) < maxSources &&
 		(len(e.Sources) == 0 || e.Sources[len(e.Sources)-1] != string(id)) && !slices.Contains(e.Sources, string(id)) {
@@ -131,6 +138,16 @@ func (ix *indexer) add(line []byte) {
 		e.Pseudonyms.Add(tok)
 		rest = after
 	}
+}
+
+// canonical returns v in canonical form: v itself for what the agent
+// wrote since it canonicalizes at ingest, a copy for records stored before.
+func (ix *indexer) canonical(v []byte) []byte {
+	if !record.NeedsCanonical(v) {
+		return v
+	}
+	ix.canon = record.AppendCanonical(ix.canon[:0], v)
+	return ix.canon
 }
 
 // count increments m[k] without allocating a key that is already there.
@@ -185,6 +202,9 @@ func ReadIndex(dir string) (map[string]IndexEntry, error) {
 	for sc.Scan() {
 		var e IndexEntry
 		if json.Unmarshal(sc.Bytes(), &e) == nil {
+			if !e.Canonical {
+				e.Types, e.Workflows = canonicalKeys(e.Types), canonicalKeys(e.Workflows)
+			}
 			out[e.Segment] = e
 		}
 	}
@@ -236,4 +256,16 @@ func RecentSources(dir string, max int) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// canonicalKeys merges the keys of an entry written before the index
+// canonicalized values: "caf\u00e9" and "café" are one workflow.
+func canonicalKeys(m map[string]int) map[string]int {
+	for k, n := range m {
+		if c := string(record.AppendCanonical(nil, []byte(k))); c != k {
+			delete(m, k)
+			m[c] += n
+		}
+	}
+	return m
 }

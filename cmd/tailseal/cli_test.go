@@ -50,9 +50,16 @@ func cliStore(t *testing.T) string {
 // the exit code.
 func cli(t *testing.T, dataDir string, args ...string) (string, string, int) {
 	t.Helper()
+	return cliEnv(t, dataDir, nil, args...)
+}
+
+// cliEnv is cli with more environment variables, which win over cli's.
+func cliEnv(t *testing.T, dataDir string, env []string, args ...string) (string, string, int) {
+	t.Helper()
 	cmd := exec.Command(binPath, args...)
 	cmd.Env = append(os.Environ(), "TAILSEAL_DATA_DIR="+dataDir, "TAILSEAL_PII_KEY="+hex.EncodeToString(cliPIIKey),
 		"TAILSEAL_HMAC_KEY="+hex.EncodeToString(cliHMACKey))
+	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -12,7 +12,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"hash"
 	"net/netip"
@@ -458,17 +457,12 @@ func content(tok []byte) (string, bool) {
 }
 
 func unquote(tok []byte) string {
-	var s string
-	json.Unmarshal(tok, &s)
-	return s
+	return record.Text(tok[1 : len(tok)-1])
 }
 
+// appendQuoted writes s in the canonical form of the record contract.
 func appendQuoted(dst []byte, s string) []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	enc.Encode(s)
-	return append(dst, bytes.TrimRight(b.Bytes(), "\n")...)
+	return record.AppendString(dst, []byte(s))
 }
 
 // isPseudonym reports a value this package wrote: <tag> or <tag:hex>.

@@ -282,3 +282,20 @@ func keyIs(k []byte, key string) bool {
 	}
 	return string(AppendUnescaped(nil, inner)) == key
 }
+
+// AppendCanonicalJSON appends the valid JSON value v with every string
+// token in canonical form, for searching a record for a value however its
+// writer escaped it.
+func AppendCanonicalJSON(dst, v []byte) []byte {
+	for {
+		i := bytes.IndexByte(v, '"')
+		if i < 0 {
+			return append(dst, v...)
+		}
+		end := SkipString(v, i)
+		dst = append(dst, v[:i+1]...)
+		dst = AppendCanonical(dst, v[i+1:max(end-1, i+1)])
+		dst = append(dst, '"')
+		v = v[end:]
+	}
+}
