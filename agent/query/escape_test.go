@@ -2,6 +2,7 @@ package query
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -97,7 +98,7 @@ func TestLegacyEscapedValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, problems := s.Stats(Filter{})
+	st, problems := s.Stats(context.Background(), Filter{})
 	if len(problems) > 0 {
 		t.Fatal(problems)
 	}
@@ -105,7 +106,7 @@ func TestLegacyEscapedValues(t *testing.T) {
 		t.Errorf("stats: %v %v, want %d of each", st.ByType, st.ByWorkflow, n)
 	}
 	for _, f := range []Filter{{Type: `lead "vip"`}, {Workflow: "café_onboarding"}, {Lead: `LEAD/42\A`}, {Subjects: []string{`LEAD/42\A`}}} {
-		recs, problems := s.Newest(f, 10000)
+		recs, problems := s.Newest(context.Background(), f, 10000)
 		if len(recs) != n || len(problems) > 0 {
 			t.Errorf("%+v: %d records (%v), want %d", f, len(recs), problems, n)
 		}

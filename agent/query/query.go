@@ -6,6 +6,7 @@ package query
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -210,8 +211,9 @@ func (s *Store) plan(c *compiled) ([]store.Segment, []Problem) {
 // Each calls visit for every matching record, from Workers goroutines; the
 // worker number lets callers keep per-worker state without locks. h is only
 // valid during the call. Records of one segment come in seq order, segments
-// in any order.
-func (s *Store) Each(f Filter, visit func(worker int, h *record.Head)) []Problem {
+// in any order. When ctx ends, Each returns soon after with what it saw:
+// the caller checks ctx.Err() before it trusts the answer.
+func (s *Store) Each(ctx context.Context, f Filter, visit func(worker int, h *record.Head)) []Problem {
 	c := compile(f)
 	segs, problems := s.plan(&c)
 	work := make(chan store.Segment)
@@ -222,7 +224,7 @@ func (s *Store) Each(f Filter, visit func(worker int, h *record.Head)) []Problem
 		go func() {
 			defer wg.Done()
 			for seg := range work {
-				if p := s.scan(seg, &c, func(h *record.Head) bool { visit(w, h); return true }); p != nil {
+				if p := s.scan(ctx, seg, &c, func(h *record.Head) bool { visit(w, h); return true }); p != nil {
 					mu.Lock()
 					problems = append(problems, *p)
 					mu.Unlock()
@@ -231,6 +233,9 @@ func (s *Store) Each(f Filter, visit func(worker int, h *record.Head)) []Problem
 		}()
 	}
 	for _, seg := range segs {
+		if ctx.Err() != nil {
+			break
+		}
 		work <- seg
 	}
 	close(work)
@@ -240,14 +245,17 @@ func (s *Store) Each(f Filter, visit func(worker int, h *record.Head)) []Problem
 
 // Forward calls fn for every matching record in seq order, one segment at a
 // time, so memory stays flat whatever the store's size. fn returning an
-// error stops the scan with that error.
-func (s *Store) Forward(f Filter, fn func(h *record.Head) error) ([]Problem, error) {
+// error stops the scan with that error, and so does the end of ctx.
+func (s *Store) Forward(ctx context.Context, f Filter, fn func(h *record.Head) error) ([]Problem, error) {
 	c := compile(f)
 	segs, problems := s.plan(&c)
 	var ferr error
 	for _, seg := range segs {
-		if p := s.scan(seg, &c, func(h *record.Head) bool { ferr = fn(h); return ferr == nil }); p != nil {
+		if p := s.scan(ctx, seg, &c, func(h *record.Head) bool { ferr = fn(h); return ferr == nil }); p != nil {
 			problems = append(problems, *p)
+		}
+		if ferr == nil {
+			ferr = ctx.Err()
 		}
 		if ferr != nil {
 			return problems, ferr
@@ -259,11 +267,12 @@ func (s *Store) Forward(f Filter, fn func(h *record.Head) error) ([]Problem, err
 // Newest returns up to limit matching records, newest (highest seq) first.
 // Segments are read newest first, Workers at a time, and each keeps only
 // its last limit matches, so memory is bounded by Workers × limit records.
-func (s *Store) Newest(f Filter, limit int) ([]record.Record, []Problem) {
+// When ctx ends it returns soon after (see Each).
+func (s *Store) Newest(ctx context.Context, f Filter, limit int) ([]record.Record, []Problem) {
 	c := compile(f)
 	segs, problems := s.plan(&c)
 	var out []record.Record
-	for end := len(segs); end > 0 && len(out) < limit; {
+	for end := len(segs); end > 0 && len(out) < limit && ctx.Err() == nil; {
 		start := max(end-max(s.Workers, 1), 0)
 		wave := make([][]record.Record, end-start)
 		probs := make([]*Problem, end-start)
@@ -274,7 +283,7 @@ func (s *Store) Newest(f Filter, limit int) ([]record.Record, []Problem) {
 				defer wg.Done()
 				var last ring
 				last.size = limit
-				probs[i-start] = s.scan(segs[i], &c, func(h *record.Head) bool { last.push(h.Record()); return true })
+				probs[i-start] = s.scan(ctx, segs[i], &c, func(h *record.Head) bool { last.push(h.Record()); return true })
 				wave[i-start] = last.newestFirst()
 			}()
 		}
@@ -318,13 +327,17 @@ func (r *ring) newestFirst() []record.Record {
 }
 
 // scan reads one segment and calls fn for its matching records until fn
-// returns false. A line that is not a record is a problem, reported once
-// per segment with the count; the scan goes on.
-func (s *Store) scan(seg store.Segment, c *compiled, fn func(h *record.Head) bool) *Problem {
+// returns false or ctx ends (checked every few thousand lines). A line
+// that is not a record is a problem, reported once per segment with the
+// count; the scan goes on.
+func (s *Store) scan(ctx context.Context, seg store.Segment, c *compiled, fn func(h *record.Head) bool) *Problem {
 	var h record.Head
 	bad, firstBad := 0, 0
 	stop := errors.New("stop")
 	visit := func(_ store.Segment, lineNo int, line []byte) error {
+		if lineNo%ctxCheckLines == 0 && ctx.Err() != nil {
+			return stop
+		}
 		if !h.Parse(line) {
 			if bad++; bad == 1 {
 				firstBad = lineNo
@@ -354,6 +367,10 @@ func (s *Store) scan(seg store.Segment, c *compiled, fn func(h *record.Head) boo
 	}
 	return nil
 }
+
+// ctxCheckLines is how often a scan looks at its context: a few
+// milliseconds of reading.
+const ctxCheckLines = 4096
 
 // Empty reports a store without a single stored byte.
 func (s *Store) Empty() bool {

@@ -2,6 +2,7 @@ package query
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -103,7 +104,7 @@ func TestFiltersMatchAFullDecode(t *testing.T) {
 			}
 			var got []uint64
 			var mu = make(chan struct{}, 1)
-			problems := s.Each(c.f, func(_ int, h *record.Head) {
+			problems := s.Each(context.Background(), c.f, func(_ int, h *record.Head) {
 				mu <- struct{}{}
 				got = append(got, h.Seq)
 				<-mu
@@ -115,7 +116,7 @@ func TestFiltersMatchAFullDecode(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Fatalf("Each: %d records, want %d", len(got), len(want))
 			}
-			newest, _ := s.Newest(c.f, 25)
+			newest, _ := s.Newest(context.Background(), c.f, 25)
 			var seqs []uint64
 			for _, r := range newest {
 				seqs = append(seqs, r.Seq)
@@ -160,7 +161,7 @@ func TestPerformanceMatchesASort(t *testing.T) {
 		}
 	}
 	s, _ := Open(dir)
-	ops, problems := s.Performance(Filter{}, "")
+	ops, problems := s.Performance(context.Background(), Filter{}, "")
 	if len(problems) > 0 || len(ops) != len(byOp) {
 		t.Fatalf("%d operations, want %d (problems %v)", len(ops), len(byOp), problems)
 	}
@@ -195,7 +196,7 @@ func TestDamagedSegmentsAreReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, _ := Open(dir)
-	st, problems := s.Stats(Filter{})
+	st, problems := s.Stats(context.Background(), Filter{})
 	if len(problems) != 2 {
 		t.Fatalf("problems %v, want one for %s and one for the gap before %s", problems, corrupt.Name, segs[11].Name)
 	}
@@ -230,7 +231,7 @@ func TestSegmentCompressedWhileQuerying(t *testing.T) {
 	if err := store.CompressRotated(dir); err != nil {
 		t.Fatal(err)
 	}
-	stats, problems := s.Stats(Filter{})
+	stats, problems := s.Stats(context.Background(), Filter{})
 	if len(problems) > 0 || stats.Events != 200 {
 		t.Fatalf("%d events, problems %v", stats.Events, problems)
 	}
@@ -257,7 +258,7 @@ func TestNewestSkipsInternalRecords(t *testing.T) {
 	}
 	st.Close()
 	s, _ := Open(dir)
-	recs, _ := s.Newest(Filter{AppOnly: true}, 5)
+	recs, _ := s.Newest(context.Background(), Filter{AppOnly: true}, 5)
 	if len(recs) != 5 || recs[0].Seq != 100 || recs[4].Seq != 96 {
 		t.Fatalf("got %d records, first %+v", len(recs), recs)
 	}

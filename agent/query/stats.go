@@ -2,6 +2,7 @@ package query
 
 import (
 	"bytes"
+	"context"
 	"maps"
 	"slices"
 	"time"
@@ -126,12 +127,12 @@ func (st *Stats) Merge(o *Stats) {
 
 // Stats scans every matching application record (seals and checkpoints
 // are left out) in parallel.
-func (s *Store) Stats(f Filter) (*Stats, []Problem) {
+func (s *Store) Stats(ctx context.Context, f Filter) (*Stats, []Problem) {
 	parts := make([]*Stats, max(s.Workers, 1))
 	for i := range parts {
 		parts[i] = NewStats()
 	}
-	problems := s.Each(f, func(w int, h *record.Head) {
+	problems := s.Each(ctx, f, func(w int, h *record.Head) {
 		if !h.Internal() {
 			parts[w].Add(h)
 		}
@@ -186,13 +187,13 @@ func Summarize(name string, d []float64) Operation {
 // Performance returns the exact duration percentiles of performance events
 // per operation (the workflow when an event names no operation), sorted by
 // name. Durations are kept in memory: 8 bytes per performance event.
-func (s *Store) Performance(f Filter, operation string) ([]Operation, []Problem) {
+func (s *Store) Performance(ctx context.Context, f Filter, operation string) ([]Operation, []Problem) {
 	f.Type = record.TypePerformance
 	parts := make([]map[string][]float64, max(s.Workers, 1))
 	for i := range parts {
 		parts[i] = map[string][]float64{}
 	}
-	problems := s.Each(f, func(w int, h *record.Head) {
+	problems := s.Each(ctx, f, func(w int, h *record.Head) {
 		d, ok := record.Duration(h.Details)
 		if !ok {
 			return

@@ -3,6 +3,7 @@
 package report
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -104,7 +105,7 @@ type acc struct {
 // Build reads the store once and returns a page per period that has
 // events, oldest first. Records whose timestamp is not RFC 3339 belong to
 // no period.
-func Build(s *query.Store, opt Options) ([]*Page, []query.Problem) {
+func Build(ctx context.Context, s *query.Store, opt Options) ([]*Page, []query.Problem) {
 	if opt.Latest <= 0 {
 		opt.Latest = 20
 	}
@@ -116,7 +117,7 @@ func Build(s *query.Store, opt Options) ([]*Page, []query.Problem) {
 	for i := range workers {
 		workers[i] = map[time.Time]*acc{}
 	}
-	problems := s.Each(opt.Filter, func(w int, h *record.Head) {
+	problems := s.Each(ctx, opt.Filter, func(w int, h *record.Head) {
 		if h.Internal() {
 			return
 		}

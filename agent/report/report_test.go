@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"context"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -28,14 +29,14 @@ func TestPagesMatchQueriesOverTheirPeriod(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, weekly := range []bool{false, true} {
-		pages, problems := Build(s, Options{Weekly: weekly, Latest: 7, Now: time.Now()})
+		pages, problems := Build(context.Background(), s, Options{Weekly: weekly, Latest: 7, Now: time.Now()})
 		if len(problems) > 0 {
 			t.Fatal(problems)
 		}
 		total := 0
 		for i, p := range pages {
 			total += p.Stats.Events
-			want, _ := s.Stats(query.Filter{Since: p.Start, Until: p.End})
+			want, _ := s.Stats(context.Background(), query.Filter{Since: p.Start, Until: p.End})
 			if p.Stats.Events != want.Events || p.Stats.Errors != want.Errors {
 				t.Errorf("%s: %d events, %d errors; stats says %d, %d", p.Name(), p.Stats.Events, p.Stats.Errors, want.Events, want.Errors)
 			}
@@ -52,7 +53,7 @@ func TestPagesMatchQueriesOverTheirPeriod(t *testing.T) {
 			if bucketSum != p.Stats.Events || errSum != p.Stats.Errors {
 				t.Errorf("%s: chart sums to %d, error groups to %d", p.Name(), bucketSum, errSum)
 			}
-			newest, _ := s.Newest(query.Filter{Since: p.Start, Until: p.End}, 7)
+			newest, _ := s.Newest(context.Background(), query.Filter{Since: p.Start, Until: p.End}, 7)
 			if len(newest) != len(p.Latest) {
 				t.Fatalf("%s: %d latest events, want %d", p.Name(), len(p.Latest), len(newest))
 			}

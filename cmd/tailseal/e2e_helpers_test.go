@@ -42,6 +42,9 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if bigStoreDir != "" {
+		os.RemoveAll(bigStoreDir)
+	}
 	if pristineVal.dataDir != "" {
 		os.RemoveAll(filepath.Dir(pristineVal.dataDir))
 	}

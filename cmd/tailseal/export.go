@@ -13,15 +13,15 @@ import (
 	"github.com/tailseal/tailseal/signer/record"
 )
 
-func runExport(_ context.Context, args []string) error {
+func runExport(ctx context.Context, args []string) error {
 	var rf readFlags
 	fs := newFlagSet("export", `Usage: tailseal export --format csv|json|jsonl --output FILE [filters]
 
 Writes the matching events in seq order, streamed: memory stays flat
 whatever the store's size. jsonl is the stored lines byte for byte (they
 still verify); json is one array of those records; csv has the columns
-seq, timestamp, event_type, actor, lead_id, workflow and details (as JSON). FILE is written whole or not at all;
---output - writes to standard output. Seals and checkpoints are left out
+seq, timestamp, event_type, actor, lead_id, workflow and details (as JSON). FILE is written whole or not at all
+(Ctrl-C leaves no file); --output - writes to standard output. Seals and checkpoints are left out
 unless --type names them.
 `)
 	rf.register(fs)
@@ -60,7 +60,7 @@ unless --type names them.
 	var done int64
 	n := 0
 	f.AppOnly = f.Type == ""
-	problems, err := s.Forward(f, func(h *record.Head) error {
+	problems, err := s.Forward(ctx, f, func(h *record.Head) error {
 		n++
 		done += int64(len(h.Line)) + 1
 		bar.set(done)
@@ -80,6 +80,9 @@ unless --type names them.
 		}
 	}
 	bar.finish()
+	if ierr := interrupted(ctx, "export"); ierr != nil {
+		return ierr // the temporary file is removed: nothing written
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tailseal export: %v\n", err)
 		return err

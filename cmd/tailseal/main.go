@@ -32,12 +32,17 @@ var (
 	errUsage   = errors.New("usage")
 	errFinding = errors.New("finding")
 	errHelp    = errors.New("help shown") // --help: exit 0, do nothing else
+	// errInterrupted: SIGINT or SIGTERM stopped a read command before it
+	// answered; exit 130, as shells report a command ended by Ctrl-C.
+	errInterrupted = errors.New("interrupted")
 )
 
 func exitCode(err error) int {
 	switch {
 	case err == nil, errors.Is(err, errHelp):
 		return 0
+	case errors.Is(err, errInterrupted):
+		return 130
 	case errors.Is(err, errFinding):
 		return 1
 	case errors.Is(err, errUsage):
@@ -110,6 +115,16 @@ func loadConfig() (*config.Config, error) {
 		return nil, errUsage
 	}
 	return cfg, nil
+}
+
+// interrupted ends a read command whose context ended (Ctrl-C): it says
+// so, and the caller writes nothing more.
+func interrupted(ctx context.Context, cmd string) error {
+	if ctx.Err() == nil {
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "tailseal %s: interrupted; nothing written\n", cmd)
+	return errInterrupted
 }
 
 // flagError maps a flag parsing error: -h and --help are a success.

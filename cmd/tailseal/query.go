@@ -35,7 +35,7 @@ func newFlagSet(name, usage string) *flag.FlagSet {
 	return fs
 }
 
-func runQuery(_ context.Context, args []string) error {
+func runQuery(ctx context.Context, args []string) error {
 	var rf readFlags
 	fs := newFlagSet("query", `Usage: tailseal query [filters] [--limit N] [--verbose] [--json]
 
@@ -55,7 +55,10 @@ checkpoints are left out unless --type names them.
 		return errUsage
 	}
 	f.AppOnly = f.Type == ""
-	recs, problems := s.Newest(f, *limit)
+	recs, problems := s.Newest(ctx, f, *limit)
+	if err := interrupted(ctx, "query"); err != nil {
+		return err
+	}
 	out := bufio.NewWriter(os.Stdout)
 	if rf.json {
 		for _, r := range recs {
@@ -90,7 +93,7 @@ func cell(s string) string {
 	return strings.NewReplacer("\n", `\n`, "\t", " ").Replace(s)
 }
 
-func runStats(_ context.Context, args []string) error {
+func runStats(ctx context.Context, args []string) error {
 	var rf readFlags
 	fs := newFlagSet("stats", `Usage: tailseal stats [filters] [--json]
 
@@ -103,7 +106,10 @@ replaced, by kind. Seals and checkpoints are not counted.
 	if err != nil {
 		return err
 	}
-	st, problems := s.Stats(f)
+	st, problems := s.Stats(ctx, f)
+	if err := interrupted(ctx, "stats"); err != nil {
+		return err
+	}
 	if rf.json {
 		writeJSON(st)
 	} else {
@@ -180,7 +186,7 @@ func newErrorView(r record.Record) errorView {
 	}
 }
 
-func runErrors(_ context.Context, args []string) error {
+func runErrors(ctx context.Context, args []string) error {
 	var rf readFlags
 	fs := newFlagSet("errors", `Usage: tailseal errors [filters] [--limit N] [--verbose] [--json]
 
@@ -204,7 +210,10 @@ error_message/message/error), and the traceback under --verbose.
 		return errUsage
 	}
 	f.Type = record.TypeError
-	recs, problems := s.Newest(f, *limit)
+	recs, problems := s.Newest(ctx, f, *limit)
+	if err := interrupted(ctx, "errors"); err != nil {
+		return err
+	}
 	out := bufio.NewWriter(os.Stdout)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	if !rf.json && !*verbose && len(recs) > 0 {
@@ -234,7 +243,7 @@ error_message/message/error), and the traceback under --verbose.
 	return answered("errors", problems, len(recs), "errors")
 }
 
-func runPerformance(_ context.Context, args []string) error {
+func runPerformance(ctx context.Context, args []string) error {
 	var rf readFlags
 	fs := newFlagSet("performance", `Usage: tailseal performance [--operation OP] [filters] [--json]
 
@@ -248,7 +257,10 @@ details "duration_ms", in milliseconds.
 	if err != nil {
 		return err
 	}
-	ops, problems := s.Performance(f, *op)
+	ops, problems := s.Performance(ctx, f, *op)
+	if err := interrupted(ctx, "performance"); err != nil {
+		return err
+	}
 	if rf.json {
 		out := bufio.NewWriter(os.Stdout)
 		for _, o := range ops {

@@ -12,7 +12,7 @@ import (
 	"github.com/tailseal/tailseal/signer/verify"
 )
 
-func runReport(_ context.Context, args []string) error {
+func runReport(ctx context.Context, args []string) error {
 	var rf readFlags
 	fs := newFlagSet("report", `Usage: tailseal report [--period daily|weekly] [--output DIR] [filters]
 
@@ -40,7 +40,13 @@ and print.
 	if *check {
 		integrity = checkIntegrity(cfg)
 	}
-	pages, problems := report.Build(s, report.Options{Weekly: *period == "weekly", Filter: f, Latest: *latest, Integrity: integrity, Now: time.Now()})
+	if err := interrupted(ctx, "report"); err != nil {
+		return err
+	}
+	pages, problems := report.Build(ctx, s, report.Options{Weekly: *period == "weekly", Filter: f, Latest: *latest, Integrity: integrity, Now: time.Now()})
+	if err := interrupted(ctx, "report"); err != nil {
+		return err // no page written: a page from half a scan would mislead
+	}
 	if err := report.WriteAll(*output, pages, integrity); err != nil {
 		fmt.Fprintf(os.Stderr, "tailseal report: %v\n", err)
 		return err
