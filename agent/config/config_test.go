@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tailseal/tailseal/signer"
+	"github.com/tailseal/tailseal/signer/pii"
 )
 
 func TestDefaults(t *testing.T) {
@@ -232,4 +233,12 @@ func errString(_ *Config, err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+func TestPIIMode(t *testing.T) {
+	for name, want := range map[string]pii.Mode{"hash": pii.Hash, "Redact": pii.Redact, "mask": pii.Mask, "OFF": pii.Off, "hush": pii.Hash} {
+		if got := (&Config{PIIMode: name}).PII(); got != want {
+			t.Errorf("PII() for %q = %v, want %v", name, got, want)
+		}
+	}
 }

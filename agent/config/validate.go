@@ -152,6 +152,17 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// PII is the anonymization mode that TAILSEAL_PII_MODE names. Validate
+// refuses any other name; a Config that skipped Validate gets the default,
+// Hash, for an unknown one.
+func (c *Config) PII() pii.Mode {
+	m, err := pii.ParseMode(c.PIIMode)
+	if err != nil {
+		return pii.Hash
+	}
+	return m
+}
+
 // validateKeys checks the key material's shape. Key values are secrets:
 // the messages never repeat them.
 func (c *Config) validateKeys(p *problems) {
