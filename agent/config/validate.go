@@ -135,7 +135,7 @@ func (c *Config) Validate() error {
 	}
 
 	if c.Listen != "" {
-		if err := hostPort(c.Listen, 0); err != nil {
+		if _, err := hostPort(c.Listen, 0); err != nil {
 			p.add("TAILSEAL_LISTEN %q: %w (or empty to turn the endpoint off)", c.Listen, err)
 		}
 	}
@@ -229,9 +229,9 @@ func (c *Config) validateSinks(p *problems) {
 	if c.SMTPAddr == "" {
 		return
 	}
-	if err := hostPort(c.SMTPAddr, 1); err != nil {
+	if host, err := hostPort(c.SMTPAddr, 1); err != nil {
 		p.add("TAILSEAL_SMTP_ADDR %q: %w", c.SMTPAddr, err)
-	} else if host, _, _ := net.SplitHostPort(c.SMTPAddr); host == "" {
+	} else if host == "" {
 		p.add("TAILSEAL_SMTP_ADDR %q: want host:port with a host", c.SMTPAddr)
 	}
 	if c.SMTPFrom == "" || len(c.SMTPTo) == 0 {
@@ -254,18 +254,19 @@ func httpURL(raw string) bool {
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
-// hostPort checks "host:port" (host may be empty: every interface) with a
-// numeric port from minPort to 65535.
-func hostPort(addr string, minPort int) error {
-	_, port, err := net.SplitHostPort(addr)
+// hostPort checks "host:port" with a numeric port from minPort to 65535
+// and returns the host, which may be empty (for a listener: every
+// interface).
+func hostPort(addr string, minPort int) (host string, err error) {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return errors.New("want host:port, for example 127.0.0.1:9464")
+		return "", errors.New("want host:port, for example 127.0.0.1:9464")
 	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n < minPort || n > 65535 {
-		return fmt.Errorf("the port must be a number from %d to 65535", minPort)
+		return "", fmt.Errorf("the port must be a number from %d to 65535", minPort)
 	}
-	return nil
+	return host, nil
 }
 
 // ParseWebhookSecret reads a Standard Webhooks secret: "whsec_" and at
