@@ -47,7 +47,9 @@ const (
 	// MaxSegmentMB keeps SegmentMaxMB << 20 far inside int64: 1 TiB.
 	MaxSegmentMB = 1 << 20
 	// MaxLineBytes keeps a stored record (the line plus its envelope and
-	// JSON escaping) below the 64 MiB that store readers accept: 16 MiB.
+	// JSON escaping) well below the 64 MiB line limit of the store's segment
+	// scan (agent/store), and the tailer's MaxLine + buffer size inside an
+	// int: 16 MiB.
 	MaxLineBytes = 16 << 20
 )
 
@@ -120,6 +122,8 @@ func (c *Config) Validate() error {
 	if c.Origin == "" || strings.ContainsAny(c.Origin, "\n") {
 		p.add("TAILSEAL_ORIGIN must be one non-empty line")
 	}
+	// pii.ParseMode owns the names; it reads "" as hash for its library
+	// callers, but a variable set to nothing is a mistake here.
 	if _, err := pii.ParseMode(c.PIIMode); err != nil || c.PIIMode == "" {
 		p.add("TAILSEAL_PII_MODE must be hash, redact, mask or off")
 	}
