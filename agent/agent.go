@@ -137,12 +137,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 }
 
 func (a *Agent) setupPII() error {
-	mode, err := pii.ParseMode(a.cfg.PIIMode)
-	if err != nil {
-		return fmt.Errorf("%w: TAILSEAL_PII_MODE: %v", config.ErrInvalid, err)
-	}
+	mode := a.cfg.PII()
 	var key []byte
 	if mode == pii.Hash {
+		var err error
 		if key, err = loadPIIKey(a.cfg, a.log); err != nil {
 			return err
 		}

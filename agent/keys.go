@@ -84,9 +84,11 @@ func writeNoteKeys(dataDir string) (vkey string, err error) {
 func loadKeys(cfg *config.Config, log *slog.Logger) (*keys, error) {
 	var k keys
 	if cfg.HMACKey != "" {
+		// config.Validate has checked the configured keys' shape; an error
+		// here means a Config that skipped it.
 		key, err := signer.ParseHexKey(cfg.HMACKey)
 		if err != nil {
-			return nil, fmt.Errorf("%w: TAILSEAL_HMAC_KEY: %v", config.ErrInvalid, err)
+			return nil, fmt.Errorf("%w: TAILSEAL_HMAC_KEY: %w", config.ErrInvalid, err)
 		}
 		log.Warn("static signing key configured: no forward security (see README)")
 		k.sign = signer.NewStaticKey(key)
@@ -116,6 +118,7 @@ func loadKeys(cfg *config.Config, log *slog.Logger) (*keys, error) {
 	if cfg.CheckpointKey != "" {
 		n, err := note.NewSigner(cfg.CheckpointKey)
 		if err != nil {
+			// Checked by config.Validate; the key's text stays out of errors.
 			return nil, fmt.Errorf("%w: TAILSEAL_CHECKPOINT_KEY is not a signed-note signer key (PRIVATE+KEY+name+hash+base64)", config.ErrInvalid)
 		}
 		k.note = n
@@ -177,8 +180,8 @@ func loadPIIKey(cfg *config.Config, log *slog.Logger) ([]byte, error) {
 func ReadPIIKey(cfg *config.Config) ([]byte, error) {
 	if cfg.PIIKey != "" {
 		k, err := signer.ParseHexKey(cfg.PIIKey)
-		if err != nil {
-			return nil, fmt.Errorf("%w: TAILSEAL_PII_KEY: %v", config.ErrInvalid, err)
+		if err != nil { // checked by config.Validate
+			return nil, fmt.Errorf("%w: TAILSEAL_PII_KEY: %w", config.ErrInvalid, err)
 		}
 		return k, nil
 	}

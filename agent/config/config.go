@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -32,8 +31,13 @@ type Config struct {
 	MaxLineBytes   int           `envconfig:"MAX_LINE_BYTES" default:"1048576"`
 	PollInterval   time.Duration `envconfig:"POLL_INTERVAL" default:"1s"`
 
-	// HMACKey is the hex-encoded static signing key; empty means "use or
-	// generate $DATA_DIR/keys/hmac.key".
+	// HMACKey is a static signing key (64 hex digits) that signs every
+	// record, without forward security. Empty (the default) means
+	// forward-secure epoch keys: the current key is kept in
+	// $DATA_DIR/state/seal.json and evolves every Epoch. Its start, K0, comes
+	// from `tailseal keygen` (which prints it and does not store it) or, on a
+	// first start without keygen, is generated and kept in
+	// $DATA_DIR/keys/verify.key for `tailseal verify`.
 	HMACKey string `envconfig:"HMAC_KEY"`
 
 	// Epoch is how long one forward-secure signing key lives.
@@ -113,33 +117,44 @@ var secrets = []struct {
 // come from a file too (TAILSEAL_WEBHOOK_URLS_FILE).
 const webhookURLsFile = "WEBHOOK_URLS"
 
-// Load reads the environment, applies defaults and validates.
+// Load reads the environment, applies defaults and validates. A value of
+// the wrong type (a word where a number goes) stops it at once, because the
+// rest cannot be checked meaningfully; otherwise the error lists every
+// problem (see Error).
 func Load() (*Config, error) {
 	var c Config
 	if err := envconfig.Process(Prefix, &c); err != nil {
 		var pe *envconfig.ParseError
 		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("%w: %s=%q is not a valid %s", ErrInvalid, pe.KeyName, pe.Value, typeName(pe.TypeName))
+			return nil, &Error{Problems: []error{fmt.Errorf("%s=%q is not a valid %s", pe.KeyName, pe.Value, typeName(pe.TypeName))}}
 		}
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, &Error{Problems: []error{err}}
 	}
+	var problems []error
 	for _, s := range secrets {
 		if err := loadSecretFile(s.name, s.dst(&c)); err != nil {
-			return nil, err
+			problems = append(problems, err)
 		}
 	}
 	var urls string
 	if err := loadSecretFile(webhookURLsFile, &urls); err != nil {
-		return nil, err
+		problems = append(problems, err)
 	}
 	if urls != "" {
 		if len(c.WebhookURLs) > 0 {
-			return nil, fmt.Errorf("%w: set either %s_%s or %s_%s_FILE, not both", ErrInvalid, Prefix, webhookURLsFile, Prefix, webhookURLsFile)
+			problems = append(problems, fmt.Errorf("set either %s_%s or %s_%s_FILE, not both", Prefix, webhookURLsFile, Prefix, webhookURLsFile))
 		}
 		c.WebhookURLs = strings.FieldsFunc(urls, func(r rune) bool { return r == ',' || r == '\n' })
 	}
 	if err := c.Validate(); err != nil {
-		return nil, err
+		var e *Error
+		if !errors.As(err, &e) {
+			return nil, err
+		}
+		problems = append(problems, e.Problems...)
+	}
+	if len(problems) > 0 {
+		return nil, &Error{Problems: problems}
 	}
 	return &c, nil
 }
@@ -151,12 +166,12 @@ func loadSecretFile(name string, dst *string) error {
 		return nil
 	}
 	if *dst != "" {
-		return fmt.Errorf("%w: set either %s_%s or %s, not both", ErrInvalid, Prefix, name, env)
+		return fmt.Errorf("set either %s_%s or %s, not both", Prefix, name, env)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		// The path is not secret; the content is never printed.
-		return fmt.Errorf("%w: read %s (%s): %v", ErrInvalid, env, path, err)
+		return fmt.Errorf("read %s (%s): %w", env, path, err)
 	}
 	*dst = strings.TrimSpace(string(b))
 	return nil
@@ -175,80 +190,6 @@ func typeName(t string) string {
 		return "number"
 	}
 	return t
-}
-
-// Validate checks ranges and fills derived defaults.
-func (c *Config) Validate() error {
-	var errs []string
-	if c.Source == "" {
-		errs = append(errs, "TAILSEAL_SOURCE must not be empty")
-	}
-	if c.DataDir == "" {
-		errs = append(errs, "TAILSEAL_DATA_DIR must not be empty")
-	}
-	if c.SegmentMaxMB < 1 {
-		errs = append(errs, "TAILSEAL_SEGMENT_MAX_MB must be at least 1")
-	}
-	if c.SegmentMaxAge <= 0 {
-		errs = append(errs, "TAILSEAL_SEGMENT_MAX_AGE must be positive (for example 24h)")
-	}
-	if c.RetentionDays < 0 {
-		errs = append(errs, "TAILSEAL_RETENTION_DAYS must be 0 (keep forever) or more")
-	}
-	if c.CommitInterval <= 0 || c.CommitInterval > time.Minute {
-		errs = append(errs, "TAILSEAL_COMMIT_INTERVAL must be between 1ns and 1m (for example 5ms)")
-	}
-	if c.MaxLineBytes < 1024 {
-		errs = append(errs, "TAILSEAL_MAX_LINE_BYTES must be at least 1024")
-	}
-	if c.Epoch < time.Second {
-		errs = append(errs, "TAILSEAL_EPOCH must be at least 1s (default 15m)")
-	}
-	if c.CheckpointEvery < 1 || c.CheckpointInterval < 100*time.Millisecond {
-		errs = append(errs, "TAILSEAL_CHECKPOINT_EVERY must be at least 1 and TAILSEAL_CHECKPOINT_INTERVAL at least 100ms")
-	}
-	if c.Origin == "" || strings.ContainsAny(c.Origin, "\n") {
-		errs = append(errs, "TAILSEAL_ORIGIN must be one non-empty line")
-	}
-	switch strings.ToLower(c.PIIMode) {
-	case "hash", "redact", "mask", "off":
-	default:
-		errs = append(errs, "TAILSEAL_PII_MODE must be hash, redact, mask or off")
-	}
-	if c.PollInterval < 10*time.Millisecond {
-		errs = append(errs, "TAILSEAL_POLL_INTERVAL must be at least 10ms")
-	}
-	if c.WebhookBatch < 1 || c.WebhookBatchBytes < 1024 || c.WebhookBatchAge <= 0 {
-		errs = append(errs, "TAILSEAL_WEBHOOK_BATCH must be at least 1, TAILSEAL_WEBHOOK_BATCH_BYTES at least 1024 and TAILSEAL_WEBHOOK_BATCH_AGE positive")
-	}
-	if c.HTTPTimeout <= 0 || c.RetryMaxWait < time.Second {
-		errs = append(errs, "TAILSEAL_HTTP_TIMEOUT must be positive and TAILSEAL_RETRY_MAX_WAIT at least 1s")
-	}
-	if c.AlertThreshold < 1 || c.AlertWindow < time.Second || c.AlertCooldown < 0 {
-		errs = append(errs, "TAILSEAL_ALERT_THRESHOLD must be at least 1, TAILSEAL_ALERT_WINDOW at least 1s and TAILSEAL_ALERT_COOLDOWN not negative")
-	}
-	if c.PerfDegradationFactor != 0 && c.PerfDegradationFactor <= 1 {
-		errs = append(errs, "TAILSEAL_PERF_DEGRADATION_FACTOR must be above 1 (or 0 to turn the rule off)")
-	}
-	switch strings.ToLower(c.SMTPTLS) {
-	case "mandatory", "implicit", "opportunistic", "none":
-	default:
-		errs = append(errs, "TAILSEAL_SMTP_TLS must be mandatory, implicit, opportunistic or none")
-	}
-	if c.SMTPAddr != "" && (c.SMTPFrom == "" || len(c.SMTPTo) == 0) {
-		errs = append(errs, "TAILSEAL_SMTP_ADDR needs TAILSEAL_SMTP_FROM and TAILSEAL_SMTP_TO")
-	}
-	switch strings.ToLower(c.LogLevel) {
-	case "debug", "info", "warn", "warning", "error":
-	default:
-		errs = append(errs, "TAILSEAL_LOG_LEVEL must be debug, info, warn or error")
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(errs, "; "))
-	}
-	c.Source = filepath.Clean(c.Source)
-	c.DataDir = filepath.Clean(c.DataDir)
-	return nil
 }
 
 // SegmentMaxBytes is the size at which the active segment is rotated.

@@ -2,10 +2,15 @@ package config
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tailseal/tailseal/signer"
+	"github.com/tailseal/tailseal/signer/pii"
 )
 
 func TestDefaults(t *testing.T) {
@@ -19,41 +24,207 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+const (
+	hexKey  = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+	whsec   = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" // 24 bytes
+	okHook  = "https://hooks.example.com/T0/B0/sEcReT"
+	smtpEnv = "TAILSEAL_SMTP_ADDR=smtp.example.com:587"
+)
+
+// setenv sets "NAME=value" pairs for the test.
+func setenv(t *testing.T, kvs ...string) {
+	t.Helper()
+	for _, kv := range kvs {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+}
+
+// Each check is one row: a bad value and the message, which names the
+// variable. secret marks a value that must not appear in the message.
 func TestErrorsNameTheVariable(t *testing.T) {
-	tests := []struct{ env, value, want string }{
-		{"TAILSEAL_SEGMENT_MAX_MB", "abc", `TAILSEAL_SEGMENT_MAX_MB="abc" is not a valid whole number`},
-		{"TAILSEAL_EPOCH", "soon", `TAILSEAL_EPOCH="soon" is not a valid duration`},
-		{"TAILSEAL_EPOCH", "10ms", "TAILSEAL_EPOCH must be at least 1s"},
-		{"TAILSEAL_PII_MODE", "hush", "TAILSEAL_PII_MODE must be hash, redact, mask or off"},
-		{"TAILSEAL_LOG_LEVEL", "loud", "TAILSEAL_LOG_LEVEL must be"},
-		{"TAILSEAL_MAX_LINE_BYTES", "10", "TAILSEAL_MAX_LINE_BYTES must be at least 1024"},
-		{"TAILSEAL_HMAC_KEY_FILE", "/nonexistent/key", "read TAILSEAL_HMAC_KEY_FILE"},
+	tests := []struct {
+		env    []string
+		want   string
+		secret string
+	}{
+		{env: []string{"TAILSEAL_SEGMENT_MAX_MB=abc"}, want: `TAILSEAL_SEGMENT_MAX_MB="abc" is not a valid whole number`},
+		{env: []string{"TAILSEAL_EPOCH=soon"}, want: `TAILSEAL_EPOCH="soon" is not a valid duration`},
+		{env: []string{"TAILSEAL_PERF_DEGRADATION_FACTOR=two"}, want: `TAILSEAL_PERF_DEGRADATION_FACTOR="two" is not a valid number`},
+		{env: []string{"TAILSEAL_HMAC_KEY_FILE=/nonexistent/key"}, want: "read TAILSEAL_HMAC_KEY_FILE"},
+		{env: []string{"TAILSEAL_SOURCE="}, want: "TAILSEAL_SOURCE must not be empty"},
+		{env: []string{"TAILSEAL_DATA_DIR="}, want: "TAILSEAL_DATA_DIR must not be empty"},
+
+		{env: []string{"TAILSEAL_SEGMENT_MAX_MB=0"}, want: "TAILSEAL_SEGMENT_MAX_MB must be at least 1"},
+		{env: []string{"TAILSEAL_SEGMENT_MAX_MB=9223372036854775807"}, want: "TAILSEAL_SEGMENT_MAX_MB must be at most 1048576"},
+		{env: []string{"TAILSEAL_SEGMENT_MAX_AGE=0s"}, want: "TAILSEAL_SEGMENT_MAX_AGE must be positive"},
+		{env: []string{"TAILSEAL_RETENTION_DAYS=-1"}, want: "TAILSEAL_RETENTION_DAYS must be 0 (keep forever) or more"},
+		{env: []string{"TAILSEAL_RETENTION_DAYS=300000"}, want: "TAILSEAL_RETENTION_DAYS must be at most 36500"},
+		{env: []string{"TAILSEAL_COMMIT_INTERVAL=2m"}, want: "TAILSEAL_COMMIT_INTERVAL must be between 1ns and 1m"},
+		{env: []string{"TAILSEAL_MAX_LINE_BYTES=10"}, want: "TAILSEAL_MAX_LINE_BYTES must be at least 1024"},
+		{env: []string{"TAILSEAL_MAX_LINE_BYTES=9223372036854775807"}, want: "TAILSEAL_MAX_LINE_BYTES must be at most 16777216"},
+		{env: []string{"TAILSEAL_POLL_INTERVAL=1ms"}, want: "TAILSEAL_POLL_INTERVAL must be at least 10ms"},
+
+		{env: []string{"TAILSEAL_HMAC_KEY=zz" + hexKey[2:]}, want: "TAILSEAL_HMAC_KEY: bad key: not hex", secret: hexKey[2:]},
+		{env: []string{"TAILSEAL_HMAC_KEY=" + hexKey[:62]}, want: "TAILSEAL_HMAC_KEY: bad key: 31 bytes, want 32", secret: hexKey[:62]},
+		{env: []string{"TAILSEAL_VERIFY_KEY=" + hexKey[:62]}, want: "TAILSEAL_VERIFY_KEY: bad key: 31 bytes, want 32", secret: hexKey[:62]},
+		{env: []string{"TAILSEAL_PII_KEY=abcd"}, want: "TAILSEAL_PII_KEY: bad key: 2 bytes, want 32", secret: "abcd"},
+		{env: []string{"TAILSEAL_EPOCH=10ms"}, want: "TAILSEAL_EPOCH must be at least 1s"},
+		{env: []string{"TAILSEAL_CHECKPOINT_EVERY=0"}, want: "TAILSEAL_CHECKPOINT_EVERY must be at least 1"},
+		{env: []string{"TAILSEAL_CHECKPOINT_INTERVAL=10ms"}, want: "TAILSEAL_CHECKPOINT_INTERVAL must be at least 100ms"},
+		{env: []string{"TAILSEAL_ORIGIN=a\nb"}, want: "TAILSEAL_ORIGIN must be one non-empty line"},
+		{env: []string{"TAILSEAL_CHECKPOINT_KEY=PRIVATE+KEY+tailseal+00000000+sEcReT"},
+			want: "TAILSEAL_CHECKPOINT_KEY is not a signed-note signer key", secret: "sEcReT"},
+		{env: []string{"TAILSEAL_VERIFIER=tailseal+1234+notbase64"}, want: "TAILSEAL_VERIFIER is not a signed-note verifier key"},
+		{env: []string{"TAILSEAL_PII_MODE=hush"}, want: "TAILSEAL_PII_MODE must be hash, redact, mask or off"},
+
+		{env: []string{"TAILSEAL_WEBHOOK_URLS=" + okHook + ",ftp://example.com/sEcReT"},
+			want: "TAILSEAL_WEBHOOK_URLS: entry 2 is not an http or https URL", secret: "sEcReT"},
+		{env: []string{"TAILSEAL_WEBHOOK_SECRET=sEcReT"}, want: "TAILSEAL_WEBHOOK_SECRET: a webhook secret starts with whsec_", secret: "sEcReT"},
+		{env: []string{"TAILSEAL_WEBHOOK_SECRET=whsec_c0VjUmVU"}, want: "TAILSEAL_WEBHOOK_SECRET: a webhook secret is whsec_ and at least 24 bytes",
+			secret: "c0VjUmVU"},
+		{env: []string{"TAILSEAL_WEBHOOK_TOKEN=sEcReT\r\nX-Evil: 1"}, want: "TAILSEAL_WEBHOOK_TOKEN must not contain spaces or control characters",
+			secret: "sEcReT"},
+		{env: []string{"TAILSEAL_WEBHOOK_BATCH=0"}, want: "TAILSEAL_WEBHOOK_BATCH must be at least 1"},
+		{env: []string{"TAILSEAL_WEBHOOK_BATCH_BYTES=10"}, want: "TAILSEAL_WEBHOOK_BATCH_BYTES must be at least 1024"},
+		{env: []string{"TAILSEAL_WEBHOOK_BATCH_AGE=0s"}, want: "TAILSEAL_WEBHOOK_BATCH_AGE must be positive"},
+		{env: []string{"TAILSEAL_HTTP_TIMEOUT=-1s"}, want: "TAILSEAL_HTTP_TIMEOUT must be positive"},
+		{env: []string{"TAILSEAL_RETRY_MAX_WAIT=100ms"}, want: "TAILSEAL_RETRY_MAX_WAIT must be at least 1s"},
+		{env: []string{"TAILSEAL_SLACK_WEBHOOK=hooks.slack.com/services/sEcReT"}, want: "TAILSEAL_SLACK_WEBHOOK is not an http or https URL", secret: "sEcReT"},
+		{env: []string{"TAILSEAL_DISCORD_WEBHOOK=discord.com/api/webhooks/1/sEcReT"}, want: "TAILSEAL_DISCORD_WEBHOOK is not an http or https URL", secret: "sEcReT"},
+
+		{env: []string{"TAILSEAL_SMTP_TLS=starttls"}, want: "TAILSEAL_SMTP_TLS must be mandatory, implicit, opportunistic or none"},
+		{env: []string{smtpEnv}, want: "TAILSEAL_SMTP_ADDR needs TAILSEAL_SMTP_FROM and TAILSEAL_SMTP_TO"},
+		{env: []string{"TAILSEAL_SMTP_ADDR=smtp.example.com", "TAILSEAL_SMTP_FROM=a@example.com", "TAILSEAL_SMTP_TO=b@example.com"},
+			want: `TAILSEAL_SMTP_ADDR "smtp.example.com": want host:port`},
+		{env: []string{"TAILSEAL_SMTP_ADDR=smtp.example.com:submission", "TAILSEAL_SMTP_FROM=a@example.com", "TAILSEAL_SMTP_TO=b@example.com"},
+			want: `TAILSEAL_SMTP_ADDR "smtp.example.com:submission": the port must be a number from 1 to 65535`},
+		{env: []string{"TAILSEAL_SMTP_ADDR=:587", "TAILSEAL_SMTP_FROM=a@example.com", "TAILSEAL_SMTP_TO=b@example.com"},
+			want: `TAILSEAL_SMTP_ADDR ":587": want host:port with a host`},
+		{env: []string{smtpEnv, "TAILSEAL_SMTP_FROM=tailseal", "TAILSEAL_SMTP_TO=b@example.com"},
+			want: `TAILSEAL_SMTP_FROM "tailseal" is not an email address`},
+		{env: []string{smtpEnv, "TAILSEAL_SMTP_FROM=a@example.com", "TAILSEAL_SMTP_TO=b@example.com,ops"},
+			want: `TAILSEAL_SMTP_TO: entry 2 ("ops") is not an email address`},
+
+		{env: []string{"TAILSEAL_ALERT_THRESHOLD=0"}, want: "TAILSEAL_ALERT_THRESHOLD must be at least 1"},
+		{env: []string{"TAILSEAL_ALERT_WINDOW=500ms"}, want: "TAILSEAL_ALERT_WINDOW must be at least 1s"},
+		{env: []string{"TAILSEAL_ALERT_COOLDOWN=-1s"}, want: "TAILSEAL_ALERT_COOLDOWN must not be negative"},
+		{env: []string{"TAILSEAL_PERF_DEGRADATION_FACTOR=1"}, want: "TAILSEAL_PERF_DEGRADATION_FACTOR must be a number above 1"},
+		{env: []string{"TAILSEAL_PERF_DEGRADATION_FACTOR=NaN"}, want: "TAILSEAL_PERF_DEGRADATION_FACTOR must be a number above 1"},
+		{env: []string{"TAILSEAL_PERF_DEGRADATION_FACTOR=Inf"}, want: "TAILSEAL_PERF_DEGRADATION_FACTOR must be a number above 1"},
+		{env: []string{"TAILSEAL_PERF_DEGRADATION_FACTOR=-Inf"}, want: "TAILSEAL_PERF_DEGRADATION_FACTOR must be a number above 1"},
+
+		{env: []string{"TAILSEAL_LISTEN=localhost"}, want: `TAILSEAL_LISTEN "localhost": want host:port`},
+		{env: []string{"TAILSEAL_LISTEN=127.0.0.1:99999"}, want: `TAILSEAL_LISTEN "127.0.0.1:99999": the port must be a number from 0 to 65535`},
+		{env: []string{"TAILSEAL_LISTEN=127.0.0.1:-1"}, want: `TAILSEAL_LISTEN "127.0.0.1:-1": the port must be a number from 0 to 65535`},
+		{env: []string{"TAILSEAL_LOG_LEVEL=loud"}, want: "TAILSEAL_LOG_LEVEL must be debug, info, warn or error"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.env, func(t *testing.T) {
-			t.Setenv(tt.env, tt.value)
+		t.Run(strings.Join(tt.env, " "), func(t *testing.T) {
+			setenv(t, tt.env...)
 			_, err := Load()
 			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("got %v, want an ErrInvalid containing %q", err, tt.want)
+				t.Fatalf("got %v, want an ErrInvalid containing %q", err, tt.want)
+			}
+			if tt.secret != "" && strings.Contains(err.Error(), tt.secret) {
+				t.Errorf("the message repeats the secret value: %v", err)
 			}
 		})
 	}
 }
 
+// One run names every problem, not just the first.
+func TestAllProblemsAtOnce(t *testing.T) {
+	setenv(t, "TAILSEAL_RETENTION_DAYS=300000", "TAILSEAL_PERF_DEGRADATION_FACTOR=NaN", "TAILSEAL_LISTEN=nowhere",
+		"TAILSEAL_WEBHOOK_URLS=ftp://example.com", "TAILSEAL_HMAC_KEY=zz", "TAILSEAL_EPOCH=10ms", "TAILSEAL_PII_MODE=hush",
+		"TAILSEAL_VERIFY_KEY_FILE=/nonexistent/k0")
+	_, err := Load()
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("got %v, want ErrInvalid", err)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the missing secret file's cause is not wrapped: %v", err)
+	}
+	var e *Error
+	if !errors.As(err, &e) || len(e.Problems) != 8 {
+		t.Errorf("want 8 problems, got %v", err)
+	}
+	for _, v := range []string{"TAILSEAL_RETENTION_DAYS", "TAILSEAL_PERF_DEGRADATION_FACTOR", "TAILSEAL_LISTEN",
+		"TAILSEAL_WEBHOOK_URLS", "TAILSEAL_HMAC_KEY", "TAILSEAL_EPOCH", "TAILSEAL_PII_MODE", "TAILSEAL_VERIFY_KEY_FILE"} {
+		if !strings.Contains(err.Error(), v) {
+			t.Errorf("%s missing from %v", v, err)
+		}
+	}
+}
+
+// Values that work today keep working: those of the tests, the deploy
+// files and the README, and the extremes of each range.
+func TestAcceptsWorkingValues(t *testing.T) {
+	skey, vkey, err := signer.GenerateNoteKey("tailseal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := [][]string{
+		{"TAILSEAL_LISTEN="}, {"TAILSEAL_LISTEN=127.0.0.1:0"}, {"TAILSEAL_LISTEN=0.0.0.0:9464"}, {"TAILSEAL_LISTEN=:9464"},
+		{"TAILSEAL_LISTEN=[::1]:65535"}, {"TAILSEAL_LISTEN=localhost:9464"},
+		{"TAILSEAL_SEGMENT_MAX_MB=1"}, {"TAILSEAL_SEGMENT_MAX_MB=1048576"},
+		{"TAILSEAL_RETENTION_DAYS=0"}, {"TAILSEAL_RETENTION_DAYS=36500"},
+		{"TAILSEAL_MAX_LINE_BYTES=1024"}, {"TAILSEAL_MAX_LINE_BYTES=16777216"},
+		{"TAILSEAL_EPOCH=1s", "TAILSEAL_CHECKPOINT_EVERY=500", "TAILSEAL_CHECKPOINT_INTERVAL=100ms", "TAILSEAL_POLL_INTERVAL=100ms"},
+		{"TAILSEAL_PII_MODE=hash"}, {"TAILSEAL_PII_MODE=redact"}, {"TAILSEAL_PII_MODE=mask"}, {"TAILSEAL_PII_MODE=off"}, {"TAILSEAL_PII_MODE=Mask"},
+		{"TAILSEAL_HMAC_KEY=" + hexKey, "TAILSEAL_VERIFY_KEY=" + strings.ToUpper(hexKey), "TAILSEAL_PII_KEY=" + hexKey},
+		{"TAILSEAL_CHECKPOINT_KEY=" + skey, "TAILSEAL_VERIFIER=" + vkey}, {"TAILSEAL_VERIFIER=" + vkey + "\n"},
+		{"TAILSEAL_WEBHOOK_URLS=https://siem.example.com/ingest,http://127.0.0.1:8080/hook", "TAILSEAL_WEBHOOK_SECRET=" + whsec,
+			"TAILSEAL_WEBHOOK_TOKEN=abc.def-ghi_jkl~=", "TAILSEAL_WEBHOOK_BATCH=40", "TAILSEAL_WEBHOOK_BATCH_AGE=20ms", "TAILSEAL_RETRY_MAX_WAIT=1s"},
+		{"TAILSEAL_SLACK_WEBHOOK=" + okHook, "TAILSEAL_DISCORD_WEBHOOK=https://discord.com/api/webhooks/1/x"},
+		{smtpEnv, "TAILSEAL_SMTP_FROM=tailseal@example.com", "TAILSEAL_SMTP_TO=ops@example.com,security@example.com",
+			"TAILSEAL_SMTP_USERNAME=tailseal", "TAILSEAL_SMTP_TLS=mandatory"},
+		{"TAILSEAL_SMTP_ADDR=127.0.0.1:2525", "TAILSEAL_SMTP_FROM=Tailseal <tailseal@example.com>", "TAILSEAL_SMTP_TO=ops@example.com",
+			"TAILSEAL_SMTP_TLS=implicit"},
+		{"TAILSEAL_SMTP_TLS=opportunistic"}, {"TAILSEAL_SMTP_TLS=none"},
+		{"TAILSEAL_ALERT_THRESHOLD=10", "TAILSEAL_ALERT_WINDOW=4s", "TAILSEAL_ALERT_COOLDOWN=0s"},
+		{"TAILSEAL_PERF_DEGRADATION_FACTOR=0"}, {"TAILSEAL_PERF_DEGRADATION_FACTOR=1.5"},
+		{"TAILSEAL_LOG_LEVEL=debug"}, {"TAILSEAL_LOG_LEVEL=WARNING"},
+	}
+	for _, env := range tests {
+		t.Run(strings.Join(env, " "), func(t *testing.T) {
+			setenv(t, env...)
+			if _, err := Load(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// The largest accepted values convert without wrapping around: a retention
+// that overflowed would delete every rotated segment at start.
+func TestNoOverflow(t *testing.T) {
+	c := Config{RetentionDays: MaxRetentionDays, SegmentMaxMB: MaxSegmentMB}
+	if got := c.Retention(); got < 100*365*24*time.Hour {
+		t.Errorf("Retention() = %v for %d days", got, MaxRetentionDays)
+	}
+	if got := c.SegmentMaxBytes(); got != 1<<40 {
+		t.Errorf("SegmentMaxBytes() = %d for %d MB", got, MaxSegmentMB)
+	}
+}
+
 func TestSecretFiles(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "pii.key")
-	os.WriteFile(path, []byte("  abcd\n"), 0o600)
+	os.WriteFile(path, []byte("  "+hexKey+"\n"), 0o600)
 	t.Setenv("TAILSEAL_PII_KEY_FILE", path)
 	c, err := Load()
-	if err != nil || c.PIIKey != "abcd" {
+	if err != nil || c.PIIKey != hexKey {
 		t.Fatalf("got %q, %v", c.PIIKey, err)
 	}
-	t.Setenv("TAILSEAL_PII_KEY", "ef01")
-	if _, err := Load(); err == nil || !strings.Contains(err.Error(), "not both") {
+	t.Setenv("TAILSEAL_PII_KEY", hexKey)
+	if _, err := Load(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "not both") {
 		t.Errorf("value and file both set: %v", err)
 	}
-	if strings.Contains(errString(Load()), "abcd") {
-		t.Error("a secret's content appears in an error")
+	// A bad key in a file: named by its variable, its content not shown.
+	os.WriteFile(path, []byte("sEcReT\n"), 0o600)
+	t.Setenv("TAILSEAL_PII_KEY", "")
+	if msg := errString(Load()); !strings.Contains(msg, "TAILSEAL_PII_KEY: bad key") || strings.Contains(msg, "sEcReT") {
+		t.Errorf("bad key in a file: %q", msg)
 	}
 }
 
@@ -62,4 +233,12 @@ func errString(_ *Config, err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+func TestPIIMode(t *testing.T) {
+	for name, want := range map[string]pii.Mode{"hash": pii.Hash, "Redact": pii.Redact, "mask": pii.Mask, "OFF": pii.Off, "hush": pii.Hash} {
+		if got := (&Config{PIIMode: name}).PII(); got != want {
+			t.Errorf("PII() for %q = %v, want %v", name, got, want)
+		}
+	}
 }

@@ -96,11 +96,7 @@ func parseTime(flagName, s string) (time.Time, error) {
 // pseudonym under every kind and always-anonymized field it could have
 // been stored as (hash mode), or the value itself (off).
 func subjectTokens(cfg *config.Config, value string) ([]string, error) {
-	mode, err := pii.ParseMode(cfg.PIIMode)
-	if err != nil {
-		return nil, err
-	}
-	switch mode {
+	switch cfg.PII() {
 	case pii.Off:
 		return []string{value}, nil
 	case pii.Redact, pii.Mask:

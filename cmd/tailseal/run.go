@@ -66,7 +66,7 @@ Stops cleanly on SIGTERM or SIGINT. All settings are environment variables.
 		}, log)
 		if err != nil {
 			log.Error("cannot listen", "addr", cfg.Listen, "error", err)
-			return fmt.Errorf("%w: TAILSEAL_LISTEN %s: %v", errUsage, cfg.Listen, err)
+			return fmt.Errorf("%w: TAILSEAL_LISTEN %s: %w", errUsage, cfg.Listen, err)
 		}
 		defer srv.Shutdown()
 	}

@@ -154,7 +154,7 @@ func checkpointVerifier(cfg *config.Config) (note.Verifier, []string, error) {
 	}
 	v, err := note.NewVerifier(strings.TrimSpace(vkey))
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: not a signed-note verifier key (name+hash+base64): %v", src, err)
+		return nil, nil, fmt.Errorf("%s: not a signed-note verifier key (name+hash+base64): %w", src, err)
 	}
 	return v, notes, nil
 }

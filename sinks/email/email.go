@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tailseal/tailseal/agent/config"
 	"github.com/tailseal/tailseal/sinks"
 	"github.com/tailseal/tailseal/sinks/alert"
 	"github.com/wneessen/go-mail"
@@ -29,8 +30,7 @@ type Options struct {
 	To       []string
 	Username string
 	Password string
-	// TLS: mandatory (STARTTLS required, the default), implicit (TLS from
-	// the first byte, port 465), opportunistic, or none.
+	// TLS: one of config's SMTPTLS modes; "" is mandatory.
 	TLS     string
 	CAFile  string // extra trusted CA (PEM), for an internal relay
 	Timeout time.Duration
@@ -71,14 +71,14 @@ func New(opt Options) (*Notifier, error) {
 		tlsConf.RootCAs = pool
 	}
 	opts := []mail.Option{mail.WithPort(port), mail.WithTLSConfig(tlsConf), mail.WithTimeout(opt.Timeout)}
-	switch strings.ToLower(opt.TLS) {
-	case "", "mandatory":
+	switch strings.ToLower(opt.TLS) { // the names are config's, which checks them
+	case "", config.SMTPTLSMandatory:
 		opts = append(opts, mail.WithTLSPolicy(mail.TLSMandatory))
-	case "implicit":
+	case config.SMTPTLSImplicit:
 		opts = append(opts, mail.WithSSL())
-	case "opportunistic":
+	case config.SMTPTLSOpportunistic:
 		opts = append(opts, mail.WithTLSPolicy(mail.TLSOpportunistic))
-	case "none":
+	case config.SMTPTLSNone:
 		opts = append(opts, mail.WithTLSPolicy(mail.NoTLS))
 	default:
 		return nil, fmt.Errorf("TAILSEAL_SMTP_TLS %q: want mandatory, implicit, opportunistic or none", opt.TLS)

@@ -12,10 +12,10 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/tailseal/tailseal/agent/config"
 	"github.com/tailseal/tailseal/signer/record"
 	"github.com/tailseal/tailseal/sinks"
 )
@@ -48,18 +48,10 @@ type Sink struct {
 	DeadLetters atomic.Uint64
 }
 
-// ParseSecret reads a Standard Webhooks secret: whsec_ and base64.
-func ParseSecret(s string) ([]byte, error) {
-	raw, ok := strings.CutPrefix(s, "whsec_")
-	if !ok {
-		return nil, errors.New("a webhook secret starts with whsec_ (Standard Webhooks)")
-	}
-	k, err := base64.StdEncoding.DecodeString(raw)
-	if err != nil || len(k) < 24 {
-		return nil, errors.New("a webhook secret is whsec_ and at least 24 bytes in base64")
-	}
-	return k, nil
-}
+// ParseSecret reads a Standard Webhooks secret (whsec_ and base64). The
+// format has one home, config.ParseWebhookSecret, which Validate checks the
+// configured secret with; this is that function.
+func ParseSecret(s string) ([]byte, error) { return config.ParseWebhookSecret(s) }
 
 // Describe names an endpoint for logs: its host, never its path or query.
 func Describe(rawURL string) string {

@@ -1,0 +1,289 @@
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/mail"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tailseal/tailseal/signer"
+	"github.com/tailseal/tailseal/signer/pii"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Error is every problem found in a configuration, each naming its
+// variable. errors.Is(err, ErrInvalid) holds, and so does errors.Is for a
+// problem's own cause (a secret file that does not exist, say).
+type Error struct {
+	Problems []error
+}
+
+// Error lists the problems on one line, "; "-separated, so that a log
+// line or a terminal shows them all.
+func (e *Error) Error() string {
+	msgs := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		msgs[i] = p.Error()
+	}
+	return ErrInvalid.Error() + ": " + strings.Join(msgs, "; ")
+}
+
+// Unwrap gives ErrInvalid and then the problems.
+func (e *Error) Unwrap() []error { return append([]error{ErrInvalid}, e.Problems...) }
+
+// Upper bounds, where a larger value would break an arithmetic conversion
+// or an allocation rather than just be unusual.
+const (
+	// MaxRetentionDays keeps RetentionDays × 24h far inside time.Duration
+	// (about 106,000 days): 100 years.
+	MaxRetentionDays = 36500
+	// MaxSegmentMB keeps SegmentMaxMB << 20 far inside int64: 1 TiB.
+	MaxSegmentMB = 1 << 20
+	// MaxLineBytes keeps a stored record (the line plus its envelope and
+	// JSON escaping) well below the 64 MiB line limit of the store's segment
+	// scan (agent/store), and the tailer's MaxLine + buffer size inside an
+	// int: 16 MiB.
+	MaxLineBytes = 16 << 20
+)
+
+// SMTP TLS modes (TAILSEAL_SMTP_TLS); sinks/email maps them to go-mail
+// policies.
+const (
+	SMTPTLSMandatory     = "mandatory"     // STARTTLS required (the default)
+	SMTPTLSImplicit      = "implicit"      // TLS from the first byte, port 465
+	SMTPTLSOpportunistic = "opportunistic" // STARTTLS when offered
+	SMTPTLSNone          = "none"          // plain text
+)
+
+// problems collects what Validate finds.
+type problems []error
+
+func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Errorf(format, args...)) }
+
+// ints checks lo <= v <= hi; the messages name the variable.
+func (p *problems) ints(name string, v, lo, hi int) {
+	switch {
+	case v < lo:
+		p.add("%s must be at least %d", name, lo)
+	case v > hi:
+		p.add("%s must be at most %d", name, hi)
+	}
+}
+
+// positive checks that a duration is above zero.
+func (p *problems) positive(name string, d time.Duration, example string) {
+	if d <= 0 {
+		p.add("%s must be positive (for example %s)", name, example)
+	}
+}
+
+// atLeast checks that a duration is at least min.
+func (p *problems) atLeast(name string, d, min time.Duration, hint string) {
+	if d < min {
+		p.add("%s must be at least %s%s", name, min, hint)
+	}
+}
+
+// Validate checks the shape of every value (not whether a file exists or
+// an address can be bound: that is found out where it is used), collects
+// every problem into an *Error, and on success fills derived defaults.
+func (c *Config) Validate() error {
+	var p problems
+	if c.Source == "" {
+		p.add("TAILSEAL_SOURCE must not be empty")
+	}
+	if c.DataDir == "" {
+		p.add("TAILSEAL_DATA_DIR must not be empty")
+	}
+	p.ints("TAILSEAL_SEGMENT_MAX_MB", c.SegmentMaxMB, 1, MaxSegmentMB)
+	p.positive("TAILSEAL_SEGMENT_MAX_AGE", c.SegmentMaxAge, "24h")
+	if c.RetentionDays < 0 {
+		p.add("TAILSEAL_RETENTION_DAYS must be 0 (keep forever) or more")
+	} else if c.RetentionDays > MaxRetentionDays {
+		p.add("TAILSEAL_RETENTION_DAYS must be at most %d (100 years; 0 keeps forever)", MaxRetentionDays)
+	}
+	if c.CommitInterval <= 0 || c.CommitInterval > time.Minute {
+		p.add("TAILSEAL_COMMIT_INTERVAL must be between 1ns and 1m (for example 5ms)")
+	}
+	p.ints("TAILSEAL_MAX_LINE_BYTES", c.MaxLineBytes, 1024, MaxLineBytes)
+	p.atLeast("TAILSEAL_POLL_INTERVAL", c.PollInterval, 10*time.Millisecond, "")
+
+	c.validateKeys(&p)
+	p.atLeast("TAILSEAL_EPOCH", c.Epoch, time.Second, " (default 15m)")
+	p.ints("TAILSEAL_CHECKPOINT_EVERY", c.CheckpointEvery, 1, math.MaxInt)
+	p.atLeast("TAILSEAL_CHECKPOINT_INTERVAL", c.CheckpointInterval, 100*time.Millisecond, "")
+	if c.Origin == "" || strings.ContainsAny(c.Origin, "\n") {
+		p.add("TAILSEAL_ORIGIN must be one non-empty line")
+	}
+	// pii.ParseMode owns the names; it reads "" as hash for its library
+	// callers, but a variable set to nothing is a mistake here.
+	if _, err := pii.ParseMode(c.PIIMode); err != nil || c.PIIMode == "" {
+		p.add("TAILSEAL_PII_MODE must be hash, redact, mask or off")
+	}
+
+	c.validateSinks(&p)
+	p.ints("TAILSEAL_ALERT_THRESHOLD", c.AlertThreshold, 1, math.MaxInt)
+	p.atLeast("TAILSEAL_ALERT_WINDOW", c.AlertWindow, time.Second, "")
+	if c.AlertCooldown < 0 {
+		p.add("TAILSEAL_ALERT_COOLDOWN must not be negative")
+	}
+	if f := c.PerfDegradationFactor; math.IsNaN(f) || math.IsInf(f, 0) || f != 0 && f <= 1 {
+		p.add("TAILSEAL_PERF_DEGRADATION_FACTOR must be a number above 1 (or 0 to turn the rule off)")
+	}
+
+	if c.Listen != "" {
+		if _, err := hostPort(c.Listen, 0); err != nil {
+			p.add("TAILSEAL_LISTEN %q: %w (or empty to turn the endpoint off)", c.Listen, err)
+		}
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "warning", "error":
+	default:
+		p.add("TAILSEAL_LOG_LEVEL must be debug, info, warn or error")
+	}
+	if len(p) > 0 {
+		return &Error{Problems: p}
+	}
+	c.Source = filepath.Clean(c.Source)
+	c.DataDir = filepath.Clean(c.DataDir)
+	return nil
+}
+
+// PII is the anonymization mode that TAILSEAL_PII_MODE names. Validate
+// refuses any other name; a Config that skipped Validate gets the default,
+// Hash, for an unknown one.
+func (c *Config) PII() pii.Mode {
+	m, err := pii.ParseMode(c.PIIMode)
+	if err != nil {
+		return pii.Hash
+	}
+	return m
+}
+
+// validateKeys checks the key material's shape. Key values are secrets:
+// the messages never repeat them.
+func (c *Config) validateKeys(p *problems) {
+	for _, k := range []struct{ name, value string }{
+		{"TAILSEAL_HMAC_KEY", c.HMACKey}, {"TAILSEAL_VERIFY_KEY", c.VerifyKey}, {"TAILSEAL_PII_KEY", c.PIIKey},
+	} {
+		if k.value == "" {
+			continue
+		}
+		if _, err := signer.ParseHexKey(k.value); err != nil {
+			p.add("%s: %w", k.name, err)
+		}
+	}
+	if c.CheckpointKey != "" {
+		// note's errors name no part of the key, but keep to a fixed text.
+		if _, err := note.NewSigner(c.CheckpointKey); err != nil {
+			p.add("TAILSEAL_CHECKPOINT_KEY is not a signed-note signer key (PRIVATE+KEY+name+hash+base64)")
+		}
+	}
+	if c.Verifier != "" {
+		// A verifier key is public: its error may say what is wrong. Spaces
+		// around it are allowed, as `tailseal verify` trims them.
+		if _, err := note.NewVerifier(strings.TrimSpace(c.Verifier)); err != nil {
+			p.add("TAILSEAL_VERIFIER is not a signed-note verifier key (name+hash+base64): %w", err)
+		}
+	}
+}
+
+// validateSinks checks the webhooks and the alert channels. URLs carry
+// tokens: the messages never repeat them.
+func (c *Config) validateSinks(p *problems) {
+	for i, u := range c.WebhookURLs {
+		if !httpURL(u) {
+			p.add("TAILSEAL_WEBHOOK_URLS: entry %d is not an http or https URL", i+1)
+		}
+	}
+	if c.WebhookSecret != "" {
+		if _, err := ParseWebhookSecret(c.WebhookSecret); err != nil {
+			p.add("TAILSEAL_WEBHOOK_SECRET: %w", err)
+		}
+	}
+	if strings.ContainsFunc(c.WebhookToken, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		// It goes into an Authorization header, where every request would fail.
+		p.add("TAILSEAL_WEBHOOK_TOKEN must not contain spaces or control characters")
+	}
+	p.ints("TAILSEAL_WEBHOOK_BATCH", c.WebhookBatch, 1, math.MaxInt)
+	p.ints("TAILSEAL_WEBHOOK_BATCH_BYTES", c.WebhookBatchBytes, 1024, math.MaxInt)
+	p.positive("TAILSEAL_WEBHOOK_BATCH_AGE", c.WebhookBatchAge, "1s")
+	p.positive("TAILSEAL_HTTP_TIMEOUT", c.HTTPTimeout, "10s")
+	p.atLeast("TAILSEAL_RETRY_MAX_WAIT", c.RetryMaxWait, time.Second, "")
+	for _, s := range []struct{ name, url string }{
+		{"TAILSEAL_SLACK_WEBHOOK", c.SlackWebhook}, {"TAILSEAL_DISCORD_WEBHOOK", c.DiscordWebhook},
+	} {
+		if s.url != "" && !httpURL(s.url) {
+			p.add("%s is not an http or https URL", s.name)
+		}
+	}
+
+	switch strings.ToLower(c.SMTPTLS) {
+	case SMTPTLSMandatory, SMTPTLSImplicit, SMTPTLSOpportunistic, SMTPTLSNone:
+	default:
+		p.add("TAILSEAL_SMTP_TLS must be mandatory, implicit, opportunistic or none")
+	}
+	if c.SMTPAddr == "" {
+		return
+	}
+	if host, err := hostPort(c.SMTPAddr, 1); err != nil {
+		p.add("TAILSEAL_SMTP_ADDR %q: %w", c.SMTPAddr, err)
+	} else if host == "" {
+		p.add("TAILSEAL_SMTP_ADDR %q: want host:port with a host", c.SMTPAddr)
+	}
+	if c.SMTPFrom == "" || len(c.SMTPTo) == 0 {
+		p.add("TAILSEAL_SMTP_ADDR needs TAILSEAL_SMTP_FROM and TAILSEAL_SMTP_TO")
+	}
+	if c.SMTPFrom != "" {
+		if _, err := mail.ParseAddress(c.SMTPFrom); err != nil {
+			p.add("TAILSEAL_SMTP_FROM %q is not an email address", c.SMTPFrom)
+		}
+	}
+	for i, to := range c.SMTPTo {
+		if _, err := mail.ParseAddress(to); err != nil {
+			p.add("TAILSEAL_SMTP_TO: entry %d (%q) is not an email address", i+1, to)
+		}
+	}
+}
+
+func httpURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// hostPort checks "host:port" with a numeric port from minPort to 65535
+// and returns the host, which may be empty (for a listener: every
+// interface).
+func hostPort(addr string, minPort int) (host string, err error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", errors.New("want host:port, for example 127.0.0.1:9464")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < minPort || n > 65535 {
+		return "", fmt.Errorf("the port must be a number from %d to 65535", minPort)
+	}
+	return host, nil
+}
+
+// ParseWebhookSecret reads a Standard Webhooks secret: "whsec_" and at
+// least 24 bytes in standard base64. This is the one home of that format:
+// Validate checks it and sinks/webhook signs with the key it returns.
+func ParseWebhookSecret(s string) ([]byte, error) {
+	raw, ok := strings.CutPrefix(s, "whsec_")
+	if !ok {
+		return nil, errors.New("a webhook secret starts with whsec_ (Standard Webhooks)")
+	}
+	k, err := base64.StdEncoding.DecodeString(raw)
+	if err != nil || len(k) < 24 {
+		return nil, errors.New("a webhook secret is whsec_ and at least 24 bytes in base64")
+	}
+	return k, nil
+}
