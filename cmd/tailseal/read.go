@@ -26,7 +26,7 @@ func (r *readFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.lead, "lead", "", "only events of this lead_id")
 	fs.StringVar(&r.typ, "type", "", "only events of this event_type")
 	fs.StringVar(&r.workflow, "workflow", "", "only events of this workflow")
-	fs.StringVar(&r.last, "last", "", "only events of the last `DURATION` (30m, 24h, 7d, 2w)")
+	fs.StringVar(&r.last, "last", "", "only events of the last `DURATION` (30m, 24h, 7d, 2w), up to now")
 	fs.StringVar(&r.since, "since", "", "only events at or after `TIME` (RFC 3339, or a date 2026-02-04)")
 	fs.StringVar(&r.until, "until", "", "only events before `TIME` (RFC 3339, or a date)")
 	fs.StringVar(&r.subject, "subject", "", "only events about this person (email, phone, IP, card, IBAN, SSN or name): computes the pseudonym with the PII key")
@@ -41,11 +41,16 @@ func (r *readFlags) filter(cfg *config.Config, now time.Time) (query.Filter, err
 		if r.since != "" {
 			return f, errors.New("--last and --since cannot be combined")
 		}
+		if r.until != "" {
+			return f, errors.New("--last and --until cannot be combined: --last ends now; use --since and --until")
+		}
 		d, err := parseLast(r.last)
 		if err != nil {
 			return f, err
 		}
-		f.Since = now.Add(-d)
+		// A relative window ends now: events dated in the future (a
+		// wrong clock) are reachable with an explicit --until only.
+		f.Since, f.Until = now.Add(-d), now
 	}
 	if r.since != "" {
 		if f.Since, err = parseTime("--since", r.since); err != nil {
@@ -68,19 +73,28 @@ func (r *readFlags) filter(cfg *config.Config, now time.Time) (query.Filter, err
 	return f, nil
 }
 
-// parseLast reads a Go duration, or whole days (7d) or weeks (2w).
+// parseLast reads a Go duration, or whole days (7d) or weeks (2w), up to
+// maxLast: a longer window would overflow a time.Duration or reach before
+// any event.
 func parseLast(s string) (time.Duration, error) {
+	bad := fmt.Errorf("--last %q: want a positive duration such as 30m, 24h, 7d or 2w, at most 100 years", s)
+	if s == "" {
+		return 0, bad
+	}
 	unit := map[byte]time.Duration{'d': 24 * time.Hour, 'w': 7 * 24 * time.Hour}[s[len(s)-1]]
 	if unit != 0 {
-		n, err := strconv.Atoi(s[:len(s)-1])
-		if err == nil && n > 0 {
+		n, err := strconv.ParseInt(s[:len(s)-1], 10, 64)
+		if err == nil && n > 0 && n <= int64(maxLast/unit) {
 			return time.Duration(n) * unit, nil
 		}
-	} else if d, err := time.ParseDuration(s); err == nil && d > 0 {
+	} else if d, err := time.ParseDuration(s); err == nil && d > 0 && d <= maxLast {
 		return d, nil
 	}
-	return 0, fmt.Errorf("--last %q: want a positive duration such as 30m, 24h, 7d or 2w", s)
+	return 0, bad
 }
+
+// maxLast is the longest --last: 100 years.
+const maxLast = 100 * 365 * 24 * time.Hour
 
 func parseTime(flagName, s string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
