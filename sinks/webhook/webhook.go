@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tailseal/tailseal/signer/record"
 	"github.com/tailseal/tailseal/sinks"
 )
@@ -143,4 +144,9 @@ func (s *Sink) Deliver(ctx context.Context, b sinks.Batch) error {
 		return sinks.DeadLetter(s.opt.StateDir, s.opt.Name, perm.Reason, b)
 	}
 	return err
+}
+
+// Collectors are the sink's own metrics (the runner has the others).
+func (s *Sink) Collectors() []prometheus.Collector {
+	return append(s.http.Retries.Collectors(s.Name()), sinks.DeadLettersCounter(s.Name(), s.DeadLetters.Load))
 }
