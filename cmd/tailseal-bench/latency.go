@@ -32,7 +32,7 @@ func latency(rate int, d time.Duration) error {
 	if err != nil {
 		return err
 	}
-	a, err := agent.New(cfg, slog.New(slog.DiscardHandler))
+	a, err := agent.New(cfg, slog.New(slog.DiscardHandler), agent.Options{})
 	if err != nil {
 		return err
 	}
