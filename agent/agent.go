@@ -4,9 +4,9 @@
 //
 // The agent produces; it knows nothing of who consumes. agent/... imports
 // signer/... and agent/..., never sinks/... or cmd/...: cmd/tailseal builds
-// the sinks, runs them beside the agent and tells it, through Options.Keep,
-// what retention must keep for them (cmd/tailseal/imports_test.go keeps
-// the rule true).
+// the sinks (in Options.BeforeStore), runs them beside the agent on its
+// Store, and tells it through Options.Keep what retention must keep for
+// them (cmd/tailseal/imports_test.go keeps the rule true).
 package agent
 
 import (
