@@ -4,9 +4,9 @@
 //
 // The agent produces; it knows nothing of who consumes. agent/... imports
 // signer/... and agent/..., never sinks/... or cmd/...: cmd/tailseal builds
-// the sinks (in Options.BeforeStore), runs them beside the agent on its
-// Store, and tells it through Options.Keep what retention must keep for
-// them (cmd/tailseal/imports_test.go keeps the rule true).
+// the sinks (when New calls the build function of WithReaders), runs them
+// beside the agent on its Store, and tells it what retention must keep
+// for them (cmd/tailseal/imports_test.go keeps the rule true).
 package agent
 
 import (
@@ -51,6 +51,9 @@ type Agent struct {
 	OnDurable func(lines uint64)
 	appended  uint64 // source lines appended by this run
 	fsync     prometheus.Histogram
+	// The readers of the store (see WithReaders).
+	buildReaders func() error
+	keep         func() uint64
 
 	lastSrc        position // end of the last ingested line, for internal records
 	lastCheckpoint uint64   // seq covered by (or of) the last checkpoint
@@ -63,22 +66,22 @@ type Stats struct {
 	Stored, Malformed, AppendErrors, Seals, Checkpoints atomic.Uint64
 }
 
-// Options are what the program that runs the agent tells it beyond the
-// configuration: about the readers of its store (the sinks).
-type Options struct {
-	// BeforeStore, if set, is called by New once the configuration is
-	// checked and the data directory is ready, just before the store
-	// opens: the readers are made there, so that retention, which starts
-	// with the store, already keeps what they need. Its error stops New.
-	BeforeStore func() error
-	// Keep, if set, returns the lowest seq a reader still needs: retention
-	// keeps it. It is called from the store's background goroutine, from
-	// the store's opening on.
-	Keep func() uint64
+// Option changes how New builds an Agent.
+type Option func(*Agent)
+
+// WithReaders tells the agent about the readers of its store (the sinks).
+// New calls build once its own checks are done and the data directory is
+// ready, just before the store opens: the readers are made there, so that
+// retention, which starts with the store, already keeps what they need;
+// an error from build stops New. keep returns the lowest seq the readers
+// still need, which retention keeps; it is called from the store's
+// background goroutine.
+func WithReaders(build func() error, keep func() uint64) Option {
+	return func(a *Agent) { a.buildReaders, a.keep = build, keep }
 }
 
 // New recovers the store and prepares the pipeline; Run starts it.
-func New(cfg *config.Config, log *slog.Logger, opt Options) (*Agent, error) {
+func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 	if err := tailer.CheckSource(cfg.Source); err != nil {
 		return nil, fmt.Errorf("%w: TAILSEAL_SOURCE: %v; tailseal reads a regular file that the application appends to "+
 			"(it resumes at a byte offset after a restart, which a pipe cannot give back)", config.ErrInvalid, err)
@@ -98,12 +101,15 @@ func New(cfg *config.Config, log *slog.Logger, opt Options) (*Agent, error) {
 		}
 	}
 	a := &Agent{cfg: cfg, log: log, now: time.Now, keys: keys}
+	for _, o := range opts {
+		o(a)
+	}
 	if err := a.setupPII(); err != nil {
 		return nil, err
 	}
 	a.fsync = newFsyncHistogram()
-	if opt.BeforeStore != nil {
-		if err := opt.BeforeStore(); err != nil {
+	if a.buildReaders != nil {
+		if err := a.buildReaders(); err != nil {
 			return nil, err
 		}
 	}
@@ -112,7 +118,7 @@ func New(cfg *config.Config, log *slog.Logger, opt Options) (*Agent, error) {
 		SegmentMax:    cfg.SegmentMaxBytes(),
 		SegmentMaxAge: cfg.SegmentMaxAge,
 		Retention:     cfg.Retention(),
-		Keep:          opt.Keep,
+		Keep:          a.keep,
 		OnSync:        func(d time.Duration) { a.fsync.Observe(d.Seconds()) },
 		Logger:        log,
 	})

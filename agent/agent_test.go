@@ -34,7 +34,7 @@ func BenchmarkIngest(b *testing.B) {
 					SegmentMaxAge: time.Hour, CommitInterval: 5 * time.Millisecond, MaxLineBytes: 1 << 20, PollInterval: time.Second,
 					Epoch: time.Hour, CheckpointEvery: 10000, CheckpointInterval: time.Minute, Origin: "bench", LogLevel: "error",
 					PIIMode: mode, PIIFields: pii.DefaultAlways, PIIKeepFields: pii.DefaultNever}
-				a, err := New(cfg, slog.New(slog.DiscardHandler), Options{})
+				a, err := New(cfg, slog.New(slog.DiscardHandler))
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -32,7 +32,7 @@ func latency(rate int, d time.Duration) error {
 	if err != nil {
 		return err
 	}
-	a, err := agent.New(cfg, slog.New(slog.DiscardHandler), agent.Options{})
+	a, err := agent.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}

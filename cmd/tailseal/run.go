@@ -126,13 +126,11 @@ func notifyReady(ctx context.Context, a *agent.Agent, log *slog.Logger) {
 // starts with the store, already keeps what a sink needs.
 func assemble(cfg *config.Config, log *slog.Logger) (*agent.Agent, *sinkSet, error) {
 	var set *sinkSet
-	a, err := agent.New(cfg, log, agent.Options{
-		BeforeStore: func() (err error) {
-			set, err = newSinks(cfg, log)
-			return err
-		},
-		Keep: func() uint64 { return set.keep() },
-	})
+	build := func() (err error) {
+		set, err = newSinks(cfg, log)
+		return err
+	}
+	a, err := agent.New(cfg, log, agent.WithReaders(build, func() uint64 { return set.keep() }))
 	if err != nil {
 		return nil, nil, err
 	}
