@@ -112,7 +112,7 @@ func modulePackages(t *testing.T) []listed {
 
 // Every import of every package of the module, its tests' included, keeps
 // the dependency rules; the message names the edge and the rule it breaks.
-func TestImportsGoOneWay(t *testing.T) {
+func TestImportRules(t *testing.T) {
 	pkgs := modulePackages(t)
 	if len(pkgs) < 10 {
 		t.Fatalf("go list found %d packages; is the test running inside the module?", len(pkgs))
@@ -130,7 +130,7 @@ func TestImportsGoOneWay(t *testing.T) {
 }
 
 // The rules catch what they should, and nothing else.
-func TestImportRules(t *testing.T) {
+func TestImportRuleCases(t *testing.T) {
 	for _, c := range []struct {
 		pkg, imp string
 		bad      bool
