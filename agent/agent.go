@@ -1,6 +1,12 @@
 // Package agent owns the ingest pipeline of `tailseal run`: it recovers the
 // store, resumes the tailer right after the last stored line, and turns each
 // source line into a signed record that is durable before it is counted.
+//
+// The agent produces; it knows nothing of who consumes. agent/... imports
+// signer/... and agent/..., never sinks/... or cmd/...: cmd/tailseal builds
+// the sinks (when New calls the build function of WithReaders), runs them
+// beside the agent on its Store, and tells it what retention must keep
+// for them (cmd/tailseal/imports_test.go keeps the rule true).
 package agent
 
 import (
@@ -16,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tailseal/tailseal/agent/config"
 	"github.com/tailseal/tailseal/agent/parse"
 	"github.com/tailseal/tailseal/agent/store"
@@ -43,8 +50,10 @@ type Agent struct {
 	// write-to-fsync latency with it). It runs on the ingest goroutine.
 	OnDurable func(lines uint64)
 	appended  uint64 // source lines appended by this run
-	metrics   *collector
-	sinks     *sinkSet
+	fsync     prometheus.Histogram
+	// The readers of the store (see WithReaders).
+	buildReaders func() error
+	keep         func() uint64
 
 	lastSrc        position // end of the last ingested line, for internal records
 	lastCheckpoint uint64   // seq covered by (or of) the last checkpoint
@@ -57,8 +66,22 @@ type Stats struct {
 	Stored, Malformed, AppendErrors, Seals, Checkpoints atomic.Uint64
 }
 
+// Option changes how New builds an Agent.
+type Option func(*Agent)
+
+// WithReaders tells the agent about the readers of its store (the sinks).
+// New calls build once its own checks are done and the data directory is
+// ready, just before the store opens: the readers are made there, so that
+// retention, which starts with the store, already keeps what they need;
+// an error from build stops New. keep returns the lowest seq the readers
+// still need, which retention keeps; it is called from the store's
+// background goroutine.
+func WithReaders(build func() error, keep func() uint64) Option {
+	return func(a *Agent) { a.buildReaders, a.keep = build, keep }
+}
+
 // New recovers the store and prepares the pipeline; Run starts it.
-func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
+func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 	if err := tailer.CheckSource(cfg.Source); err != nil {
 		return nil, fmt.Errorf("%w: TAILSEAL_SOURCE: %v; tailseal reads a regular file that the application appends to "+
 			"(it resumes at a byte offset after a restart, which a pipe cannot give back)", config.ErrInvalid, err)
@@ -78,12 +101,17 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		}
 	}
 	a := &Agent{cfg: cfg, log: log, now: time.Now, keys: keys}
+	for _, o := range opts {
+		o(a)
+	}
 	if err := a.setupPII(); err != nil {
 		return nil, err
 	}
-	a.metrics = newCollector(a)
-	if err := a.setupSinks(filepath.Join(cfg.DataDir, StoreDir)); err != nil {
-		return nil, err
+	a.fsync = newFsyncHistogram()
+	if a.buildReaders != nil {
+		if err := a.buildReaders(); err != nil {
+			return nil, err
+		}
 	}
 	st, last, err := store.Open(store.Options{
 		Dir:           filepath.Join(cfg.DataDir, StoreDir),
@@ -91,7 +119,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		SegmentMaxAge: cfg.SegmentMaxAge,
 		Retention:     cfg.Retention(),
 		Keep:          a.keep,
-		OnSync:        func(d time.Duration) { a.metrics.fsync.Observe(d.Seconds()) },
+		OnSync:        func(d time.Duration) { a.fsync.Observe(d.Seconds()) },
 		Logger:        log,
 	})
 	if err != nil {
@@ -153,7 +181,8 @@ func (a *Agent) setupPII() error {
 	return nil
 }
 
-// Store is the agent's store (for readers such as sinks and tests).
+// Store is the agent's store, for its readers (sinks, tests): they may
+// use Durable and Changed; Append and Commit are the agent's.
 func (a *Agent) Store() *store.Store { return a.store }
 
 // Tailer exposes the tailer's counters.
@@ -167,9 +196,6 @@ func (a *Agent) Ready() <-chan struct{} { return a.tail.Resumed() }
 // Run ingests until ctx is done, then stores everything already read,
 // fsyncs and returns nil. It returns an error only when it cannot go on.
 func (a *Agent) Run(ctx context.Context) error {
-	sctx, stopSinks := context.WithCancel(ctx)
-	waitSinks := a.runSinks(sctx)
-	defer func() { stopSinks(); waitSinks() }()
 	tctx, stopTail := context.WithCancel(context.Background())
 	defer stopTail()
 	tailErr := make(chan error, 1)

@@ -1,6 +1,12 @@
 // Package signer owns the tamper-evident chain: it numbers stored lines,
 // links each to the previous one by SHA-256 and signs it with HMAC-SHA256
 // under the key of the current epoch.
+//
+// signer/... defines and checks what the agent produces, so it depends on
+// no producer and no consumer: it imports signer/... and agent/atomicfile,
+// no other agent/... package, no sinks/... and no cmd/...; signer/record,
+// the record contract, imports only the standard library
+// (cmd/tailseal/imports_test.go keeps the rules true).
 package signer
 
 import (

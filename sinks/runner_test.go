@@ -14,42 +14,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/sinks"
+	"github.com/tailseal/tailseal/sinks/sinkstest"
 	"github.com/tailseal/tailseal/sinks/webhook"
 )
 
-// storeWith writes n records (enough to look like the agent's) into a
-// real store with small segments, so the reader crosses rotations and
-// compressed segments.
-func storeWith(t *testing.T, n int) (*store.Store, string, string) {
-	dir := t.TempDir()
-	storeDir, stateDir := filepath.Join(dir, "store"), filepath.Join(dir, "state")
-	os.MkdirAll(storeDir, 0o700)
-	os.MkdirAll(stateDir, 0o700)
-	st, _, err := store.Open(store.Options{Dir: storeDir, SegmentMax: 4 << 10, SegmentMaxAge: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+// storeWith holds n records that look like the agent's.
+func storeWith(t *testing.T, n int) (*sinkstest.Store, string) {
+	stateDir := t.TempDir()
+	st := sinkstest.NewStore()
 	for i := 1; i <= n; i++ {
-		line := fmt.Sprintf(`{"seq":%d,"timestamp":"2026-02-04T20:30:45Z","event_type":"%s","actor":"","lead_id":"","workflow":"","details":{},"source":{"file":"a","id":"x","offset":0,"length":1},"epoch":0,"prev":"","signature":"00"}`+"\n",
-			i, []string{"lead_ingested", "error"}[i%2])
-		if err := st.Append([]byte(line), uint64(i), uint64(i)); err != nil {
-			t.Fatal(err)
-		}
-		if i%7 == 0 {
-			st.Commit()
-		}
+		st.Append(fmt.Appendf(nil, `{"seq":%d,"timestamp":"2026-02-04T20:30:45Z","event_type":"%s","actor":"","lead_id":"","workflow":"","details":{},"source":{"file":"a","id":"x","offset":0,"length":1},"epoch":0,"prev":"","signature":"00"}`,
+			i, []string{"lead_ingested", "error"}[i%2]))
 	}
-	st.Commit()
-	return st, storeDir, stateDir
+	return st, stateDir
 }
 
 // A 400 dead-letters the batch and delivery goes on; a 410 stops the sink
 // where it is; the event-type filter passes records over.
 func TestRunnerDeadLettersAndStops(t *testing.T) {
-	st, storeDir, stateDir := storeWith(t, 300)
+	st, stateDir := storeWith(t, 300)
 	var mu sync.Mutex
 	var got []string
 	calls := 0
@@ -68,7 +52,7 @@ func TestRunnerDeadLettersAndStops(t *testing.T) {
 	}))
 	defer srv.Close()
 	sink := webhook.New(webhook.Options{Name: "webhook-1", URL: srv.URL + "/x", Types: []string{"error"}, StateDir: stateDir, HTTP: fast})
-	r, err := sinks.NewRunner(sink, storeDir, stateDir, sinks.Limits{Count: 30, Bytes: 1 << 20, Age: 10 * time.Millisecond}, 1, slog.New(slog.DiscardHandler))
+	r, err := sinks.NewRunner(sink, stateDir, sinks.Limits{Count: 30, Bytes: 1 << 20, Age: 10 * time.Millisecond}, 1, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,5 +73,40 @@ func TestRunnerDeadLettersAndStops(t *testing.T) {
 	}
 	if r.Keep() != 240 {
 		t.Errorf("cursor at %d after the 410, want 239: the refused batch stays", r.Keep()-1)
+	}
+}
+
+// collect is a sink that keeps the first seq of every batch and stops
+// after the batch that reaches last.
+type collect struct {
+	last   uint64
+	firsts []uint64
+}
+
+func (c *collect) Name() string            { return "collect" }
+func (c *collect) Accept(line []byte) bool { return true }
+func (c *collect) Deliver(ctx context.Context, b sinks.Batch) error {
+	c.firsts = append(c.firsts, b.First)
+	if b.Last >= c.last {
+		return sinks.ErrStopped
+	}
+	return nil
+}
+
+// Records deleted by hand before a sink delivered them (ErrGone) are
+// skipped, loudly, and delivery goes on from the oldest one left.
+func TestRunnerSkipsWhatIsGone(t *testing.T) {
+	st, stateDir := storeWith(t, 100)
+	st.Drop(41)
+	sink := &collect{last: 100}
+	r, err := sinks.NewRunner(sink, stateDir, sinks.Limits{Count: 30, Bytes: 1 << 20, Age: time.Millisecond}, 1, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(context.Background(), st); !errors.Is(err, sinks.ErrStopped) {
+		t.Fatalf("Run: %v", err)
+	}
+	if want := []uint64{41, 71}; fmt.Sprint(sink.firsts) != fmt.Sprint(want) {
+		t.Errorf("batches start at %v, want %v", sink.firsts, want)
 	}
 }

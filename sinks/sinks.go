@@ -4,6 +4,12 @@
 // restart neither loses nor reorders anything; retention keeps every
 // segment a sink still needs. Sinks live below: webhook (records), alert
 // (rules over records, notifying slack, discord and email).
+//
+// Sinks consume what the agent produces, through the Store interface
+// defined here: sinks/... imports signer/record for the record contract,
+// agent/atomicfile, and no other agent/... package and no cmd/...
+// (cmd/tailseal adapts the store and assembles the sinks; its
+// imports_test.go keeps the rule true).
 package sinks
 
 import (
@@ -19,7 +25,6 @@ import (
 	"time"
 
 	"github.com/tailseal/tailseal/agent/atomicfile"
-	"github.com/tailseal/tailseal/agent/store"
 )
 
 // Batch is a run of stored records, seqs First..Last, as stored.
@@ -46,11 +51,37 @@ type Sink interface {
 // lost when it is fixed and the agent restarted.
 var ErrStopped = errors.New("endpoint refused for good")
 
-// Source is the store as sinks see it.
+// Source tells a sink how far it may read.
 type Source interface {
 	Durable() uint64          // the last durable seq
 	Changed() <-chan struct{} // closed at the next commit
 }
+
+// Store is the canonical store as sinks read it.
+type Store interface {
+	Source
+	// Open returns a reader whose first record is seq from. It reads
+	// nothing yet, so it cannot fail: errors come from Next.
+	Open(from uint64) RecordReader
+	// Oldest is the first seq of the oldest segment still stored, 0 when
+	// the store holds none.
+	Oldest() (uint64, error)
+}
+
+// RecordReader reads stored records in seq order, while the agent
+// appends, rotates and compresses. Not safe for concurrent use.
+type RecordReader interface {
+	// Next returns the next record (without its newline, valid until the
+	// next call) if its seq is at most durable; ok is false when there is
+	// none yet. An error wrapping ErrGone means the record was deleted.
+	Next(durable uint64) (line []byte, ok bool, err error)
+	// Seq is the seq of the record Next returns.
+	Seq() uint64
+	Close() error
+}
+
+// ErrGone means the record a sink wanted is no longer in the store.
+var ErrGone = errors.New("record no longer in the store")
 
 // Limits bound a batch.
 type Limits struct {
@@ -81,12 +112,11 @@ type cursorFile struct {
 
 // Runner feeds one sink from the store.
 type Runner struct {
-	sink     Sink
-	storeDir string
-	path     string
-	limits   Limits
-	log      *slog.Logger
-	Stats    Stats
+	sink   Sink
+	path   string
+	limits Limits
+	log    *slog.Logger
+	Stats  Stats
 }
 
 // FromEnd, as NewRunner's start, makes a new sink begin after the last
@@ -97,8 +127,8 @@ const FromEnd = 0
 // first time starts at start (the first seq it should deliver), or at
 // FromEnd. It is made before the store opens, so that retention, which
 // starts with it, already keeps what the sink needs.
-func NewRunner(sink Sink, storeDir, stateDir string, limits Limits, start uint64, log *slog.Logger) (*Runner, error) {
-	r := &Runner{sink: sink, storeDir: storeDir, limits: limits,
+func NewRunner(sink Sink, stateDir string, limits Limits, start uint64, log *slog.Logger) (*Runner, error) {
+	r := &Runner{sink: sink, limits: limits,
 		path: filepath.Join(stateDir, "sink-"+sink.Name()+".json"), log: log.With("sink", sink.Name())}
 	c, err := r.load()
 	switch {
@@ -140,7 +170,7 @@ func (r *Runner) Name() string { return r.sink.Name() }
 func (r *Runner) Keep() uint64 { return r.Stats.Cursor.Load() + 1 }
 
 // Run delivers from src until ctx ends or the sink stops.
-func (r *Runner) Run(ctx context.Context, src Source) error {
+func (r *Runner) Run(ctx context.Context, src Store) error {
 	c, err := r.load()
 	if errors.Is(err, os.ErrNotExist) { // a new sink that starts at the end
 		c = cursorFile{Delivered: src.Durable()}
@@ -150,7 +180,7 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 	if err != nil {
 		return err
 	}
-	rd := store.NewReader(r.storeDir, c.Delivered+1)
+	rd := src.Open(c.Delivered + 1)
 	defer func() { rd.Close() }() // rd may be replaced below
 	var pending uint64            // last seq of a batch to resend exactly
 	if c.Pending != nil {
@@ -159,18 +189,18 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 	lagWarned := time.Time{}
 	for {
 		b, err := r.gather(ctx, src, rd, pending)
-		if errors.Is(err, store.ErrGone) {
+		if errors.Is(err, ErrGone) {
 			// Deleted by hand (retention keeps what a sink needs): say so
 			// loudly and go on from what is left, rather than stop.
-			segs, lerr := store.List(r.storeDir)
-			if lerr != nil || len(segs) == 0 {
+			oldest, lerr := src.Oldest()
+			if lerr != nil || oldest == 0 {
 				return err
 			}
 			r.log.Error("SINK SKIPS RECORDS: they were deleted from the store before it delivered them",
-				"from_seq", rd.Seq(), "to_seq", segs[0].First-1)
+				"from_seq", rd.Seq(), "to_seq", oldest-1)
 			rd.Close()
-			rd = store.NewReader(r.storeDir, segs[0].First)
-			c, pending = cursorFile{Delivered: segs[0].First - 1}, 0
+			rd = src.Open(oldest)
+			c, pending = cursorFile{Delivered: oldest - 1}, 0
 			continue
 		}
 		if err != nil {
@@ -237,7 +267,7 @@ func (r *Runner) deliver(ctx context.Context, b Batch) error {
 // gather reads the next batch: up to the limits, or what came within
 // Limits.Age of the first record. With exact > 0 it reads exactly up to
 // that seq (a batch cut before a crash).
-func (r *Runner) gather(ctx context.Context, src Source, rd *store.Reader, exact uint64) (Batch, error) {
+func (r *Runner) gather(ctx context.Context, src Source, rd RecordReader, exact uint64) (Batch, error) {
 	b := Batch{First: rd.Seq()}
 	size := 0
 	var deadline <-chan time.Time

@@ -104,6 +104,10 @@ func (s *Store) compress(name string) error {
 	if err := out.Close(); err != nil {
 		return err
 	}
+	gz, err := os.Stat(tmp)
+	if err != nil {
+		return err
+	}
 	if err := os.Rename(tmp, dst); err != nil {
 		return err
 	}
@@ -117,6 +121,7 @@ func (s *Store) compress(name string) error {
 	if err := os.Remove(src); err != nil {
 		return err
 	}
+	s.bytes.Add(gz.Size() - st.Size())
 	s.log.Debug("store: segment compressed", "segment", base+CompressedExt)
 	return nil
 }
@@ -150,6 +155,8 @@ func (s *Store) applyRetention() {
 			s.log.Error("store: retention delete", "segment", seg.Name, "error", err)
 			return
 		}
+		s.segments.Add(-1)
+		s.bytes.Add(-fi.Size())
 		s.log.Info("store: segment deleted by retention", "segment", seg.Name, "age", s.opt.Now().Sub(fi.ModTime()).Round(time.Second))
 	}
 }

@@ -62,6 +62,10 @@ type Store struct {
 	bg   sync.WaitGroup
 	jobs chan string
 	stop chan struct{}
+
+	// What is on disk, for metrics: counted once at Open, then kept up to
+	// date by Append, rotation, compression and retention.
+	segments, bytes atomic.Int64
 }
 
 // Last is the last durable line found when opening (nil for an empty store).
@@ -99,6 +103,9 @@ func Open(opt Options) (*Store, *Last, error) {
 	}
 	last, err := s.recover(segs)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.count(); err != nil {
 		return nil, nil, err
 	}
 	s.bg.Add(1)
@@ -143,6 +150,29 @@ func List(dir string) ([]Segment, error) {
 	sort.Slice(segs, func(i, j int) bool { return segs[i].First < segs[j].First })
 	return segs, nil
 }
+
+// count sets the segment and byte counts from the store directory.
+func (s *Store) count() error {
+	segs, err := List(s.opt.Dir)
+	if err != nil {
+		return err
+	}
+	var size int64
+	for _, seg := range segs {
+		if fi, err := os.Stat(filepath.Join(s.opt.Dir, seg.Name)); err == nil {
+			size += fi.Size()
+		}
+	}
+	s.segments.Store(int64(len(segs)))
+	s.bytes.Store(size)
+	return nil
+}
+
+// Segments is the number of segment files in the store.
+func (s *Store) Segments() int64 { return s.segments.Load() }
+
+// Bytes is the size of all segment files on disk.
+func (s *Store) Bytes() int64 { return s.bytes.Load() }
 
 // cleanup removes leftovers of a compression cut short: a temporary file,
 // or an uncompressed segment whose compressed copy is complete.
@@ -308,6 +338,7 @@ func (s *Store) Append(data []byte, first, last uint64) error {
 		return fmt.Errorf("append: %w", err)
 	}
 	s.size += int64(n)
+	s.bytes.Add(int64(n))
 	s.lastSeq = last
 	s.dirty = true
 	return nil
@@ -356,6 +387,7 @@ func (s *Store) rotate(first uint64) error {
 	if err := s.openActive(first); err != nil {
 		return err
 	}
+	s.segments.Add(1)
 	s.log.Info("store: segment rotated", "segment", old, "next", SegmentName(first, ActiveExt))
 	select {
 	case s.jobs <- old:

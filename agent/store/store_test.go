@@ -211,3 +211,41 @@ func TestScanSkipsAPartialLastLine(t *testing.T) {
 		t.Fatalf("got %q, %v", got, err)
 	}
 }
+
+// The store's segment and byte counts (its metrics) follow rotation,
+// compression and retention without listing the directory.
+func TestCountsFollowTheDisk(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	opt := Options{Dir: dir, SegmentMax: 1000, Retention: time.Hour, Now: func() time.Time { return now }}
+	check := func(s *Store, when string) {
+		t.Helper()
+		segs, _ := List(dir)
+		var size int64
+		for _, seg := range segs {
+			fi, err := os.Stat(filepath.Join(dir, seg.Name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			size += fi.Size()
+		}
+		if s.Segments() != int64(len(segs)) || s.Bytes() != size {
+			t.Errorf("%s: counts %d segments, %d bytes; on disk %d, %d", when, s.Segments(), s.Bytes(), len(segs), size)
+		}
+	}
+	s, _ := open(t, opt)
+	appendN(t, s, 1, 40)
+	s.Close()
+	check(s, "after rotations")
+	s, _ = open(t, opt)
+	waitCompressed(t, dir)
+	s.Close()
+	check(s, "after compression")
+	now = now.Add(2 * time.Hour)
+	s, _ = open(t, opt) // retention runs at start
+	s.Close()
+	if segs, _ := List(dir); len(segs) != 1 {
+		t.Fatalf("retention left %v", segs)
+	}
+	check(s, "after retention")
+}

@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tailseal/tailseal/agent/config"
+	"github.com/tailseal/tailseal/sinks/email"
 )
 
 // Every command checks the configuration the same way: what run refuses,
@@ -58,4 +61,15 @@ func withoutTailsealEnv() []string {
 		}
 	}
 	return env
+}
+
+// TAILSEAL_SMTP_TLS has its names twice, in config (which checks the
+// variable) and in sinks/email (which acts on it), because sinks import no
+// agent package: they must stay the same.
+func TestSMTPTLSNamesAgree(t *testing.T) {
+	cfgNames := []string{config.SMTPTLSMandatory, config.SMTPTLSImplicit, config.SMTPTLSOpportunistic, config.SMTPTLSNone}
+	mailNames := []string{email.TLSMandatory, email.TLSImplicit, email.TLSOpportunistic, email.TLSNone}
+	if strings.Join(cfgNames, ",") != strings.Join(mailNames, ",") {
+		t.Fatalf("config %v, email %v", cfgNames, mailNames)
+	}
 }

@@ -1,4 +1,13 @@
 // Command tailseal is the audit-log sidecar agent and its operator CLI.
+//
+// It is where the program is assembled: the agent, the sinks beside it
+// (sinks.go) and the store they read (sinkstore.go), the metrics registry.
+// Imports go one way, down the data flow: cmd/... may import every package
+// of the module and nothing else imports cmd/...; agent/... produces and
+// imports no sinks/...; signer/... defines and checks what is produced and
+// imports no agent/... but agent/atomicfile, and no sinks/...; sinks/...
+// consume and import no agent/... but agent/atomicfile. imports_test.go
+// holds these rules and checks every import of the module against them.
 package main
 
 import (

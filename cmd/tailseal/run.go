@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
@@ -52,26 +53,14 @@ Stops cleanly on SIGTERM or SIGINT. All settings are environment variables.
 	reg := prometheus.NewRegistry()
 	var ready atomic.Pointer[agent.Agent]
 	if cfg.Listen != "" {
-		srv, err := httpapi.Start(cfg.Listen, reg, func() bool {
-			a := ready.Load()
-			if a == nil {
-				return false
-			}
-			select {
-			case <-a.Ready():
-				return true
-			default:
-				return false
-			}
-		}, log)
+		shutdown, err := listen(cfg.Listen, reg, &ready, log)
 		if err != nil {
-			log.Error("cannot listen", "addr", cfg.Listen, "error", err)
-			return fmt.Errorf("%w: TAILSEAL_LISTEN %s: %w", errUsage, cfg.Listen, err)
+			return err
 		}
-		defer srv.Shutdown()
+		defer shutdown()
 	}
 
-	a, err := agent.New(cfg, log)
+	a, set, err := assemble(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "error", err)
 		if errors.Is(err, config.ErrInvalid) {
@@ -79,26 +68,73 @@ Stops cleanly on SIGTERM or SIGINT. All settings are environment variables.
 		}
 		return err
 	}
-	reg.MustRegister(a.Collector())
+	st := sinkStore{Store: a.Store(), dir: filepath.Join(cfg.DataDir, agent.StoreDir)}
+	reg.MustRegister(a.Collectors()...)
+	reg.MustRegister(set.collectors(st)...)
 	ready.Store(a)
-	go func() {
-		select {
-		case <-a.Ready():
-			log.Info("ready")
-			if err := sdNotify("READY=1"); err != nil {
-				log.Warn("sd_notify", "error", err)
-			}
-		case <-ctx.Done():
-		}
-	}()
+	go notifyReady(ctx, a, log)
 	log.Info("started", "source", cfg.Source, "data_dir", cfg.DataDir)
+	sctx, stopSinks := context.WithCancel(ctx)
+	waitSinks := set.run(sctx, st)
 	err = a.Run(ctx)
+	stopSinks()
+	waitSinks()
 	sdNotify("STOPPING=1")
 	if err != nil {
 		log.Error("stopped with an error", "error", err)
 		return err
 	}
 	return nil
+}
+
+// listen serves the HTTP endpoint; it is ready once an agent is stored in
+// ready and has recovered.
+func listen(addr string, reg *prometheus.Registry, ready *atomic.Pointer[agent.Agent], log *slog.Logger) (shutdown func() error, err error) {
+	srv, err := httpapi.Start(addr, reg, func() bool {
+		a := ready.Load()
+		if a == nil {
+			return false
+		}
+		select {
+		case <-a.Ready():
+			return true
+		default:
+			return false
+		}
+	}, log)
+	if err != nil {
+		log.Error("cannot listen", "addr", addr, "error", err)
+		return nil, fmt.Errorf("%w: TAILSEAL_LISTEN %s: %w", errUsage, addr, err)
+	}
+	return srv.Shutdown, nil
+}
+
+// notifyReady tells systemd when the agent has recovered.
+func notifyReady(ctx context.Context, a *agent.Agent, log *slog.Logger) {
+	select {
+	case <-a.Ready():
+		log.Info("ready")
+		if err := sdNotify("READY=1"); err != nil {
+			log.Warn("sd_notify", "error", err)
+		}
+	case <-ctx.Done():
+	}
+}
+
+// assemble builds the agent and the sinks. The sinks are built after the
+// agent's own checks and before its store opens, so that retention, which
+// starts with the store, already keeps what a sink needs.
+func assemble(cfg *config.Config, log *slog.Logger) (*agent.Agent, *sinkSet, error) {
+	var set *sinkSet
+	build := func() (err error) {
+		set, err = newSinks(cfg, log)
+		return err
+	}
+	a, err := agent.New(cfg, log, agent.WithReaders(build, func() uint64 { return set.keep() }))
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, set, nil
 }
 
 // newLogger logs JSON to stderr, or text when stderr is a terminal.

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tailseal/tailseal/sinks"
 	"github.com/tailseal/tailseal/sinks/alert"
 )
@@ -43,6 +44,9 @@ func (n *Notifier) Name() string { return "discord" }
 
 // Retries are the webhook's retried attempts.
 func (n *Notifier) Retries() *sinks.RetryCounts { return &n.http.Retries }
+
+// Collectors are the channel's metrics.
+func (n *Notifier) Collectors() []prometheus.Collector { return n.http.Retries.Collectors(n.Name()) }
 
 type field struct {
 	Name   string `json:"name"`

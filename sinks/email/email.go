@@ -17,10 +17,19 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tailseal/tailseal/agent/config"
 	"github.com/tailseal/tailseal/sinks"
 	"github.com/tailseal/tailseal/sinks/alert"
 	"github.com/wneessen/go-mail"
+)
+
+// TLS modes, the values of TAILSEAL_SMTP_TLS (config.Validate checks the
+// variable against the same names; a test in cmd/tailseal holds the two
+// lists equal).
+const (
+	TLSMandatory     = "mandatory"     // STARTTLS required (the default)
+	TLSImplicit      = "implicit"      // TLS from the first byte, port 465
+	TLSOpportunistic = "opportunistic" // STARTTLS when offered
+	TLSNone          = "none"          // plain text
 )
 
 // Options configure the SMTP relay.
@@ -30,7 +39,7 @@ type Options struct {
 	To       []string
 	Username string
 	Password string
-	// TLS: one of config's SMTPTLS modes; "" is mandatory.
+	// TLS: one of the TLS modes below; "" is mandatory.
 	TLS     string
 	CAFile  string // extra trusted CA (PEM), for an internal relay
 	Timeout time.Duration
@@ -71,14 +80,14 @@ func New(opt Options) (*Notifier, error) {
 		tlsConf.RootCAs = pool
 	}
 	opts := []mail.Option{mail.WithPort(port), mail.WithTLSConfig(tlsConf), mail.WithTimeout(opt.Timeout)}
-	switch strings.ToLower(opt.TLS) { // the names are config's, which checks them
-	case "", config.SMTPTLSMandatory:
+	switch strings.ToLower(opt.TLS) {
+	case "", TLSMandatory:
 		opts = append(opts, mail.WithTLSPolicy(mail.TLSMandatory))
-	case config.SMTPTLSImplicit:
+	case TLSImplicit:
 		opts = append(opts, mail.WithSSL())
-	case config.SMTPTLSOpportunistic:
+	case TLSOpportunistic:
 		opts = append(opts, mail.WithTLSPolicy(mail.TLSOpportunistic))
-	case config.SMTPTLSNone:
+	case TLSNone:
 		opts = append(opts, mail.WithTLSPolicy(mail.NoTLS))
 	default:
 		return nil, fmt.Errorf("TAILSEAL_SMTP_TLS %q: want mandatory, implicit, opportunistic or none", opt.TLS)

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tailseal/tailseal/sinks"
 	"github.com/tailseal/tailseal/sinks/alert"
 )
@@ -37,6 +38,9 @@ func (n *Notifier) Name() string { return "slack" }
 
 // Retries are the webhook's retried attempts.
 func (n *Notifier) Retries() *sinks.RetryCounts { return &n.http.Retries }
+
+// Collectors are the channel's metrics.
+func (n *Notifier) Collectors() []prometheus.Collector { return n.http.Retries.Collectors(n.Name()) }
 
 // Message is the JSON Slack receives for an alert.
 func Message(a alert.Alert) []byte {

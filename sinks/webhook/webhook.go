@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tailseal/tailseal/agent/config"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tailseal/tailseal/signer/record"
 	"github.com/tailseal/tailseal/sinks"
 )
@@ -47,11 +47,6 @@ type Sink struct {
 	// DeadLetters counts batches refused for good (400 and the like).
 	DeadLetters atomic.Uint64
 }
-
-// ParseSecret reads a Standard Webhooks secret (whsec_ and base64). The
-// format has one home, config.ParseWebhookSecret, which Validate checks the
-// configured secret with; this is that function.
-func ParseSecret(s string) ([]byte, error) { return config.ParseWebhookSecret(s) }
 
 // Describe names an endpoint for logs: its host, never its path or query.
 func Describe(rawURL string) string {
@@ -135,4 +130,9 @@ func (s *Sink) Deliver(ctx context.Context, b sinks.Batch) error {
 		return sinks.DeadLetter(s.opt.StateDir, s.opt.Name, perm.Reason, b)
 	}
 	return err
+}
+
+// Collectors are the sink's own metrics (the runner has the others).
+func (s *Sink) Collectors() []prometheus.Collector {
+	return append(s.http.Retries.Collectors(s.Name()), sinks.DeadLettersCounter(s.Name(), s.DeadLetters.Load))
 }
