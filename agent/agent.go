@@ -24,6 +24,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tailseal/tailseal/agent/config"
+	"github.com/tailseal/tailseal/agent/lock"
 	"github.com/tailseal/tailseal/agent/parse"
 	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/agent/tailer"
@@ -59,6 +60,7 @@ type Agent struct {
 	lastCheckpoint uint64   // seq covered by (or of) the last checkpoint
 	activeSeg      string
 	closed         bool
+	lock           *lock.Lock // of the data dir, held from New to the end of Run
 }
 
 // Stats are the agent's counters, exported as metrics.
@@ -83,9 +85,27 @@ func WithReaders(build func() error, keep func() uint64) Option {
 // New recovers the store and prepares the pipeline; Run starts it.
 func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 	if err := tailer.CheckSource(cfg.Source); err != nil {
-		return nil, fmt.Errorf("%w: TAILSEAL_SOURCE: %v; tailseal reads a regular file that the application appends to "+
+		return nil, fmt.Errorf("%w: TAILSEAL_SOURCE: %w; tailseal reads a regular file that the application appends to "+
 			"(it resumes at a byte offset after a restart, which a pipe cannot give back)", config.ErrInvalid, err)
 	}
+	// One agent per data dir, before anything in it is read or written: a
+	// second one would generate keys over the first one's and store every
+	// line twice.
+	l, err := lock.Acquire(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("lock data dir: %w", err)
+	}
+	a, err := open(cfg, log, opts...)
+	if err != nil {
+		l.Release()
+		return nil, err
+	}
+	a.lock = l
+	return a, nil
+}
+
+// open recovers the store of a locked data dir and prepares the pipeline.
+func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 	keys, err := loadKeys(cfg, log)
 	if err != nil {
 		return nil, err
@@ -412,5 +432,5 @@ func (a *Agent) close() error {
 	a.closed = true
 	err := a.store.Close()
 	a.log.Info("stopped", "durable_seq", a.store.Durable())
-	return err
+	return errors.Join(err, a.lock.Release())
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tailseal/tailseal/agent/config"
+	"github.com/tailseal/tailseal/agent/lock"
 	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/record"
 	"golang.org/x/mod/sumdb/note"
@@ -38,19 +39,24 @@ type keys struct {
 	note  note.Signer
 }
 
-// ErrKeysExist reports that keygen would overwrite existing keys.
-var ErrKeysExist = errors.New("keys already exist")
+// ErrNotNew reports that keygen was asked for keys of a data dir that is
+// in use or holds something already: it never overwrites keys.
+var ErrNotNew = errors.New("the data dir is not new")
 
 // Keygen creates K0, the sealing state and the checkpoint key pair in
 // dataDir and returns K0 (hex) and the checkpoint verifier key, which the
 // operator keeps off the host. K0 itself is not stored.
 func Keygen(dataDir string, epoch time.Duration, now time.Time) (k0Hex, vkey string, err error) {
-	sealPath := filepath.Join(dataDir, StateDir, SealStateFile)
-	for _, p := range []string{sealPath, filepath.Join(dataDir, KeysDir, NoteKeyFile)} {
-		if _, err := os.Stat(p); err == nil {
-			return "", "", fmt.Errorf("%w: %s (remove the data dir's keys/ and state/ first, or use another data dir)", ErrKeysExist, p)
+	if lock.Held(dataDir) {
+		return "", "", fmt.Errorf("%w: an agent is running on %s (pid %d); keys are made before the first start", ErrNotNew, dataDir, lock.Holder(dataDir))
+	}
+	entries, _ := os.ReadDir(dataDir)
+	for _, e := range entries {
+		if e.Name() != lock.File { // a lock file alone is what a start that failed leaves
+			return "", "", fmt.Errorf("%w: %s holds %s already; keygen makes the keys of a new data dir before its first start (use an empty or new TAILSEAL_DATA_DIR)", ErrNotNew, dataDir, e.Name())
 		}
 	}
+	sealPath := filepath.Join(dataDir, StateDir, SealStateFile)
 	k0, err := signer.NewRandomKey()
 	if err != nil {
 		return "", "", err

@@ -20,7 +20,8 @@ Creates the signing keys in $TAILSEAL_DATA_DIR before the first start: the
 initial epoch key K0 (the agent keeps only later keys) and the Ed25519
 checkpoint key pair. Prints, once, what verification needs; keep it off this
 host and give it to 'tailseal verify' as TAILSEAL_VERIFY_KEY and
-TAILSEAL_VERIFIER. Refuses to overwrite existing keys.
+TAILSEAL_VERIFIER. Refuses a data dir that is not empty or that an agent
+is running on: it never overwrites keys.
 `)
 	}
 	if err := fs.Parse(args); err != nil {
@@ -31,7 +32,7 @@ TAILSEAL_VERIFIER. Refuses to overwrite existing keys.
 		return err
 	}
 	k0, vkey, err := agent.Keygen(cfg.DataDir, cfg.Epoch, time.Now())
-	if errors.Is(err, agent.ErrKeysExist) {
+	if errors.Is(err, agent.ErrNotNew) {
 		fmt.Fprintln(os.Stderr, "tailseal keygen:", err)
 		return errUsage
 	}

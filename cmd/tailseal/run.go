@@ -16,6 +16,7 @@ import (
 	"github.com/tailseal/tailseal/agent"
 	"github.com/tailseal/tailseal/agent/config"
 	"github.com/tailseal/tailseal/agent/httpapi"
+	"github.com/tailseal/tailseal/agent/lock"
 	"golang.org/x/term"
 )
 
@@ -63,7 +64,7 @@ Stops cleanly on SIGTERM or SIGINT. All settings are environment variables.
 	a, set, err := assemble(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "error", err)
-		if errors.Is(err, config.ErrInvalid) {
+		if errors.Is(err, config.ErrInvalid) || errors.Is(err, lock.ErrHeld) {
 			return errUsage
 		}
 		return err

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// waitExit waits up to d for p to exit and returns its exit code.
+func (p *proc) waitExit(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode()
+		}
+		return 0
+	case <-time.After(d):
+		t.Fatalf("still running after %v", d)
+		return -1
+	}
+}
+
+// Two agents on one data dir, one after the other and both at once: one
+// runs, the other exits 2 within a second naming the data dir and the
+// holder's pid and writing nothing; the store holds every line once.
+func TestOneAgentPerDataDir(t *testing.T) {
+	e := newEnv(t)
+	w := newWriter(t, e.source)
+	first := e.start()
+	for range 200 {
+		w.write(1)
+	}
+	e.waitStored(200)
+	before := dirState(t, e.dataDir)
+	second := e.start()
+	if code := second.waitExit(t, time.Second); code != 2 {
+		t.Errorf("second agent: exit %d, want 2", code)
+	}
+	msg := second.stderr.String()
+	if !strings.Contains(msg, e.dataDir) || !strings.Contains(msg, "process "+strconv.Itoa(first.cmd.Process.Pid)) {
+		t.Errorf("second agent's message names neither the data dir nor the holder: %s", msg)
+	}
+	if after := dirState(t, e.dataDir); after != before {
+		t.Errorf("the second agent changed the data dir:\nbefore %s\nafter  %s", before, after)
+	}
+	for range 200 {
+		w.write(1)
+	}
+	s := e.waitStored(400)
+	first.stop(t)
+	e.checkExactly(s, 400)
+
+	// Started together on a new data dir: exactly one runs.
+	e2 := newEnv(t)
+	a, b := e2.start(), e2.start()
+	var running *proc
+	codes := 0
+	for _, p := range []*proc{a, b} {
+		select {
+		case <-p.done:
+			p.done <- nil
+			codes++
+		case <-time.After(1500 * time.Millisecond):
+			running = p
+		}
+	}
+	if codes != 1 || running == nil {
+		t.Fatalf("%d of two agents started together exited, want exactly 1", codes)
+	}
+	w2 := newWriter(t, e2.source)
+	for range 100 {
+		w2.write(1)
+	}
+	s2 := e2.waitStored(100)
+	running.stop(t)
+	e2.checkExactly(s2, 100)
+	if code, fs, stderr := verifyStore(t, e2.dataDir); code != 0 {
+		t.Errorf("verify: exit %d, %v, %s", code, fs, stderr)
+	}
+
+	// keygen refuses a data dir an agent runs on, and one that is not empty.
+	e3 := newEnv(t)
+	p := e3.start()
+	waitFor(t, "the agent to start", 10*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(e3.dataDir, "keys"))
+		return err == nil
+	})
+	if _, errOut, code := cliEnv(t, e3.dataDir, nil, "keygen"); code != 2 || !strings.Contains(errOut, "an agent is running") {
+		t.Errorf("keygen beside a running agent: exit %d, %s", code, errOut)
+	}
+	p.stop(t)
+	if _, errOut, code := cliEnv(t, e3.dataDir, nil, "keygen"); code != 2 || !strings.Contains(errOut, "not new") {
+		t.Errorf("keygen on a used data dir: exit %d, %s", code, errOut)
+	}
+}
+
+// dirState lists the data dir's files with their sizes and times.
+func dirState(t *testing.T, dir string) string {
+	var b strings.Builder
+	filepath.Walk(dir, func(path string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			b.WriteString(path + " " + strconv.FormatInt(fi.Size(), 10) + " " + fi.ModTime().String() + "\n")
+		}
+		return nil
+	})
+	return b.String()
+}
