@@ -106,6 +106,11 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 
 // open recovers the store of a locked data dir and prepares the pipeline.
 func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
+	for _, d := range []string{StateDir, KeysDir} {
+		if err := privateDir(filepath.Join(cfg.DataDir, d), log); err != nil {
+			return nil, err
+		}
+	}
 	keys, err := loadKeys(cfg, log)
 	if err != nil {
 		return nil, err
@@ -114,11 +119,6 @@ func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) 
 	// is not allowed the tailer polls until the application creates it.
 	if err := os.MkdirAll(filepath.Dir(cfg.Source), 0o755); err != nil {
 		log.Debug("cannot create the source directory", "error", err)
-	}
-	for _, d := range []string{StateDir, KeysDir} {
-		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o700); err != nil {
-			return nil, fmt.Errorf("create data dir: %w", err)
-		}
 	}
 	a := &Agent{cfg: cfg, log: log, now: time.Now, keys: keys}
 	for _, o := range opts {
@@ -182,6 +182,27 @@ func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) 
 		Logger:       log,
 	})
 	return a, nil
+}
+
+// privateDir makes dir, which holds keys or key state, and leaves it
+// readable by its owner only: a directory that exists with wider
+// permissions (made by hand, restored from a backup) is tightened to 0700,
+// with a warning, rather than used as it is.
+func privateDir(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("%s is open to others (%#o) and cannot be made private: %w", dir, perm, err)
+		}
+		log.Warn("a key directory was open to other users: made private (0700)", "dir", dir, "was", fmt.Sprintf("%#o", perm))
+	}
+	return nil
 }
 
 func (a *Agent) setupPII() error {

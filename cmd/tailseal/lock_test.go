@@ -113,3 +113,30 @@ func dirState(t *testing.T, dir string) string {
 	})
 	return b.String()
 }
+
+// keys/ and state/ that exist open to other users (made by hand, restored
+// from a backup) are made private before any key goes in, with a warning.
+func TestKeyDirsMadePrivate(t *testing.T) {
+	e := newEnv(t)
+	for _, d := range []string{"keys", "state"} {
+		if err := os.MkdirAll(filepath.Join(e.dataDir, d), 0o777); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(filepath.Join(e.dataDir, d), 0o777)
+	}
+	p := e.start()
+	waitFor(t, "the keys", 10*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(e.dataDir, "keys", "checkpoint.pub"))
+		return err == nil
+	})
+	p.stop(t)
+	for _, d := range []string{"keys", "state"} {
+		fi, err := os.Stat(filepath.Join(e.dataDir, d))
+		if err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: %v %v, want 0700", d, fi.Mode(), err)
+		}
+	}
+	if !strings.Contains(p.stderr.String(), "made private") {
+		t.Errorf("no warning in the log")
+	}
+}
