@@ -157,8 +157,6 @@ func (ix *indexer) finish() {
 	e.Pseudonyms.fold()
 }
 
-
-
 // appendIndex adds an entry to the index file and makes it durable.
 func appendIndex(dir string, e IndexEntry) error {
 	b, err := json.Marshal(e)
