@@ -8,11 +8,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -315,19 +313,10 @@ func (s *Store) scan(seg store.Segment, c *compiled, fn func(h *record.Head) boo
 		}
 		return nil
 	}
-	err := store.ScanSegment(s.dir, seg, visit)
-	if errors.Is(err, fs.ErrNotExist) && !seg.Compressed {
-		// The agent compressed it since the listing: read the .gz.
-		seg.Name = strings.TrimSuffix(seg.Name, store.ActiveExt) + store.CompressedExt
-		seg.Compressed = true
-		err = store.ScanSegment(s.dir, seg, visit)
-	}
-	switch {
-	case err != nil && err != stop:
-		if inner := errors.Unwrap(err); inner != nil {
-			err = inner // ScanSegment's error names the segment too
-		}
-		return &Problem{seg.Name, err}
+	var serr *store.SegmentError
+	switch err := store.ScanSegment(s.dir, seg, visit); {
+	case errors.As(err, &serr): // names the file read: the .gz if compressed since the listing
+		return &Problem{serr.Segment, serr.Err}
 	case bad > 0:
 		return &Problem{seg.Name, fmt.Errorf("%d lines are not records (first at line %d)", bad, firstBad)}
 	}
