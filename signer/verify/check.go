@@ -62,9 +62,9 @@ func (v *verifier) add(it *item, seq uint64, kind, detail string) {
 // line checks one line; next is the following line (not ok at the end,
 // atEnd).
 func (v *verifier) line(it *item, next *parsed, atEnd bool) {
-	p := &it.p
 	v.sum.Records++
 	v.sum.Bytes += int64(len(it.data)) + 1
+	p := &it.p
 	if !p.ok {
 		if atEnd {
 			v.add(it, v.expected, Truncated, "the last line is cut off")
@@ -74,6 +74,56 @@ func (v *verifier) line(it *item, next *parsed, atEnd bool) {
 		v.haveLast, v.lastFlag = false, true
 		return
 	}
+	h := sha256.Sum256(it.data)
+	if !v.order(it, next, h) {
+		return // not part of the chain
+	}
+	kind := classify(v.facts(it, next, h))
+	reported := kind != ""
+	v.report(it, kind)
+	if kind == inReplaced {
+		v.haveEpoch = false
+	}
+	if !reported && v.haveEpoch {
+		if kind, detail := epochRule(v.lastEpoch, v.lastSeal, p.epoch); kind != "" {
+			v.add(it, p.seq, kind, detail)
+		}
+	}
+	if c, ok := v.want[p.seq]; ok && c.hash != h && v.replacedIn != it.seg.Name {
+		v.add(it, p.seq, BadCheckpoint, fmt.Sprintf("checkpoint %d (checkpoints.jsonl line %d) signed a different line", p.seq, c.line))
+	}
+	v.advance(it, h, reported)
+}
+
+// Where a line's seq stands relative to the one expected next.
+type standing int
+
+const (
+	inOrder standing = iota
+	gap              // records before it are missing
+	early            // it comes just before the expected one: the two are reordered
+	behind           // its seq was passed already: reordered back, or inserted
+)
+
+// stand places a line's seq; segStart says the line opens its segment
+// with the seq the segment's name gives, so a gap before it is a lost
+// segment and not a reordering.
+func stand(expected, seq uint64, segStart bool, next *parsed) standing {
+	switch {
+	case seq > expected && !segStart && next.ok && next.seq == expected:
+		return early
+	case seq > expected:
+		return gap
+	case seq < expected:
+		return behind
+	}
+	return inOrder
+}
+
+// order reports what is out of order about a line and whether it joins the
+// chain: a line early or behind does not, a line after a gap does.
+func (v *verifier) order(it *item, next *parsed, h [32]byte) bool {
+	p := &it.p
 	if v.expected == 0 {
 		v.expected = p.seq
 		if p.seq != 1 {
@@ -81,65 +131,120 @@ func (v *verifier) line(it *item, next *parsed, atEnd bool) {
 			v.deleted = append(v.deleted, [2]uint64{1, p.seq - 1})
 		}
 	}
-	h := sha256.Sum256(it.data)
-
-	switch {
-	case p.seq > v.expected:
-		missing := fmt.Sprintf("records %d..%d are missing", v.expected, p.seq-1)
-		switch {
-		case it.lineNo == 1 && it.seg.First == p.seq:
-			v.add(it, p.seq, SegmentMissing, "a segment before this one is gone: "+missing)
-		case next != nil && next.ok && next.seq == v.expected:
-			v.add(it, p.seq, Reordered, fmt.Sprintf("seq %d comes before seq %d", p.seq, v.expected))
-			v.ahead[p.seq] = h
-			return
-		default:
-			v.add(it, p.seq, Deleted, missing)
-		}
-		v.deleted = append(v.deleted, [2]uint64{v.expected, p.seq - 1})
-		v.expected, v.lastFlag = p.seq, true
-		v.haveEpoch = false // the seal may be among the missing records
-	case p.seq < v.expected:
+	segStart := it.lineNo == 1 && it.seg.First == p.seq
+	switch stand(v.expected, p.seq, segStart, next) {
+	case early:
+		v.add(it, p.seq, Reordered, fmt.Sprintf("seq %d comes before seq %d", p.seq, v.expected))
+		v.ahead[p.seq] = h
+		return false
+	case behind:
 		if v.wasDeleted(p.seq) {
 			v.add(it, p.seq, Reordered, fmt.Sprintf("seq %d comes after seq %d", p.seq, v.lastSeq))
 		} else {
 			v.add(it, p.seq, Inserted, fmt.Sprintf("seq %d appears again after seq %d", p.seq, v.lastSeq))
 		}
-		return // not part of the chain
+		return false
+	case gap:
+		v.gap(it, segStart)
 	}
+	return true
+}
 
-	linkOK := !v.haveLast || bytes.Equal(p.prev, b64(&v.lastB64, v.last))
-	sigOK := v.keys == nil || v.keys.verifies(*p)
-	nextLinkOK := next == nil || !next.ok || next.seq != p.seq+1 || bytes.Equal(next.prev, b64(&v.hashB64, h))
-	reported := false
+// gap reports the records missing before a line that continues the chain.
+func (v *verifier) gap(it *item, segStart bool) {
+	p := &it.p
+	missing := fmt.Sprintf("records %d..%d are missing", v.expected, p.seq-1)
+	if segStart {
+		v.add(it, p.seq, SegmentMissing, "a segment before this one is gone: "+missing)
+	} else {
+		v.add(it, p.seq, Deleted, missing)
+	}
+	v.deleted = append(v.deleted, [2]uint64{v.expected, p.seq - 1})
+	v.expected, v.lastFlag = p.seq, true
+	v.haveEpoch = false // the seal may be among the missing records
+}
+
+// facts gathers what classify decides on.
+func (v *verifier) facts(it *item, next *parsed, h [32]byte) lineFacts {
+	p := &it.p
+	return lineFacts{
+		firstOfSegment: it.lineNo == 1,
+		haveKey:        v.keys != nil,
+		sigOK:          v.keys == nil || v.keys.verifies(*p),
+		linkOK:         !v.haveLast || bytes.Equal(p.prev, b64(&v.lastB64, v.last)),
+		nextLinkOK:     !next.ok || next.seq != p.seq+1 || bytes.Equal(next.prev, b64(&v.hashB64, h)),
+		chained:        v.haveLast,
+		lastReported:   v.lastFlag,
+		inReplaced:     v.replacedIn == it.seg.Name,
+	}
+}
+
+// lineFacts is what is known about a line in order, for classify.
+type lineFacts struct {
+	firstOfSegment bool // line 1 of its segment
+	haveKey        bool // signatures are checked
+	sigOK          bool // the signature verifies (true without a key)
+	linkOK         bool // its prev is the hash of the last chained line
+	nextLinkOK     bool // the next line's prev is its hash, or the next is not its successor
+	chained        bool // a line before it is in the chain
+	lastReported   bool // the last chained line had a finding
+	inReplaced     bool // its segment was reported replaced already
+}
+
+// inReplaced is classify's word for a line of a segment reported replaced
+// already: not to be trusted, and not reported again. It is no Finding
+// kind.
+const inReplaced = "in a replaced segment"
+
+// classify names the finding for a line in order: "" for none, inReplaced
+// for one not to be reported. Any other answer means the line is not to be
+// trusted.
+func classify(f lineFacts) string {
 	switch {
-	case it.lineNo == 1 && (!sigOK && nextLinkOK || v.opt.K0 == nil && !linkOK && v.haveLast && !v.lastFlag):
+	case f.firstOfSegment && (!f.sigOK && f.nextLinkOK || !f.haveKey && !f.linkOK && f.chained && !f.lastReported):
 		// A consistent chain under a key that is not ours, or (without the
 		// key) a chain that does not continue ours: a foreign segment.
-		v.add(it, p.seq, SegmentReplace, "this segment's records were not signed and chained by this store")
-		v.replacedIn, reported = it.seg.Name, true
-	case v.replacedIn == it.seg.Name:
-		reported = true // part of a replaced segment, reported once
-		v.haveEpoch = false
-	case !sigOK && !nextLinkOK, v.opt.K0 == nil && !nextLinkOK:
-		v.add(it, p.seq, Edited, "the line differs from what was signed and chained")
-		reported = true
-	case !sigOK:
-		v.add(it, p.seq, BadSignature, fmt.Sprintf("the signature does not verify under the key of epoch %d", p.epoch))
-		reported = true
+		return SegmentReplace
+	case f.inReplaced:
+		return inReplaced
+	case !f.sigOK && !f.nextLinkOK, !f.haveKey && !f.nextLinkOK:
+		return Edited
+	case !f.sigOK:
+		return BadSignature
 	}
-	if !reported && v.haveEpoch {
-		switch {
-		case p.epoch < v.lastEpoch:
-			v.add(it, p.seq, EpochBackwards, fmt.Sprintf("epoch %d after epoch %d", p.epoch, v.lastEpoch))
-		case p.epoch > v.lastEpoch && v.lastSeal != p.epoch:
-			v.add(it, p.seq, SealMissing, fmt.Sprintf("epoch %d follows epoch %d without its seal", p.epoch, v.lastEpoch))
-		}
-	}
-	if c, ok := v.want[p.seq]; ok && c.hash != h && v.replacedIn != it.seg.Name {
-		v.add(it, p.seq, BadCheckpoint, fmt.Sprintf("checkpoint %d (checkpoints.jsonl line %d) signed a different line", p.seq, c.line))
-	}
+	return ""
+}
 
+// report adds the finding classify named.
+func (v *verifier) report(it *item, kind string) {
+	p := &it.p
+	switch kind {
+	case SegmentReplace:
+		v.add(it, p.seq, kind, "this segment's records were not signed and chained by this store")
+		v.replacedIn = it.seg.Name
+	case Edited:
+		v.add(it, p.seq, kind, "the line differs from what was signed and chained")
+	case BadSignature:
+		v.add(it, p.seq, kind, fmt.Sprintf("the signature does not verify under the key of epoch %d", p.epoch))
+	}
+}
+
+// epochRule checks a trusted line's epoch against the last trusted one's:
+// epochs never go back, and each new one follows the seal of the last.
+func epochRule(lastEpoch, lastSeal, epoch uint64) (kind, detail string) {
+	switch {
+	case epoch < lastEpoch:
+		return EpochBackwards, fmt.Sprintf("epoch %d after epoch %d", epoch, lastEpoch)
+	case epoch > lastEpoch && lastSeal != epoch:
+		return SealMissing, fmt.Sprintf("epoch %d follows epoch %d without its seal", epoch, lastEpoch)
+	}
+	return "", ""
+}
+
+// advance makes the line the end of the chain, then the lines met before
+// their turn that now follow it.
+func (v *verifier) advance(it *item, h [32]byte, reported bool) {
+	p := &it.p
 	v.lastSeq, v.last, v.haveLast, v.lastFlag = p.seq, h, true, reported
 	v.expected = p.seq + 1
 	for {

@@ -27,32 +27,15 @@ func (v *verifier) loadCheckpoints(src Source) error {
 	var bad []Finding
 	for sc.Scan() {
 		n++
-		var cl struct {
-			Size uint64 `json:"size"`
-			Note string `json:"note"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &cl); err != nil {
-			bad = append(bad, Finding{Segment: "checkpoints.jsonl", Line: n, Kind: BadCheckpoint, Detail: "not a checkpoint line"})
-			continue
-		}
-		c, err := v.openNote(cl.Note)
-		var uv *note.UnknownVerifierError
-		var unv *note.UnverifiedNoteError
+		f, ok := v.checkpoint(n, sc.Bytes())
 		switch {
-		case errors.As(err, &uv) || errors.As(err, &unv):
+		case ok:
+			good++
+			continue
+		case f.unknown:
 			unknown++
-			bad = append(bad, Finding{Segment: "checkpoints.jsonl", Line: n, Seq: cl.Size, Kind: BadCheckpoint, Detail: "signed by an unknown key: " + err.Error()})
-			continue
-		case err != nil:
-			bad = append(bad, Finding{Segment: "checkpoints.jsonl", Line: n, Seq: cl.Size, Kind: BadCheckpoint, Detail: err.Error()})
-			continue
-		case c.Size != cl.Size:
-			bad = append(bad, Finding{Segment: "checkpoints.jsonl", Line: n, Seq: cl.Size, Kind: BadCheckpoint, Detail: fmt.Sprintf("the line says size %d, the signed note %d", cl.Size, c.Size)})
-			continue
 		}
-		good++
-		v.want[c.Size] = checkpointAt{hash: c.Hash, line: n}
-		v.newest = max(v.newest, c.Size)
+		bad = append(bad, f.Finding)
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("read checkpoints: %w", err)
@@ -63,6 +46,44 @@ func (v *verifier) loadCheckpoints(src Source) error {
 	v.sum.Checkpoints = n
 	v.sum.Findings = append(v.sum.Findings, bad...)
 	return nil
+}
+
+// badCheckpoint is a finding about line n of checkpoints.jsonl; unknown
+// says its note is signed by a key the verifier does not know.
+type badCheckpoint struct {
+	Finding
+	unknown bool
+}
+
+// checkpoint takes line n of checkpoints.jsonl: ok, it is wanted at its
+// size; otherwise what is wrong with it.
+func (v *verifier) checkpoint(n int, line []byte) (badCheckpoint, bool) {
+	var cl struct {
+		Size uint64 `json:"size"`
+		Note string `json:"note"`
+	}
+	if err := json.Unmarshal(line, &cl); err != nil {
+		return badCheckpoint{Finding: Finding{Segment: "checkpoints.jsonl", Line: n, Kind: BadCheckpoint, Detail: "not a checkpoint line"}}, false
+	}
+	bad := func(detail string) badCheckpoint {
+		return badCheckpoint{Finding: Finding{Segment: "checkpoints.jsonl", Line: n, Seq: cl.Size, Kind: BadCheckpoint, Detail: detail}}
+	}
+	c, err := v.openNote(cl.Note)
+	var uv *note.UnknownVerifierError
+	var unv *note.UnverifiedNoteError
+	switch {
+	case errors.As(err, &uv) || errors.As(err, &unv):
+		b := bad("signed by an unknown key: " + err.Error())
+		b.unknown = true
+		return b, false
+	case err != nil:
+		return bad(err.Error()), false
+	case c.Size != cl.Size:
+		return bad(fmt.Sprintf("the line says size %d, the signed note %d", cl.Size, c.Size)), false
+	}
+	v.want[c.Size] = checkpointAt{hash: c.Hash, line: n}
+	v.newest = max(v.newest, c.Size)
+	return badCheckpoint{}, true
 }
 
 // openNote verifies a note with the verifier, or only parses it without one.
