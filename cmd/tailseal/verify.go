@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -214,7 +215,7 @@ const progressEvery = 1 << 16
 func (s *storeSource) Lines(seg verify.Segment, fn func(lineNo int, data []byte) error) error {
 	r, err := store.OpenSegment(s.dir, s.segs[seg.Name])
 	if err != nil {
-		return unwrapSegment(err)
+		return unreadable(err)
 	}
 	defer r.Close()
 	r.IncludeTorn = true
@@ -227,7 +228,7 @@ func (s *storeSource) Lines(seg verify.Segment, fn func(lineNo int, data []byte)
 		}
 		if err != nil {
 			s.done += r.Bytes()
-			return unwrapSegment(err)
+			return unreadable(err)
 		}
 		if err := fn(r.LineNo(), line); err != nil {
 			return err
@@ -238,14 +239,21 @@ func (s *storeSource) Lines(seg verify.Segment, fn func(lineNo int, data []byte)
 	}
 }
 
-// unwrapSegment leaves out the segment's name, which the verifier's
-// finding gives already.
-func unwrapSegment(err error) error {
+// unreadable says why a segment could not be read, in the words verify
+// has always used: the cause alone when reading failed part way (the
+// finding names the segment), the file and the step when opening did.
+func unreadable(err error) error {
 	var se *store.SegmentError
-	if errors.As(err, &se) {
+	var pe *fs.PathError
+	switch {
+	case !errors.As(err, &se):
+		return err
+	case se.Line > 0:
 		return se.Err
+	case errors.As(se.Err, &pe) && pe.Op == "open":
+		return fmt.Errorf("open %s: %w", se.Segment, se.Err)
 	}
-	return err
+	return fmt.Errorf("%s: %w", se.Segment, se.Err) // a gzip header
 }
 
 func (s *storeSource) report(current int64) {
