@@ -62,6 +62,11 @@ Exit 0 when intact, 1 with findings, 2 on usage or key errors.
 	opt.Source = src
 	sum, err := verify.RunContext(ctx, opt)
 	bar.finish()
+	return verifyOutcome(ctx, sum, err, *asJSON)
+}
+
+// verifyOutcome prints a run's result and maps it to the exit code.
+func verifyOutcome(ctx context.Context, sum *verify.Summary, err error, asJSON bool) error {
 	switch {
 	case errors.Is(err, verify.ErrWrongKey) || errors.Is(err, verify.ErrWrongVerifier):
 		fmt.Fprintln(os.Stderr, "tailseal verify:", err)
@@ -72,7 +77,7 @@ Exit 0 when intact, 1 with findings, 2 on usage or key errors.
 	case err != nil:
 		return fmt.Errorf("verify: %w", err)
 	}
-	printVerify(sum, *asJSON)
+	printVerify(sum, asJSON)
 	if len(sum.Findings) > 0 {
 		return errFinding
 	}
