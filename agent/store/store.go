@@ -1,7 +1,9 @@
 // Package store owns the canonical store on disk: append-only segments named
 // by their first seq, group commit with fsync, rotation by size and age,
-// background gzip of rotated segments, a per-segment index, and retention.
-// It knows the record layout only through package record.
+// background gzip of rotated segments, a per-segment index, retention, and
+// reading segments back (SegmentReader, the one reader of segment files).
+// It knows the record layout only through package record, and imports
+// nothing of signer but that leaf.
 package store
 
 import (
