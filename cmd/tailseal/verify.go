@@ -270,8 +270,11 @@ func (s *storeSource) report(current int64) {
 // Checkpoints opens checkpoints.jsonl; a store without one has none.
 func (s *storeSource) Checkpoints() (io.ReadCloser, error) {
 	f, err := os.Open(s.checkpoints)
-	if errors.Is(err, os.ErrNotExist) {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
 		return nil, nil
+	case err != nil:
+		return nil, err // not a nil *os.File in a non-nil interface
 	}
-	return f, err
+	return f, nil
 }
