@@ -95,13 +95,13 @@ func (v *verifier) line(it *item, next *parsed, atEnd bool) {
 	v.advance(it, h, reported)
 }
 
-// Where a line's seq stands relative to the one expected next.
+// standing is where a line's seq stands relative to the one expected next.
 type standing int
 
 const (
 	inOrder standing = iota
 	gap              // records before it are missing
-	early            // it comes just before the expected one: the two are reordered
+	early            // ahead, and the expected one follows it: the two are swapped
 	behind           // its seq was passed already: reordered back, or inserted
 )
 
@@ -145,13 +145,14 @@ func (v *verifier) order(it *item, next *parsed, h [32]byte) bool {
 		}
 		return false
 	case gap:
-		v.gap(it, segStart)
+		v.overGap(it, segStart)
 	}
 	return true
 }
 
-// gap reports the records missing before a line that continues the chain.
-func (v *verifier) gap(it *item, segStart bool) {
+// overGap reports the records missing before a line and continues the
+// chain with it.
+func (v *verifier) overGap(it *item, segStart bool) {
 	p := &it.p
 	missing := fmt.Sprintf("records %d..%d are missing", v.expected, p.seq-1)
 	if segStart {
