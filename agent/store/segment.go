@@ -32,10 +32,11 @@ func (e *SegmentError) Error() string {
 func (e *SegmentError) Unwrap() error { return e.Err }
 
 // Buffer sizes: whole-store reads (verify, queries) run at hundreds of
-// MB/s, and big buffers keep the number of read calls and the gzip
-// refills low. A line longer than the buffer still works, slower.
+// MB/s, and big buffers keep read calls and gzip refills few. Measured on
+// verify, 1 MiB reads no faster than 256 KiB, and queries read GOMAXPROCS
+// segments at once, so 256 KiB it is. A longer line still works, slower.
 const (
-	lineBufSize = 1 << 20
+	lineBufSize = 256 << 10
 	diskBufSize = 256 << 10
 )
 
