@@ -430,8 +430,9 @@ func TestVerifyRejectsWrongKeys(t *testing.T) {
 	}
 }
 
-// bigStore builds a store large enough that verifying it takes seconds,
-// in segments of the size the agent rotates at by default, once per run.
+// bigStore builds a store large enough that verifying all of it takes much
+// longer than stopping should (hundreds of MB; less under -race, which is
+// slower), in segments small enough that progress is reported early.
 func bigStore(t *testing.T) string {
 	t.Helper()
 	events := 400_000
@@ -441,7 +442,7 @@ func bigStore(t *testing.T) string {
 	dir := filepath.Join(t.TempDir(), "data")
 	err := benchdata.BuildStore(benchdata.StoreOptions{DataDir: dir, Events: events,
 		Start: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Step: time.Second,
-		SegmentMax: 16 << 20, HMACKey: cliHMACKey, PIIKey: cliPIIKey})
+		SegmentMax: 8 << 20, HMACKey: cliHMACKey, PIIKey: cliPIIKey})
 	if err != nil {
 		t.Fatal(err)
 	}
