@@ -176,12 +176,11 @@ func (s *Store) recover(segs []Segment) (*Last, error) {
 	var last []byte
 	for i := len(segs) - 1; i >= 0 && last == nil; i-- {
 		seg := segs[i]
-		path := filepath.Join(s.opt.Dir, seg.Name)
 		var err error
 		if seg.Compressed {
-			last, err = lastLineCompressed(path)
+			last, err = lastLine(s.opt.Dir, seg)
 		} else {
-			last, err = s.repairTail(path)
+			last, err = s.repairTail(filepath.Join(s.opt.Dir, seg.Name))
 		}
 		if err != nil {
 			return nil, err
