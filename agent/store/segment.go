@@ -41,8 +41,9 @@ const (
 )
 
 // SegmentReader reads the lines of one segment, compressed or not. It is
-// the only code that reads segment files: everything that reads the store
-// (sinks, queries, the index, verification) goes through it.
+// the one reader of segment lines: sinks, queries, the index, recovery
+// and verification all go through it. (Only repairTail reads an active
+// segment backwards, to cut a torn tail.)
 //
 // The last line of an uncompressed segment without its newline is not
 // there yet (the agent is writing it): Next returns io.EOF and keeps the
