@@ -171,7 +171,7 @@ func (v *verifier) facts(it *item, next *parsed, h [32]byte) lineFacts {
 	return lineFacts{
 		firstOfSegment: it.lineNo == 1,
 		haveKey:        v.keys != nil,
-		sigOK:          v.keys == nil || v.keys.verifies(*p),
+		sigOK:          v.keys == nil || v.keys.verifies(p),
 		linkOK:         !v.haveLast || bytes.Equal(p.prev, b64(&v.lastB64, v.last)),
 		nextLinkOK:     !next.ok || next.seq != p.seq+1 || bytes.Equal(next.prev, b64(&v.hashB64, h)),
 		chained:        v.haveLast,

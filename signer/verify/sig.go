@@ -80,7 +80,7 @@ type epochKeys struct {
 }
 
 // verifies checks a line's signature under the key of its epoch.
-func (k *epochKeys) verifies(p parsed) bool {
+func (k *epochKeys) verifies(p *parsed) bool {
 	if k.mac == nil || p.epoch != k.epoch {
 		from, key := uint64(0), k.k0
 		if k.mac != nil && p.epoch > k.epoch {

@@ -200,7 +200,7 @@ func (v *verifier) probeKey(p parsed) error {
 		return nil
 	}
 	v.probed++
-	if v.probe.verifies(p) {
+	if v.probe.verifies(&p) {
 		v.probe = nil // the key is right
 		return nil
 	}
