@@ -9,11 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -349,19 +347,10 @@ func (s *Store) scan(ctx context.Context, seg store.Segment, c *compiled, fn fun
 		}
 		return nil
 	}
-	err := store.ScanSegment(s.dir, seg, visit)
-	if errors.Is(err, fs.ErrNotExist) && !seg.Compressed {
-		// The agent compressed it since the listing: read the .gz.
-		seg.Name = strings.TrimSuffix(seg.Name, store.ActiveExt) + store.CompressedExt
-		seg.Compressed = true
-		err = store.ScanSegment(s.dir, seg, visit)
-	}
-	switch {
-	case err != nil && err != stop:
-		if inner := errors.Unwrap(err); inner != nil {
-			err = inner // ScanSegment's error names the segment too
-		}
-		return &Problem{seg.Name, err}
+	var serr *store.SegmentError
+	switch err := store.ScanSegment(s.dir, seg, visit); {
+	case errors.As(err, &serr): // names the file read: the .gz if compressed since the listing
+		return &Problem{serr.Segment, serr.Err}
 	case bad > 0:
 		return &Problem{seg.Name, fmt.Errorf("%d lines are not records (first at line %d)", bad, firstBad)}
 	}

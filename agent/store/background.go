@@ -161,27 +161,25 @@ func (s *Store) applyRetention() {
 	}
 }
 
-// lastLineCompressed returns the last line of a compressed segment.
-func lastLineCompressed(path string) ([]byte, error) {
-	f, err := os.Open(path)
+// lastLine returns the last line of a (compressed) segment, reading it
+// whole: gzip cannot be read backwards.
+func lastLine(dir string, seg Segment) ([]byte, error) {
+	r, err := OpenSegment(dir, seg)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", filepath.Base(path), err)
-	}
-	sc := bufio.NewScanner(zr)
-	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	defer r.Close()
 	var last []byte
-	for sc.Scan() {
-		last = append(last[:0], sc.Bytes()...)
+	for {
+		line, err := r.Next()
+		if err == io.EOF {
+			return last, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		last = append(last[:0], line...)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", filepath.Base(path), err)
-	}
-	return last, nil
 }
 
 // birthTime is when the file was created, where the filesystem knows it;

@@ -1,15 +1,10 @@
 package store
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/tailseal/tailseal/signer/record"
 )
 
@@ -19,16 +14,8 @@ import (
 // knows to be durable. Not safe for concurrent use.
 type Reader struct {
 	dir  string
-	next uint64 // the seq Next returns
-
-	seg    Segment
-	f      *os.File
-	zr     *gzip.Reader
-	br     *bufio.Reader // over zr for a compressed segment
-	off    int64         // next byte to read, for an uncompressed segment
-	buf    []byte        // uncompressed: bytes read at off, not yet returned
-	line   []byte
-	opened bool
+	next uint64         // the seq Next returns
+	seg  *SegmentReader // nil: none open
 }
 
 // NewReader returns a Reader whose first record is seq from.
@@ -43,46 +30,52 @@ var ErrGone = errors.New("record no longer in the store")
 // most durable; ok is false when there is none yet.
 func (r *Reader) Next(durable uint64) (line []byte, ok bool, err error) {
 	for r.next <= durable {
-		if !r.opened {
+		if r.seg == nil {
 			if err := r.open(); err != nil {
 				return nil, false, err
 			}
 		}
 		l, err := r.read()
 		if err == io.EOF {
-			// The segment is done when a later one exists; else wait.
-			later, lerr := r.laterSegment()
-			if lerr != nil {
-				return nil, false, lerr
+			if l, err = r.endOfSegment(); err == io.EOF {
+				continue // the segment is done: on to the next one
 			}
-			if !later {
-				return nil, false, nil
-			}
-			if l, err = r.read(); err != io.EOF { // appended before the rotation
-				if err != nil {
-					return nil, false, err
-				}
-			} else {
-				r.Close()
-				continue
+			if err != nil || l == nil {
+				return nil, false, err
 			}
 		} else if err != nil {
 			return nil, false, err
 		}
 		seq, ok := record.Seq(l)
 		if !ok {
-			return nil, false, fmt.Errorf("segment %s: a line that is not a record", r.seg.Name)
+			return nil, false, fmt.Errorf("segment %s: a line that is not a record", r.seg.seg.Name)
 		}
 		if seq < r.next {
 			continue // before the cursor, in the segment opened for it
 		}
 		if seq != r.next {
-			return nil, false, fmt.Errorf("segment %s: seq %d where %d was expected", r.seg.Name, seq, r.next)
+			return nil, false, fmt.Errorf("segment %s: seq %d where %d was expected", r.seg.seg.Name, seq, r.next)
 		}
 		r.next++
 		return l, true, nil
 	}
 	return nil, false, nil
+}
+
+// endOfSegment handles the end of what the open segment holds. The segment
+// is done when a later one exists: then it returns a line appended just
+// before the rotation, or io.EOF after closing it. Without a later segment
+// it returns no line: wait for the agent.
+func (r *Reader) endOfSegment() ([]byte, error) {
+	later, err := r.laterSegment()
+	if err != nil || !later {
+		return nil, err
+	}
+	l, err := r.read()
+	if err == io.EOF {
+		r.Close()
+	}
+	return l, err
 }
 
 // Seq is the seq Next returns next.
@@ -101,71 +94,17 @@ func (r *Reader) open() error {
 	if i < 0 {
 		return fmt.Errorf("seq %d: %w", r.next, ErrGone)
 	}
-	r.seg = segs[i]
-	f, err := os.Open(filepath.Join(r.dir, r.seg.Name))
-	if errors.Is(err, os.ErrNotExist) && !r.seg.Compressed {
-		// compressed between List and Open
-		r.seg.Name = r.seg.Name[:len(r.seg.Name)-len(ActiveExt)] + CompressedExt
-		r.seg.Compressed = true
-		f, err = os.Open(filepath.Join(r.dir, r.seg.Name))
-	}
-	if err != nil {
-		return err
-	}
-	r.f, r.off, r.buf = f, 0, r.buf[:0]
-	if r.seg.Compressed {
-		if r.zr, err = gzip.NewReader(bufio.NewReaderSize(f, 64<<10)); err != nil {
-			f.Close()
-			return fmt.Errorf("segment %s: %w", r.seg.Name, err)
-		}
-		r.br = bufio.NewReaderSize(r.zr, 64<<10)
-	}
-	r.opened = true
-	return nil
+	r.seg, err = OpenSegment(r.dir, segs[i])
+	return err
 }
 
 // read returns the next complete line of the open segment, or io.EOF.
 func (r *Reader) read() ([]byte, error) {
-	if r.seg.Compressed {
-		l, err := r.br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			r.line = append(r.line[:0], l...)
-			for err == bufio.ErrBufferFull {
-				l, err = r.br.ReadSlice('\n')
-				r.line = append(r.line, l...)
-			}
-			l = r.line
-		}
-		if err == io.EOF && len(l) > 0 {
-			return nil, fmt.Errorf("segment %s: ends without a newline", r.seg.Name)
-		}
-		if err != nil {
-			return nil, err
-		}
-		return l[:len(l)-1], nil
+	l, err := r.seg.Next()
+	if err == nil && r.seg.Torn() { // only a compressed segment returns one
+		return nil, fmt.Errorf("segment %s: ends without a newline", r.seg.seg.Name)
 	}
-	// Uncompressed, possibly still being written: read at our own offset,
-	// return whole lines only.
-	for {
-		if i := bytes.IndexByte(r.buf, '\n'); i >= 0 {
-			l := r.buf[:i]
-			r.line = append(r.line[:0], l...)
-			r.buf = r.buf[i+1:]
-			return r.line, nil
-		}
-		if cap(r.buf)-len(r.buf) < 32<<10 {
-			r.buf = append(make([]byte, 0, max(2*cap(r.buf), 64<<10)), r.buf...)
-		}
-		n, err := r.f.ReadAt(r.buf[len(r.buf):cap(r.buf)], r.off)
-		r.buf = r.buf[:len(r.buf)+n]
-		r.off += int64(n)
-		if n == 0 {
-			if err == nil || err == io.EOF {
-				return nil, io.EOF
-			}
-			return nil, err
-		}
-	}
+	return l, err
 }
 
 // laterSegment reports whether a segment after the open one exists, which
@@ -175,18 +114,15 @@ func (r *Reader) laterSegment() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return len(segs) > 0 && segs[len(segs)-1].First > r.seg.First, nil
+	return len(segs) > 0 && segs[len(segs)-1].First > r.seg.seg.First, nil
 }
 
 // Close releases the open segment.
 func (r *Reader) Close() error {
-	if !r.opened {
+	if r.seg == nil {
 		return nil
 	}
-	r.opened = false
-	if r.zr != nil {
-		r.zr.Close()
-		r.zr, r.br = nil, nil
-	}
-	return r.f.Close()
+	err := r.seg.Close()
+	r.seg = nil
+	return err
 }

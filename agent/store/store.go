@@ -1,7 +1,9 @@
 // Package store owns the canonical store on disk: append-only segments named
 // by their first seq, group commit with fsync, rotation by size and age,
-// background gzip of rotated segments, a per-segment index, and retention.
-// It knows the record layout only through package record.
+// background gzip of rotated segments, a per-segment index, retention, and
+// reading segments back (SegmentReader, the one reader of segment files).
+// It knows the record layout only through package record, and imports
+// nothing of signer but that leaf.
 package store
 
 import (
@@ -204,12 +206,11 @@ func (s *Store) recover(segs []Segment) (*Last, error) {
 	var last []byte
 	for i := len(segs) - 1; i >= 0 && last == nil; i-- {
 		seg := segs[i]
-		path := filepath.Join(s.opt.Dir, seg.Name)
 		var err error
 		if seg.Compressed {
-			last, err = lastLineCompressed(path)
+			last, err = lastLine(s.opt.Dir, seg)
 		} else {
-			last, err = s.repairTail(path)
+			last, err = s.repairTail(filepath.Join(s.opt.Dir, seg.Name))
 		}
 		if err != nil {
 			return nil, err

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +20,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-func runVerify(_ context.Context, args []string) error {
+func runVerify(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "one JSON object per finding, then a summary object")
 	fs.Usage = func() {
@@ -54,19 +56,28 @@ Exit 0 when intact, 1 with findings, 2 on usage or key errors.
 			fmt.Fprintln(os.Stderr, "note:", n)
 		}
 	}
-	if bar := newProgressBar("verifying", diskBytes(storeDir)); bar != nil {
-		opt.Progress = bar.set
-		defer bar.finish()
-	}
-	sum, err := verify.Run(opt)
-	if errors.Is(err, verify.ErrWrongKey) || errors.Is(err, verify.ErrWrongVerifier) {
+	bar := newProgressBar("verifying", diskBytes(storeDir))
+	src := newStoreSource(cfg.DataDir)
+	src.progress = bar.set // a nil bar draws nothing
+	opt.Source = src
+	sum, err := verify.RunContext(ctx, opt)
+	bar.finish()
+	return verifyOutcome(ctx, sum, err, *asJSON)
+}
+
+// verifyOutcome prints a run's result and maps it to the exit code.
+func verifyOutcome(ctx context.Context, sum *verify.Summary, err error, asJSON bool) error {
+	switch {
+	case errors.Is(err, verify.ErrWrongKey) || errors.Is(err, verify.ErrWrongVerifier):
 		fmt.Fprintln(os.Stderr, "tailseal verify:", err)
 		return errUsage
-	}
-	if err != nil {
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		fmt.Fprintln(os.Stderr, "tailseal verify: interrupted; the store was not checked to its end")
+		return err
+	case err != nil:
 		return fmt.Errorf("verify: %w", err)
 	}
-	printVerify(sum, *asJSON)
+	printVerify(sum, asJSON)
 	if len(sum.Findings) > 0 {
 		return errFinding
 	}
@@ -98,7 +109,7 @@ func printVerify(sum *verify.Summary, asJSON bool) {
 // verifyOptions finds the keys to verify the configured store with, and
 // notes on what they are and what cannot be checked without them.
 func verifyOptions(cfg *config.Config) (verify.Options, []string, error) {
-	opt := verify.Options{StoreDir: filepath.Join(cfg.DataDir, agent.StoreDir), Checkpoints: filepath.Join(cfg.DataDir, agent.CheckpointsFile)}
+	opt := verify.Options{Source: newStoreSource(cfg.DataDir)}
 	k0, notes, err := verifyKey(cfg)
 	if err != nil {
 		return opt, nil, err
@@ -169,4 +180,101 @@ func diskBytes(dir string) int64 {
 		}
 	}
 	return total
+}
+
+// storeSource is the verifier's view of a data dir: the segments of its
+// store, read through store.OpenSegment, and its checkpoints file.
+type storeSource struct {
+	dir, checkpoints string
+	segs             map[string]store.Segment
+	progress         func(bytes int64) // told the bytes read from disk; nil: nobody
+	done             int64             // bytes of the segments read to their end
+}
+
+var _ verify.Source = (*storeSource)(nil)
+
+func newStoreSource(dataDir string) *storeSource {
+	return &storeSource{dir: filepath.Join(dataDir, agent.StoreDir), checkpoints: filepath.Join(dataDir, agent.CheckpointsFile)}
+}
+
+func (s *storeSource) Segments() ([]verify.Segment, error) {
+	segs, err := store.List(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	s.segs = make(map[string]store.Segment, len(segs))
+	out := make([]verify.Segment, len(segs))
+	for i, seg := range segs {
+		s.segs[seg.Name] = seg
+		out[i] = verify.Segment{Name: seg.Name, First: seg.First}
+	}
+	return out, nil
+}
+
+// progressEvery is how many lines go by between progress reports, besides
+// one at the end of each segment.
+const progressEvery = 1 << 16
+
+// Lines reads a segment with its torn last line, if any: the verifier
+// reports it.
+func (s *storeSource) Lines(seg verify.Segment, fn func(lineNo int, data []byte) error) error {
+	r, err := store.OpenSegment(s.dir, s.segs[seg.Name])
+	if err != nil {
+		return unreadable(err)
+	}
+	defer r.Close()
+	r.IncludeTorn = true
+	for {
+		line, err := r.Next()
+		if err == io.EOF {
+			s.done += r.Bytes()
+			s.report(0)
+			return nil
+		}
+		if err != nil {
+			s.done += r.Bytes()
+			return unreadable(err)
+		}
+		if err := fn(r.LineNo(), line); err != nil {
+			return err
+		}
+		if r.LineNo()%progressEvery == 0 {
+			s.report(r.Bytes())
+		}
+	}
+}
+
+// unreadable says why a segment could not be read, in the words verify
+// has always used: the cause alone when reading failed part way (the
+// finding names the segment), the file and the step when opening did.
+func unreadable(err error) error {
+	var se *store.SegmentError
+	var pe *fs.PathError
+	switch {
+	case !errors.As(err, &se):
+		return err
+	case se.Line > 0:
+		return se.Err
+	case errors.As(se.Err, &pe) && pe.Op == "open":
+		return fmt.Errorf("open %s: %w", se.Segment, se.Err)
+	}
+	return fmt.Errorf("%s: %w", se.Segment, se.Err) // a gzip header
+}
+
+func (s *storeSource) report(current int64) {
+	if s.progress != nil {
+		s.progress(s.done + current)
+	}
+}
+
+// Checkpoints opens checkpoints.jsonl; a store without one has none.
+func (s *storeSource) Checkpoints() (io.ReadCloser, error) {
+	f, err := os.Open(s.checkpoints)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, err // not a nil *os.File in a non-nil interface
+	}
+	return f, nil
 }

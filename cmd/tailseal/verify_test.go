@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,9 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tailseal/tailseal/agent/benchdata"
 	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/record"
+	"github.com/tailseal/tailseal/signer/verify"
 )
 
 // pristine is a store made once by the real agent: several segments (some
@@ -423,5 +427,99 @@ func TestVerifyRejectsWrongKeys(t *testing.T) {
 	code, _, stderr := verifyStore(t, p.dataDir, "TAILSEAL_VERIFIER="+strings.TrimSpace(string(vkey)))
 	if code != 2 || !strings.Contains(stderr, "does not match any checkpoint") {
 		t.Errorf("foreign verifier: exit %d stderr %q", code, stderr)
+	}
+}
+
+// bigStore builds a store large enough that verifying all of it takes much
+// longer than stopping should (hundreds of MB; less under -race, which is
+// slower), in segments small enough that progress is reported early.
+func bigStore(t *testing.T) string {
+	t.Helper()
+	events := 400_000
+	if raceEnabled {
+		events = 60_000 // the race detector makes verification ten times slower
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	err := benchdata.BuildStore(benchdata.StoreOptions{DataDir: dir, Events: events,
+		Start: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Step: time.Second,
+		SegmentMax: 8 << 20, HMACKey: cliHMACKey, PIIKey: cliPIIKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// Ctrl-C while verifying a big store stops it within a second, with the
+// context's error and no summary that could pass for "intact".
+func TestVerifyStopsWhenCancelled(t *testing.T) {
+	dir := bigStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var cancelled time.Time
+	src := newStoreSource(dir)
+	src.progress = func(bytes int64) {
+		if bytes > 0 && cancelled.IsZero() { // it is under way
+			cancelled = time.Now()
+			cancel()
+		}
+	}
+	sum, err := verify.RunContext(ctx, verify.Options{Source: src, K0: cliHMACKey})
+	if cancelled.IsZero() {
+		t.Fatal("no progress was reported")
+	}
+	if took := time.Since(cancelled); took > time.Second {
+		t.Errorf("verify went on for %v after the cancel", took)
+	}
+	if !errors.Is(err, context.Canceled) || sum != nil {
+		t.Errorf("got %v and summary %+v; want context.Canceled and none", err, sum)
+	}
+
+	// The command says so and exits 1, printing no summary.
+	t.Setenv("TAILSEAL_DATA_DIR", dir)
+	t.Setenv("TAILSEAL_HMAC_KEY", hex.EncodeToString(cliHMACKey))
+	if err := runVerify(ctx, nil); !errors.Is(err, context.Canceled) || exitCode(err) != 1 {
+		t.Errorf("tailseal verify with a cancelled context: %v (exit %d)", err, exitCode(err))
+	}
+}
+
+// A segment the running agent compresses between the listing and the read
+// is read from its .gz, not reported as unreadable.
+func TestVerifyReadsASegmentCompressedSinceTheListing(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	dir := filepath.Join(data, "store")
+	os.MkdirAll(dir, 0o700)
+	st, _, err := store.Open(store.Options{Dir: dir, SegmentMax: 8 << 10, SegmentMaxAge: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := resign(t, func() []string {
+		var out []string
+		for i := 1; i <= 200; i++ {
+			out = append(out, fmt.Sprintf(`{"seq":%d,"timestamp":"2026-02-01T00:00:00Z","event_type":"x","actor":"","lead_id":"","workflow":"","details":{"pad":%q},"epoch":0,"prev":"","signature":"00"}`, i, strings.Repeat("p", 150)))
+		}
+		return out
+	}(), cliHMACKey)
+	for i, l := range lines {
+		if err := st.Append([]byte(l+"\n"), uint64(i+1), uint64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close() // stops before compressing: rotated segments stay .jsonl
+	src := newStoreSource(data)
+	segs, err := src.Segments()
+	if err != nil || len(segs) < 3 || src.segs[segs[len(segs)-2].Name].Compressed {
+		t.Fatalf("want rotated segments not compressed yet: %+v (%v)", segs, err)
+	}
+	if err := store.CompressRotated(dir); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, seg := range segs {
+		if err := src.Lines(seg, func(int, []byte) error { n++; return nil }); err != nil {
+			t.Fatalf("%s: %v", seg.Name, err)
+		}
+	}
+	if n != 200 {
+		t.Fatalf("%d lines read, want 200", n)
 	}
 }

@@ -2,15 +2,17 @@ package verify
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/signer"
 )
 
@@ -28,16 +30,51 @@ func chain(n int) []byte {
 	return buf
 }
 
-func writeStore(t testing.TB, data []byte) string {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, store.SegmentName(1, store.ActiveExt)), data, 0o600); err != nil {
-		t.Fatal(err)
+// memStore is a Source over segments held in memory: the verifier needs
+// no files.
+type memStore struct {
+	segs        []Segment
+	data        map[string][]byte
+	broken      map[string]error // segments that fail after their lines
+	checkpoints []byte
+}
+
+// oneSegment is a store of one segment holding data.
+func oneSegment(data []byte) *memStore {
+	m := &memStore{data: map[string][]byte{}}
+	m.add(1, data)
+	return m
+}
+
+func (m *memStore) add(first uint64, data []byte) {
+	name := fmt.Sprintf("%016d.jsonl", first)
+	m.segs = append(m.segs, Segment{Name: name, First: first})
+	m.data[name] = data
+}
+
+func (m *memStore) Segments() ([]Segment, error) { return m.segs, nil }
+
+func (m *memStore) Lines(seg Segment, fn func(int, []byte) error) error {
+	data := m.data[seg.Name]
+	for n := 1; len(data) > 0; n++ {
+		line, rest, _ := bytes.Cut(data, []byte("\n"))
+		if err := fn(n, line); err != nil {
+			return err
+		}
+		data = rest
 	}
-	return dir
+	return m.broken[seg.Name]
+}
+
+func (m *memStore) Checkpoints() (io.ReadCloser, error) {
+	if m.checkpoints == nil {
+		return nil, nil
+	}
+	return io.NopCloser(bytes.NewReader(m.checkpoints)), nil
 }
 
 func TestIntactChain(t *testing.T) {
-	sum, err := Run(Options{StoreDir: writeStore(t, chain(50)), K0: k0})
+	sum, err := Run(Options{Source: oneSegment(chain(50)), K0: k0})
 	if err != nil || len(sum.Findings) != 0 || sum.Records != 50 {
 		t.Fatalf("err %v, summary %+v", err, sum)
 	}
@@ -52,12 +89,11 @@ func FuzzVerify(f *testing.F) {
 	f.Add(append(append([]byte{}, good...), good[:40]...))
 	f.Add([]byte("{\"seq\":1,\"epoch\":9,\"prev\":\"\",\"signature\":\"zz\"}\n\x00\xff\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		dir := t.TempDir()
-		os.WriteFile(filepath.Join(dir, store.SegmentName(1, store.ActiveExt)), data, 0o600)
-		if _, err := Run(Options{StoreDir: dir}); err != nil {
+		src := oneSegment(data)
+		if _, err := Run(Options{Source: src}); err != nil {
 			t.Fatalf("error without keys: %v", err)
 		}
-		Run(Options{StoreDir: dir, K0: k0}) // may say the key is wrong; must not panic
+		Run(Options{Source: src, K0: k0}) // may say the key is wrong; must not panic
 	})
 }
 
@@ -67,7 +103,7 @@ func TestHugeEpochIsBoundedWork(t *testing.T) {
 	line := []byte(`{"seq":4,"timestamp":"t","event_type":"e","actor":"","lead_id":"","workflow":"","details":{},"epoch":999999999999,"prev":"","signature":"` + strings.Repeat("0", 64) + `"}` + "\n")
 	done := make(chan *Summary, 1)
 	go func() {
-		sum, _ := Run(Options{StoreDir: writeStore(t, append(data, line...)), K0: k0})
+		sum, _ := Run(Options{Source: oneSegment(append(data, line...)), K0: k0})
 		done <- sum
 	}()
 	select {
@@ -118,50 +154,70 @@ func TestEpochKeyEvolves(t *testing.T) {
 
 func BenchmarkVerify(b *testing.B) {
 	data := chain(100000)
-	dir := writeStore(b, data)
+	src := oneSegment(data)
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		if sum, err := Run(Options{StoreDir: dir, K0: k0}); err != nil || len(sum.Findings) > 0 {
+		if sum, err := Run(Options{Source: src, K0: k0}); err != nil || len(sum.Findings) > 0 {
 			b.Fatal(err, sum.Findings)
 		}
 	}
 }
 
-// A segment the running agent compresses between the listing and the read
-// is read from its .gz, not reported as unreadable.
-func TestSegmentCompressedWhileVerifying(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "store")
-	os.MkdirAll(dir, 0o700)
-	st, _, err := store.Open(store.Options{Dir: dir, SegmentMax: 8 << 10, SegmentMaxAge: time.Hour})
+// A segment that cannot be read to its end is reported where it breaks,
+// and the check goes on with the next segment.
+func TestUnreadableSegment(t *testing.T) {
+	data := chain(30)
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	src := &memStore{data: map[string][]byte{}, broken: map[string]error{}}
+	src.add(1, bytes.Join(lines[:10], nil))
+	src.add(11, bytes.Join(lines[10:15], nil)) // lines 16 to 20 cannot be read
+	src.broken[src.segs[1].Name] = errors.New("unexpected EOF")
+	src.add(21, bytes.Join(lines[20:], nil))
+	sum, err := Run(Options{Source: src, K0: k0})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 1; i <= 200; i++ {
-		line := fmt.Sprintf(`{"seq":%d,"event_type":"x","pad":%q}`+"\n", i, strings.Repeat("p", 150))
-		if err := st.Append([]byte(line), uint64(i), uint64(i)); err != nil {
-			t.Fatal(err)
+	want := []string{
+		"0000000000000011.jsonl:0 seq 11: segment unreadable: unexpected EOF",
+		"0000000000000021.jsonl:1 seq 21: segment missing: a segment before this one is gone: records 16..20 are missing",
+	}
+	if got := fmt.Sprint(sum.Findings); got != fmt.Sprint(want) {
+		t.Errorf("findings\n%s\nwant\n%s", got, want)
+	}
+	if sum.Segments != 3 || sum.Records != 25 {
+		t.Errorf("summary %+v", sum)
+	}
+}
+
+// A wrong key is told from edited records by the first few records: a
+// clear error, whether the store has more records than the probe or fewer.
+func TestWrongKey(t *testing.T) {
+	other := bytes.Repeat([]byte{2}, 32)
+	for _, n := range []int{3, keyProbe, 100} {
+		_, err := Run(Options{Source: oneSegment(chain(n)), K0: other})
+		if !errors.Is(err, ErrWrongKey) || !strings.Contains(err.Error(), fmt.Sprintf("first %d records", min(n, keyProbe))) {
+			t.Errorf("%d records: %v", n, err)
 		}
 	}
-	st.Close()
-	segs, _ := store.List(dir)
-	if len(segs) < 3 || segs[len(segs)-2].Compressed {
-		t.Fatalf("want rotated segments not compressed yet: %+v", segs)
+	// The right key with the first records edited is findings, not an error.
+	data := chain(20)
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	for i := range 15 {
+		lines[i] = bytes.Replace(lines[i], []byte(`{"i":1}`), []byte(`{"i":2}`), 1)
 	}
-	l := &lines{dir: dir, segs: segs}
-	if err := store.CompressRotated(dir); err != nil {
-		t.Fatal(err)
+	sum, err := Run(Options{Source: oneSegment(bytes.Join(lines, nil)), K0: k0})
+	if err != nil || len(sum.Findings) != 15 {
+		t.Errorf("%v, %d findings", err, len(sum.Findings))
 	}
-	n := 0
-	var buf []byte
-	for {
-		it, ok := l.next(buf)
-		if !ok {
-			break
-		}
-		buf = it.data[:0]
-		n++
-	}
-	if n != 200 || l.broken != nil {
-		t.Fatalf("%d lines read, broken %v (%v)", n, l.broken, l.brokenErr)
+}
+
+// A cancelled check stops at the next look at the context and says so,
+// without a summary.
+func TestCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	sum, err := RunContext(ctx, Options{Source: oneSegment(chain(2 * checkEvery)), K0: k0})
+	if !errors.Is(err, context.Canceled) || sum != nil {
+		t.Errorf("got %+v, %v", sum, err)
 	}
 }
