@@ -71,6 +71,8 @@ func TestReadCommandsStopOnInterrupt(t *testing.T) {
 		{"errors", []string{"errors", "--workflow", "crm_sync", "--limit", "1000000"}},
 		{"performance", []string{"performance"}},
 		{"report", []string{"report", "--verify=false", "--output", filepath.Join(out, "reports")}},
+		{"report verifying", []string{"report", "--output", filepath.Join(out, "reports")}},
+		{"verify", []string{"verify"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -38,7 +38,7 @@ and print.
 	}
 	integrity := report.Integrity{Summary: "Not checked: the report was made with --verify=false (run tailseal verify)"}
 	if *check {
-		integrity = checkIntegrity(cfg)
+		integrity = checkIntegrity(ctx, cfg)
 	}
 	if err := interrupted(ctx, "report"); err != nil {
 		return err
@@ -68,12 +68,12 @@ and print.
 
 // checkIntegrity verifies the store as tailseal verify does, for the
 // pages' status box.
-func checkIntegrity(cfg *config.Config) report.Integrity {
+func checkIntegrity(ctx context.Context, cfg *config.Config) report.Integrity {
 	opt, notes, err := verifyOptions(cfg)
 	if err != nil {
 		return report.Integrity{Summary: "Not checked: " + err.Error()}
 	}
-	sum, err := verify.Run(opt)
+	sum, err := verify.Run(ctx, opt)
 	if err != nil { // a wrong key, an unreadable store
 		return report.Integrity{Summary: "Not checked: " + err.Error(), Details: notes}
 	}

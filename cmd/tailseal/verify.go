@@ -60,7 +60,7 @@ Exit 0 when intact, 1 with findings, 2 on usage or key errors.
 	src := newStoreSource(cfg.DataDir)
 	src.progress = bar.set // a nil bar draws nothing
 	opt.Source = src
-	sum, err := verify.RunContext(ctx, opt)
+	sum, err := verify.Run(ctx, opt)
 	bar.finish()
 	return verifyOutcome(ctx, sum, err, *asJSON)
 }
@@ -73,7 +73,7 @@ func verifyOutcome(ctx context.Context, sum *verify.Summary, err error, asJSON b
 		return errUsage
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		fmt.Fprintln(os.Stderr, "tailseal verify: interrupted; the store was not checked to its end")
-		return err
+		return fmt.Errorf("%w: %w", errInterrupted, err)
 	case err != nil:
 		return fmt.Errorf("verify: %w", err)
 	}

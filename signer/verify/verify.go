@@ -93,13 +93,10 @@ var (
 	ErrWrongVerifier = errors.New("the checkpoint verifier key does not match any checkpoint")
 )
 
-// Run is RunContext for callers that do not interrupt it.
-func Run(opt Options) (*Summary, error) { return RunContext(context.Background(), opt) }
-
-// RunContext verifies the store opt.Source reads. Cancelling ctx stops it
+// Run verifies the store opt.Source reads. Cancelling ctx stops it
 // within a few thousand lines with ctx.Err() and no summary: a check cut
 // short says nothing about the store.
-func RunContext(ctx context.Context, opt Options) (*Summary, error) {
+func Run(ctx context.Context, opt Options) (*Summary, error) {
 	segs, err := opt.Source.Segments()
 	if err != nil {
 		return nil, err

@@ -74,7 +74,7 @@ func (m *memStore) Checkpoints() (io.ReadCloser, error) {
 }
 
 func TestIntactChain(t *testing.T) {
-	sum, err := Run(Options{Source: oneSegment(chain(50)), K0: k0})
+	sum, err := Run(context.Background(), Options{Source: oneSegment(chain(50)), K0: k0})
 	if err != nil || len(sum.Findings) != 0 || sum.Records != 50 {
 		t.Fatalf("err %v, summary %+v", err, sum)
 	}
@@ -90,10 +90,10 @@ func FuzzVerify(f *testing.F) {
 	f.Add([]byte("{\"seq\":1,\"epoch\":9,\"prev\":\"\",\"signature\":\"zz\"}\n\x00\xff\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		src := oneSegment(data)
-		if _, err := Run(Options{Source: src}); err != nil {
+		if _, err := Run(context.Background(), Options{Source: src}); err != nil {
 			t.Fatalf("error without keys: %v", err)
 		}
-		Run(Options{Source: src, K0: k0}) // may say the key is wrong; must not panic
+		Run(context.Background(), Options{Source: src, K0: k0}) // may say the key is wrong; must not panic
 	})
 }
 
@@ -103,7 +103,7 @@ func TestHugeEpochIsBoundedWork(t *testing.T) {
 	line := []byte(`{"seq":4,"timestamp":"t","event_type":"e","actor":"","lead_id":"","workflow":"","details":{},"epoch":999999999999,"prev":"","signature":"` + strings.Repeat("0", 64) + `"}` + "\n")
 	done := make(chan *Summary, 1)
 	go func() {
-		sum, _ := Run(Options{Source: oneSegment(append(data, line...)), K0: k0})
+		sum, _ := Run(context.Background(), Options{Source: oneSegment(append(data, line...)), K0: k0})
 		done <- sum
 	}()
 	select {
@@ -157,7 +157,7 @@ func BenchmarkVerify(b *testing.B) {
 	src := oneSegment(data)
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		if sum, err := Run(Options{Source: src, K0: k0}); err != nil || len(sum.Findings) > 0 {
+		if sum, err := Run(context.Background(), Options{Source: src, K0: k0}); err != nil || len(sum.Findings) > 0 {
 			b.Fatal(err, sum.Findings)
 		}
 	}
@@ -173,7 +173,7 @@ func TestUnreadableSegment(t *testing.T) {
 	src.add(11, bytes.Join(lines[10:15], nil)) // lines 16 to 20 cannot be read
 	src.broken[src.segs[1].Name] = errors.New("unexpected EOF")
 	src.add(21, bytes.Join(lines[20:], nil))
-	sum, err := Run(Options{Source: src, K0: k0})
+	sum, err := Run(context.Background(), Options{Source: src, K0: k0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestUnreadableSegment(t *testing.T) {
 func TestWrongKey(t *testing.T) {
 	other := bytes.Repeat([]byte{2}, 32)
 	for _, n := range []int{3, keyProbe, 100} {
-		_, err := Run(Options{Source: oneSegment(chain(n)), K0: other})
+		_, err := Run(context.Background(), Options{Source: oneSegment(chain(n)), K0: other})
 		if !errors.Is(err, ErrWrongKey) || !strings.Contains(err.Error(), fmt.Sprintf("first %d records", min(n, keyProbe))) {
 			t.Errorf("%d records: %v", n, err)
 		}
@@ -205,7 +205,7 @@ func TestWrongKey(t *testing.T) {
 	for i := range 15 {
 		lines[i] = bytes.Replace(lines[i], []byte(`{"i":1}`), []byte(`{"i":2}`), 1)
 	}
-	sum, err := Run(Options{Source: oneSegment(bytes.Join(lines, nil)), K0: k0})
+	sum, err := Run(context.Background(), Options{Source: oneSegment(bytes.Join(lines, nil)), K0: k0})
 	if err != nil || len(sum.Findings) != 15 {
 		t.Errorf("%v, %d findings", err, len(sum.Findings))
 	}
@@ -216,7 +216,7 @@ func TestWrongKey(t *testing.T) {
 func TestCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	sum, err := RunContext(ctx, Options{Source: oneSegment(chain(2 * checkEvery)), K0: k0})
+	sum, err := Run(ctx, Options{Source: oneSegment(chain(2 * checkEvery)), K0: k0})
 	if !errors.Is(err, context.Canceled) || sum != nil {
 		t.Errorf("got %+v, %v", sum, err)
 	}
