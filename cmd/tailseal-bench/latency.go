@@ -64,27 +64,11 @@ func latency(rate int, d time.Duration) error {
 	if err != nil {
 		return err
 	}
-	lines := make([][]byte, n)
-	for i := range lines {
-		lines[i] = []byte(benchdata.Line(i) + "\n")
-	}
-	start := time.Now()
-	tick := time.NewTicker(time.Millisecond)
-	perTick := max(rate/1000, 1)
-	for i := 0; i < n; {
-		<-tick.C
-		// Catch up to the schedule: rate lines a second, evenly.
-		due := min(int(float64(rate)*time.Since(start).Seconds())+perTick, n)
-		for ; i < due; i++ {
-			written[i].Store(time.Now().UnixNano())
-			if _, err := f.Write(lines[i]); err != nil {
-				return err
-			}
-		}
-	}
-	tick.Stop()
-	wrote := time.Since(start)
+	wrote, err := writeAtRate(f, written, rate)
 	f.Close()
+	if err != nil {
+		return err
+	}
 	select {
 	case <-allDone:
 	case <-time.After(30 * time.Second):
@@ -94,13 +78,45 @@ func latency(rate int, d time.Duration) error {
 	if err := <-runErr; err != nil {
 		return err
 	}
+	printLatency(lat, wrote)
+	return nil
+}
+
+// writeAtRate appends len(written) benchmark lines to f at rate lines a
+// second, evenly, one write() per line, noting when each was written.
+func writeAtRate(f *os.File, written []atomic.Int64, rate int) (time.Duration, error) {
+	n := len(written)
+	lines := make([][]byte, n)
+	for i := range lines {
+		lines[i] = []byte(benchdata.Line(i) + "\n")
+	}
+	start := time.Now()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	perTick := max(rate/1000, 1)
+	for i := 0; i < n; {
+		<-tick.C
+		// Catch up to the schedule: rate lines a second, evenly.
+		due := min(int(float64(rate)*time.Since(start).Seconds())+perTick, n)
+		for ; i < due; i++ {
+			written[i].Store(time.Now().UnixNano())
+			if _, err := f.Write(lines[i]); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return time.Since(start), nil
+}
+
+// printLatency prints the percentiles of lat, the lines' latencies.
+func printLatency(lat []time.Duration, wrote time.Duration) {
+	n := len(lat)
 	slices.Sort(lat)
 	pct := func(p float64) time.Duration { return lat[min(int(p/100*float64(n)), n-1)] }
 	fmt.Printf("latency: %d lines in %.1fs (%.0f lines/s), one write() each; write() to fsync of the group commit:\n",
 		n, wrote.Seconds(), float64(n)/wrote.Seconds())
 	fmt.Printf("  p50 %.2f ms   p99 %.2f ms   p99.9 %.2f ms   max %.2f ms\n",
 		ms(pct(50)), ms(pct(99)), ms(pct(99.9)), ms(lat[n-1]))
-	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }

@@ -149,18 +149,18 @@ func (p *proc) kill9(t *testing.T) {
 	p.done <- nil // keep Cleanup from blocking
 }
 
-// stop sends SIGTERM and returns the exit error and how long exiting took.
-func (p *proc) stop(t *testing.T) (error, time.Duration) {
+// stop sends SIGTERM and returns how long exiting took and the exit error.
+func (p *proc) stop(t *testing.T) (time.Duration, error) {
 	t.Helper()
 	start := time.Now()
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-p.done:
 		p.done <- err
-		return err, time.Since(start)
+		return time.Since(start), err
 	case <-time.After(20 * time.Second):
 		t.Fatal("agent did not exit within 20s of SIGTERM")
-		return nil, 0
+		return 0, nil
 	}
 }
 

@@ -7,6 +7,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -65,7 +66,7 @@ func TestEnduranceKill9Cycles(t *testing.T) {
 	n := <-written
 	p := e.start()
 	s := e.waitStored(n)
-	if err, _ := p.stop(t); err != nil {
+	if _, err := p.stop(t); err != nil {
 		t.Errorf("SIGTERM: %v", err)
 	}
 	e.checkExactly(readStore(t, e.dataDir), n)
@@ -110,7 +111,7 @@ func TestEnduranceFullDisk(t *testing.T) {
 	}
 	w.write(100) // and the application goes on
 	s := e.waitStored(w.next)
-	if err, _ := p.stop(t); err != nil {
+	if _, err := p.stop(t); err != nil {
 		t.Errorf("SIGTERM: %v", err)
 	}
 	e.checkExactly(readStore(t, e.dataDir), w.next)
@@ -209,4 +210,8 @@ func maxOf(xs []float64) float64 {
 		m = max(m, x)
 	}
 	return m
+}
+
+func decodeJSON(r *http.Request, v any) error {
+	return json.NewDecoder(r.Body).Decode(v)
 }

@@ -165,7 +165,7 @@ func TestSigtermDuringHeavyIngest(t *testing.T) {
 	waitFor(t, "a tenth of the backlog stored", 30*time.Second, func() bool {
 		return value(scrape(t, url), "tailseal_store_durable_seq") >= float64(total/10)
 	})
-	err, took := p.stop(t)
+	took, err := p.stop(t)
 	if err != nil || took > 2*time.Second {
 		t.Fatalf("SIGTERM during ingest: exit %v after %v, want 0 within 2s", err, took)
 	}

@@ -76,7 +76,7 @@ func TestRotationWhileStopped(t *testing.T) {
 			w := newWriter(t, e.source)
 			w.write(1000)
 			e.waitStored(1000)
-			if err, _ := p.stop(t); err != nil {
+			if _, err := p.stop(t); err != nil {
 				t.Fatalf("exit: %v", err)
 			}
 			if !strings.HasPrefix(tt.name, "truncate") {
@@ -103,7 +103,7 @@ func TestCopyIsNotReadAgainAfterRestart(t *testing.T) {
 		w.write(100)
 		p := e.start()
 		e.waitStored(w.next)
-		if err, _ := p.stop(t); err != nil {
+		if _, err := p.stop(t); err != nil {
 			t.Fatalf("exit: %v", err)
 		}
 	}
@@ -150,7 +150,7 @@ func TestKill9UnderLoad(t *testing.T) {
 	n := <-written
 	p := e.start()
 	s := e.waitStored(n)
-	if err, took := p.stop(t); err != nil || took > 5*time.Second {
+	if took, err := p.stop(t); err != nil || took > 5*time.Second {
 		t.Errorf("SIGTERM: exit %v after %v", err, took)
 	}
 	e.checkExactly(s, n)
@@ -218,7 +218,7 @@ func TestDefaultsAndShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.checkExactly(e.waitStored(1), 1)
-	if err, took := cmd.stop(t); err != nil || took > 5*time.Second {
+	if took, err := cmd.stop(t); err != nil || took > 5*time.Second {
 		t.Errorf("SIGTERM: exit %v after %v", err, took)
 	}
 	if !strings.Contains(cmd.stderr.String(), "production should run `tailseal keygen`") {

@@ -126,7 +126,7 @@ func TestWebhookThroughKill9(t *testing.T) {
 		}
 		return true
 	})
-	if err, _ := p.stop(t); err != nil {
+	if _, err := p.stop(t); err != nil {
 		t.Errorf("SIGTERM: %v", err)
 	}
 	stderr = append(stderr, p.stderr.String())
@@ -295,7 +295,7 @@ func TestAlertsThroughKill9(t *testing.T) {
 	if !strings.Contains(last.Text, "resolved") || !bytes.Contains(bytes.Join(acc, nil), []byte("still firing")) || !strings.Contains(string(acc[0]), "CRM timeout") {
 		t.Errorf("slack got:\n%s", bytes.Join(acc, []byte("\n")))
 	}
-	if err, _ := p.stop(t); err != nil {
+	if _, err := p.stop(t); err != nil {
 		t.Errorf("SIGTERM: %v", err)
 	}
 	stderr = append(stderr, p.stderr.String())
@@ -306,10 +306,6 @@ func TestAlertsThroughKill9(t *testing.T) {
 			}
 		}
 	}
-}
-
-func decodeJSON(r *http.Request, v any) error {
-	return json.NewDecoder(r.Body).Decode(v)
 }
 
 // A sink URL that is not http(s) stops the agent at start with a clear

@@ -62,7 +62,7 @@ func makePristine(t *testing.T) pristine {
 			seals := countType(t, e.dataDir, "seal")
 			waitFor(t, "an epoch to end", 10*time.Second, func() bool { return countType(t, e.dataDir, "seal") > seals })
 		}
-		if err, _ := p.stop(t); err != nil {
+		if _, err := p.stop(t); err != nil {
 			pristineErr = fmt.Sprintf("agent exit: %v", err)
 			return
 		}

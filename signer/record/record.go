@@ -51,7 +51,7 @@ type Meta struct {
 func ParseMeta(line []byte) (Meta, error) {
 	var m Meta
 	if len(line) == 0 || line[0] != '{' || !bytes.HasPrefix(line, []byte(`{"seq":`)) {
-		return m, fmt.Errorf("%w: does not start with {\"seq\":", ErrMalformed)
+		return m, fmt.Errorf("%w: does not start with {\"seq\"", ErrMalformed)
 	}
 	if err := json.Unmarshal(line, &m); err != nil {
 		return m, fmt.Errorf("%w: %v", ErrMalformed, err)

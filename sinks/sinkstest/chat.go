@@ -78,15 +78,15 @@ func (c *Chat) serve(w http.ResponseWriter, r *http.Request) {
 		status := c.script[0]
 		c.script = c.script[1:]
 		switch status {
-		case 429:
+		case http.StatusTooManyRequests:
 			if c.discord {
 				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(429)
+				w.WriteHeader(http.StatusTooManyRequests)
 				fmt.Fprint(w, `{"message":"You are being rate limited.","retry_after":0.3,"global":false}`)
 				return
 			}
 			w.Header().Set("Retry-After", "1")
-			http.Error(w, "rate_limited", 429)
+			http.Error(w, "rate_limited", http.StatusTooManyRequests)
 			return
 		case 200:
 			fmt.Fprint(w, "not ok") // Slack: a 200 that is not "ok"
@@ -99,7 +99,7 @@ func (c *Chat) serve(w http.ResponseWriter, r *http.Request) {
 	// Slack allows about one message per second per webhook.
 	if !c.discord && len(c.accepted) > 0 && now.Sub(c.lastAccepted()) < 900*time.Millisecond {
 		w.Header().Set("Retry-After", "1")
-		http.Error(w, "rate_limited", 429)
+		http.Error(w, "rate_limited", http.StatusTooManyRequests)
 		return
 	}
 	c.accepted = append(c.accepted, body)
