@@ -64,7 +64,7 @@ func (rc *RetryCounts) Collectors(sink string) []prometheus.Collector {
 	counter := func(reason string, n func() uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "tailseal_sink_retries_total",
-			Help:        "Retried attempts of a sink or alert channel, by reason (network, rate_limited, server_error).",
+			Help:        "Retried attempts of a sink or alert channel, by reason (network, rate_limited, server_error, redirect).",
 			ConstLabels: prometheus.Labels{"sink": sink, "reason": reason},
 		}, func() float64 { return float64(n()) })
 	}
@@ -72,5 +72,6 @@ func (rc *RetryCounts) Collectors(sink string) []prometheus.Collector {
 		counter("network", rc.Network.Load),
 		counter("rate_limited", rc.RateLimited.Load),
 		counter("server_error", rc.ServerError.Load),
+		counter("redirect", rc.Redirect.Load),
 	}
 }

@@ -38,7 +38,7 @@ type sinkSet struct {
 // record (no alert about the past).
 func newSinks(cfg *config.Config, log *slog.Logger) (*sinkSet, error) {
 	set := &sinkSet{log: log}
-	hopt := sinks.HTTPOptions{Timeout: cfg.HTTPTimeout, MinWait: 500 * time.Millisecond, MaxWait: cfg.RetryMaxWait}
+	hopt := sinks.HTTPOptions{Timeout: cfg.HTTPTimeout, MinWait: 500 * time.Millisecond, MaxWait: cfg.RetryMaxWait, Log: log}
 	stateDir := filepath.Join(cfg.DataDir, agent.StateDir)
 	if err := set.addWebhooks(cfg, stateDir, hopt); err != nil {
 		return nil, err

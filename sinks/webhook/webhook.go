@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -106,8 +107,39 @@ func Sign(secret []byte, id string, ts int64, body []byte) string {
 	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
 
-// Deliver posts the batch, re-signed at each attempt.
+// Deliver posts the batch, re-signed at each attempt. A batch the
+// endpoint refuses as too large (413) is sent in two halves, each under
+// its own id, down to single records; a record still too large, and any
+// other refusal, goes to the dead-letter file, and the log says so.
 func (s *Sink) Deliver(ctx context.Context, b sinks.Batch) error {
+	err := s.post(ctx, b)
+	if errors.Is(err, sinks.ErrTooLarge) && len(b.Lines) > 1 {
+		first, second := split(b)
+		s.log().Warn("the endpoint refused a batch as too large (413): sending it in two halves",
+			"sink", s.Name(), "first_seq", b.First, "last_seq", b.Last, "records", len(b.Lines))
+		if err := s.Deliver(ctx, first); err != nil {
+			return err
+		}
+		return s.Deliver(ctx, second)
+	}
+	reason := ""
+	var perm *sinks.Permanent
+	switch {
+	case errors.As(err, &perm):
+		reason = perm.Reason
+	case errors.Is(err, sinks.ErrTooLarge):
+		reason = err.Error() + " (a single record)"
+	default:
+		return err
+	}
+	s.DeadLetters.Add(1)
+	s.log().Error("the endpoint refused a batch for good: written to the dead-letter file, delivery goes on",
+		"sink", s.Name(), "first_seq", b.First, "last_seq", b.Last, "records", len(b.Lines), "reason", reason,
+		"file", "state/deadletter-"+s.Name()+".jsonl")
+	return sinks.DeadLetter(s.opt.StateDir, s.opt.Name, reason, b)
+}
+
+func (s *Sink) post(ctx context.Context, b sinks.Batch) error {
 	id, body := ID(b), Body(b)
 	resp, err := s.http.Post(ctx, body, func(r *http.Request) {
 		r.Header.Set("webhook-id", id)
@@ -123,13 +155,23 @@ func (s *Sink) Deliver(ctx context.Context, b sinks.Batch) error {
 	if err != nil {
 		return err
 	}
-	err = s.http.Classify(resp)
-	var perm *sinks.Permanent
-	if errors.As(err, &perm) {
-		s.DeadLetters.Add(1)
-		return sinks.DeadLetter(s.opt.StateDir, s.opt.Name, perm.Reason, b)
+	return s.http.Classify(resp)
+}
+
+// split cuts a batch of two or more records in two halves that together
+// cover its seq range.
+func split(b sinks.Batch) (first, second sinks.Batch) {
+	mid := len(b.Lines) / 2
+	last, _ := record.Seq(b.Lines[mid-1])
+	return sinks.Batch{First: b.First, Last: last, Lines: b.Lines[:mid]},
+		sinks.Batch{First: last + 1, Last: b.Last, Lines: b.Lines[mid:]}
+}
+
+func (s *Sink) log() *slog.Logger {
+	if s.opt.HTTP.Log != nil {
+		return s.opt.HTTP.Log
 	}
-	return err
+	return slog.New(slog.DiscardHandler)
 }
 
 // Collectors are the sink's own metrics (the runner has the others).
