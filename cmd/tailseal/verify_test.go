@@ -24,6 +24,7 @@ import (
 	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/record"
 	"github.com/tailseal/tailseal/signer/verify"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // pristine is a store made once by the real agent: several segments (some
@@ -271,6 +272,28 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 			return -1, cl.Size
 		}, "bad checkpoint"},
+		{"a forked checkpoint: same size, another head, signed with the key", func(t *testing.T, d string) (int, uint64) {
+			path := filepath.Join(d, "checkpoints.jsonl")
+			data, _ := os.ReadFile(path)
+			var cl record.CheckpointLine
+			json.Unmarshal(data[:bytes.IndexByte(data, '\n')], &cl)
+			skey, _ := os.ReadFile(filepath.Join(d, "keys", "checkpoint.key"))
+			ns, err := note.NewSigner(strings.TrimSpace(string(skey)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, _ := signer.ParseCheckpoint(cl.Note[:strings.Index(cl.Note, "\n\n")+1])
+			c.Hash[0] ^= 1 // another log of the same size
+			cl.Note, err = signer.SignCheckpoint(c, ns)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := json.Marshal(cl)
+			// First in the file, so that the honest line read after it
+			// cannot hide it.
+			os.WriteFile(path, append(append(b, '\n'), data...), 0o644)
+			return -1, cl.Size
+		}, "fork"},
 		{"roll the store back to an older copy", func(t *testing.T, d string) (int, uint64) {
 			os.RemoveAll(filepath.Join(d, "store"))
 			copyDir(t, p.snapshot, filepath.Join(d, "store"))

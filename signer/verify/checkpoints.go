@@ -81,6 +81,13 @@ func (v *verifier) checkpoint(n int, line []byte) (badCheckpoint, bool) {
 	case c.Size != cl.Size:
 		return bad(fmt.Sprintf("the line says size %d, the signed note %d", cl.Size, c.Size)), false
 	}
+	if prev, ok := v.want[c.Size]; ok && prev.hash != c.Hash {
+		// Both are signed: someone holding the key showed two different
+		// logs of one size. This is what a fork looks like.
+		f := bad(fmt.Sprintf("checkpoints.jsonl lines %d and %d sign two different heads for size %d: the log was forked", prev.line, n, c.Size))
+		f.Kind = Forked
+		return f, false
+	}
 	v.want[c.Size] = checkpointAt{hash: c.Hash, line: n}
 	v.newest = max(v.newest, c.Size)
 	return badCheckpoint{}, true

@@ -30,6 +30,7 @@ const (
 	SegmentReplace = "segment replaced"
 	BadSignature   = "bad signature"
 	BadCheckpoint  = "bad checkpoint"
+	Forked         = "fork" // two signed checkpoints of one size with different heads
 	EpochBackwards = "epoch backwards"
 	SealMissing    = "seal missing"
 	Unreadable     = "segment unreadable"
