@@ -96,6 +96,14 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 		return nil, fmt.Errorf("lock data dir: %w", err)
 	}
 	a, err := open(cfg, log, opts...)
+	if errors.Is(err, ErrStoreLost) && cfg.NewStore {
+		moved, merr := moveLostStore(cfg.DataDir, time.Now())
+		log.Warn("TAILSEAL_NEW_STORE is set and the store lost records: its files are moved aside and a new store starts at seq 1",
+			"lost", err.Error(), "moved", moved)
+		if err = merr; err == nil {
+			a, err = open(cfg, log, opts...)
+		}
+	}
 	if err != nil {
 		l.Release()
 		return nil, err
@@ -166,6 +174,10 @@ func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) 
 			st.Close()
 			return nil, err
 		}
+	}
+	if err := checkNotLost(cfg.DataDir, lastSeq); err != nil {
+		st.Close()
+		return nil, err
 	}
 	a.chain = signer.NewChain(keys.sign, lastSeq, prev)
 	a.lastCheckpoint = lastSeq

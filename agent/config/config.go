@@ -91,7 +91,11 @@ type Config struct {
 	PerfDegradationFactor float64       `envconfig:"PERF_DEGRADATION_FACTOR" default:"2"`
 
 	// Listen is the address of /metrics, /healthz and /readyz ("" disables).
-	Listen   string `envconfig:"LISTEN" default:"127.0.0.1:9464"`
+	Listen string `envconfig:"LISTEN" default:"127.0.0.1:9464"`
+	// NewStore lets `tailseal run` start a new store (seq 1) in a data dir
+	// whose store lost records that its checkpoints cover; the old files
+	// are moved aside, not deleted. Without it the agent refuses to start.
+	NewStore bool   `envconfig:"NEW_STORE"`
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
 }
 

@@ -140,3 +140,44 @@ func TestKeyDirsMadePrivate(t *testing.T) {
 		t.Errorf("no warning in the log")
 	}
 }
+
+// A store that lost the records its checkpoints cover is not silently
+// replaced by a new chain at seq 1: the agent exits 2 saying why, and
+// starts a new store (the old files moved aside) only when told to.
+func TestLostStoreIsNotRestartedSilently(t *testing.T) {
+	for _, lose := range []string{"every segment", "the newest records"} {
+		t.Run(lose, func(t *testing.T) {
+			e := newEnv(t, "TAILSEAL_CHECKPOINT_EVERY=50")
+			w := newWriter(t, e.source)
+			p := e.start()
+			w.write(200)
+			e.waitStored(200)
+			p.stop(t)
+			segs, _ := filepath.Glob(filepath.Join(e.dataDir, "store", "*.jsonl*"))
+			if lose == "every segment" {
+				for _, s := range segs {
+					os.Remove(s)
+				}
+			} else { // roll the active segment back to its first 60 records
+				data, _ := os.ReadFile(segs[len(segs)-1])
+				lines := strings.SplitAfter(string(data), "\n")
+				os.WriteFile(segs[len(segs)-1], []byte(strings.Join(lines[:60], "")), 0o600)
+			}
+			again := e.start()
+			if code := again.waitExit(t, 10*time.Second); code != 2 || !strings.Contains(again.stderr.String(), "TAILSEAL_NEW_STORE") {
+				t.Fatalf("restart over a lost store: exit %d; %s", code, tail(again.stderr.String(), 2000))
+			}
+			e.extra = append(e.extra, "TAILSEAL_NEW_STORE=1")
+			fresh := e.start()
+			s := e.waitStored(200) // the source still holds every line
+			fresh.stop(t)
+			e.checkExactly(s, 200)
+			if moved, _ := filepath.Glob(filepath.Join(e.dataDir, "store.lost-*")); len(moved) != 1 {
+				t.Errorf("the old store was not moved aside: %v", moved)
+			}
+			if code, fs, stderr := verifyStore(t, e.dataDir); code != 0 {
+				t.Errorf("verify of the new store: exit %d %v %s", code, fs, stderr)
+			}
+		})
+	}
+}

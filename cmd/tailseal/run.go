@@ -64,7 +64,7 @@ Stops cleanly on SIGTERM or SIGINT. All settings are environment variables.
 	a, set, err := assemble(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "error", err)
-		if errors.Is(err, config.ErrInvalid) || errors.Is(err, lock.ErrHeld) {
+		if errors.Is(err, config.ErrInvalid) || errors.Is(err, lock.ErrHeld) || errors.Is(err, agent.ErrStoreLost) {
 			return errUsage
 		}
 		return err
