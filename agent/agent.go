@@ -61,6 +61,7 @@ type Agent struct {
 	activeSeg      string
 	closed         bool
 	lock           *lock.Lock // of the data dir, held from New to the end of Run
+	retention      chan retentionReq
 }
 
 // Stats are the agent's counters, exported as metrics.
@@ -128,7 +129,7 @@ func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) 
 	if err := os.MkdirAll(filepath.Dir(cfg.Source), 0o755); err != nil {
 		log.Debug("cannot create the source directory", "error", err)
 	}
-	a := &Agent{cfg: cfg, log: log, now: time.Now, keys: keys}
+	a := &Agent{cfg: cfg, log: log, now: time.Now, keys: keys, retention: make(chan retentionReq)}
 	for _, o := range opts {
 		o(a)
 	}
@@ -148,6 +149,7 @@ func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) 
 		Retention:     cfg.Retention(),
 		Keep:          a.keep,
 		OnSync:        func(d time.Duration) { a.fsync.Observe(d.Seconds()) },
+		BeforeDelete:  a.beforeRetention,
 		Logger:        log,
 	})
 	if err != nil {
@@ -264,6 +266,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer checkpoints.Stop()
 	var epochEnd <-chan time.Time
 	err := a.seal(ctx) // epochs that ended while the agent was down
+	a.store.ApplyRetention()
 	for err == nil {
 		if a.keys.epoch != nil && epochEnd == nil {
 			epochEnd = time.After(time.Until(a.keys.epoch.EndsAt()))
@@ -298,6 +301,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-epochEnd:
 			epochEnd = nil
 			err = a.seal(ctx)
+		case req := <-a.retention:
+			req.done <- a.recordRetention(ctx, req)
 		}
 	}
 	stopTail()

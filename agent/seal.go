@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -100,5 +101,43 @@ func (a *Agent) checkpoint(ctx context.Context) error {
 	a.lastCheckpoint = a.chain.Seq()
 	a.Stats.Checkpoints.Add(1)
 	a.log.Debug("checkpoint", "size", strconv.FormatUint(size, 10))
+	return nil
+}
+
+// retentionReq is the store's retention asking the ingest loop for the
+// signed record of a deletion it is about to make.
+type retentionReq struct {
+	details record.RetentionDetails
+	done    chan error
+}
+
+var errStoreClosing = errors.New("the store is closing")
+
+// beforeRetention is the store's BeforeDelete: it has the ingest loop
+// write and commit a retention record, and waits for it, so that the
+// record is durable before any segment goes.
+func (a *Agent) beforeRetention(stop <-chan struct{}, through uint64, segments []string) error {
+	req := retentionReq{done: make(chan error, 1), details: record.RetentionDetails{DeletedThrough: through, Segments: segments,
+		Reason: fmt.Sprintf("older than TAILSEAL_RETENTION_DAYS=%d and delivered to every sink", a.cfg.RetentionDays)}}
+	select {
+	case a.retention <- req:
+	case <-stop:
+		return errStoreClosing
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-stop:
+		return errStoreClosing
+	}
+}
+
+// recordRetention writes the retention record of req.
+func (a *Agent) recordRetention(ctx context.Context, req retentionReq) error {
+	details, _ := json.Marshal(req.details)
+	if err := a.appendInternal(ctx, record.TypeRetention, details); err != nil {
+		return err
+	}
+	a.log.Info("retention record written; deleting segments", "deleted_through", req.details.DeletedThrough, "segments", len(req.details.Segments))
 	return nil
 }

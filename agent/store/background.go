@@ -21,11 +21,15 @@ func (s *Store) background() {
 	defer s.bg.Done()
 	tick := time.NewTicker(time.Hour)
 	defer tick.Stop()
-	s.applyRetention()
+	if s.opt.BeforeDelete == nil {
+		s.applyRetention()
+	}
 	for {
 		select {
 		case <-s.stop:
 			return
+		case <-s.retain:
+			s.applyRetention()
 		case name := <-s.jobs:
 			if err := s.compress(name); err != nil {
 				if errors.Is(err, errStopped) {
@@ -126,32 +130,46 @@ func (s *Store) compress(name string) error {
 	return nil
 }
 
+// ApplyRetention asks the background goroutine to apply retention now.
+func (s *Store) ApplyRetention() {
+	select {
+	case s.retain <- struct{}{}:
+	default: // one is pending
+	}
+}
+
 // applyRetention deletes compressed segments older than the retention,
-// oldest first, never one that a reader still needs.
+// oldest first, never one that a reader still needs; BeforeDelete hears
+// of them first.
 func (s *Store) applyRetention() {
 	if s.opt.Retention <= 0 {
 		return
 	}
-	segs, err := List(s.opt.Dir)
+	old, through, err := s.expired()
 	if err != nil {
 		s.log.Error("store: retention", "error", err)
 		return
 	}
-	cutoff := s.opt.Now().Add(-s.opt.Retention)
-	for i, seg := range segs {
-		if !seg.Compressed || i+1 >= len(segs) {
+	if len(old) == 0 {
+		return
+	}
+	if s.opt.BeforeDelete != nil {
+		names := make([]string, len(old))
+		for i, seg := range old {
+			names[i] = seg.Name
+		}
+		if err := s.opt.BeforeDelete(s.stop, through, names); err != nil {
+			s.log.Warn("store: retention postponed", "error", err)
 			return
 		}
-		// A segment ends where the next begins.
-		if s.opt.Keep != nil && segs[i+1].First-1 >= s.opt.Keep() {
-			return
-		}
+	}
+	for _, seg := range old {
 		path := filepath.Join(s.opt.Dir, seg.Name)
 		fi, err := os.Stat(path)
-		if err != nil || fi.ModTime().After(cutoff) {
-			return
+		if err == nil {
+			err = os.Remove(path)
 		}
-		if err := os.Remove(path); err != nil {
+		if err != nil {
 			s.log.Error("store: retention delete", "segment", seg.Name, "error", err)
 			return
 		}
@@ -159,6 +177,31 @@ func (s *Store) applyRetention() {
 		s.bytes.Add(-fi.Size())
 		s.log.Info("store: segment deleted by retention", "segment", seg.Name, "age", s.opt.Now().Sub(fi.ModTime()).Round(time.Second))
 	}
+}
+
+// expired lists the oldest compressed segments past the retention that no
+// reader needs, and the last seq they hold.
+func (s *Store) expired() (old []Segment, through uint64, err error) {
+	segs, err := List(s.opt.Dir)
+	if err != nil {
+		return nil, 0, err
+	}
+	cutoff := s.opt.Now().Add(-s.opt.Retention)
+	for i, seg := range segs {
+		if !seg.Compressed || i+1 >= len(segs) {
+			break
+		}
+		end := segs[i+1].First - 1 // a segment ends where the next begins
+		if s.opt.Keep != nil && end >= s.opt.Keep() {
+			break
+		}
+		fi, err := os.Stat(filepath.Join(s.opt.Dir, seg.Name))
+		if err != nil || fi.ModTime().After(cutoff) {
+			break
+		}
+		old, through = append(old, seg), end
+	}
+	return old, through, nil
 }
 
 // lastLine returns the last line of a (compressed) segment, reading it

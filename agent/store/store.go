@@ -35,6 +35,14 @@ type Options struct {
 	Keep func() uint64
 	// OnSync, if set, is told how long each fsync of the active segment took.
 	OnSync func(time.Duration)
+	// BeforeDelete, if set, is called before retention deletes segments,
+	// with the last seq they hold (every record up to it is then gone) and
+	// their names; an error keeps them for the next round. The agent
+	// writes its signed retention record there, so that verify can tell
+	// retention from deletion. It must return when stop is closed (the
+	// store is closing). With it, retention runs only when asked
+	// (ApplyRetention) or hourly, never while the store opens.
+	BeforeDelete func(stop <-chan struct{}, through uint64, segments []string) error
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -62,8 +70,9 @@ type Store struct {
 	notifyMu sync.Mutex
 
 	bg   sync.WaitGroup
-	jobs chan string
-	stop chan struct{}
+	jobs   chan string
+	stop   chan struct{}
+	retain chan struct{} // ApplyRetention's nudge
 
 	// What is on disk, for metrics: counted once at Open, then kept up to
 	// date by Append, rotation, compression and retention.
@@ -92,7 +101,7 @@ func Open(opt Options) (*Store, *Last, error) {
 	if err := os.MkdirAll(opt.Dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("create store dir: %w", err)
 	}
-	s := &Store{opt: opt, log: opt.Logger, notify: make(chan struct{}), jobs: make(chan string, 64), stop: make(chan struct{})}
+	s := &Store{opt: opt, log: opt.Logger, notify: make(chan struct{}), jobs: make(chan string, 64), stop: make(chan struct{}), retain: make(chan struct{}, 1)}
 	segs, err := List(opt.Dir)
 	if err != nil {
 		return nil, nil, err

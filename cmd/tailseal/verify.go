@@ -104,6 +104,9 @@ func printVerify(sum *verify.Summary, asJSON bool) {
 	}
 	fmt.Printf("%s: %d records (%.1f MB) in %d segments, %d checkpoints, %d findings\n",
 		status, sum.Records, float64(sum.Bytes)/1e6, sum.Segments, sum.Checkpoints, len(sum.Findings))
+	if sum.RetainedThrough > 0 {
+		fmt.Printf("records 1 to %d were deleted by retention (signed retention records say so)\n", sum.RetainedThrough)
+	}
 }
 
 // verifyOptions finds the keys to verify the configured store with, and

@@ -526,3 +526,43 @@ func TestVerifyReadsASegmentCompressedSinceTheListing(t *testing.T) {
 		t.Fatalf("%d lines read, want 200", n)
 	}
 }
+
+// Retention leaves signed evidence: after it deletes old segments, verify
+// still exits 0 on the honest store, and 1 when a segment vanishes
+// without such a record.
+func TestRetentionIsNotTampering(t *testing.T) {
+	e := newEnv(t, "TAILSEAL_SEGMENT_MAX_MB=1", "TAILSEAL_RETENTION_DAYS=1")
+	w := newWriter(t, e.source)
+	p := e.start()
+	w.write(12000) // about 4 MB: several rotated, compressed segments
+	e.waitStored(12000)
+	p.stop(t)
+	storeDir := filepath.Join(e.dataDir, "store")
+	gz, _ := filepath.Glob(filepath.Join(storeDir, "*.jsonl.gz"))
+	if len(gz) < 3 {
+		t.Fatalf("%d compressed segments, want 3 or more", len(gz))
+	}
+	old := time.Now().Add(-72 * time.Hour)
+	for _, g := range gz[:2] {
+		os.Chtimes(g, old, old)
+	}
+	p = e.start()
+	waitFor(t, "retention to delete the two old segments", 20*time.Second, func() bool {
+		_, err1 := os.Stat(gz[0])
+		_, err2 := os.Stat(gz[1])
+		return os.IsNotExist(err1) && os.IsNotExist(err2)
+	})
+	p.stop(t)
+	code, fs, stderr := verifyStore(t, e.dataDir)
+	if code != 0 {
+		t.Fatalf("verify after honest retention: exit %d, %v, %s", code, fs, stderr)
+	}
+	// The same store with one more segment gone, by hand.
+	d := filepath.Join(t.TempDir(), "data")
+	copyDir(t, e.dataDir, d)
+	left, _ := filepath.Glob(filepath.Join(d, "store", "*.jsonl.gz"))
+	os.Remove(left[0])
+	if code, fs, _ := verifyStore(t, d); code != 1 || len(fs) == 0 || fs[0].Kind != "deleted" {
+		t.Errorf("a segment deleted by hand after retention: exit %d, %v", code, fs)
+	}
+}

@@ -13,6 +13,7 @@ const (
 	TypeMalformed  = "malformed"  // a source line that is not a JSON object
 	TypeSeal       = "seal"       // an epoch ended; details: SealDetails
 	TypeCheckpoint = "checkpoint" // a signed checkpoint; details: CheckpointDetails
+	TypeRetention  = "retention"  // retention is deleting old segments; details: RetentionDetails
 
 	TypeError       = "error"
 	TypePerformance = "performance"
@@ -22,7 +23,11 @@ const (
 // not an application event (a malformed line is one: it came from the
 // application).
 func Internal(eventType []byte) bool {
-	return string(eventType) == TypeSeal || string(eventType) == TypeCheckpoint
+	switch string(eventType) {
+	case TypeSeal, TypeCheckpoint, TypeRetention:
+		return true
+	}
+	return false
 }
 
 // SealDetails is the details object of a seal record: the epoch that
@@ -37,6 +42,31 @@ type SealDetails struct {
 type CheckpointDetails struct {
 	Size uint64 `json:"size"`
 	Note string `json:"note"`
+}
+
+// RetentionDetails is the details object of a retention record, written
+// (and made durable) before the segments it names are deleted: every
+// record up to DeletedThrough is gone by retention, not by tampering.
+type RetentionDetails struct {
+	DeletedThrough uint64   `json:"deleted_through"`
+	Segments       []string `json:"segments"`
+	Reason         string   `json:"reason"`
+}
+
+// ParseRetention returns the details of a retention record line.
+func ParseRetention(line []byte) (RetentionDetails, error) {
+	var d RetentionDetails
+	m, err := ParseMeta(line)
+	if err != nil {
+		return d, err
+	}
+	if m.EventType != TypeRetention {
+		return d, fmt.Errorf("%w: a %q record, not a retention record", ErrMalformed, m.EventType)
+	}
+	if err := json.Unmarshal(m.Details, &d); err != nil || d.DeletedThrough == 0 {
+		return d, fmt.Errorf("%w: retention details %s", ErrMalformed, m.Details)
+	}
+	return d, nil
 }
 
 // CheckpointLine is one line of checkpoints.jsonl.

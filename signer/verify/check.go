@@ -33,6 +33,7 @@ type verifier struct {
 	want       map[uint64]checkpointAt
 	newest     uint64 // largest checkpoint size
 	replacedIn string // segment reported replaced: its signatures are not reported one by one
+	startGap   *Finding // the store starts after seq 1: a finding unless retention explains it
 
 	keys   *epochKeys // nil: signatures are not checked
 	probe  *epochKeys // the key probe's, until it has decided
@@ -127,7 +128,9 @@ func (v *verifier) order(it *item, next *parsed, h [32]byte) bool {
 	if v.expected == 0 {
 		v.expected = p.seq
 		if p.seq != 1 {
-			v.add(it, p.seq, Deleted, fmt.Sprintf("the store starts at seq %d: records 1..%d are missing", p.seq, p.seq-1))
+			// Reported at the end unless a retention record explains it.
+			v.startGap = &Finding{Segment: it.seg.Name, Line: it.lineNo, Seq: p.seq, Kind: Deleted,
+				Detail: fmt.Sprintf("the store starts at seq %d: records 1..%d are missing, and no retention record says they were deleted by retention", p.seq, p.seq-1)}
 			v.deleted = append(v.deleted, [2]uint64{1, p.seq - 1})
 		}
 	}
@@ -260,9 +263,26 @@ func (v *verifier) advance(it *item, h [32]byte, reported bool) {
 	if !reported { // an edited line's epoch is not to be trusted
 		v.lastEpoch, v.haveEpoch = p.epoch, true
 		v.lastSeal = 0
-		if string(p.eventType) == record.TypeSeal {
+		switch string(p.eventType) {
+		case record.TypeSeal:
 			v.lastSeal = sealNext(it.data)
+		case record.TypeRetention:
+			v.retained(it.data)
 		}
+	}
+}
+
+// retained takes a trusted retention record: records up to its
+// deleted_through were deleted by retention, which explains a store that
+// starts after 1.
+func (v *verifier) retained(line []byte) {
+	d, err := record.ParseRetention(line)
+	if err != nil {
+		return
+	}
+	v.sum.RetainedThrough = max(v.sum.RetainedThrough, d.DeletedThrough)
+	if v.startGap != nil && d.DeletedThrough >= v.startGap.Seq-1 {
+		v.startGap = nil
 	}
 }
 

@@ -79,13 +79,16 @@ func (f Finding) String() string {
 
 // Summary is the result of a run.
 type Summary struct {
-	Records     int       `json:"records"`
-	Segments    int       `json:"segments"`
-	Checkpoints int       `json:"checkpoints"`
-	Bytes       int64     `json:"bytes"` // of records, uncompressed
-	Signatures  bool      `json:"signatures_checked"`
-	Notes       bool      `json:"checkpoint_signatures_checked"`
-	Findings    []Finding `json:"findings"`
+	Records     int   `json:"records"`
+	Segments    int   `json:"segments"`
+	Checkpoints int   `json:"checkpoints"`
+	Bytes       int64 `json:"bytes"` // of records, uncompressed
+	Signatures  bool  `json:"signatures_checked"`
+	Notes       bool  `json:"checkpoint_signatures_checked"`
+	// RetainedThrough is the last seq a trusted retention record says
+	// was deleted by retention (0: none).
+	RetainedThrough uint64    `json:"retained_through,omitempty"`
+	Findings        []Finding `json:"findings"`
 }
 
 // Errors for keys that cannot be right: a clear error, not false findings.
@@ -219,6 +222,9 @@ func (v *verifier) keyVerdict() error {
 // finish reports a store shorter than its newest checkpoint: every entry of
 // checkpoints.jsonl has its own record at seq size+1.
 func (v *verifier) finish() {
+	if v.startGap != nil {
+		v.sum.Findings = append([]Finding{*v.startGap}, v.sum.Findings...)
+	}
 	if v.newest == 0 || v.lastSeq >= v.newest+1 {
 		return
 	}
