@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync/atomic"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/tailseal/tailseal/signer/record"
@@ -208,6 +209,11 @@ func (a *Anonymizer) walk(dst, src []byte, members bool) []byte {
 		}
 		switch c {
 		case '{', '[':
+			if r == neverRule {
+				// A field never touched keeps its own scalar value; what
+				// is nested under it is data like any other.
+				r = detectRule
+			}
 			stack = append(stack, frame{obj: c == '{', rule: r})
 			expectKey = c == '{'
 			i++
@@ -251,17 +257,21 @@ func (a *Anonymizer) walk(dst, src []byte, members bool) []byte {
 var structural = [256]bool{'{': true, '}': true, '[': true, ']': true, ',': true, ':': true, '"': true}
 
 // keyRule returns the rule for the value of key tok inside a container
-// whose rule is parent: never and always are inherited.
+// whose rule is parent: always is inherited; never holds for a scalar
+// value only (walk scans what is nested under it).
 func (a *Anonymizer) keyRule(parent rule, tok []byte) rule {
 	name := tok[1 : len(tok)-1]
 	if bytes.IndexByte(name, '\\') >= 0 { // "\u0065mail" is "email"
 		name = []byte(unquote(tok))
 	}
 	switch parent {
-	case neverRule:
-		return neverRule
-	case alwaysRule: // inside a field replaced whole: named by its own key
-		a.currentKey = strings.ToLower(string(name))
+	case alwaysRule:
+		// Inside a field replaced whole, a value is named by its own key
+		// when that is a plain name; any other key ("a\"b", an address) is
+		// no tag to write, and the enclosing name stays.
+		if tagName(name) {
+			a.currentKey = strings.ToLower(string(name))
+		}
 		return alwaysRule
 	}
 	fr := a.rules.lookup(name)
@@ -283,7 +293,7 @@ func (a *Anonymizer) replaceString(dst, pending, tok []byte, r rule) ([]byte, bo
 		s = unquote(tok)
 	}
 	if r == alwaysRule {
-		if isPseudonym(s) || s == "" {
+		if s == "" || a.isOwnFieldValue(a.currentKey, s) {
 			return dst, false
 		}
 		return a.appendFieldValue(append(dst, pending...), a.currentKey, s), true
@@ -327,21 +337,13 @@ const maxPasses = 4
 // field is named like one (email, phone), else the field's name.
 func (a *Anonymizer) appendFieldValue(dst []byte, field, value string) []byte {
 	a.Fields.Add(1)
-	tag := field
-	switch field {
-	case "email":
-		tag = Email.String()
-	case "phone":
-		tag = Phone.String()
-	}
+	tag := fieldTag(field)
 	dst = append(dst, '"')
 	switch a.opt.Mode {
 	case Redact:
 		dst = append(append(append(dst, '<'), tag...), '>')
 	case Mask:
 		switch {
-		case strings.Contains(value, "***"): // masked before
-			return appendQuoted(dst[:len(dst)-1], value)
 		case field == "email" && strings.IndexByte(value, '@') > 0:
 			dst = appendMasked(dst, Email, value)
 		case field == "phone":
@@ -465,16 +467,98 @@ func appendQuoted(dst []byte, s string) []byte {
 	return record.AppendString(dst, []byte(s))
 }
 
-// isPseudonym reports a value this package wrote: <tag> or <tag:hex>.
-func isPseudonym(s string) bool {
-	if len(s) < 3 || s[0] != '<' || s[len(s)-1] != '>' {
+// tagName reports a key that can name a pseudonym as it is: a few letters,
+// digits and underscores, without personal data (no run of 7 digits).
+func tagName(name []byte) bool {
+	if len(name) == 0 || len(name) > 32 {
 		return false
 	}
-	for i := 1; i < len(s)-1; i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c == '_' || c == ':' || isDigit(c)) {
+	digits := 0
+	for _, c := range name {
+		switch {
+		case isDigit(c):
+			if digits++; digits >= 7 {
+				return false
+			}
+		case isAlpha(c) || c == '_':
+			digits = 0
+		default:
 			return false
 		}
 	}
 	return true
+}
+
+// fieldTag is the tag a whole-field replacement of field carries.
+func fieldTag(field string) string {
+	switch field {
+	case "email":
+		return Email.String()
+	case "phone":
+		return Phone.String()
+	}
+	return field
+}
+
+// isOwnFieldValue reports whether s, the value of a field replaced whole,
+// is exactly what this mode writes there, so that a second pass keeps it:
+// <tag:12 hex digits> in hash mode and <tag> in redact mode, where tag is
+// a detector's kind or the field's own tag, and the masked forms in mask
+// mode. Anything merely shaped like one ("<jo_smith>", "Jo ***") is
+// personal data like any other value.
+func (a *Anonymizer) isOwnFieldValue(field, s string) bool {
+	switch a.opt.Mode {
+	case Mask:
+		return isMaskedField(field, s)
+	case Redact:
+		if len(s) < 3 || s[0] != '<' || s[len(s)-1] != '>' {
+			return false
+		}
+		return a.isTag(field, s[1:len(s)-1])
+	}
+	const hexLen = 12
+	if len(s) < hexLen+4 || s[0] != '<' || s[len(s)-1] != '>' || s[len(s)-hexLen-2] != ':' {
+		return false
+	}
+	for i := len(s) - hexLen - 1; i < len(s)-1; i++ {
+		if c := s[i]; !isDigit(c) && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return a.isTag(field, s[1:len(s)-hexLen-2])
+}
+
+// isTag reports a tag this package writes in field: a detector's kind or
+// the field's own tag.
+func (a *Anonymizer) isTag(field, tag string) bool {
+	if tag == fieldTag(field) {
+		return true
+	}
+	for _, name := range kindNames {
+		if tag == name {
+			return true
+		}
+	}
+	return false
+}
+
+// isMaskedField reports a value that appendFieldValue writes in mask mode:
+// "***", the first character and "***", an email's first character,
+// "***" and its domain, a phone's "***-***-" and its last digits.
+func isMaskedField(field, s string) bool {
+	if s == "***" {
+		return true
+	}
+	if rest, ok := strings.CutPrefix(s, "***-***-"); ok && field == "phone" {
+		return len(rest) <= 4 && strings.Trim(rest, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == ""
+	}
+	_, size := utf8.DecodeRuneInString(s)
+	rest, ok := strings.CutPrefix(s[size:], "***")
+	if !ok {
+		return false
+	}
+	if rest == "" {
+		return true
+	}
+	return field == "email" && len(rest) > 1 && rest[0] == '@' && strings.IndexByte(rest[1:], '@') < 0
 }
