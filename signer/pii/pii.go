@@ -61,6 +61,10 @@ type Options struct {
 	Key    []byte   // pseudonymization key (not the signing key)
 	Always []string // fields replaced whole, at any depth
 	Never  []string // fields never touched, at any depth
+	// PhoneRegions are the regions (two-letter codes) whose national phone
+	// numbers, written without a country code, are found; nil means
+	// DefaultPhoneRegions.
+	PhoneRegions []string
 }
 
 // Anonymizer rewrites event bodies. Use one per goroutine; the counters may
@@ -78,6 +82,8 @@ type Anonymizer struct {
 	scratch [2][]byte
 	// currentKey is the lower-cased name of the field being rewritten.
 	currentKey string
+	// phones are the regions whose national phone numbers are found.
+	phones *phoneRegions
 
 	// Counts are shared with the anonymizers made by Fork.
 	*Counts
@@ -164,14 +170,14 @@ func equalFoldLower(b []byte, s string) bool {
 
 // New returns an Anonymizer.
 func New(opt Options) *Anonymizer {
-	return &Anonymizer{opt: opt, rules: newRules(opt.Always, opt.Never), mac: hmac.New(sha256.New, opt.Key), Counts: &Counts{}}
+	return &Anonymizer{opt: opt, rules: newRules(opt.Always, opt.Never), phones: newPhoneRegions(opt.PhoneRegions), mac: hmac.New(sha256.New, opt.Key), Counts: &Counts{}}
 }
 
 // Fork returns an anonymizer with the same settings and counts and scratch
 // space of its own, for another goroutine. (An Anonymizer is not safe for
 // concurrent use.)
 func (a *Anonymizer) Fork() *Anonymizer {
-	return &Anonymizer{opt: a.opt, rules: a.rules, mac: hmac.New(sha256.New, a.opt.Key), Counts: a.Counts}
+	return &Anonymizer{opt: a.opt, rules: a.rules, phones: a.phones, mac: hmac.New(sha256.New, a.opt.Key), Counts: a.Counts}
 }
 
 // Mode is the configured mode.
@@ -242,7 +248,8 @@ func (a *Anonymizer) walk(dst, src []byte, members bool) []byte {
 			for j < len(src) && !structural[src[j]] {
 				j++
 			}
-			if tok := bytes.TrimSpace(src[i:j]); r == alwaysRule && len(tok) > 0 && tok[0] != 'n' {
+			switch tok := bytes.TrimSpace(src[i:j]); {
+			case r == alwaysRule && len(tok) > 0 && tok[0] != 'n':
 				dst = append(dst, src[copied:i]...)
 				dst = a.appendFieldValue(dst, a.currentKey, string(tok)) // numbers and booleans in PII fields
 				copied = j
@@ -298,9 +305,25 @@ func (a *Anonymizer) replaceString(dst, pending, tok []byte, r rule) ([]byte, bo
 		}
 		return a.appendFieldValue(append(dst, pending...), a.currentKey, s), true
 	}
-	a.spans = detect(s, a.spans[:0])
-	if len(a.spans) == 0 {
+	cur, ok := a.anonymizeText(s)
+	if !ok {
 		return dst, false
+	}
+	dst = append(dst, pending...)
+	if escaped {
+		return appendQuoted(dst, cur), true
+	}
+	// Unescaped content, and replacements need no escaping.
+	return append(append(append(dst, '"'), cur...), '"'), true
+}
+
+// anonymizeText returns s with what the detectors find replaced, and
+// whether they found anything. The result lives in a's scratch space until
+// the next call.
+func (a *Anonymizer) anonymizeText(s string) (string, bool) {
+	a.spans = detect(s, a.spans[:0], a.phones)
+	if len(a.spans) == 0 {
+		return s, false
 	}
 	// A replacement can change what its neighbours look like ("::0 000010 0"
 	// masks to "::/48 000010 0", where a phone now stands alone), so replace
@@ -319,14 +342,9 @@ func (a *Anonymizer) replaceString(dst, pending, tok []byte, r rule) ([]byte, bo
 		buf = append(buf, cur[prev:]...)
 		a.scratch[pass%2] = buf
 		cur = unsafe.String(unsafe.SliceData(buf), len(buf))
-		a.spans = detect(cur, a.spans[:0])
+		a.spans = detect(cur, a.spans[:0], a.phones)
 	}
-	dst = append(dst, pending...)
-	if escaped {
-		return appendQuoted(dst, cur), true
-	}
-	// Unescaped content, and replacements need no escaping.
-	return append(append(append(dst, '"'), cur...), '"'), true
+	return cur, true
 }
 
 // maxPasses bounds the replacement passes over one string; the fuzz test
