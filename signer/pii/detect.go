@@ -450,7 +450,7 @@ func isPhone(run string, digits, seps int) bool {
 // --- IBAN ---
 
 // ibanLength is every country's IBAN length: the SWIFT IBAN registry
-// (release 99, 2025: 89 countries, from Albania to Yemen), and Iran (IR,
+// (89 countries, from Albania to Yemen, as of 2025), and Iran (IR,
 // 26), whose banks issue IBANs without being in the registry. The mod-97
 // check keeps a random token of the right shape from passing.
 var ibanLength = map[string]int{

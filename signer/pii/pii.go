@@ -1,6 +1,8 @@
 // Package pii owns anonymizing personal data in an event before it is
 // signed: validated detectors find emails, phones, IP addresses, payment
-// cards, IBANs and US SSNs inside any string; field rules replace some
+// cards, IBANs and US SSNs inside any string, object key or number (a
+// replaced key becomes its pseudonym, a replaced number a string pseudonym,
+// see replaceKey for keys that become one); field rules replace some
 // fields whole and leave others alone; a mode says what a value becomes.
 // Pseudonyms are keyed (HMAC-SHA256 under a key of their own), so the same
 // value gives the same pseudonym and events stay joinable, but nobody
@@ -82,6 +84,8 @@ type Anonymizer struct {
 	scratch [2][]byte
 	// currentKey is the lower-cased name of the field being rewritten.
 	currentKey string
+	// keys are the replaced keys written in the objects open in walk.
+	keys []string
 	// phones are the regions whose national phone numbers are found.
 	phones *phoneRegions
 
@@ -198,10 +202,14 @@ func (a *Anonymizer) AppendBody(dst, body []byte) []byte {
 type frame struct {
 	obj  bool
 	rule rule
+	// start is where the object's members begin in src, and keys how many
+	// of a.keys were written before it: see replaceKey.
+	start, keys int
 }
 
 func (a *Anonymizer) walk(dst, src []byte, members bool) []byte {
 	stack := append(a.frames[:0], frame{obj: members})
+	a.keys = a.keys[:0]
 	defer func() { a.frames = stack[:0] }()
 	expectKey := members
 	valueRule := detectRule
@@ -220,11 +228,12 @@ func (a *Anonymizer) walk(dst, src []byte, members bool) []byte {
 				// is nested under it is data like any other.
 				r = detectRule
 			}
-			stack = append(stack, frame{obj: c == '{', rule: r})
+			stack = append(stack, frame{obj: c == '{', rule: r, start: i + 1, keys: len(a.keys)})
 			expectKey = c == '{'
 			i++
 		case '}', ']':
 			if len(stack) > 1 {
+				a.keys = a.keys[:top.keys]
 				stack = stack[:len(stack)-1]
 			}
 			expectKey = false
@@ -239,6 +248,9 @@ func (a *Anonymizer) walk(dst, src []byte, members bool) []byte {
 			if top.obj && expectKey {
 				valueRule = a.keyRule(top.rule, src[i:end])
 				expectKey = false
+				if out, ok := a.replaceKey(dst, src[copied:i], src, top, i, end); ok {
+					dst, copied = out, end
+				}
 			} else if out, ok := a.replaceString(dst, src[copied:i], src[i:end], r); ok {
 				dst, copied = out, end
 			}
@@ -253,6 +265,11 @@ func (a *Anonymizer) walk(dst, src []byte, members bool) []byte {
 				dst = append(dst, src[copied:i]...)
 				dst = a.appendFieldValue(dst, a.currentKey, string(tok)) // numbers and booleans in PII fields
 				copied = j
+			case r == detectRule && len(tok) >= minDigits && (isDigit(tok[0]) || tok[0] == '-'):
+				// A card or a phone written as a number.
+				if out, ok := a.replaceNumber(dst, src[copied:i], tok); ok {
+					dst, copied = out, j
+				}
 			}
 			i = j
 		}
@@ -345,6 +362,18 @@ func (a *Anonymizer) anonymizeText(s string) (string, bool) {
 		a.spans = detect(cur, a.spans[:0], a.phones)
 	}
 	return cur, true
+}
+
+// replaceNumber appends pending and then the JSON number tok as a string
+// with what the detectors find in it replaced (4111111111111111 becomes
+// "<card:…>"), if they find anything; else it returns false and dst
+// untouched.
+func (a *Anonymizer) replaceNumber(dst, pending, tok []byte) ([]byte, bool) {
+	cur, ok := a.anonymizeText(bytesString(tok))
+	if !ok {
+		return dst, false
+	}
+	return appendQuoted(append(dst, pending...), cur), true
 }
 
 // maxPasses bounds the replacement passes over one string; the fuzz test
