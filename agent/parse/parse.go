@@ -187,7 +187,7 @@ func appendMalformed(dst []byte, line Line, reason string, readTime time.Time) [
 	raw := line.Data
 	capped := line.Truncated
 	if len(raw) > RawCap {
-		raw = raw[:RawCap] // a rune cut in two is kept as \xNN escapes
+		raw = raw[:safeCut(raw, RawCap)]
 		capped = true
 	}
 	dst = append(dst, `,"raw":`...)

@@ -139,3 +139,39 @@ func TestSeedStringsCanonical(t *testing.T) {
 		t.Errorf("got  %s\nwant %s", out, want)
 	}
 }
+
+// Issue 13: the cap on a malformed line's raw text never cuts a value in
+// two, where the anonymizer would no longer recognize the half it keeps:
+// every kind of value, straddling the cap at every offset, is dropped
+// whole, and the text before it is kept.
+func TestMalformedCapSplitsNoValue(t *testing.T) {
+	values := []string{
+		"alice.smith@example.com", "4111 1111 1111 1111", "4111111111111111", "+1 (555) 123-4567",
+		"+44 20 7946 0958", "DE89 3704 0044 0532 0130 00", "CH06 1006 5991 Z716 570L 3", "203.0.113.45",
+		"2001:db8::8a2e:370:7334", "123-45-6789", "56-683-02-92",
+	}
+	const filler = "lorem ipsum dolor sit amet; "
+	for _, v := range values {
+		for k := 1; k < len(v); k++ {
+			head := strings.Repeat(filler, RawCap/len(filler)+1)[:RawCap-k]
+			line := head + v + " and more text after it"
+			m, kind := body(t, line)
+			d := m["details"].(map[string]any)
+			raw := d["raw"].(string)
+			if kind != Malformed || d["truncated"] != true {
+				t.Fatalf("%q at %d: kind %d, truncated %v", v, k, kind, d["truncated"])
+			}
+			if !strings.HasPrefix(line, raw) || len(raw) > len(head) {
+				t.Errorf("%q straddling the cap at %d: a part is kept: ...%q", v, k, raw[max(0, len(raw)-40):])
+			}
+			if len(raw) < len(head)-len(filler) {
+				t.Errorf("%q at %d: kept %d bytes, want about the %d before it", v, k, len(raw), len(head))
+			}
+		}
+	}
+	// a long run without a boundary is cut maxToken bytes back
+	long := strings.Repeat("a", RawCap+100)
+	if m, _ := body(t, long); len(m["details"].(map[string]any)["raw"].(string)) != RawCap-maxToken {
+		t.Errorf("long run: kept %d bytes", len(m["details"].(map[string]any)["raw"].(string)))
+	}
+}
