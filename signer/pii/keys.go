@@ -10,7 +10,8 @@ import (
 
 // replaceKey appends pending and then the key token src[start:end] of the
 // object top with what the detectors find in it replaced, if they find
-// anything; else it returns false and dst untouched.
+// anything; else it returns false and dst untouched. walk calls it only
+// for keys that pass mayHold.
 //
 // Two keys can become one ("Bob@example.org" and "bob@example.org" are one
 // pseudonym), and a JSON reader keeps only one of two equal keys, so a
@@ -21,9 +22,6 @@ import (
 // is never changed.
 func (a *Anonymizer) replaceKey(dst, pending, src []byte, top *frame, start, end int) ([]byte, bool) {
 	tok := src[start:end]
-	if !mayHold(tok) {
-		return dst, false
-	}
 	s, escaped := content(tok)
 	if escaped {
 		s = unquote(tok)
@@ -50,6 +48,9 @@ func (a *Anonymizer) replaceKey(dst, pending, src []byte, top *frame, start, end
 func mayHold(tok []byte) bool {
 	digits, colons := 0, 0
 	for _, c := range tok {
+		if !keyByte[c] {
+			continue // the letters and _ of almost every key: one lookup
+		}
 		switch {
 		case isDigit(c):
 			digits++
@@ -61,6 +62,10 @@ func mayHold(tok []byte) bool {
 	}
 	return digits >= 4 || colons >= 2
 }
+
+// keyByte marks the bytes mayHold counts.
+var keyByte = [256]bool{'0': true, '1': true, '2': true, '3': true, '4': true, '5': true, '6': true, '7': true, '8': true, '9': true,
+	'@': true, '\\': true, ':': true}
 
 // keyTaken reports whether key is already a key of the object top: one
 // written by replaceKey, or one of the source object's own keys.

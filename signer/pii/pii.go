@@ -248,8 +248,10 @@ func (a *Anonymizer) walk(dst, src []byte, members bool) []byte {
 			if top.obj && expectKey {
 				valueRule = a.keyRule(top.rule, src[i:end])
 				expectKey = false
-				if out, ok := a.replaceKey(dst, src[copied:i], src, top, i, end); ok {
-					dst, copied = out, end
+				if mayHold(src[i:end]) { // almost no key does: one pass, no call
+					if out, ok := a.replaceKey(dst, src[copied:i], src, top, i, end); ok {
+						dst, copied = out, end
+					}
 				}
 			} else if out, ok := a.replaceString(dst, src[copied:i], src[i:end], r); ok {
 				dst, copied = out, end
