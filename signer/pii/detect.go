@@ -3,6 +3,9 @@ package pii
 import (
 	"net/netip"
 	"strings"
+	"unsafe"
+
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 // Kind names what a detector finds; it is the tag in pseudonyms.
@@ -183,6 +186,10 @@ func findDigitRuns(s string, out []span, phones *phoneRegions) []span {
 			}
 			continue
 		}
+		if inPseudonym(s, i) {
+			i += record.PseudonymHex
+			continue
+		}
 		if c == '(' && !strings.Contains(s[i:min(len(s), i+7)], ")") {
 			continue // "(4111…": the value starts after the parenthesis
 		}
@@ -203,6 +210,25 @@ func findDigitRuns(s string, out []span, phones *phoneRegions) []span {
 		i = end - 1
 	}
 	return out
+}
+
+// inPseudonym reports whether s[i:] starts the hex digits of a pseudonym
+// ("<ip:071113390055>"): they can all be decimal digits, and then look like
+// a national phone number, which a second pass must not replace.
+func inPseudonym(s string, i int) bool {
+	if i == 0 || s[i-1] != ':' {
+		return false
+	}
+	j := i - 1
+	for j > 0 && (s[j-1] >= 'a' && s[j-1] <= 'z' || s[j-1] == '_' || isDigit(s[j-1])) {
+		j--
+	}
+	if j == 0 || s[j-1] != '<' {
+		return false
+	}
+	b := unsafe.Slice(unsafe.StringData(s[j-1:]), len(s)-j+1)
+	tok, rest, ok := record.NextPseudonym(b)
+	return ok && len(tok)+len(rest) == len(b)
 }
 
 // runEnd returns where a run of digits and single separators starting at i

@@ -39,3 +39,21 @@ func TestPhoneRegions(t *testing.T) {
 		}
 	}
 }
+
+// A pseudonym's hex digits can all be decimal and form a valid national
+// number ("071113390055" is one in Germany): a second pass keeps them.
+func TestPseudonymDigitsNoPhone(t *testing.T) {
+	for _, body := range []string{
+		`"details":{"note":"contact <ip:071113390055> now"}`,
+		`"details":{"<email:071113390055>":1}`,
+		`"details":{"ip":"<ip:912345678123>","n":"<phone:061234567812>"}`,
+	} {
+		if out := anon(Hash, body); out != body {
+			t.Errorf("a pseudonym changed:\n%s\n%s", body, out)
+		}
+	}
+	// and a number right after a colon is still found
+	if out := anon(Redact, `"details":{"note":"tel:0612345678"}`); out != `"details":{"note":"tel:<phone>"}` {
+		t.Errorf("tel: %s", out)
+	}
+}

@@ -565,7 +565,7 @@ func (a *Anonymizer) isOwnFieldValue(field, s string) bool {
 		}
 		return a.isTag(field, s[1:len(s)-1])
 	}
-	const hexLen = 12
+	const hexLen = record.PseudonymHex
 	if len(s) < hexLen+4 || s[0] != '<' || s[len(s)-1] != '>' || s[len(s)-hexLen-2] != ':' {
 		return false
 	}
