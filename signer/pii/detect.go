@@ -203,7 +203,7 @@ func findDigitRuns(s string, out []span, phones *phoneRegions) []span {
 			continue
 		}
 		if !overlaps(out, i, end) {
-			if k, ok := classify(s[i:end], phones); ok {
+			if k, ok := classify(s[i:end], phones); ok && !(k == Phone && idContext(s[:i], s[i:end])) {
 				out = append(out, span{i, end, k})
 			}
 		}
@@ -230,6 +230,36 @@ func inPseudonym(s string, i int) bool {
 	tok, rest, ok := record.NextPseudonym(b)
 	return ok && len(tok)+len(rest) == len(b)
 }
+
+// idContext reports a bare run of digits without a trunk prefix written as
+// an id ("order 912345678", "#912345678", "ref: 4155552671"): in Spain or
+// Poland almost any nine digits are a valid number, so the words before
+// it decide. A number written with separators, a trunk prefix or a '+'
+// is a phone whatever precedes it.
+func idContext(before, run string) bool {
+	if run[0] == '0' || run[0] == '+' || run[0] == '(' {
+		return false
+	}
+	for i := 0; i < len(run); i++ {
+		if !isDigit(run[i]) {
+			return false
+		}
+	}
+	before = strings.TrimRight(before, " :=\t")
+	if strings.HasSuffix(before, "#") {
+		return true
+	}
+	tail := strings.ToLower(before[max(0, len(before)-12):])
+	for _, w := range idWords {
+		if strings.HasSuffix(tail, w) && (len(tail) == len(w) || !isAlpha(tail[len(tail)-len(w)-1])) {
+			return true
+		}
+	}
+	return false
+}
+
+// idWords name numbers that are not phones, as they precede one.
+var idWords = []string{"id", "order", "invoice", "ref", "ticket", "sku", "lot", "batch", "serial", "nr", "no", "no.", "txn", "pid", "code"}
 
 // runEnd returns where a run of digits and single separators starting at i
 // ends, and how many digits it holds.

@@ -57,3 +57,23 @@ func TestPseudonymDigitsNoPhone(t *testing.T) {
 		t.Errorf("tel: %s", out)
 	}
 }
+
+// Almost any nine digits are a Spanish or Polish number, so a bare run
+// written as an id is left alone; one written as a phone is not.
+func TestBareNumberAsID(t *testing.T) {
+	for text, found := range map[string]bool{
+		"call 912345678":    true,
+		"order 912345678":   false,
+		"Order #912345678":  false,
+		"ref: 4155552671":   false,
+		"invoice=912345678": false,
+		"paid 912345678":    true, // ends in "id", but no word for ids
+		"order 0612345678":  true, // a trunk prefix: written as a phone
+		"order 912 345 678": true, // separators: written as a phone
+	} {
+		out := anon(Redact, `"details":{"note":"`+text+`"}`)
+		if got := strings.Contains(out, "<phone>"); got != found {
+			t.Errorf("%q: found %v, want %v: %s", text, got, found, out)
+		}
+	}
+}
