@@ -62,6 +62,10 @@ type Config struct {
 	PIIKey        string   `envconfig:"PII_KEY"`
 	PIIFields     []string `envconfig:"PII_FIELDS" default:"name,first_name,last_name,full_name,address,phone,email"`
 	PIIKeepFields []string `envconfig:"PII_KEEP_FIELDS" default:"lead_id,crm_id,workflow,event_type,timestamp"`
+	// PIIPhoneRegions are the regions (two-letter codes) whose national
+	// phone numbers, written without a country code, are found in free
+	// text; empty finds only international (+…) and separated numbers.
+	PIIPhoneRegions []string `envconfig:"PII_PHONE_REGIONS" default:"US,GB,DE,FR,ES,NL,PL,IT"`
 
 	// Sinks (all off by default). Webhooks stream every stored record;
 	// alerts go to Slack, Discord and email.

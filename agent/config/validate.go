@@ -127,6 +127,11 @@ func (c *Config) Validate() error {
 	if _, err := pii.ParseMode(c.PIIMode); err != nil || c.PIIMode == "" {
 		p.add("TAILSEAL_PII_MODE must be hash, redact, mask or off")
 	}
+	for i, r := range c.PIIPhoneRegions {
+		if r = strings.TrimSpace(r); r != "" && !pii.KnownPhoneRegion(r) {
+			p.add("TAILSEAL_PII_PHONE_REGIONS: entry %d (%q) is not a two-letter region code that libphonenumber knows (for example US, DE, FR)", i+1, r)
+		}
+	}
 
 	c.validateSinks(&p)
 	p.ints("TAILSEAL_ALERT_THRESHOLD", c.AlertThreshold, 1, math.MaxInt)
@@ -154,6 +159,19 @@ func (c *Config) Validate() error {
 	c.Source = filepath.Clean(c.Source)
 	c.DataDir = filepath.Clean(c.DataDir)
 	return nil
+}
+
+// PhoneRegions is TAILSEAL_PII_PHONE_REGIONS for pii.Options.PhoneRegions:
+// upper case, without empty entries, and not nil (nil would mean pii's
+// defaults; an empty variable means none).
+func (c *Config) PhoneRegions() []string {
+	regions := []string{}
+	for _, r := range c.PIIPhoneRegions {
+		if r = strings.ToUpper(strings.TrimSpace(r)); r != "" {
+			regions = append(regions, r)
+		}
+	}
+	return regions
 }
 
 // PII is the anonymization mode that TAILSEAL_PII_MODE names. Validate

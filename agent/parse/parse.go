@@ -82,12 +82,28 @@ func Append(dst []byte, line Line, readTime time.Time) ([]byte, Kind) {
 	return appendMalformed(dst, line, reason, readTime), Malformed
 }
 
+// extraMember is a top-level member that goes into details: its raw key
+// and value, whether it repeats a seed field or details, and the name it
+// is written under.
+type extraMember struct {
+	key, val []byte
+	dup      bool
+	name     string
+}
+
+// appendObject writes the event of a JSON object. A key can appear twice
+// in a line, and a reader of the stored JSON would keep one of the two, so
+// nothing is dropped that way: the first seed field of a name (the first
+// that is not null) is the seed field, and the first object named details
+// is details; every later one goes into details as duplicate_<name>
+// (duplicate_lead_id, duplicate_details). A member whose name is taken in
+// details (a key of details itself, or an earlier member) is renamed the
+// same way, with _2, _3, … when duplicate_<name> is taken too.
 func appendObject(dst, obj []byte, readTime time.Time) []byte {
 	var seed [len(seedKeys)][]byte // raw JSON values of the seed fields
 	var details []byte             // raw value of "details"
-	var extra [][2][]byte          // other top-level members: raw key, raw value
-	var extraBuf [8][2][]byte
-	extra = extraBuf[:0]
+	var extraBuf [8]extraMember    // other top-level members
+	extra := extraBuf[:0]
 
 	i := skipSpace(obj, 1)
 	for i < len(obj) && obj[i] != '}' {
@@ -102,47 +118,104 @@ func appendObject(dst, obj []byte, readTime time.Time) []byte {
 			i = skipSpace(obj, i+1)
 		}
 		name := keyName(key)
-		switch {
-		case name == "details":
-			if val[0] == '{' {
+		if name == "details" {
+			switch {
+			case val[0] == '{' && details == nil:
 				details = val
-			} else {
-				extra = append(extra, [2][]byte{key, val})
+			default: // not an object, or a second one
+				extra = append(extra, extraMember{key: key, val: val, dup: val[0] == '{', name: name})
 			}
 			continue
-		case val[0] == 'n': // null seed values count as absent
-			if seedIndex(name) >= 0 {
-				continue
-			}
 		}
 		if k := seedIndex(name); k >= 0 {
-			seed[k] = val
+			switch {
+			case seed[k] != nil:
+				extra = append(extra, extraMember{key: key, val: val, dup: true, name: name})
+			case val[0] != 'n': // null seed values count as absent
+				seed[k] = val
+			}
 			continue
 		}
-		extra = append(extra, [2][]byte{key, val})
+		extra = append(extra, extraMember{key: key, val: val, name: name})
 	}
 
 	dst = appendSeeds(dst, &seed, readTime)
 	dst = append(dst, `,"details":`...)
-	if details == nil {
-		dst = append(dst, '{')
-	} else {
-		body := trimSpace(details[1 : len(details)-1])
-		dst = append(dst, '{')
-		dst = append(dst, body...)
-		if len(body) > 0 && len(extra) > 0 {
-			dst = append(dst, ',')
-		}
+	var body []byte
+	if details != nil {
+		body = trimSpace(details[1 : len(details)-1])
 	}
-	for n, kv := range extra {
+	dst = append(dst, '{')
+	dst = append(dst, body...)
+	if len(body) > 0 && len(extra) > 0 {
+		dst = append(dst, ',')
+	}
+	taken := takenNames{body: body}
+	for n := range extra {
+		m := &extra[n]
 		if n > 0 {
 			dst = append(dst, ',')
 		}
-		dst = append(dst, kv[0]...)
+		if !m.dup && !taken.has(m.name, extra[:n]) {
+			dst = append(dst, m.key...)
+		} else {
+			base := "duplicate_" + m.name
+			m.name = base
+			for k := 2; taken.has(m.name, extra[:n]); k++ {
+				m.name = base + "_" + strconv.Itoa(k)
+			}
+			dst = record.AppendString(dst, []byte(m.name))
+		}
 		dst = append(dst, ':')
-		dst = append(dst, kv[1]...)
+		dst = append(dst, m.val...)
 	}
 	return append(dst, '}')
+}
+
+// takenNames answers whether a name is taken in details: a key of body
+// (the members of details) or the name of an earlier member. A few
+// members are compared one by one; many (a line made of thousands of
+// keys) are put in a map, so that the work stays linear.
+type takenNames struct {
+	body []byte
+	set  map[string]bool
+	seen int // members in set
+}
+
+func (t *takenNames) has(name string, earlier []extraMember) bool {
+	if len(earlier) < 8 && len(t.body) < 4096 {
+		for _, m := range earlier {
+			if m.name == name {
+				return true
+			}
+		}
+		found := false
+		eachKey(t.body, func(k string) { found = found || k == name })
+		return found
+	}
+	if t.set == nil {
+		t.set = map[string]bool{}
+		eachKey(t.body, func(k string) { t.set[k] = true })
+	}
+	for ; t.seen < len(earlier); t.seen++ {
+		t.set[earlier[t.seen].name] = true
+	}
+	return t.set[name]
+}
+
+// eachKey calls fn with the name of each member of body, object members
+// without braces as validate accepted them.
+func eachKey(body []byte, fn func(string)) {
+	for i := 0; i < len(body); {
+		kEnd := record.SkipString(body, i)
+		fn(keyName(body[i:kEnd]))
+		i = skipSpace(body, kEnd)
+		i = skipSpace(body, i+1) // ':'
+		i = skipSpace(body, record.SkipValue(body, i))
+		if i < len(body) && body[i] == ',' {
+			i = skipSpace(body, i+1)
+		}
+	}
 }
 
 // appendSeeds writes the seed fields in their fixed order: a missing
@@ -187,7 +260,7 @@ func appendMalformed(dst []byte, line Line, reason string, readTime time.Time) [
 	raw := line.Data
 	capped := line.Truncated
 	if len(raw) > RawCap {
-		raw = raw[:RawCap] // a rune cut in two is kept as \xNN escapes
+		raw = raw[:safeCut(raw, RawCap)]
 		capped = true
 	}
 	dst = append(dst, `,"raw":`...)

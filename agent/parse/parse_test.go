@@ -2,6 +2,7 @@ package parse
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -138,4 +139,145 @@ func TestSeedStringsCanonical(t *testing.T) {
 	if kind != Event || !strings.Contains(string(out), want) {
 		t.Errorf("got  %s\nwant %s", out, want)
 	}
+}
+
+// Issue 13: the cap on a malformed line's raw text never cuts a value in
+// two, where the anonymizer would no longer recognize the half it keeps:
+// every kind of value, straddling the cap at every offset, is dropped
+// whole, and the text before it is kept.
+func TestMalformedCapSplitsNoValue(t *testing.T) {
+	values := []string{
+		"alice.smith@example.com", "4111 1111 1111 1111", "4111111111111111", "+1 (555) 123-4567",
+		"+44 20 7946 0958", "DE89 3704 0044 0532 0130 00", "CH06 1006 5991 Z716 570L 3", "203.0.113.45",
+		"2001:db8::8a2e:370:7334", "123-45-6789", "56-683-02-92",
+	}
+	const filler = "lorem ipsum dolor sit amet; "
+	for _, v := range values {
+		for k := 1; k < len(v); k++ {
+			head := strings.Repeat(filler, RawCap/len(filler)+1)[:RawCap-k]
+			line := head + v + " and more text after it"
+			m, kind := body(t, line)
+			d := m["details"].(map[string]any)
+			raw := d["raw"].(string)
+			if kind != Malformed || d["truncated"] != true {
+				t.Fatalf("%q at %d: kind %d, truncated %v", v, k, kind, d["truncated"])
+			}
+			if !strings.HasPrefix(line, raw) || len(raw) > len(head) {
+				t.Errorf("%q straddling the cap at %d: a part is kept: ...%q", v, k, raw[max(0, len(raw)-40):])
+			}
+			if len(raw) < len(head)-len(filler) {
+				t.Errorf("%q at %d: kept %d bytes, want about the %d before it", v, k, len(raw), len(head))
+			}
+		}
+	}
+	// a long run without a boundary is cut maxToken bytes back
+	long := strings.Repeat("a", RawCap+100)
+	if m, _ := body(t, long); len(m["details"].(map[string]any)["raw"].(string)) != RawCap-maxToken {
+		t.Errorf("long run: kept %d bytes", len(m["details"].(map[string]any)["raw"].(string)))
+	}
+}
+
+// Issue 13: a key that appears twice in a line loses nothing: the first
+// seed field and the first details object win, every later one is kept in
+// details under a name of its own, and no object of the stored JSON has
+// two equal keys (a reader would keep one).
+func TestDuplicateKeys(t *testing.T) {
+	for _, tt := range []struct{ name, in, want string }{
+		{"seed", `{"lead_id":"A","lead_id":"B"}`,
+			`"timestamp":"2026-02-04T20:30:45.123456Z","event_type":"","actor":"","lead_id":"A","workflow":"","details":{"duplicate_lead_id":"B"}`},
+		{"details", `{"details":{"a":1},"details":{"b":2}}`,
+			`"timestamp":"2026-02-04T20:30:45.123456Z","event_type":"","actor":"","lead_id":"","workflow":"","details":{"a":1,"duplicate_details":{"b":2}}`},
+		{"null first counts as absent", `{"actor":null,"actor":"x","actor":null}`,
+			`"timestamp":"2026-02-04T20:30:45.123456Z","event_type":"","actor":"x","lead_id":"","workflow":"","details":{"duplicate_actor":null}`},
+		{"taken names", `{"details":{"duplicate_lead_id":0,"x":1},"lead_id":"A","lead_id":"B","lead_id":"C","x":2,"x":3}`,
+			`"timestamp":"2026-02-04T20:30:45.123456Z","event_type":"","actor":"","lead_id":"A","workflow":"","details":{"duplicate_lead_id":0,"x":1,"duplicate_lead_id_2":"B","duplicate_lead_id_3":"C","duplicate_x":2,"duplicate_x_2":3}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, _ := Append(nil, Line{Data: []byte(tt.in)}, readTime)
+			if string(out) != tt.want {
+				t.Errorf("got\n%s\nwant\n%s", out, tt.want)
+			}
+		})
+	}
+
+	// Every seed field and details, three times each, and many repeated
+	// extras (past the few compared one by one): every value is stored,
+	// under distinct keys.
+	var in strings.Builder
+	in.WriteString("{")
+	var values []string
+	for round := range 3 {
+		for _, k := range append(seedKeys[:], "details", "extra") {
+			v := fmt.Sprintf("%s-%d", k, round)
+			values = append(values, v)
+			if k == "details" {
+				fmt.Fprintf(&in, `"details":{"v":%q,"duplicate_details":%q},`, v, v+"x")
+				values = append(values, v+"x")
+				continue
+			}
+			fmt.Fprintf(&in, "%q:%q,", k, v)
+		}
+	}
+	for n := range 20 {
+		v := fmt.Sprintf("many-%d", n)
+		values = append(values, v)
+		fmt.Fprintf(&in, `"many":%q,`, v)
+	}
+	in.WriteString(`"last":true}`)
+	out, kind := Append(nil, Line{Data: []byte(in.String())}, readTime)
+	full := "{" + string(out) + "}"
+	if kind != Event || !json.Valid([]byte(full)) {
+		t.Fatalf("kind %d, invalid JSON:\n%s", kind, full)
+	}
+	if err := noDuplicateKeys(json.NewDecoder(strings.NewReader(full))); err != nil {
+		t.Fatalf("%v in\n%s", err, full)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(full), &m); err != nil {
+		t.Fatal(err)
+	}
+	stored := fmt.Sprint(m)
+	for _, v := range values {
+		if !strings.Contains(stored, v+" ") && !strings.Contains(stored, v+"]") {
+			t.Errorf("value %q lost:\n%s", v, full)
+		}
+	}
+	if m["lead_id"] != "lead_id-0" || m["details"].(map[string]any)["v"] != "details-0" {
+		t.Errorf("the first seed field or details did not win: %s", full)
+	}
+}
+
+// noDuplicateKeys reads one JSON value and fails on an object with two
+// equal keys.
+func noDuplicateKeys(d *json.Decoder) error {
+	tok, err := d.Token()
+	if err != nil {
+		return err
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for d.More() {
+			k, err := d.Token()
+			if err != nil {
+				return err
+			}
+			if seen[k.(string)] {
+				return fmt.Errorf("key %q twice", k)
+			}
+			seen[k.(string)] = true
+			if err := noDuplicateKeys(d); err != nil {
+				return err
+			}
+		}
+		_, err = d.Token()
+	case json.Delim('['):
+		for d.More() {
+			if err := noDuplicateKeys(d); err != nil {
+				return err
+			}
+		}
+		_, err = d.Token()
+	}
+	return err
 }

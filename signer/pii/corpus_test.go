@@ -32,7 +32,7 @@ func TestCorpus(t *testing.T) {
 		parts := strings.SplitN(line, "\t", 3)
 		kind, value, text := parts[0], parts[1], parts[2]
 		found := false
-		for _, sp := range detect(text, nil) {
+		for _, sp := range detect(text, nil, newPhoneRegions(nil)) {
 			name := Detectors[sp.kind]
 			if kind != "none" && name == kind && text[sp.start:sp.end] == value {
 				scores[name].tp++

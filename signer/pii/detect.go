@@ -3,6 +3,9 @@ package pii
 import (
 	"net/netip"
 	"strings"
+	"unsafe"
+
+	"github.com/tailseal/tailseal/signer/record"
 )
 
 // Kind names what a detector finds; it is the tag in pseudonyms.
@@ -33,6 +36,9 @@ type span struct {
 	kind       Kind
 }
 
+// minDigits is the fewest digits a card, phone, SSN or IBAN has.
+const minDigits = 7
+
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 func isAlpha(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
 func isAlnum(c byte) bool { return isDigit(c) || isAlpha(c) }
@@ -40,7 +46,7 @@ func isHex(c byte) bool   { return isDigit(c) || c|0x20 >= 'a' && c|0x20 <= 'f' 
 
 // detect returns the values found in s, in order, without overlaps. Each
 // detector runs only when a cheap prefilter says it can match.
-func detect(s string, out []span) []span {
+func detect(s string, out []span, phones *phoneRegions) []span {
 	digits, ats, dots, colons := 0, 0, 0, 0
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
@@ -57,8 +63,8 @@ func detect(s string, out []span) []span {
 	if ats > 0 {
 		out = findEmails(s, out)
 	}
-	if digits >= 7 {
-		out = findDigitRuns(s, out)
+	if digits >= minDigits {
+		out = findDigitRuns(s, out, phones)
 	}
 	if colons >= 2 { // before IPv4: ::ffff:192.0.2.1 is one IPv6 address
 		out = findIPv6(s, out)
@@ -166,7 +172,7 @@ func findEmails(s string, out []span) []span {
 // findDigitRuns looks at runs of digits joined by single separators
 // (space, dash, dot, parentheses), which is where cards, phones and SSNs
 // live, and at IBAN-shaped tokens.
-func findDigitRuns(s string, out []span) []span {
+func findDigitRuns(s string, out []span, phones *phoneRegions) []span {
 	out = findIBANs(s, out)
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -178,6 +184,10 @@ func findDigitRuns(s string, out []span) []span {
 			for i < len(s) && (isAlnum(s[i]) || s[i] == '-' || s[i] == '_') {
 				i++
 			}
+			continue
+		}
+		if inPseudonym(s, i) {
+			i += record.PseudonymHex
 			continue
 		}
 		if c == '(' && !strings.Contains(s[i:min(len(s), i+7)], ")") {
@@ -193,7 +203,7 @@ func findDigitRuns(s string, out []span) []span {
 			continue
 		}
 		if !overlaps(out, i, end) {
-			if k, ok := classify(s[i:end]); ok {
+			if k, ok := classify(s[i:end], phones); ok && !(k == Phone && idContext(s[:i], s[i:end])) {
 				out = append(out, span{i, end, k})
 			}
 		}
@@ -201,6 +211,55 @@ func findDigitRuns(s string, out []span) []span {
 	}
 	return out
 }
+
+// inPseudonym reports whether s[i:] starts the hex digits of a pseudonym
+// ("<ip:071113390055>"): they can all be decimal digits, and then look like
+// a national phone number, which a second pass must not replace.
+func inPseudonym(s string, i int) bool {
+	if i == 0 || s[i-1] != ':' {
+		return false
+	}
+	j := i - 1
+	for j > 0 && (s[j-1] >= 'a' && s[j-1] <= 'z' || s[j-1] == '_' || isDigit(s[j-1])) {
+		j--
+	}
+	if j == 0 || s[j-1] != '<' {
+		return false
+	}
+	b := unsafe.Slice(unsafe.StringData(s[j-1:]), len(s)-j+1)
+	tok, rest, ok := record.NextPseudonym(b)
+	return ok && len(tok)+len(rest) == len(b)
+}
+
+// idContext reports a bare run of digits without a trunk prefix written as
+// an id ("order 912345678", "#912345678", "ref: 4155552671"): in Spain or
+// Poland almost any nine digits are a valid number, so the words before
+// it decide. A number written with separators, a trunk prefix or a '+'
+// is a phone whatever precedes it.
+func idContext(before, run string) bool {
+	if run[0] == '0' || run[0] == '+' || run[0] == '(' {
+		return false
+	}
+	for i := 0; i < len(run); i++ {
+		if !isDigit(run[i]) {
+			return false
+		}
+	}
+	before = strings.TrimRight(before, " :=\t")
+	if strings.HasSuffix(before, "#") {
+		return true
+	}
+	tail := strings.ToLower(before[max(0, len(before)-12):])
+	for _, w := range idWords {
+		if strings.HasSuffix(tail, w) && (len(tail) == len(w) || !isAlpha(tail[len(tail)-len(w)-1])) {
+			return true
+		}
+	}
+	return false
+}
+
+// idWords name numbers that are not phones, as they precede one.
+var idWords = []string{"id", "order", "invoice", "ref", "ticket", "sku", "lot", "batch", "serial", "nr", "no", "no.", "txn", "pid", "code"}
 
 // runEnd returns where a run of digits and single separators starting at i
 // ends, and how many digits it holds.
@@ -230,7 +289,7 @@ func runEnd(s string, i int) (end, digits int) {
 }
 
 // classify decides what a run of digits and separators is, validating it.
-func classify(run string) (Kind, bool) {
+func classify(run string, phones *phoneRegions) (Kind, bool) {
 	var d [24]byte
 	n := 0
 	seps := 0
@@ -255,10 +314,26 @@ func classify(run string) (Kind, bool) {
 	if isDateOrTime(run) || sameDigits(digits) {
 		return 0, false
 	}
+	if zipPlus4(run) {
+		return 0, false
+	}
 	if isPhone(run, n, seps) {
 		return Phone, true
 	}
-	return 0, false
+	if run[0] == '+' || strings.Count(run, ".") == 3 {
+		return 0, false // a dotted quad is an IP address
+	}
+	var buf [6]string
+	groups, ok := digitGroups(run, buf[:])
+	if !ok {
+		return 0, false
+	}
+	for _, g := range groups {
+		if len(g) < 2 {
+			return 0, false // no national format has a group of one
+		}
+	}
+	return Phone, phones.national(digits, groups)
 }
 
 func luhn(d []byte) bool {
@@ -336,6 +411,19 @@ func isSSN(run string) bool {
 	return area != "000" && area != "666" && area < "900" && group != "00" && serial != "0000"
 }
 
+// zipPlus4 reports a US ZIP+4 code, 94107-1234: no phone anywhere.
+func zipPlus4(run string) bool {
+	if len(run) != 10 || run[5] != '-' {
+		return false
+	}
+	for i := 0; i < len(run); i++ {
+		if i != 5 && !isDigit(run[i]) {
+			return false
+		}
+	}
+	return true
+}
+
 // digitGroups splits a run at separators into at most len(buf) groups,
 // without allocating; ok is false when there are more.
 func digitGroups(run string, buf []string) (groups []string, ok bool) {
@@ -375,7 +463,7 @@ func isPhone(run string, digits, seps int) bool {
 	if run[0] == '+' {
 		return digits >= 8 && digits <= 15
 	}
-	if digits < 7 || digits > 12 || seps == 0 {
+	if digits < 7 || digits > 13 || seps == 0 {
 		return false
 	}
 	var buf [6]string
@@ -386,26 +474,52 @@ func isPhone(run string, digits, seps int) bool {
 	if strings.Count(run, ".") == 3 && len(groups) == 4 {
 		return false // a dotted quad is an IP address
 	}
-	// 030 12345678: a trunk prefix and a long subscriber number.
-	if len(groups) == 2 && groups[0][0] == '0' && len(groups[1]) <= 8 {
+	// 030 12345678, (0852) 176050356: a trunk prefix and area code, and a
+	// long subscriber number.
+	if len(groups) == 2 && groups[0][0] == '0' && len(groups[0]) >= 2 && len(groups[0]) <= 5 && len(groups[1]) <= 9 {
 		return true
+	}
+	if digits > 12 {
+		return false
 	}
 	for _, g := range groups {
 		if len(g) > 5 {
 			return false
 		}
 	}
-	return len(groups[len(groups)-1]) >= 3
+	if len(groups[len(groups)-1]) >= 3 {
+		return true
+	}
+	// 01 23 45 67 89, 915 34 30 55, 56-683-02-92: groups of two and three,
+	// as much of Europe writes a number.
+	if len(groups) < 4 || digits < 8 {
+		return false
+	}
+	for _, g := range groups {
+		if len(g) < 2 || len(g) > 3 {
+			return false
+		}
+	}
+	return true
 }
 
 // --- IBAN ---
 
+// ibanLength is every country's IBAN length: the SWIFT IBAN registry
+// (89 countries, from Albania to Yemen, as of 2025), and Iran (IR,
+// 26), whose banks issue IBANs without being in the registry. The mod-97
+// check keeps a random token of the right shape from passing.
 var ibanLength = map[string]int{
-	"AD": 24, "AE": 23, "AT": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29, "CH": 21, "CY": 28, "CZ": 24,
-	"DE": 22, "DK": 18, "EE": 20, "ES": 24, "FI": 18, "FR": 27, "GB": 22, "GI": 23, "GR": 27, "HR": 21,
-	"HU": 28, "IE": 22, "IL": 23, "IS": 26, "IT": 27, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27,
-	"MT": 31, "NL": 18, "NO": 15, "PL": 28, "PT": 25, "RO": 24, "SA": 24, "SE": 24, "SI": 19, "SK": 24,
-	"SM": 27, "TR": 26,
+	"AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BI": 27,
+	"BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27, "DK": 18, "DO": 28,
+	"EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23,
+	"GL": 18, "GR": 27, "GT": 28, "HN": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26,
+	"IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21,
+	"LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28,
+	"NL": 18, "NO": 15, "OM": 23, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22,
+	"RU": 33, "SA": 24, "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25,
+	"SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
+	"IR": 26,
 }
 
 func findIBANs(s string, out []span) []span {

@@ -1,6 +1,8 @@
 // Package pii owns anonymizing personal data in an event before it is
 // signed: validated detectors find emails, phones, IP addresses, payment
-// cards, IBANs and US SSNs inside any string; field rules replace some
+// cards, IBANs and US SSNs inside any string, object key or number (a
+// replaced key becomes its pseudonym, a replaced number a string pseudonym,
+// see replaceKey for keys that become one); field rules replace some
 // fields whole and leave others alone; a mode says what a value becomes.
 // Pseudonyms are keyed (HMAC-SHA256 under a key of their own), so the same
 // value gives the same pseudonym and events stay joinable, but nobody
@@ -17,6 +19,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync/atomic"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/tailseal/tailseal/signer/record"
@@ -60,6 +63,10 @@ type Options struct {
 	Key    []byte   // pseudonymization key (not the signing key)
 	Always []string // fields replaced whole, at any depth
 	Never  []string // fields never touched, at any depth
+	// PhoneRegions are the regions (two-letter codes) whose national phone
+	// numbers, written without a country code, are found; nil means
+	// DefaultPhoneRegions.
+	PhoneRegions []string
 }
 
 // Anonymizer rewrites event bodies. Use one per goroutine; the counters may
@@ -77,6 +84,10 @@ type Anonymizer struct {
 	scratch [2][]byte
 	// currentKey is the lower-cased name of the field being rewritten.
 	currentKey string
+	// keys are the replaced keys written in the objects open in walk.
+	keys []string
+	// phones are the regions whose national phone numbers are found.
+	phones *phoneRegions
 
 	// Counts are shared with the anonymizers made by Fork.
 	*Counts
@@ -163,14 +174,14 @@ func equalFoldLower(b []byte, s string) bool {
 
 // New returns an Anonymizer.
 func New(opt Options) *Anonymizer {
-	return &Anonymizer{opt: opt, rules: newRules(opt.Always, opt.Never), mac: hmac.New(sha256.New, opt.Key), Counts: &Counts{}}
+	return &Anonymizer{opt: opt, rules: newRules(opt.Always, opt.Never), phones: newPhoneRegions(opt.PhoneRegions), mac: hmac.New(sha256.New, opt.Key), Counts: &Counts{}}
 }
 
 // Fork returns an anonymizer with the same settings and counts and scratch
 // space of its own, for another goroutine. (An Anonymizer is not safe for
 // concurrent use.)
 func (a *Anonymizer) Fork() *Anonymizer {
-	return &Anonymizer{opt: a.opt, rules: a.rules, mac: hmac.New(sha256.New, a.opt.Key), Counts: a.Counts}
+	return &Anonymizer{opt: a.opt, rules: a.rules, phones: a.phones, mac: hmac.New(sha256.New, a.opt.Key), Counts: a.Counts}
 }
 
 // Mode is the configured mode.
@@ -191,10 +202,14 @@ func (a *Anonymizer) AppendBody(dst, body []byte) []byte {
 type frame struct {
 	obj  bool
 	rule rule
+	// start is where the object's members begin in src, and keys how many
+	// of a.keys were written before it: see replaceKey.
+	start, keys int
 }
 
 func (a *Anonymizer) walk(dst, src []byte, members bool) []byte {
 	stack := append(a.frames[:0], frame{obj: members})
+	a.keys = a.keys[:0]
 	defer func() { a.frames = stack[:0] }()
 	expectKey := members
 	valueRule := detectRule
@@ -208,11 +223,17 @@ func (a *Anonymizer) walk(dst, src []byte, members bool) []byte {
 		}
 		switch c {
 		case '{', '[':
-			stack = append(stack, frame{obj: c == '{', rule: r})
+			if r == neverRule {
+				// A field never touched keeps its own scalar value; what
+				// is nested under it is data like any other.
+				r = detectRule
+			}
+			stack = append(stack, frame{obj: c == '{', rule: r, start: i + 1, keys: len(a.keys)})
 			expectKey = c == '{'
 			i++
 		case '}', ']':
 			if len(stack) > 1 {
+				a.keys = a.keys[:top.keys]
 				stack = stack[:len(stack)-1]
 			}
 			expectKey = false
@@ -227,6 +248,11 @@ func (a *Anonymizer) walk(dst, src []byte, members bool) []byte {
 			if top.obj && expectKey {
 				valueRule = a.keyRule(top.rule, src[i:end])
 				expectKey = false
+				if mayHold(src[i:end]) { // almost no key does: one pass, no call
+					if out, ok := a.replaceKey(dst, src[copied:i], src, top, i, end); ok {
+						dst, copied = out, end
+					}
+				}
 			} else if out, ok := a.replaceString(dst, src[copied:i], src[i:end], r); ok {
 				dst, copied = out, end
 			}
@@ -236,10 +262,16 @@ func (a *Anonymizer) walk(dst, src []byte, members bool) []byte {
 			for j < len(src) && !structural[src[j]] {
 				j++
 			}
-			if tok := bytes.TrimSpace(src[i:j]); r == alwaysRule && len(tok) > 0 && tok[0] != 'n' {
+			switch tok := bytes.TrimSpace(src[i:j]); {
+			case r == alwaysRule && len(tok) > 0 && tok[0] != 'n':
 				dst = append(dst, src[copied:i]...)
 				dst = a.appendFieldValue(dst, a.currentKey, string(tok)) // numbers and booleans in PII fields
 				copied = j
+			case r == detectRule && len(tok) >= minDigits && (isDigit(tok[0]) || tok[0] == '-'):
+				// A card or a phone written as a number.
+				if out, ok := a.replaceNumber(dst, src[copied:i], tok); ok {
+					dst, copied = out, j
+				}
 			}
 			i = j
 		}
@@ -251,17 +283,21 @@ func (a *Anonymizer) walk(dst, src []byte, members bool) []byte {
 var structural = [256]bool{'{': true, '}': true, '[': true, ']': true, ',': true, ':': true, '"': true}
 
 // keyRule returns the rule for the value of key tok inside a container
-// whose rule is parent: never and always are inherited.
+// whose rule is parent: always is inherited; never holds for a scalar
+// value only (walk scans what is nested under it).
 func (a *Anonymizer) keyRule(parent rule, tok []byte) rule {
 	name := tok[1 : len(tok)-1]
 	if bytes.IndexByte(name, '\\') >= 0 { // "\u0065mail" is "email"
 		name = []byte(unquote(tok))
 	}
 	switch parent {
-	case neverRule:
-		return neverRule
-	case alwaysRule: // inside a field replaced whole: named by its own key
-		a.currentKey = strings.ToLower(string(name))
+	case alwaysRule:
+		// Inside a field replaced whole, a value is named by its own key
+		// when that is a plain name; any other key ("a\"b", an address) is
+		// no tag to write, and the enclosing name stays.
+		if tagName(name) {
+			a.currentKey = strings.ToLower(string(name))
+		}
 		return alwaysRule
 	}
 	fr := a.rules.lookup(name)
@@ -283,14 +319,30 @@ func (a *Anonymizer) replaceString(dst, pending, tok []byte, r rule) ([]byte, bo
 		s = unquote(tok)
 	}
 	if r == alwaysRule {
-		if isPseudonym(s) || s == "" {
+		if s == "" || a.isOwnFieldValue(a.currentKey, s) {
 			return dst, false
 		}
 		return a.appendFieldValue(append(dst, pending...), a.currentKey, s), true
 	}
-	a.spans = detect(s, a.spans[:0])
-	if len(a.spans) == 0 {
+	cur, ok := a.anonymizeText(s)
+	if !ok {
 		return dst, false
+	}
+	dst = append(dst, pending...)
+	if escaped {
+		return appendQuoted(dst, cur), true
+	}
+	// Unescaped content, and replacements need no escaping.
+	return append(append(append(dst, '"'), cur...), '"'), true
+}
+
+// anonymizeText returns s with what the detectors find replaced, and
+// whether they found anything. The result lives in a's scratch space until
+// the next call.
+func (a *Anonymizer) anonymizeText(s string) (string, bool) {
+	a.spans = detect(s, a.spans[:0], a.phones)
+	if len(a.spans) == 0 {
+		return s, false
 	}
 	// A replacement can change what its neighbours look like ("::0 000010 0"
 	// masks to "::/48 000010 0", where a phone now stands alone), so replace
@@ -309,14 +361,21 @@ func (a *Anonymizer) replaceString(dst, pending, tok []byte, r rule) ([]byte, bo
 		buf = append(buf, cur[prev:]...)
 		a.scratch[pass%2] = buf
 		cur = unsafe.String(unsafe.SliceData(buf), len(buf))
-		a.spans = detect(cur, a.spans[:0])
+		a.spans = detect(cur, a.spans[:0], a.phones)
 	}
-	dst = append(dst, pending...)
-	if escaped {
-		return appendQuoted(dst, cur), true
+	return cur, true
+}
+
+// replaceNumber appends pending and then the JSON number tok as a string
+// with what the detectors find in it replaced (4111111111111111 becomes
+// "<card:…>"), if they find anything; else it returns false and dst
+// untouched.
+func (a *Anonymizer) replaceNumber(dst, pending, tok []byte) ([]byte, bool) {
+	cur, ok := a.anonymizeText(bytesString(tok))
+	if !ok {
+		return dst, false
 	}
-	// Unescaped content, and replacements need no escaping.
-	return append(append(append(dst, '"'), cur...), '"'), true
+	return appendQuoted(append(dst, pending...), cur), true
 }
 
 // maxPasses bounds the replacement passes over one string; the fuzz test
@@ -327,21 +386,13 @@ const maxPasses = 4
 // field is named like one (email, phone), else the field's name.
 func (a *Anonymizer) appendFieldValue(dst []byte, field, value string) []byte {
 	a.Fields.Add(1)
-	tag := field
-	switch field {
-	case "email":
-		tag = Email.String()
-	case "phone":
-		tag = Phone.String()
-	}
+	tag := fieldTag(field)
 	dst = append(dst, '"')
 	switch a.opt.Mode {
 	case Redact:
 		dst = append(append(append(dst, '<'), tag...), '>')
 	case Mask:
 		switch {
-		case strings.Contains(value, "***"): // masked before
-			return appendQuoted(dst[:len(dst)-1], value)
 		case field == "email" && strings.IndexByte(value, '@') > 0:
 			dst = appendMasked(dst, Email, value)
 		case field == "phone":
@@ -465,16 +516,98 @@ func appendQuoted(dst []byte, s string) []byte {
 	return record.AppendString(dst, []byte(s))
 }
 
-// isPseudonym reports a value this package wrote: <tag> or <tag:hex>.
-func isPseudonym(s string) bool {
-	if len(s) < 3 || s[0] != '<' || s[len(s)-1] != '>' {
+// tagName reports a key that can name a pseudonym as it is: a few letters,
+// digits and underscores, without personal data (no run of 7 digits).
+func tagName(name []byte) bool {
+	if len(name) == 0 || len(name) > 32 {
 		return false
 	}
-	for i := 1; i < len(s)-1; i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c == '_' || c == ':' || isDigit(c)) {
+	digits := 0
+	for _, c := range name {
+		switch {
+		case isDigit(c):
+			if digits++; digits >= 7 {
+				return false
+			}
+		case isAlpha(c) || c == '_':
+			digits = 0
+		default:
 			return false
 		}
 	}
 	return true
+}
+
+// fieldTag is the tag a whole-field replacement of field carries.
+func fieldTag(field string) string {
+	switch field {
+	case "email":
+		return Email.String()
+	case "phone":
+		return Phone.String()
+	}
+	return field
+}
+
+// isOwnFieldValue reports whether s, the value of a field replaced whole,
+// is exactly what this mode writes there, so that a second pass keeps it:
+// <tag:12 hex digits> in hash mode and <tag> in redact mode, where tag is
+// a detector's kind or the field's own tag, and the masked forms in mask
+// mode. Anything merely shaped like one ("<jo_smith>", "Jo ***") is
+// personal data like any other value.
+func (a *Anonymizer) isOwnFieldValue(field, s string) bool {
+	switch a.opt.Mode {
+	case Mask:
+		return isMaskedField(field, s)
+	case Redact:
+		if len(s) < 3 || s[0] != '<' || s[len(s)-1] != '>' {
+			return false
+		}
+		return a.isTag(field, s[1:len(s)-1])
+	}
+	const hexLen = record.PseudonymHex
+	if len(s) < hexLen+4 || s[0] != '<' || s[len(s)-1] != '>' || s[len(s)-hexLen-2] != ':' {
+		return false
+	}
+	for i := len(s) - hexLen - 1; i < len(s)-1; i++ {
+		if c := s[i]; !isDigit(c) && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return a.isTag(field, s[1:len(s)-hexLen-2])
+}
+
+// isTag reports a tag this package writes in field: a detector's kind or
+// the field's own tag.
+func (a *Anonymizer) isTag(field, tag string) bool {
+	if tag == fieldTag(field) {
+		return true
+	}
+	for _, name := range kindNames {
+		if tag == name {
+			return true
+		}
+	}
+	return false
+}
+
+// isMaskedField reports a value that appendFieldValue writes in mask mode:
+// "***", the first character and "***", an email's first character,
+// "***" and its domain, a phone's "***-***-" and its last digits.
+func isMaskedField(field, s string) bool {
+	if s == "***" {
+		return true
+	}
+	if rest, ok := strings.CutPrefix(s, "***-***-"); ok && field == "phone" {
+		return len(rest) <= 4 && strings.Trim(rest, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == ""
+	}
+	_, size := utf8.DecodeRuneInString(s)
+	rest, ok := strings.CutPrefix(s[size:], "***")
+	if !ok {
+		return false
+	}
+	if rest == "" {
+		return true
+	}
+	return field == "email" && len(rest) > 1 && rest[0] == '@' && strings.IndexByte(rest[1:], '@') < 0
 }
