@@ -228,7 +228,7 @@ func (a *Agent) setupPII() error {
 			return err
 		}
 	}
-	a.pii = pii.New(pii.Options{Mode: mode, Key: key, Always: a.cfg.PIIFields, Never: a.cfg.PIIKeepFields})
+	a.pii = pii.New(pii.Options{Mode: mode, Key: key, Always: a.cfg.PIIFields, Never: a.cfg.PIIKeepFields, PhoneRegions: a.cfg.PhoneRegions()})
 	a.sets = make(chan *bodySet, bodySets)
 	for range bodySets {
 		a.sets <- &bodySet{{pii: a.pii.Fork()}, {pii: a.pii.Fork()}}
