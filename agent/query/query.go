@@ -196,7 +196,20 @@ func (s *Store) plan(c *compiled) ([]store.Segment, []Problem) {
 	var problems []Problem
 	for i, seg := range s.segs {
 		e, indexed := s.index[seg.Name]
-		if indexed && i+1 < len(s.segs) && e.LastSeq+1 != s.segs[i+1].First {
+		next := uint64(0) // the last seq seg holds, when a later segment says
+		if i+1 < len(s.segs) {
+			next = s.segs[i+1].First - 1
+		}
+		d := store.Contradicts(e, seg.First, 0)
+		if d == "" && next != 0 && e.LastSeq > next {
+			d = fmt.Sprintf("it ends at seq %d, after the next segment begins", e.LastSeq)
+		}
+		if indexed && d != "" {
+			// An edited index could hide matches: read the segment, and say so.
+			problems = append(problems, Problem{store.IndexFile, fmt.Errorf("the entry for %s contradicts the segment (%s): not used; run tailseal verify", seg.Name, d)})
+			indexed = false
+		}
+		if indexed && next != 0 && e.LastSeq < next {
 			problems = append(problems, Problem{seg.Name, fmt.Errorf("records %d to %d are missing after it (segment lost or deleted)", e.LastSeq+1, s.segs[i+1].First-1)})
 		}
 		if indexed && !c.mayMatch(e) {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/tailseal/tailseal/agent/config"
 	"github.com/tailseal/tailseal/agent/report"
-	"github.com/tailseal/tailseal/signer/verify"
 )
 
 func runReport(ctx context.Context, args []string) error {
@@ -73,7 +72,7 @@ func checkIntegrity(ctx context.Context, cfg *config.Config) report.Integrity {
 	if err != nil {
 		return report.Integrity{Summary: "Not checked: " + err.Error()}
 	}
-	sum, err := verify.Run(ctx, opt)
+	sum, err := newStoreSource(cfg.DataDir).run(ctx, opt)
 	if err != nil { // a wrong key, an unreadable store
 		return report.Integrity{Summary: "Not checked: " + err.Error(), Details: notes}
 	}

@@ -59,8 +59,7 @@ Exit 0 when intact, 1 with findings, 2 on usage or key errors.
 	bar := newProgressBar("verifying", diskBytes(storeDir))
 	src := newStoreSource(cfg.DataDir)
 	src.progress = bar.set // a nil bar draws nothing
-	opt.Source = src
-	sum, err := verify.Run(ctx, opt)
+	sum, err := src.run(ctx, opt)
 	bar.finish()
 	return verifyOutcome(ctx, sum, err, *asJSON)
 }
@@ -112,7 +111,7 @@ func printVerify(sum *verify.Summary, asJSON bool) {
 // verifyOptions finds the keys to verify the configured store with, and
 // notes on what they are and what cannot be checked without them.
 func verifyOptions(cfg *config.Config) (verify.Options, []string, error) {
-	opt := verify.Options{Source: newStoreSource(cfg.DataDir)}
+	opt := verify.Options{}
 	k0, notes, err := verifyKey(cfg)
 	if err != nil {
 		return opt, nil, err
@@ -190,6 +189,9 @@ func diskBytes(dir string) int64 {
 type storeSource struct {
 	dir, checkpoints string
 	segs             map[string]store.Segment
+	index            map[string]store.IndexEntry
+	// indexFindings are the index entries that differ from their segment.
+	indexFindings []verify.Finding
 	progress         func(bytes int64) // told the bytes read from disk; nil: nobody
 	done             int64             // bytes of the segments read to their end
 }
@@ -203,6 +205,9 @@ func newStoreSource(dataDir string) *storeSource {
 func (s *storeSource) Segments() ([]verify.Segment, error) {
 	segs, err := store.List(s.dir)
 	if err != nil {
+		return nil, err
+	}
+	if s.index, err = store.ReadIndex(s.dir); err != nil {
 		return nil, err
 	}
 	s.segs = make(map[string]store.Segment, len(segs))
@@ -227,24 +232,56 @@ func (s *storeSource) Lines(seg verify.Segment, fn func(lineNo int, data []byte)
 	}
 	defer r.Close()
 	r.IncludeTorn = true
+	var check *indexChecker
+	if e, ok := s.index[seg.Name]; ok {
+		check = newIndexChecker(store.NewIndexCheck(e))
+	}
 	for {
 		line, err := r.Next()
 		if err == io.EOF {
 			s.done += r.Bytes()
 			s.report(0)
+			s.checkIndex(seg, check)
 			return nil
+		}
+		if check != nil {
+			check.add(line)
 		}
 		if err != nil {
 			s.done += r.Bytes()
+			check.abandon()
 			return unreadable(err)
 		}
 		if err := fn(r.LineNo(), line); err != nil {
+			check.abandon()
 			return err
 		}
 		if r.LineNo()%progressEvery == 0 {
 			s.report(r.Bytes())
 		}
 	}
+}
+
+// checkIndex records a finding when the segment's index entry is not what
+// its records give.
+func (s *storeSource) checkIndex(seg verify.Segment, check *indexChecker) {
+	if check == nil {
+		return
+	}
+	if d := check.mismatch(); d != "" {
+		s.indexFindings = append(s.indexFindings, verify.Finding{Segment: store.IndexFile, Seq: seg.First, Kind: verify.IndexMismatch,
+			Detail: "entry for " + seg.Name + ": " + d + "; queries may skip or misread it"})
+	}
+}
+
+// run verifies the store with opt, adding the index findings.
+func (s *storeSource) run(ctx context.Context, opt verify.Options) (*verify.Summary, error) {
+	opt.Source = s
+	sum, err := verify.Run(ctx, opt)
+	if sum != nil {
+		sum.Findings = append(sum.Findings, s.indexFindings...)
+	}
+	return sum, err
 }
 
 // unreadable says why a segment could not be read, in the words verify

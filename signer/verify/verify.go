@@ -31,6 +31,7 @@ const (
 	BadSignature   = "bad signature"
 	BadCheckpoint  = "bad checkpoint"
 	Forked         = "fork" // two signed checkpoints of one size with different heads
+	IndexMismatch  = "index mismatch"
 	EpochBackwards = "epoch backwards"
 	SealMissing    = "seal missing"
 	Unreadable     = "segment unreadable"
