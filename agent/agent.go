@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tailseal/tailseal/agent/clock"
 	"github.com/tailseal/tailseal/agent/config"
 	"github.com/tailseal/tailseal/agent/parse"
 	"github.com/tailseal/tailseal/agent/store"
@@ -32,7 +33,7 @@ type Agent struct {
 	store *store.Store
 	tail  *tailer.Tailer
 	chain *signer.Chain
-	now   func() time.Time
+	clk   clock.Clock
 	buf   []byte
 	keys  *keys
 	pii   *pii.Anonymizer
@@ -57,16 +58,31 @@ type Stats struct {
 	Stored, Malformed, AppendErrors, Seals, Checkpoints atomic.Uint64
 }
 
+// Option changes how New builds an Agent.
+type Option func(*Agent)
+
+// WithClock makes the agent read the time and wait on c (default
+// clock.Real): the group-commit, checkpoint, epoch and retry timers, the
+// timestamps it writes, the epoch of a first start and segment age.
+func WithClock(c clock.Clock) Option {
+	return func(a *Agent) { a.clk = clock.Or(c) }
+}
+
 // New recovers the store and prepares the pipeline; Run starts it.
-func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
+func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
+	a := &Agent{cfg: cfg, log: log, clk: clock.Real}
+	for _, o := range opts {
+		o(a)
+	}
 	if err := tailer.CheckSource(cfg.Source); err != nil {
 		return nil, fmt.Errorf("%w: TAILSEAL_SOURCE: %v; tailseal reads a regular file that the application appends to "+
 			"(it resumes at a byte offset after a restart, which a pipe cannot give back)", config.ErrInvalid, err)
 	}
-	keys, err := loadKeys(cfg, log)
+	keys, err := loadKeys(cfg, log, a.clk.Now())
 	if err != nil {
 		return nil, err
 	}
+	a.keys = keys
 	// Creating the source directory lets the tailer watch it at once; if that
 	// is not allowed the tailer polls until the application creates it.
 	if err := os.MkdirAll(filepath.Dir(cfg.Source), 0o755); err != nil {
@@ -77,7 +93,6 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 			return nil, fmt.Errorf("create data dir: %w", err)
 		}
 	}
-	a := &Agent{cfg: cfg, log: log, now: time.Now, keys: keys}
 	if err := a.setupPII(); err != nil {
 		return nil, err
 	}
@@ -93,6 +108,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		Keep:          a.keep,
 		OnSync:        func(d time.Duration) { a.metrics.fsync.Observe(d.Seconds()) },
 		Logger:        log,
+		Now:           a.clk.Now,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -180,17 +196,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	ready := make(chan built, 1)
 	go a.build(ready)
 
-	commitTimer := time.NewTimer(time.Hour)
+	commitTimer := a.clk.NewTimer(time.Hour)
 	commitTimer.Stop()
+	defer commitTimer.Stop()
 	commitArmed := false
-	checkpoints := time.NewTicker(a.cfg.CheckpointInterval)
+	checkpoints := a.clk.NewTicker(a.cfg.CheckpointInterval)
 	defer checkpoints.Stop()
-	var epochEnd <-chan time.Time
 	err := a.seal(ctx) // epochs that ended while the agent was down
+	epochEnd := a.epochTimer()
+	defer func() { epochEnd.Stop() }()
 	for err == nil {
-		if a.keys.epoch != nil && epochEnd == nil {
-			epochEnd = time.After(time.Until(a.keys.epoch.EndsAt()))
-		}
 		select {
 		case b, ok := <-ready:
 			if !ok {
@@ -213,14 +228,14 @@ func (a *Agent) Run(ctx context.Context) error {
 			if err == nil && (a.chain.Seq()-a.lastCheckpoint >= uint64(a.cfg.CheckpointEvery) || a.rotated()) {
 				err = a.checkpoint(ctx)
 			}
-		case <-commitTimer.C:
+		case <-commitTimer.C():
 			commitArmed = false
 			err = a.commit(ctx)
-		case <-checkpoints.C:
+		case <-checkpoints.C():
 			err = a.checkpoint(ctx)
-		case <-epochEnd:
-			epochEnd = nil
+		case <-epochEnd.C():
 			err = a.seal(ctx)
+			epochEnd = a.epochTimer()
 		}
 	}
 	stopTail()
@@ -229,6 +244,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	<-tailErr
 	return errors.Join(err, a.close())
+}
+
+// epochTimer fires when the current epoch ends; never with a static key.
+func (a *Agent) epochTimer() clock.Timer {
+	t := a.clk.NewTimer(time.Hour)
+	t.Stop()
+	if a.keys.epoch != nil {
+		t.Reset(clock.Until(a.clk, a.keys.epoch.EndsAt()))
+	}
+	return t
 }
 
 // built is a batch of lines turned into event bodies, ready to sign.
@@ -252,7 +277,7 @@ func (a *Agent) build(ready chan<- built) {
 	defer close(ready)
 	for b := range a.tail.Batches() {
 		set := <-a.sets
-		now := a.now()
+		now := a.clk.Now()
 		lines := b.Lines
 		split := len(lines)
 		if len(lines) >= parallelLines {
@@ -372,10 +397,8 @@ func (a *Agent) retry(ctx context.Context, what string, op func() error, done fu
 		}
 		a.Stats.AppendErrors.Add(1)
 		a.log.Error("store: "+what+" failed; ingestion paused, will retry", "error", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
+		if clock.Wait(ctx, a.clk, backoff) != nil {
 			return fmt.Errorf("store %s: %w", what, err)
-		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
