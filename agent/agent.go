@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -248,12 +249,11 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // epochTimer fires when the current epoch ends; never with a static key.
 func (a *Agent) epochTimer() clock.Timer {
-	t := a.clk.NewTimer(time.Hour)
-	t.Stop()
+	d := time.Duration(math.MaxInt64)
 	if a.keys.epoch != nil {
-		t.Reset(clock.Until(a.clk, a.keys.epoch.EndsAt()))
+		d = clock.Until(a.clk, a.keys.epoch.EndsAt())
 	}
-	return t
+	return a.clk.NewTimer(d)
 }
 
 // built is a batch of lines turned into event bodies, ready to sign.
