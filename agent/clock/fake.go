@@ -63,12 +63,13 @@ func (k fakeTicker) C() <-chan time.Time { return k.t.c }
 func (k fakeTicker) Stop()               { k.t.Stop() }
 
 // Advance moves the time forward by d, firing the timers and ticks that
-// fall due on the way, in time order.
-func (f *Fake) Advance(d time.Duration) {
+// fall due on the way, in time order; it returns how many fired.
+func (f *Fake) Advance(d time.Duration) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	end := f.now.Add(d)
-	for {
+	fired := 0
+	for ; ; fired++ {
 		var next *fakeTimer
 		for t := range f.timers {
 			if !t.at.After(end) && (next == nil || t.at.Before(next.at)) {
@@ -85,6 +86,7 @@ func (f *Fake) Advance(d time.Duration) {
 	}
 	f.now = end
 	f.changed()
+	return fired
 }
 
 // Armed returns a channel closed once a timer or ticker set for exactly d

@@ -36,9 +36,13 @@ func TestFakeTimer(t *testing.T) {
 	f := NewFake(t0)
 	tm := f.NewTimer(time.Second)
 	<-f.Armed(time.Second)
-	f.Advance(999 * time.Millisecond)
+	if n := f.Advance(999 * time.Millisecond); n != 0 {
+		t.Errorf("%d fired before the time", n)
+	}
 	none(t, f, tm.C())
-	f.Advance(time.Millisecond)
+	if n := f.Advance(time.Millisecond); n != 1 {
+		t.Errorf("%d fired, want 1", n)
+	}
 	if v := recv(t, tm.C()); !v.Equal(t0.Add(time.Second)) {
 		t.Errorf("fired with %v", v)
 	}
