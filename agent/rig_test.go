@@ -31,7 +31,10 @@ const (
 var t0 = time.Date(2026, 2, 4, 12, 0, 0, 0, time.UTC)
 
 // rig runs the whole pipeline in-process on real files, with a fake clock:
-// nothing in it moves in time unless the test advances the clock.
+// nothing in it moves in time unless the test advances the clock. Not
+// testing/synctest: the tailer's fsnotify goroutine sits in an inotify
+// read (a syscall), which never counts as durably blocked, so a bubble's
+// time would not advance and synctest.Wait would not return.
 type rig struct {
 	t      *testing.T
 	cfg    *config.Config

@@ -124,7 +124,9 @@ func TestDiscord(t *testing.T) {
 }
 
 // paced runs notify, which must wait for d on clk before it sends: while
-// it waits, sent() is still before; once d has passed it returns.
+// it waits, sent() is still before; once d has passed it returns. An
+// injected clock rather than testing/synctest: the stand-ins answer over
+// loopback, and goroutines waiting on the network are not durably blocked.
 func paced(t *testing.T, clk *clock.Fake, d time.Duration, notify func(context.Context) error, sent func() int, before int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -38,7 +38,9 @@ func (r *recorder) statuses() []string {
 
 // stepClock is the rules' time, moved by the test; the engine's timers run
 // on the synctest bubble's clock, which moves only when every goroutine in
-// the bubble is blocked (and not while the test waits for them).
+// the bubble is blocked (and not while the test waits for them). synctest
+// suits this package: its channels are in memory, so synctest.Wait tells
+// when delivery is done, without polling.
 type stepClock struct {
 	mu sync.Mutex
 	t  time.Time
