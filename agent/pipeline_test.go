@@ -39,7 +39,10 @@ func TestGroupCommitUnderLoad(t *testing.T) {
 	var commits atomic.Uint64
 	finished := make(chan struct{})
 	var once sync.Once
-	r.a, _ = New(r.cfg, r.log(), WithClock(r.clk))
+	var err error
+	if r.a, err = New(r.cfg, r.log(), WithClock(r.clk)); err != nil {
+		t.Fatal(err)
+	}
 	r.a.OnDurable = func(lines uint64) {
 		if commits.Add(1); lines == n {
 			once.Do(func() { close(finished) })
