@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tailseal/tailseal/agent/clock"
 	"github.com/tailseal/tailseal/agent/config"
 	"github.com/tailseal/tailseal/agent/lock"
 	"github.com/tailseal/tailseal/agent/parse"
@@ -40,7 +42,7 @@ type Agent struct {
 	store *store.Store
 	tail  *tailer.Tailer
 	chain *signer.Chain
-	now   func() time.Time
+	clk   clock.Clock
 	buf   []byte
 	keys  *keys
 	pii   *pii.Anonymizer
@@ -83,6 +85,13 @@ func WithReaders(build func() error, keep func() uint64) Option {
 	return func(a *Agent) { a.buildReaders, a.keep = build, keep }
 }
 
+// WithClock makes the agent read the time and wait on c (default
+// clock.Real): the group-commit, checkpoint, epoch and retry timers, the
+// timestamps it writes, the epoch of a first start and segment age.
+func WithClock(c clock.Clock) Option {
+	return func(a *Agent) { a.clk = clock.Or(c) }
+}
+
 // New recovers the store and prepares the pipeline; Run starts it.
 func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 	if err := tailer.CheckSource(cfg.Source); err != nil {
@@ -98,7 +107,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 	}
 	a, err := open(cfg, log, opts...)
 	if errors.Is(err, ErrStoreLost) && cfg.NewStore {
-		moved, merr := moveLostStore(cfg.DataDir, time.Now())
+		moved, merr := moveLostStore(cfg.DataDir, time.Now()) // the files' names, not a record: real time
 		log.Warn("TAILSEAL_NEW_STORE is set and the store lost records: its files are moved aside and a new store starts at seq 1",
 			"lost", err.Error(), "moved", moved)
 		if err = merr; err == nil {
@@ -115,23 +124,24 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 
 // open recovers the store of a locked data dir and prepares the pipeline.
 func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
+	a := &Agent{cfg: cfg, log: log, clk: clock.Real, retention: make(chan retentionReq)}
+	for _, o := range opts {
+		o(a)
+	}
 	for _, d := range []string{StateDir, KeysDir} {
 		if err := privateDir(filepath.Join(cfg.DataDir, d), log); err != nil {
 			return nil, err
 		}
 	}
-	keys, err := loadKeys(cfg, log)
+	keys, err := loadKeys(cfg, log, a.clk.Now())
 	if err != nil {
 		return nil, err
 	}
+	a.keys = keys
 	// Creating the source directory lets the tailer watch it at once; if that
 	// is not allowed the tailer polls until the application creates it.
 	if err := os.MkdirAll(filepath.Dir(cfg.Source), 0o755); err != nil {
 		log.Debug("cannot create the source directory", "error", err)
-	}
-	a := &Agent{cfg: cfg, log: log, now: time.Now, keys: keys, retention: make(chan retentionReq)}
-	for _, o := range opts {
-		o(a)
 	}
 	if err := a.setupPII(); err != nil {
 		return nil, err
@@ -151,6 +161,7 @@ func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) 
 		OnSync:        func(d time.Duration) { a.fsync.Observe(d.Seconds()) },
 		BeforeDelete:  a.beforeRetention,
 		Logger:        log,
+		Now:           a.clk.Now,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -259,18 +270,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	ready := make(chan built, 1)
 	go a.build(ready)
 
-	commitTimer := time.NewTimer(time.Hour)
+	commitTimer := a.clk.NewTimer(time.Hour)
 	commitTimer.Stop()
+	defer commitTimer.Stop()
 	commitArmed := false
-	checkpoints := time.NewTicker(a.cfg.CheckpointInterval)
+	checkpoints := a.clk.NewTicker(a.cfg.CheckpointInterval)
 	defer checkpoints.Stop()
-	var epochEnd <-chan time.Time
 	err := a.seal(ctx) // epochs that ended while the agent was down
 	a.store.ApplyRetention()
+	epochEnd := a.epochTimer()
+	defer func() { epochEnd.Stop() }()
 	for err == nil {
-		if a.keys.epoch != nil && epochEnd == nil {
-			epochEnd = time.After(time.Until(a.keys.epoch.EndsAt()))
-		}
 		select {
 		case b, ok := <-ready:
 			if !ok {
@@ -293,14 +303,14 @@ func (a *Agent) Run(ctx context.Context) error {
 			if err == nil && (a.chain.Seq()-a.lastCheckpoint >= uint64(a.cfg.CheckpointEvery) || a.rotated()) {
 				err = a.checkpoint(ctx)
 			}
-		case <-commitTimer.C:
+		case <-commitTimer.C():
 			commitArmed = false
 			err = a.commit(ctx)
-		case <-checkpoints.C:
+		case <-checkpoints.C():
 			err = a.checkpoint(ctx)
-		case <-epochEnd:
-			epochEnd = nil
+		case <-epochEnd.C():
 			err = a.seal(ctx)
+			epochEnd = a.epochTimer()
 		case req := <-a.retention:
 			req.done <- a.recordRetention(ctx, req)
 		}
@@ -311,6 +321,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	<-tailErr
 	return errors.Join(err, a.close())
+}
+
+// epochTimer fires when the current epoch ends; never with a static key.
+func (a *Agent) epochTimer() clock.Timer {
+	d := time.Duration(math.MaxInt64)
+	if a.keys.epoch != nil {
+		d = clock.Until(a.clk, a.keys.epoch.EndsAt())
+	}
+	return a.clk.NewTimer(d)
 }
 
 // built is a batch of lines turned into event bodies, ready to sign.
@@ -334,7 +353,7 @@ func (a *Agent) build(ready chan<- built) {
 	defer close(ready)
 	for b := range a.tail.Batches() {
 		set := <-a.sets
-		now := a.now()
+		now := a.clk.Now()
 		lines := b.Lines
 		split := len(lines)
 		if len(lines) >= parallelLines {
@@ -454,10 +473,8 @@ func (a *Agent) retry(ctx context.Context, what string, op func() error, done fu
 		}
 		a.Stats.AppendErrors.Add(1)
 		a.log.Error("store: "+what+" failed; ingestion paused, will retry", "error", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
+		if clock.Wait(ctx, a.clk, backoff) != nil {
 			return fmt.Errorf("store %s: %w", what, err)
-		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}

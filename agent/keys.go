@@ -86,8 +86,9 @@ func writeNoteKeys(dataDir string) (vkey string, err error) {
 }
 
 // loadKeys returns the configured keys, generating what is missing on first
-// start (with a warning: production runs keygen and keeps K0 elsewhere).
-func loadKeys(cfg *config.Config, log *slog.Logger) (*keys, error) {
+// start (with a warning: production runs keygen and keeps K0 elsewhere);
+// a first epoch starts at now.
+func loadKeys(cfg *config.Config, log *slog.Logger, now time.Time) (*keys, error) {
 	var k keys
 	if cfg.HMACKey != "" {
 		// config.Validate has checked the configured keys' shape; an error
@@ -109,7 +110,7 @@ func loadKeys(cfg *config.Config, log *slog.Logger) (*keys, error) {
 			if err := signer.WriteKeyFile(vpath, hex.EncodeToString(k0), 0o600); err != nil {
 				return nil, err
 			}
-			if err := signer.WriteSealState(sealPath, signer.NewSealState(k0, time.Now(), cfg.Epoch)); err != nil {
+			if err := signer.WriteSealState(sealPath, signer.NewSealState(k0, now, cfg.Epoch)); err != nil {
 				return nil, err
 			}
 			log.Warn("generated signing keys on first start; the verification key is stored next to the data, which is convenient and weaker: production should run `tailseal keygen` and keep its output off this host",

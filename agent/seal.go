@@ -29,7 +29,7 @@ func (a *Agent) appendInternal(ctx context.Context, eventType string, details []
 	first := a.chain.Seq() + 1
 	buf := a.chain.Begin(a.buf[:0])
 	buf = append(buf, `"timestamp":"`...)
-	buf = a.now().UTC().AppendFormat(buf, parse.TimeLayout)
+	buf = a.clk.Now().UTC().AppendFormat(buf, parse.TimeLayout)
 	buf = append(buf, `","event_type":"`...)
 	buf = append(buf, eventType...)
 	buf = append(buf, `","actor":"tailseal","lead_id":"","workflow":"","details":`...)
@@ -53,7 +53,7 @@ func (a *Agent) seal(ctx context.Context) error {
 	if ek == nil {
 		return nil
 	}
-	n := ek.Due(a.now())
+	n := ek.Due(a.clk.Now())
 	if n == 0 {
 		return nil
 	}
@@ -94,7 +94,7 @@ func (a *Agent) checkpoint(ctx context.Context) error {
 	if err := a.appendInternal(ctx, record.TypeCheckpoint, details); err != nil {
 		return err
 	}
-	line, _ := json.Marshal(record.CheckpointLine{Size: size, Time: a.now().UTC().Format(time.RFC3339Nano), Note: signed})
+	line, _ := json.Marshal(record.CheckpointLine{Size: size, Time: a.clk.Now().UTC().Format(time.RFC3339Nano), Note: signed})
 	if err := atomicfile.Append(filepath.Join(a.cfg.DataDir, CheckpointsFile), append(line, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}

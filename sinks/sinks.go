@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/tailseal/tailseal/agent/atomicfile"
+	"github.com/tailseal/tailseal/agent/clock"
 )
 
 // Batch is a run of stored records, seqs First..Last, as stored.
@@ -117,6 +118,9 @@ type Runner struct {
 	limits Limits
 	log    *slog.Logger
 	Stats  Stats
+	// Clock, if set before Run, times batches, delivery backoff and the
+	// lag warning; nil is clock.Real.
+	Clock clock.Clock
 }
 
 // FromEnd, as NewRunner's start, makes a new sink begin after the last
@@ -186,6 +190,7 @@ func (r *Runner) Run(ctx context.Context, src Store) error {
 	if c.Pending != nil {
 		pending = c.Pending.Last
 	}
+	clk := clock.Or(r.Clock)
 	lagWarned := time.Time{}
 	for {
 		b, err := r.gather(ctx, src, rd, pending)
@@ -226,8 +231,8 @@ func (r *Runner) Run(ctx context.Context, src Store) error {
 		r.Stats.Cursor.Store(b.Last)
 		r.Stats.Delivered.Add(uint64(len(b.Lines)))
 		r.Stats.Batches.Add(1)
-		if lag := src.Durable() - b.Last; lag > lagWarnRecords && time.Since(lagWarned) > 10*time.Minute {
-			lagWarned = time.Now()
+		if lag := src.Durable() - b.Last; lag > lagWarnRecords && clock.Since(clk, lagWarned) > 10*time.Minute {
+			lagWarned = clk.Now()
 			r.log.Warn("sink is falling behind; retention keeps what it has not delivered", "behind_records", lag)
 		}
 	}
@@ -255,10 +260,8 @@ func (r *Runner) deliver(ctx context.Context, b Batch) error {
 			return err
 		}
 		r.log.Warn("delivery failed; will retry", "error", err, "retry_in", wait)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
+		if err := clock.Wait(ctx, clock.Or(r.Clock), wait); err != nil {
+			return err
 		}
 		wait = min(2*wait, time.Minute)
 	}
@@ -287,7 +290,9 @@ func (r *Runner) gather(ctx context.Context, src Source, rd RecordReader, exact 
 				size += len(line)
 			}
 			if deadline == nil {
-				deadline = time.After(r.limits.Age)
+				t := clock.Or(r.Clock).NewTimer(r.limits.Age)
+				defer t.Stop()
+				deadline = t.C()
 			}
 		}
 		full := exact != 0 && rd.Seq() > exact || exact == 0 && (len(b.Lines) >= r.limits.Count || size >= r.limits.Bytes)
@@ -306,9 +311,15 @@ func (r *Runner) gather(ctx context.Context, src Source, rd RecordReader, exact 
 	}
 }
 
-// DeadLetter appends a batch that cannot be delivered, with the reason, to
-// state/deadletter-<sink>.jsonl, so an operator can look and replay.
+// DeadLetter is DeadLetterAt the system clock's now.
 func DeadLetter(stateDir, sink, reason string, b Batch) error {
+	return DeadLetterAt(time.Now(), stateDir, sink, reason, b)
+}
+
+// DeadLetterAt appends a batch that cannot be delivered, with the reason
+// and the time at, to state/deadletter-<sink>.jsonl, so an operator can
+// look and replay.
+func DeadLetterAt(at time.Time, stateDir, sink, reason string, b Batch) error {
 	recs := make([]string, len(b.Lines))
 	for i, l := range b.Lines {
 		recs[i] = string(l)
@@ -320,6 +331,6 @@ func DeadLetter(stateDir, sink, reason string, b Batch) error {
 		First   uint64    `json:"first_seq"`
 		Last    uint64    `json:"last_seq"`
 		Records []string  `json:"records"`
-	}{time.Now().UTC(), sink, reason, b.First, b.Last, recs})
+	}{at.UTC(), sink, reason, b.First, b.Last, recs})
 	return atomicfile.Append(filepath.Join(stateDir, "deadletter-"+sink+".jsonl"), append(line, '\n'), 0o600)
 }

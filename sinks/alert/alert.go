@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tailseal/tailseal/agent/atomicfile"
+	"github.com/tailseal/tailseal/agent/clock"
 	"github.com/tailseal/tailseal/signer/record"
 	"github.com/tailseal/tailseal/sinks"
 )
@@ -65,7 +66,11 @@ type Options struct {
 	PerfFactor float64
 	StateDir   string
 	Log        *slog.Logger
-	Now        func() time.Time
+	// Clock drives the rule tick, the delivery backoff and dead letters'
+	// time; nil is clock.Real.
+	Clock clock.Clock
+	// Now is the time the rules are evaluated at; nil is Clock's Now.
+	Now func() time.Time
 }
 
 // recentMessages is how many error messages an alert quotes.
@@ -126,6 +131,10 @@ type Engine struct {
 
 // New loads the state from opt.StateDir.
 func New(opt Options, channels []Notifier) (*Engine, error) {
+	opt.Clock = clock.Or(opt.Clock)
+	if opt.Now == nil {
+		opt.Now = opt.Clock.Now
+	}
 	e := &Engine{opt: opt, path: filepath.Join(opt.StateDir, "alerts.json"), channels: channels, wake: make(chan struct{}, 1)}
 	b, err := os.ReadFile(e.path)
 	switch {
@@ -353,14 +362,14 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.deliverLoop(ctx, c, wakes[i])
 		}()
 	}
-	tick := time.NewTicker(max(e.opt.Window/20, 100*time.Millisecond))
+	tick := e.opt.Clock.NewTicker(max(e.opt.Window/20, 100*time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			wg.Wait()
 			return ctx.Err()
-		case <-tick.C:
+		case <-tick.C():
 			if err := e.Tick(); err != nil {
 				e.opt.Log.Error("alerts: cannot save state", "error", err)
 			}
@@ -407,16 +416,14 @@ func (e *Engine) deliverLoop(ctx context.Context, c Notifier, wake <-chan struct
 		case errors.As(err, &perm):
 			e.DeadLetters.Add(1)
 			body, _ := json.Marshal(a)
-			if derr := sinks.DeadLetter(e.opt.StateDir, "alerts-"+c.Name(), perm.Reason, sinks.Batch{Lines: [][]byte{body}}); derr != nil {
+			if derr := sinks.DeadLetterAt(e.opt.Now(), e.opt.StateDir, "alerts-"+c.Name(), perm.Reason, sinks.Batch{Lines: [][]byte{body}}); derr != nil {
 				log.Error("alerts: cannot write dead letter", "error", derr)
 			}
 			log.Error("alert refused; dead-lettered", "alert", a.ID, "reason", perm.Reason)
 		case err != nil:
 			log.Warn("alert delivery failed; will retry", "alert", a.ID, "error", err, "retry_in", wait)
-			select {
-			case <-ctx.Done():
+			if clock.Wait(ctx, e.opt.Clock, wait) != nil {
 				return
-			case <-time.After(wait):
 			}
 			wait = min(2*wait, time.Minute)
 			continue

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/tailseal/tailseal/sinks"
@@ -35,13 +36,18 @@ func (r *recorder) statuses() []string {
 	return out
 }
 
-type clock struct {
+// stepClock is the rules' time, moved by the test; the engine's timers run
+// on the synctest bubble's clock, which moves only when every goroutine in
+// the bubble is blocked (and not while the test waits for them). synctest
+// suits this package: its channels are in memory, so synctest.Wait tells
+// when delivery is done, without polling.
+type stepClock struct {
 	mu sync.Mutex
 	t  time.Time
 }
 
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
+func (c *stepClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *stepClock) add(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
@@ -55,7 +61,7 @@ func line(seq uint64, t time.Time, typ, details string) []byte {
 type rig struct {
 	t     *testing.T
 	dir   string
-	clk   *clock
+	clk   *stepClock
 	e     *Engine
 	chans []*recorder
 	seq   uint64
@@ -65,7 +71,7 @@ type rig struct {
 }
 
 func newRig(t *testing.T, opt Options) *rig {
-	r := &rig{t: t, dir: t.TempDir(), clk: &clock{t: time.Date(2026, 2, 4, 12, 0, 0, 0, time.UTC)}, opt: opt}
+	r := &rig{t: t, dir: t.TempDir(), clk: &stepClock{t: time.Date(2026, 2, 4, 12, 0, 0, 0, time.UTC)}, opt: opt}
 	r.start()
 	return r
 }
@@ -104,98 +110,98 @@ func (r *rig) errors(n int, gap time.Duration) {
 	}
 }
 
-// want waits until every channel got exactly these statuses.
+// want checks, once the engine has delivered all it can (every goroutine
+// of the synctest bubble is blocked), that every channel got exactly these
+// statuses.
 func (r *rig) want(statuses ...string) {
 	r.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ok := true
-		for _, c := range r.chans {
-			ok = ok && fmt.Sprint(c.statuses()) == fmt.Sprint(statuses)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
+	synctest.Wait()
+	for _, c := range r.chans {
+		if fmt.Sprint(c.statuses()) != fmt.Sprint(statuses) {
 			r.t.Fatalf("channels got %v and %v, want %v", r.chans[0].statuses(), r.chans[1].statuses(), statuses)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
 func TestErrorThresholdCooldownAndResolve(t *testing.T) {
-	r := newRig(t, Options{Threshold: 10, Window: time.Minute, Cooldown: 5 * time.Minute})
-	defer func() { r.stop(); <-r.done }()
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, Options{Threshold: 10, Window: time.Minute, Cooldown: 5 * time.Minute})
+		defer func() { r.stop(); <-r.done }()
 
-	r.errors(25, 2*time.Second) // 25 errors in 50 s
-	r.want(Firing)
-	a := r.chans[0].got[0]
-	if a.Count < 10 || a.First == "" || a.Last == "" || len(a.Recent) == 0 || a.Rule != "error_threshold" {
-		t.Errorf("alert lacks its facts: %+v", a)
-	}
+		r.errors(25, 2*time.Second) // 25 errors in 50 s
+		r.want(Firing)
+		a := r.chans[0].got[0]
+		if a.Count < 10 || a.First == "" || a.Last == "" || len(a.Recent) == 0 || a.Rule != "error_threshold" {
+			t.Errorf("alert lacks its facts: %+v", a)
+		}
 
-	r.restart() // kill and restart inside the cooldown: no second alert
-	r.errors(10, 2*time.Second)
-	r.e.Tick()
-	r.want()                   // the new channels (after restart) got nothing
-	r.clk.add(5 * time.Minute) // past the cooldown, errors still coming
-	r.errors(12, time.Second)
-	r.want(StillFiring)
-	r.clk.add(2 * time.Minute) // errors stop: the window empties
-	if err := r.e.Tick(); err != nil {
-		t.Fatal(err)
-	}
-	r.want(StillFiring, Resolved)
-	r.e.Tick()
-	r.want(StillFiring, Resolved)
+		r.restart() // kill and restart inside the cooldown: no second alert
+		r.errors(10, 2*time.Second)
+		r.e.Tick()
+		r.want()                   // the new channels (after restart) got nothing
+		r.clk.add(5 * time.Minute) // past the cooldown, errors still coming
+		r.errors(12, time.Second)
+		r.want(StillFiring)
+		r.clk.add(2 * time.Minute) // errors stop: the window empties
+		if err := r.e.Tick(); err != nil {
+			t.Fatal(err)
+		}
+		r.want(StillFiring, Resolved)
+		r.e.Tick()
+		r.want(StillFiring, Resolved)
 
-	// A batch seen before a crash is not counted twice.
-	before := len(r.e.st.Errors)
-	r.e.Deliver(context.Background(), sinks.Batch{First: 1, Last: 3, Lines: [][]byte{line(1, r.clk.now(), "error", ""), line(2, r.clk.now(), "error", "")}})
-	if len(r.e.st.Errors) != before {
-		t.Errorf("replayed records were counted")
-	}
+		// A batch seen before a crash is not counted twice.
+		before := len(r.e.st.Errors)
+		r.e.Deliver(context.Background(), sinks.Batch{First: 1, Last: 3, Lines: [][]byte{line(1, r.clk.now(), "error", ""), line(2, r.clk.now(), "error", "")}})
+		if len(r.e.st.Errors) != before {
+			t.Errorf("replayed records were counted")
+		}
+	})
 }
 
 // An alert queued but not delivered before a crash is delivered after it.
 func TestOutboxSurvivesRestart(t *testing.T) {
-	r := newRig(t, Options{Threshold: 3, Window: time.Minute, Cooldown: time.Hour})
-	r.stop() // no delivery loop: the alert stays in the outbox
-	<-r.done
-	r.errors(3, time.Second)
-	if len(r.e.st.Outbox) != 2 {
-		t.Fatalf("outbox %d, want one entry per channel", len(r.e.st.Outbox))
-	}
-	r.start()
-	defer func() { r.stop(); <-r.done }()
-	r.want(Firing)
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, Options{Threshold: 3, Window: time.Minute, Cooldown: time.Hour})
+		r.stop() // no delivery loop: the alert stays in the outbox
+		<-r.done
+		r.errors(3, time.Second)
+		if len(r.e.st.Outbox) != 2 {
+			t.Fatalf("outbox %d, want one entry per channel", len(r.e.st.Outbox))
+		}
+		r.start()
+		defer func() { r.stop(); <-r.done }()
+		r.want(Firing)
+	})
 }
 
 func TestPerformanceDegradation(t *testing.T) {
-	r := newRig(t, Options{Threshold: 1000, Window: time.Minute, Cooldown: time.Hour, PerfFactor: 2})
-	defer func() { r.stop(); <-r.done }()
-	window := func(ms float64) {
-		b := sinks.Batch{First: r.seq + 1}
-		for i := range 50 {
-			r.seq++
-			b.Lines = append(b.Lines, line(r.seq, r.clk.now(), "performance", fmt.Sprintf(`"operation":"crm_upsert","duration_ms":%g`, ms+float64(i%5))))
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, Options{Threshold: 1000, Window: time.Minute, Cooldown: time.Hour, PerfFactor: 2})
+		defer func() { r.stop(); <-r.done }()
+		window := func(ms float64) {
+			b := sinks.Batch{First: r.seq + 1}
+			for i := range 50 {
+				r.seq++
+				b.Lines = append(b.Lines, line(r.seq, r.clk.now(), "performance", fmt.Sprintf(`"operation":"crm_upsert","duration_ms":%g`, ms+float64(i%5))))
+			}
+			b.Last = r.seq
+			if err := r.e.Deliver(context.Background(), b); err != nil {
+				t.Fatal(err)
+			}
+			r.clk.add(61 * time.Second)
+			r.e.Tick()
 		}
-		b.Last = r.seq
-		if err := r.e.Deliver(context.Background(), b); err != nil {
-			t.Fatal(err)
+		r.e.Tick()  // opens the first window
+		window(100) // baseline
+		window(110)
+		r.want()
+		window(400) // p95 above 2x the baseline
+		r.want(Firing)
+		if a := r.chans[0].got[0]; a.Rule != "performance:crm_upsert" {
+			t.Errorf("rule %q", a.Rule)
 		}
-		r.clk.add(61 * time.Second)
-		r.e.Tick()
-	}
-	r.e.Tick()  // opens the first window
-	window(100) // baseline
-	window(110)
-	r.want()
-	window(400) // p95 above 2x the baseline
-	r.want(Firing)
-	if a := r.chans[0].got[0]; a.Rule != "performance:crm_upsert" {
-		t.Errorf("rule %q", a.Rule)
-	}
-	window(105)
-	r.want(Firing, Resolved)
+		window(105)
+		r.want(Firing, Resolved)
+	})
 }

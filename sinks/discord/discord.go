@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tailseal/tailseal/agent/clock"
 	"github.com/tailseal/tailseal/sinks"
 	"github.com/tailseal/tailseal/sinks/alert"
 )
@@ -33,6 +34,10 @@ const (
 type Notifier struct {
 	http      *sinks.HTTP
 	notBefore time.Time // from X-RateLimit-Remaining: 0 and Reset-After
+	// Clock, if set before the first Notify, times the wait for an empty
+	// rate-limit bucket; nil is clock.Real. (The HTTP retries' waits are
+	// sinks.HTTP's own.)
+	Clock clock.Clock
 }
 
 // New returns a notifier; the URL never appears in logs or errors.
@@ -122,11 +127,10 @@ func cut(s string, n int) string {
 
 // Notify sends one alert, first waiting out an exhausted rate-limit bucket.
 func (n *Notifier) Notify(ctx context.Context, a alert.Alert) error {
-	if wait := time.Until(n.notBefore); wait > 0 {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
+	clk := clock.Or(n.Clock)
+	if wait := clock.Until(clk, n.notBefore); wait > 0 {
+		if err := clock.Wait(ctx, clk, wait); err != nil {
+			return err
 		}
 	}
 	resp, err := n.http.Post(ctx, Message(a), nil)
@@ -135,7 +139,7 @@ func (n *Notifier) Notify(ctx context.Context, a alert.Alert) error {
 	}
 	if resp.Header.Get("X-RateLimit-Remaining") == "0" {
 		if secs, err := strconv.ParseFloat(resp.Header.Get("X-RateLimit-Reset-After"), 64); err == nil && secs > 0 && secs < 3600 {
-			n.notBefore = time.Now().Add(time.Duration(secs * float64(time.Second)))
+			n.notBefore = clk.Now().Add(time.Duration(secs * float64(time.Second)))
 		}
 	}
 	return n.http.Classify(resp)

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tailseal/tailseal/agent/clock"
 )
 
 // SecretPath is the path of the stand-in webhooks: like Slack's and
@@ -30,6 +32,9 @@ type Chat struct {
 	accepted   [][]byte
 	acceptedAt time.Time
 	Srv        *httptest.Server
+	// Clock, if set before the first request, is the stand-in's time for
+	// its rate limit and Requests; nil is clock.Real.
+	Clock clock.Clock
 }
 
 // NewChat starts a stand-in; script lists statuses to answer first (429
@@ -63,7 +68,7 @@ func (c *Chat) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := time.Now()
+	now := clock.Or(c.Clock).Now()
 	c.times = append(c.times, now)
 	if r.URL.Path != SecretPath {
 		http.Error(w, "no_service", http.StatusNotFound)

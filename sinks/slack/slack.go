@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tailseal/tailseal/agent/clock"
 	"github.com/tailseal/tailseal/sinks"
 	"github.com/tailseal/tailseal/sinks/alert"
 )
@@ -27,6 +28,9 @@ const (
 type Notifier struct {
 	http *sinks.HTTP
 	last time.Time
+	// Clock, if set before the first Notify, paces the messages; nil is
+	// clock.Real. (The HTTP retries' waits are sinks.HTTP's own.)
+	Clock clock.Clock
 }
 
 // New returns a notifier; the URL never appears in logs or errors.
@@ -84,15 +88,14 @@ func truncate(s string, n int) string {
 
 // Notify sends one alert, waiting so that messages are a second apart.
 func (n *Notifier) Notify(ctx context.Context, a alert.Alert) error {
-	if wait := time.Until(n.last.Add(Interval)); wait > 0 {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
+	clk := clock.Or(n.Clock)
+	if wait := clock.Until(clk, n.last.Add(Interval)); wait > 0 {
+		if err := clock.Wait(ctx, clk, wait); err != nil {
+			return err
 		}
 	}
 	resp, err := n.http.Post(ctx, Message(a), nil)
-	n.last = time.Now()
+	n.last = clk.Now()
 	if err != nil {
 		return err
 	}
