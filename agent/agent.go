@@ -167,28 +167,11 @@ func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) 
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	a.store = st
-	var pos tailer.Position
-	var lastSeq uint64
-	var prev [sha256.Size]byte
-	if last != nil {
-		m, err := record.ParseMeta(last.Line)
-		if err != nil {
-			st.Close()
-			return nil, fmt.Errorf("read last record: %w", err)
-		}
-		lastSeq, prev = m.Seq, signer.LineHash(last.Line)
-		if m.Source != nil {
-			pos = tailer.Position{ID: m.Source.ID, Offset: m.Source.End()}
-			file, _ := json.Marshal(m.Source.File)
-			a.lastSrc = position{file: string(file), id: m.Source.ID, end: m.Source.End()}
-		}
-		log.Info("resuming", "seq", lastSeq, "source_id", pos.ID, "source_offset", pos.Offset)
-		if err := keys.finishSeal(m); err != nil {
-			st.Close()
-			return nil, err
-		}
+	pos, lastSeq, prev, err := a.resume(last)
+	if err == nil {
+		err = checkNotLost(cfg.DataDir, lastSeq)
 	}
-	if err := checkNotLost(cfg.DataDir, lastSeq); err != nil {
+	if err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -228,6 +211,26 @@ func privateDir(dir string, log *slog.Logger) error {
 		log.Warn("a key directory was open to other users: made private (0700)", "dir", dir, "was", fmt.Sprintf("%#o", perm))
 	}
 	return nil
+}
+
+// resume takes up from the last durable record: where the chain and the
+// source stand, and an epoch change a crash cut short.
+func (a *Agent) resume(last *store.Last) (pos tailer.Position, lastSeq uint64, prev [sha256.Size]byte, err error) {
+	if last == nil {
+		return pos, 0, prev, nil
+	}
+	m, err := record.ParseMeta(last.Line)
+	if err != nil {
+		return pos, 0, prev, fmt.Errorf("read last record: %w", err)
+	}
+	lastSeq, prev = m.Seq, signer.LineHash(last.Line)
+	if m.Source != nil {
+		pos = tailer.Position{ID: m.Source.ID, Offset: m.Source.End()}
+		file, _ := json.Marshal(m.Source.File)
+		a.lastSrc = position{file: string(file), id: m.Source.ID, end: m.Source.End()}
+	}
+	a.log.Info("resuming", "seq", lastSeq, "source_id", pos.ID, "source_offset", pos.Offset)
+	return pos, lastSeq, prev, a.keys.finishSeal(m)
 }
 
 func (a *Agent) setupPII() error {

@@ -7,7 +7,8 @@
 //
 // Sinks consume what the agent produces, through the Store interface
 // defined here: sinks/... imports signer/record for the record contract,
-// agent/atomicfile, and no other agent/... package and no cmd/...
+// the leaf utilities agent/atomicfile and agent/clock, and no other
+// agent/... package and no cmd/...
 // (cmd/tailseal adapts the store and assembles the sinks; its
 // imports_test.go keeps the rule true).
 package sinks
