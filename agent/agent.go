@@ -288,6 +288,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		case b, ok := <-ready:
 			if !ok {
 				err = errors.Join(<-tailErr, a.checkpoint(ctx))
+				if err == nil {
+					err = a.cleanStop(ctx)
+				}
 				return errors.Join(err, a.close())
 			}
 			err = a.ingest(ctx, b)

@@ -97,10 +97,10 @@ func TestCheckpointCadence(t *testing.T) {
 	r.wait(r.clk.Settled(), "the tick to be taken")
 	r.write(1, 100) // 27, after the tick was handled
 	r.durable(27)
-	r.stop() // checkpoint 28
+	r.stop() // checkpoint 28, then the clean stop
 	recs := r.all()
 	want := slices.Concat(repeat("event", 10), []string{"checkpoint"}, repeat("event", 10), []string{"checkpoint"},
-		repeat("event", 3), []string{"checkpoint", "event", "checkpoint"})
+		repeat("event", 3), []string{"checkpoint", "event", "checkpoint", "stop"})
 	if got := types(recs); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("records\n%v, want\n%v", got, want)
 	}
@@ -131,7 +131,7 @@ func TestCheckpointAtRotation(t *testing.T) {
 			at = append(at, m.Seq)
 		}
 	}
-	last := uint64(len(recs))
+	last := uint64(len(recs)) - 1 // the shutdown checkpoint, then the clean stop
 	if len(at) != 2 || at[0] < segs[1].First || at[1] != last {
 		t.Fatalf("checkpoints at seqs %v, want one in the segment from %d and one last (%d)", at, segs[1].First, last)
 	}

@@ -141,3 +141,10 @@ func (a *Agent) recordRetention(ctx context.Context, req retentionReq) error {
 	a.log.Info("retention record written; deleting segments", "deleted_through", req.details.DeletedThrough, "segments", len(req.details.Segments))
 	return nil
 }
+
+// cleanStop writes the last record of a clean stop, signed with the key of
+// the epoch it ends in: a store that ends with it was not cut short, and
+// once that epoch's key is gone nobody can write one for an older point.
+func (a *Agent) cleanStop(ctx context.Context) error {
+	return a.appendInternal(ctx, record.TypeStop, []byte(`{"reason":"signal"}`))
+}

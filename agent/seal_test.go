@@ -58,7 +58,7 @@ func TestSealAfterDowntime(t *testing.T) {
 	if len(got) != 2 || got[1].Epoch != 3 || got[1].NextEpoch != 4 {
 		t.Fatalf("seals %+v, want a second, single one from epoch 3 to 4", got)
 	}
-	if last := recs[len(recs)-2]; last.EventType != "lead_ingested" || last.Epoch != 4 { // then the shutdown checkpoint
+	if last := recs[len(recs)-3]; last.EventType != "lead_ingested" || last.Epoch != 4 { // then the shutdown checkpoint and the clean stop
 		t.Errorf("line after the epoch end stored as %s in epoch %d, want an event in epoch 4", last.EventType, last.Epoch)
 	}
 	r.checkEvents(recs)

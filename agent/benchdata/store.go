@@ -101,6 +101,17 @@ func BuildStore(opt StoreOptions) error {
 			return err
 		}
 	}
+	// The agent ends a store it stops cleanly with a stop record.
+	first := chain.Seq() + 1
+	buf = chain.Begin(buf[:0])
+	buf = append(buf, `"timestamp":"`...)
+	buf = opt.Start.Add(time.Duration(opt.Events)*opt.Step).UTC().AppendFormat(buf, parse.TimeLayout)
+	buf = append(buf, `","event_type":"`+record.TypeStop+`","actor":"tailseal","lead_id":"","workflow":"","details":{"reason":"signal"}`...)
+	buf = record.AppendSource(buf, `"audit.log"`, id, offset, 0)
+	if err := st.Append(chain.Finish(buf), first, first); err != nil {
+		st.Close()
+		return err
+	}
 	if err := st.Close(); err != nil {
 		return err
 	}

@@ -43,8 +43,8 @@ type Options struct {
 	// store is closing). With it, retention runs only when asked
 	// (ApplyRetention) or hourly, never while the store opens.
 	BeforeDelete func(stop <-chan struct{}, through uint64, segments []string) error
-	Logger *slog.Logger
-	Now    func() time.Time
+	Logger       *slog.Logger
+	Now          func() time.Time
 }
 
 // Segment file name suffixes.
@@ -69,7 +69,7 @@ type Store struct {
 	notify   chan struct{} // closed and replaced on each commit
 	notifyMu sync.Mutex
 
-	bg   sync.WaitGroup
+	bg     sync.WaitGroup
 	jobs   chan string
 	stop   chan struct{}
 	retain chan struct{} // ApplyRetention's nudge

@@ -325,7 +325,7 @@ func (e *env) checkChain(s stored) {
 func (s stored) events() [][]byte {
 	var out [][]byte
 	for i, m := range s.meta {
-		if m.EventType != "seal" && m.EventType != "checkpoint" {
+		if !record.Internal([]byte(m.EventType)) {
 			out = append(out, s.line[i])
 		}
 	}

@@ -11,9 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/tailseal/tailseal/agent"
 	"github.com/tailseal/tailseal/agent/config"
+	"github.com/tailseal/tailseal/agent/lock"
 	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/verify"
@@ -121,6 +123,9 @@ func verifyOptions(cfg *config.Config) (verify.Options, []string, error) {
 		return opt, nil, err
 	}
 	opt.K0, opt.Verifier = k0, v
+	// How the store ends is held to the clock and to whether an agent runs
+	// on it now (one holds the data dir's lock).
+	opt.Now, opt.Epoch, opt.AgentRunning = time.Now(), cfg.Epoch, lock.Held(cfg.DataDir)
 	return opt, append(notes, vnotes...), nil
 }
 
@@ -192,8 +197,8 @@ type storeSource struct {
 	index            map[string]store.IndexEntry
 	// indexFindings are the index entries that differ from their segment.
 	indexFindings []verify.Finding
-	progress         func(bytes int64) // told the bytes read from disk; nil: nobody
-	done             int64             // bytes of the segments read to their end
+	progress      func(bytes int64) // told the bytes read from disk; nil: nobody
+	done          int64             // bytes of the segments read to their end
 }
 
 var _ verify.Source = (*storeSource)(nil)

@@ -294,6 +294,38 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			os.WriteFile(path, append(append(b, '\n'), data...), 0o644)
 			return -1, cl.Size
 		}, "fork"},
+		{"cut the tail across past epochs, and its checkpoints", func(t *testing.T, d string) (int, uint64) {
+			// Keep the store up to the first seal of the last segment:
+			// every record and checkpoint after it goes, later seals and
+			// the clean stop too.
+			segs := segments(t, d)
+			last := segs[len(segs)-1]
+			lines := segLines(t, last)
+			cut, seals := 0, 0
+			for i, l := range lines {
+				if strings.Contains(l, `"event_type":"seal"`) {
+					if seals++; seals == 1 {
+						cut = i + 1
+					}
+				}
+			}
+			if seals < 2 {
+				t.Fatalf("%d seals in the last segment, want 2 or more", seals)
+			}
+			writeSeg(t, last, lines[:cut])
+			keep := seqOf(lines[cut-1])
+			path := filepath.Join(d, "checkpoints.jsonl")
+			data, _ := os.ReadFile(path)
+			var kept []string
+			for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+				var cl record.CheckpointLine
+				if json.Unmarshal([]byte(l), &cl); cl.Size+1 <= keep {
+					kept = append(kept, l)
+				}
+			}
+			os.WriteFile(path, []byte(strings.Join(kept, "\n")+"\n"), 0o644)
+			return len(segs) - 1, keep
+		}, "tail missing"},
 		{"roll the store back to an older copy", func(t *testing.T, d string) (int, uint64) {
 			os.RemoveAll(filepath.Join(d, "store"))
 			copyDir(t, p.snapshot, filepath.Join(d, "store"))

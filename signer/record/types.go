@@ -14,6 +14,7 @@ const (
 	TypeSeal       = "seal"       // an epoch ended; details: SealDetails
 	TypeCheckpoint = "checkpoint" // a signed checkpoint; details: CheckpointDetails
 	TypeRetention  = "retention"  // retention is deleting old segments; details: RetentionDetails
+	TypeStop       = "stop"       // the agent stopped cleanly after this; details: {"reason":…}
 
 	TypeError       = "error"
 	TypePerformance = "performance"
@@ -24,7 +25,7 @@ const (
 // application).
 func Internal(eventType []byte) bool {
 	switch string(eventType) {
-	case TypeSeal, TypeCheckpoint, TypeRetention:
+	case TypeSeal, TypeCheckpoint, TypeRetention, TypeStop:
 		return true
 	}
 	return false

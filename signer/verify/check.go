@@ -31,9 +31,11 @@ type verifier struct {
 	ahead      map[uint64][32]byte // lines met before their turn (reordered)
 	deleted    [][2]uint64         // seq ranges reported missing
 	want       map[uint64]checkpointAt
-	newest     uint64 // largest checkpoint size
-	replacedIn string // segment reported replaced: its signatures are not reported one by one
+	newest     uint64   // largest checkpoint size
+	replacedIn string   // segment reported replaced: its signatures are not reported one by one
 	startGap   *Finding // the store starts after seq 1: a finding unless retention explains it
+	end        tailRecord
+	sawEpochs  bool // a trusted record past epoch 0 or a seal: the agent seals every epoch
 
 	keys   *epochKeys // nil: signatures are not checked
 	probe  *epochKeys // the key probe's, until it has decided
@@ -263,13 +265,27 @@ func (v *verifier) advance(it *item, h [32]byte, reported bool) {
 	if !reported { // an edited line's epoch is not to be trusted
 		v.lastEpoch, v.haveEpoch = p.epoch, true
 		v.lastSeal = 0
+		// The newest trusted line, for the end-of-store check: a copy, as
+		// cheap as it gets on this path.
+		v.end.line = append(v.end.line[:0], it.data...)
+		v.end.segment, v.end.lineNo, v.end.seq = it.seg.Name, it.lineNo, p.seq
+		v.sawEpochs = v.sawEpochs || p.epoch > 0
 		switch string(p.eventType) {
 		case record.TypeSeal:
+			v.sawEpochs = true
 			v.lastSeal = sealNext(it.data)
 		case record.TypeRetention:
 			v.retained(it.data)
 		}
 	}
+}
+
+// tailRecord is the newest trusted line and where it is.
+type tailRecord struct {
+	line    []byte
+	segment string
+	lineNo  int
+	seq     uint64
 }
 
 // retained takes a trusted retention record: records up to its

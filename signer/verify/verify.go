@@ -14,7 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
+	"github.com/tailseal/tailseal/signer/record"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -32,6 +34,7 @@ const (
 	BadCheckpoint  = "bad checkpoint"
 	Forked         = "fork" // two signed checkpoints of one size with different heads
 	IndexMismatch  = "index mismatch"
+	TailMissing    = "tail missing" // the store ends where a running agent would have written more
 	EpochBackwards = "epoch backwards"
 	SealMissing    = "seal missing"
 	Unreadable     = "segment unreadable"
@@ -63,6 +66,15 @@ type Options struct {
 	Source   Source
 	K0       []byte        // nil: signatures are not checked
 	Verifier note.Verifier // nil: checkpoint signatures are not checked
+
+	// The end of the store is held to the clock when Now is set: a store
+	// must end with a clean-stop record, unless AgentRunning (an agent
+	// holds the data dir now); then, in epoch mode, its newest record
+	// must be less than an Epoch (plus a minute) old, since the agent
+	// seals every epoch, idle or not.
+	Now          time.Time
+	Epoch        time.Duration
+	AgentRunning bool
 }
 
 // Finding is one thing wrong, with its place.
@@ -226,9 +238,38 @@ func (v *verifier) finish() {
 	if v.startGap != nil {
 		v.sum.Findings = append([]Finding{*v.startGap}, v.sum.Findings...)
 	}
+	if f, ok := v.tail(); ok {
+		v.sum.Findings = append(v.sum.Findings, f)
+	}
 	if v.newest == 0 || v.lastSeq >= v.newest+1 {
 		return
 	}
 	v.sum.Findings = append(v.sum.Findings, Finding{Segment: "checkpoints.jsonl", Seq: v.lastSeq, Kind: Truncated,
 		Detail: fmt.Sprintf("the store ends at seq %d but a checkpoint covers seq %d and its record %d", v.lastSeq, v.newest, v.newest+1)})
+}
+
+// tailGrace is how late a seal may be stored after its epoch ended.
+const tailGrace = time.Minute
+
+// tail checks how the store ends against the clock (see Options.Now).
+func (v *verifier) tail() (Finding, bool) {
+	t := v.end
+	typ, _ := record.StringField(t.line, "event_type")
+	if v.opt.Now.IsZero() || t.line == nil || string(typ) == record.TypeStop {
+		return Finding{}, false
+	}
+	f := Finding{Segment: t.segment, Line: t.lineNo, Seq: t.seq, Kind: TailMissing}
+	if !v.opt.AgentRunning {
+		f.Detail = fmt.Sprintf("the store does not end with a clean-stop record and no agent runs on it: records after seq %d may have been cut, "+
+			"or the agent was killed and not started again (start it, stop it cleanly, and verify again)", t.seq)
+		return f, true
+	}
+	ts, _ := record.StringField(t.line, "timestamp")
+	at, err := time.Parse(time.RFC3339Nano, string(ts))
+	if !v.sawEpochs || v.opt.Epoch <= 0 || err != nil || v.opt.Now.Sub(at) <= v.opt.Epoch+tailGrace {
+		return Finding{}, false
+	}
+	f.Detail = fmt.Sprintf("an agent runs on this store, but its newest record (seq %d) is from %s, more than an epoch (%s) ago: "+
+		"the agent seals every epoch, so records after it were cut, or the agent is stuck", t.seq, ts, v.opt.Epoch)
+	return f, true
 }
