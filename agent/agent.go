@@ -64,6 +64,7 @@ type Agent struct {
 	closed         bool
 	lock           *lock.Lock // of the data dir, held from New to the end of Run
 	retention      chan retentionReq
+	paused         atomic.Bool // a store write fails and is being retried
 }
 
 // Stats are the agent's counters, exported as metrics.
@@ -256,6 +257,21 @@ func (a *Agent) Store() *store.Store { return a.store }
 
 // Tailer exposes the tailer's counters.
 func (a *Agent) Tailer() *tailer.Tailer { return a.tail }
+
+// Healthy reports whether the agent stores what it reads now: false while
+// ingestion is paused on a store that cannot write (a full disk), and
+// while the data dir has lost its keys or state (deleted under it).
+func (a *Agent) Healthy() bool {
+	if a.paused.Load() {
+		return false
+	}
+	for _, d := range []string{KeysDir, StateDir} {
+		if _, err := os.Stat(filepath.Join(a.cfg.DataDir, d)); err != nil {
+			return false
+		}
+	}
+	return true
+}
 
 // Ready is closed when recovery is over: the store is open and repaired,
 // the pipeline runs, and the tailer has caught up with where the previous
@@ -474,9 +490,11 @@ func (a *Agent) retry(ctx context.Context, what string, op func() error, done fu
 	for {
 		err := op()
 		if err == nil {
+			a.paused.Store(false)
 			done()
 			return nil
 		}
+		a.paused.Store(true)
 		a.Stats.AppendErrors.Add(1)
 		a.log.Error("store: "+what+" failed; ingestion paused, will retry", "error", err, "retry_in", backoff)
 		if clock.Wait(ctx, a.clk, backoff) != nil {

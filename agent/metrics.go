@@ -66,6 +66,13 @@ func (a *Agent) storeCollectors() []prometheus.Collector {
 		gauge("tailseal_store_durable_seq", "Seq of the last durable record.", func() float64 { return float64(a.store.Durable()) }),
 		gauge("tailseal_store_segments", "Segment files in the store.", func() float64 { return float64(a.store.Segments()) }),
 		gauge("tailseal_store_bytes", "Bytes of all segment files on disk.", func() float64 { return float64(a.store.Bytes()) }),
+		counter("tailseal_store_restored_total", "Active segments deleted under the agent and written back from the open file.", a.store.Restored.Load),
+		gauge("tailseal_store_paused", "1 while ingestion is paused because the store cannot write (a full disk).", func() float64 {
+			if a.paused.Load() {
+				return 1
+			}
+			return 0
+		}),
 		a.fsync,
 	}
 }

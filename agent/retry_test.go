@@ -31,6 +31,9 @@ func TestRetryAfterFullDisk(t *testing.T) {
 	if n := r.a.Stats.AppendErrors.Load(); n != 2 || r.a.Store().Durable() != paused {
 		t.Fatalf("after the first retry: %d errors, durable %d (was %d)", n, r.a.Store().Durable(), paused)
 	}
+	if r.a.Healthy() {
+		t.Error("healthy (so /readyz ready) while ingestion is paused on a full disk")
+	}
 	if out, err := exec.Command("mount", "-o", "remount,size=16m", mnt).CombinedOutput(); err != nil {
 		t.Fatalf("grow tmpfs: %v %s", err, out)
 	}
@@ -38,6 +41,9 @@ func TestRetryAfterFullDisk(t *testing.T) {
 	r.allDurable()
 	r.write(10, 500) // and the application goes on
 	r.allDurable()
+	if !r.a.Healthy() {
+		t.Error("not healthy once the disk has room again")
+	}
 	r.stop()
 	r.checkEvents(r.all())
 }

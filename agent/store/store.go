@@ -77,6 +77,9 @@ type Store struct {
 	// What is on disk, for metrics: counted once at Open, then kept up to
 	// date by Append, rotation, compression and retention.
 	segments, bytes atomic.Int64
+	// Restored counts active segments deleted under the agent and
+	// written back (tailseal_store_restored_total).
+	Restored atomic.Uint64
 }
 
 // Last is the last durable line found when opening (nil for an empty store).
@@ -310,7 +313,8 @@ func lineBefore(f *os.File, end int64) (int64, []byte, error) {
 
 func (s *Store) openActive(first uint64) error {
 	path := filepath.Join(s.opt.Dir, SegmentName(first, ActiveExt))
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	// Read and write: a deleted active segment is restored from it.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("open active segment: %w", err)
 	}
@@ -365,6 +369,9 @@ func (s *Store) Commit() error {
 	}
 	if s.opt.OnSync != nil {
 		s.opt.OnSync(time.Since(start))
+	}
+	if err := s.checkLinked(); err != nil {
+		return err
 	}
 	s.dirty = false
 	s.durable.Store(s.lastSeq)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -180,4 +182,52 @@ func TestLostStoreIsNotRestartedSilently(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The active segment deleted under the running agent is noticed at the
+// next commit, said loudly, and written back from the open file: nothing
+// it held is lost. The whole data dir deleted makes /readyz not ready.
+func TestActiveSegmentDeletedUnderTheAgent(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	e := newEnv(t, "TAILSEAL_LISTEN="+addr)
+	w := newWriter(t, e.source)
+	p := e.start()
+	w.write(300)
+	e.waitStored(300)
+	active, _ := filepath.Glob(filepath.Join(e.dataDir, "store", "*.jsonl"))
+	if len(active) != 1 {
+		t.Fatalf("active segments %v", active)
+	}
+	os.Remove(active[0])
+	w.write(300)
+	s := e.waitStored(600) // read from the restored file, by name
+	if !strings.Contains(p.stderr.String(), "THE ACTIVE SEGMENT WAS DELETED") {
+		t.Errorf("nothing said about the deleted segment")
+	}
+	ready := func() int {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := ready(); code != 200 {
+		t.Errorf("/readyz %d after the segment was restored, want 200", code)
+	}
+	e.checkExactly(s, 600)
+	os.RemoveAll(e.dataDir)
+	w.write(10)
+	waitFor(t, "the segment restored in a re-made data dir", 10*time.Second, func() bool {
+		return len(readStore(t, e.dataDir).events()) == 610
+	})
+	if code := ready(); code != 503 {
+		t.Errorf("/readyz %d with the data dir's keys gone, want 503", code)
+	}
+	p.stop(t)
 }

@@ -98,7 +98,7 @@ func listen(addr string, reg *prometheus.Registry, ready *atomic.Pointer[agent.A
 		}
 		select {
 		case <-a.Ready():
-			return true
+			return a.Healthy()
 		default:
 			return false
 		}
