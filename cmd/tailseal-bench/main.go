@@ -7,6 +7,10 @@
 //	go build -o /tmp/tailseal ./cmd/tailseal
 //	go run ./cmd/tailseal-bench -bin /tmp/tailseal -lines 1000000
 //
+// With -baseline /tmp/tailseal-old (a build of an earlier commit) the
+// older binary ingests in the same rounds and verifies the same store, so
+// a change is measured against its parent in one run.
+//
 // With -latency 30s it instead runs the agent in process while a writer
 // appends -rate lines a second, and prints the percentiles of the time from
 // each line's write() to the fsync that made it durable.
@@ -43,6 +47,7 @@ func main() {
 	lat := flag.Duration("latency", 0, "instead: measure write-to-fsync latency for this long, in process, at -rate lines/s")
 	rate := flag.Int("rate", 10000, "lines per second for -latency")
 	runs := flag.Int("runs", 1, "rounds: each contender runs once per round, in reversed order every other round; ratios are medians")
+	baseline := flag.String("baseline", "", "another tailseal binary (an older build) to run as one more contender, in the first -pii mode, and to verify beside -bin")
 	flag.Parse()
 	if *lat > 0 {
 		if err := latency(*rate, *lat); err != nil {
@@ -56,13 +61,13 @@ func main() {
 			*rsyslogd = p
 		}
 	}
-	if err := run(*bin, *lines, *keep, strings.Split(*modes, ","), *rsyslogd, max(*runs, 1)); err != nil {
+	if err := run(*bin, *baseline, *lines, *keep, strings.Split(*modes, ","), *rsyslogd, max(*runs, 1)); err != nil {
 		fmt.Fprintln(os.Stderr, "tailseal-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, n int, keep string, modes []string, rsyslogd string, runs int) error {
+func run(bin, baseline string, n int, keep string, modes []string, rsyslogd string, runs int) error {
 	dir, err := os.MkdirTemp("", "tailseal-bench")
 	if err != nil {
 		return err
@@ -88,6 +93,9 @@ func run(bin string, n int, keep string, modes []string, rsyslogd string, runs i
 	fmt.Printf("%d lines, %.1f MB\n", n, float64(size)/1e6)
 	fmt.Printf("%-16s %12s %8s %8s %10s\n", "", "lines/s", "MB/s", "CPU s", "peak RSS")
 	contenders := slices.Clone(modes)
+	if baseline != "" {
+		contenders = append(contenders, "baseline")
+	}
 	if rsyslogd != "" && rsyslogd != "none" {
 		contenders = append(contenders, "rsyslog")
 	}
@@ -106,14 +114,19 @@ func run(bin string, n int, keep string, modes []string, rsyslogd string, runs i
 		for _, c := range order {
 			var rate float64
 			var err error
-			if c == "rsyslog" {
+			switch c {
+			case "rsyslog":
 				out := filepath.Join(dir, "rsyslog")
 				os.RemoveAll(out)
 				rate, err = rsyslog(rsyslogd, src, out, size)
-			} else {
+			case "baseline":
+				data = filepath.Join(dir, "data-baseline")
+				os.RemoveAll(data)
+				rate, err = ingest(baseline, "baseline pii="+modes[0], src, data, modes[0], n, size)
+			default:
 				data = filepath.Join(dir, "data-"+c)
 				os.RemoveAll(data)
-				rate, err = ingest(bin, src, data, c, n, size)
+				rate, err = ingest(bin, "tailseal pii="+c, src, data, c, n, size)
 			}
 			if err != nil {
 				return err
@@ -137,11 +150,27 @@ func run(bin string, n int, keep string, modes []string, rsyslogd string, runs i
 			return fmt.Errorf("keep data dir: %v %s", err, out)
 		}
 	}
-	return verify(bin, data)
+	if baseline == "" {
+		return verify(bin, data)
+	}
+	// Both binaries verify the same store (-bin's), alternately.
+	for round := 1; round <= runs; round++ {
+		pair := [][2]string{{"bin", bin}, {"baseline", baseline}}
+		if round%2 == 0 {
+			pair[0], pair[1] = pair[1], pair[0]
+		}
+		for _, b := range pair {
+			fmt.Printf("%-9s ", b[0])
+			if err := verify(b[1], data); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // ingest runs the agent on src until all n lines are durable and prints a row.
-func ingest(bin, src, data, mode string, n int, size int64) (float64, error) {
+func ingest(bin, name, src, data, mode string, n int, size int64) (float64, error) {
 	// Default settings otherwise: epoch keys generated on first start (K0 in
 	// keys/, which verify then uses to check every signature), checkpoints on.
 	cmd := exec.Command(bin, "run")
@@ -156,7 +185,7 @@ func ingest(bin, src, data, mode string, n int, size int64) (float64, error) {
 		last = lastSeq(filepath.Join(data, "store"))
 	}
 	wall, cpu, peak := stop(cmd, start)
-	return row("tailseal pii="+mode, n, size, wall, cpu, peak), nil
+	return row(name, n, size, wall, cpu, peak), nil
 }
 
 // rsyslog runs rsyslogd (imfile in inotify mode -> omfile with a %msg%
@@ -315,7 +344,7 @@ func lastSeq(dir string) uint64 {
 }
 
 func label(c string) string {
-	if c == "rsyslog" {
+	if c == "rsyslog" || c == "baseline" {
 		return c
 	}
 	return "tailseal pii=" + c
