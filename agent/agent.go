@@ -62,9 +62,10 @@ type Agent struct {
 	lastCheckpoint uint64   // seq covered by (or of) the last checkpoint
 	activeSeg      string
 	closed         bool
-	lock           *lock.Lock // of the data dir, held from New to the end of Run
-	retention      chan retentionReq
-	paused         atomic.Bool // a store write fails and is being retried
+	lock           *lock.Lock     // of the data dir, held from New to the end of Run
+	requests       chan recordReq // records the store's background work asks for
+	running        atomic.Bool    // the ingest loop serves requests
+	paused         atomic.Bool    // a store write fails and is being retried
 }
 
 // Stats are the agent's counters, exported as metrics.
@@ -125,7 +126,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 
 // open recovers the store of a locked data dir and prepares the pipeline.
 func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
-	a := &Agent{cfg: cfg, log: log, clk: clock.Real, retention: make(chan retentionReq)}
+	a := &Agent{cfg: cfg, log: log, clk: clock.Real, requests: make(chan recordReq)}
 	for _, o := range opts {
 		o(a)
 	}
@@ -161,6 +162,7 @@ func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) 
 		Keep:          a.keep,
 		OnSync:        func(d time.Duration) { a.fsync.Observe(d.Seconds()) },
 		BeforeDelete:  a.beforeRetention,
+		OnIndexed:     a.onIndexed,
 		Logger:        log,
 		Now:           a.clk.Now,
 	})
@@ -295,6 +297,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	commitArmed := false
 	checkpoints := a.clk.NewTicker(a.cfg.CheckpointInterval)
 	defer checkpoints.Stop()
+	a.running.Store(true)
 	err := a.seal(ctx) // epochs that ended while the agent was down
 	a.store.ApplyRetention()
 	epochEnd := a.epochTimer()
@@ -333,8 +336,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-epochEnd.C():
 			err = a.seal(ctx)
 			epochEnd = a.epochTimer()
-		case req := <-a.retention:
-			req.done <- a.recordRetention(ctx, req)
+		case req := <-a.requests:
+			req.done <- a.appendInternal(ctx, req.eventType, req.details)
 		}
 	}
 	stopTail()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tailseal/tailseal/agent/atomicfile"
 	"github.com/tailseal/tailseal/agent/parse"
+	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/record"
 )
@@ -104,23 +105,36 @@ func (a *Agent) checkpoint(ctx context.Context) error {
 	return nil
 }
 
-// retentionReq is the store's retention asking the ingest loop for the
-// signed record of a deletion it is about to make.
-type retentionReq struct {
-	details record.RetentionDetails
-	done    chan error
+// recordReq asks the ingest loop, which owns the chain, for a record of
+// the agent's own on behalf of the store's background work (retention,
+// compression), and waits for it to be committed.
+type recordReq struct {
+	eventType string
+	details   []byte
+	done      chan error
 }
 
-var errStoreClosing = errors.New("the store is closing")
+var (
+	errStoreClosing = errors.New("the store is closing")
+	errNotRunning   = errors.New("the ingest loop is not running yet")
+)
 
-// beforeRetention is the store's BeforeDelete: it has the ingest loop
-// write and commit a retention record, and waits for it, so that the
-// record is durable before any segment goes.
-func (a *Agent) beforeRetention(stop <-chan struct{}, through uint64, segments []string) error {
-	req := retentionReq{done: make(chan error, 1), details: record.RetentionDetails{DeletedThrough: through, Segments: segments,
-		Reason: fmt.Sprintf("older than TAILSEAL_RETENTION_DAYS=%d and delivered to every sink", a.cfg.RetentionDays)}}
+// request has the ingest loop write and commit a record, and waits for it;
+// it gives up when stop (the store's) is closed.
+func (a *Agent) request(stop <-chan struct{}, eventType string, details any) error {
+	b, err := json.Marshal(details)
+	if err != nil {
+		return err
+	}
+	if !a.running.Load() {
+		// Recovery compresses segments left by a crash before the ingest
+		// loop runs: those are not attested (verify rebuilds their index
+		// lines), rather than block the store's opening.
+		return errNotRunning
+	}
+	req := recordReq{eventType: eventType, details: b, done: make(chan error, 1)}
 	select {
-	case a.retention <- req:
+	case a.requests <- req:
 	case <-stop:
 		return errStoreClosing
 	}
@@ -132,14 +146,22 @@ func (a *Agent) beforeRetention(stop <-chan struct{}, through uint64, segments [
 	}
 }
 
-// recordRetention writes the retention record of req.
-func (a *Agent) recordRetention(ctx context.Context, req retentionReq) error {
-	details, _ := json.Marshal(req.details)
-	if err := a.appendInternal(ctx, record.TypeRetention, details); err != nil {
-		return err
+// beforeRetention is the store's BeforeDelete: the retention record is
+// durable before any segment goes.
+func (a *Agent) beforeRetention(stop <-chan struct{}, through uint64, segments []string) error {
+	err := a.request(stop, record.TypeRetention, record.RetentionDetails{DeletedThrough: through, Segments: segments,
+		Reason: fmt.Sprintf("older than TAILSEAL_RETENTION_DAYS=%d and delivered to every sink", a.cfg.RetentionDays)})
+	if err == nil {
+		a.log.Info("retention record written; deleting segments", "deleted_through", through, "segments", len(segments))
 	}
-	a.log.Info("retention record written; deleting segments", "deleted_through", req.details.DeletedThrough, "segments", len(req.details.Segments))
-	return nil
+	return err
+}
+
+// onIndexed is the store's OnIndexed: an index record attests the line
+// store/index got, so that verify holds the index to it without reading
+// the segment again.
+func (a *Agent) onIndexed(stop <-chan struct{}, segment string, line []byte) error {
+	return a.request(stop, record.TypeIndex, record.IndexDetails{Segment: segment, SHA256: store.IndexDigest(line)})
 }
 
 // cleanStop writes the last record of a clean stop, signed with the key of

@@ -119,7 +119,8 @@ func (s *Store) compress(name string) error {
 		return err
 	}
 	ix.entry.Segment = base + CompressedExt
-	if err := appendIndex(s.opt.Dir, ix.entry); err != nil {
+	line, err := appendIndex(s.opt.Dir, ix.entry)
+	if err != nil {
 		return fmt.Errorf("write index: %w", err)
 	}
 	if err := os.Remove(src); err != nil {
@@ -127,6 +128,13 @@ func (s *Store) compress(name string) error {
 	}
 	s.bytes.Add(gz.Size() - st.Size())
 	s.log.Debug("store: segment compressed", "segment", base+CompressedExt)
+	// Once the compression is complete: a reader must never find the
+	// segment twice while the agent writes the record.
+	if s.opt.OnIndexed != nil {
+		if err := s.opt.OnIndexed(s.stop, ix.entry.Segment, line); err != nil {
+			s.log.Warn("store: the index line was not attested; verify rebuilds it from the segment", "segment", ix.entry.Segment, "error", err)
+		}
+	}
 	return nil
 }
 

@@ -3,6 +3,8 @@ package store
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -175,12 +177,45 @@ func (ix *indexer) finish() {
 }
 
 // appendIndex adds an entry to the index file and makes it durable.
-func appendIndex(dir string, e IndexEntry) error {
+func appendIndex(dir string, e IndexEntry) ([]byte, error) {
 	b, err := json.Marshal(e)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return atomicfile.Append(filepath.Join(dir, IndexFile), append(b, '\n'), 0o600)
+	return b, atomicfile.Append(filepath.Join(dir, IndexFile), append(b, '\n'), 0o600)
+}
+
+// IndexDigest is what an index record attests of an index line (without
+// its newline): its SHA-256 in standard base64.
+func IndexDigest(line []byte) string {
+	sum := sha256.Sum256(line)
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// ReadIndexDigests returns the digest of each segment's index line, the
+// last one where a segment has several (a compression redone after a
+// crash), as ReadIndex reads them.
+func ReadIndexDigests(dir string) (map[string]string, error) {
+	f, err := os.Open(filepath.Join(dir, IndexFile))
+	if os.IsNotExist(err) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read index: %w", err)
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		var e struct {
+			Segment string `json:"segment"`
+		}
+		if json.Unmarshal(sc.Bytes(), &e) == nil {
+			out[e.Segment] = IndexDigest(sc.Bytes())
+		}
+	}
+	return out, sc.Err()
 }
 
 // ReadIndex returns the index entries by segment name. A torn last line is

@@ -43,6 +43,10 @@ type Options struct {
 	// store is closing). With it, retention runs only when asked
 	// (ApplyRetention) or hourly, never while the store opens.
 	BeforeDelete func(stop <-chan struct{}, through uint64, segments []string) error
+	// OnIndexed, if set, is told the line store/index got for a segment
+	// just compressed; the agent attests it with a signed index record.
+	// It must return when stop is closed.
+	OnIndexed func(stop <-chan struct{}, segment string, line []byte) error
 	Logger       *slog.Logger
 	Now          func() time.Time
 }

@@ -195,10 +195,8 @@ type storeSource struct {
 	dir, checkpoints string
 	segs             map[string]store.Segment
 	index            map[string]store.IndexEntry
-	// indexFindings are the index entries that differ from their segment.
-	indexFindings []verify.Finding
-	progress      func(bytes int64) // told the bytes read from disk; nil: nobody
-	done          int64             // bytes of the segments read to their end
+	progress         func(bytes int64) // told the bytes read from disk; nil: nobody
+	done             int64             // bytes of the segments read to their end
 }
 
 var _ verify.Source = (*storeSource)(nil)
@@ -237,28 +235,18 @@ func (s *storeSource) Lines(seg verify.Segment, fn func(lineNo int, data []byte)
 	}
 	defer r.Close()
 	r.IncludeTorn = true
-	var check *indexChecker
-	if e, ok := s.index[seg.Name]; ok {
-		check = newIndexChecker(store.NewIndexCheck(e))
-	}
 	for {
 		line, err := r.Next()
 		if err == io.EOF {
 			s.done += r.Bytes()
 			s.report(0)
-			s.checkIndex(seg, check)
 			return nil
-		}
-		if check != nil {
-			check.add(line)
 		}
 		if err != nil {
 			s.done += r.Bytes()
-			check.abandon()
 			return unreadable(err)
 		}
 		if err := fn(r.LineNo(), line); err != nil {
-			check.abandon()
 			return err
 		}
 		if r.LineNo()%progressEvery == 0 {
@@ -267,26 +255,47 @@ func (s *storeSource) Lines(seg verify.Segment, fn func(lineNo int, data []byte)
 	}
 }
 
-// checkIndex records a finding when the segment's index entry is not what
-// its records give.
-func (s *storeSource) checkIndex(seg verify.Segment, check *indexChecker) {
-	if check == nil {
-		return
+// run verifies the store with opt, holding store/index to the index
+// records (see verify.Options.IndexDigests) and, for entries no record
+// attests (stores indexed before the agent attested its index), to their
+// segments, read a second time.
+func (s *storeSource) run(ctx context.Context, opt verify.Options) (*verify.Summary, error) {
+	digests, err := store.ReadIndexDigests(s.dir)
+	if err != nil {
+		return nil, err
 	}
-	if d := check.mismatch(); d != "" {
-		s.indexFindings = append(s.indexFindings, verify.Finding{Segment: store.IndexFile, Seq: seg.First, Kind: verify.IndexMismatch,
-			Detail: "entry for " + seg.Name + ": " + d + "; queries may skip or misread it"})
+	opt.Source, opt.IndexDigests = s, digests
+	sum, err := verify.Run(ctx, opt)
+	if err != nil {
+		return sum, err
 	}
+	for _, name := range sum.Unattested {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if f, bad := s.rebuildIndex(name); bad {
+			sum.Findings = append(sum.Findings, f)
+		}
+	}
+	return sum, nil
 }
 
-// run verifies the store with opt, adding the index findings.
-func (s *storeSource) run(ctx context.Context, opt verify.Options) (*verify.Summary, error) {
-	opt.Source = s
-	sum, err := verify.Run(ctx, opt)
-	if sum != nil {
-		sum.Findings = append(sum.Findings, s.indexFindings...)
+// rebuildIndex holds a segment's index entry to the segment's records.
+func (s *storeSource) rebuildIndex(name string) (verify.Finding, bool) {
+	e, ok := s.index[name]
+	seg, listed := s.segs[name]
+	if !ok || !listed {
+		return verify.Finding{}, false
 	}
-	return sum, err
+	check := store.NewIndexCheck(e)
+	if err := store.ScanSegment(s.dir, seg, func(_ store.Segment, _ int, line []byte) error { check.Add(line); return nil }); err != nil {
+		return verify.Finding{}, false // the scan reported the segment unreadable
+	}
+	if d := check.Mismatch(); d != "" {
+		return verify.Finding{Segment: store.IndexFile, Seq: seg.First, Kind: verify.IndexMismatch,
+			Detail: "entry for " + name + ": " + d + "; queries may skip or misread it"}, true
+	}
+	return verify.Finding{}, false
 }
 
 // unreadable says why a segment could not be read, in the words verify

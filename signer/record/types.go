@@ -15,6 +15,7 @@ const (
 	TypeCheckpoint = "checkpoint" // a signed checkpoint; details: CheckpointDetails
 	TypeRetention  = "retention"  // retention is deleting old segments; details: RetentionDetails
 	TypeStop       = "stop"       // the agent stopped cleanly after this; details: {"reason":…}
+	TypeIndex      = "index"      // a segment was compressed and indexed; details: IndexDetails
 
 	TypeError       = "error"
 	TypePerformance = "performance"
@@ -25,7 +26,7 @@ const (
 // application).
 func Internal(eventType []byte) bool {
 	switch string(eventType) {
-	case TypeSeal, TypeCheckpoint, TypeRetention, TypeStop:
+	case TypeSeal, TypeCheckpoint, TypeRetention, TypeStop, TypeIndex:
 		return true
 	}
 	return false
@@ -66,6 +67,30 @@ func ParseRetention(line []byte) (RetentionDetails, error) {
 	}
 	if err := json.Unmarshal(m.Details, &d); err != nil || d.DeletedThrough == 0 {
 		return d, fmt.Errorf("%w: retention details %s", ErrMalformed, m.Details)
+	}
+	return d, nil
+}
+
+// IndexDetails is the details object of an index record: the SHA-256
+// (standard base64) of the line store/index got for a compressed segment,
+// so that an edited index does not pass verify.
+type IndexDetails struct {
+	Segment string `json:"segment"`
+	SHA256  string `json:"sha256"`
+}
+
+// ParseIndex returns the details of an index record line.
+func ParseIndex(line []byte) (IndexDetails, error) {
+	var d IndexDetails
+	m, err := ParseMeta(line)
+	if err != nil {
+		return d, err
+	}
+	if m.EventType != TypeIndex {
+		return d, fmt.Errorf("%w: a %q record, not an index record", ErrMalformed, m.EventType)
+	}
+	if err := json.Unmarshal(m.Details, &d); err != nil || d.Segment == "" {
+		return d, fmt.Errorf("%w: index details %s", ErrMalformed, m.Details)
 	}
 	return d, nil
 }

@@ -36,6 +36,8 @@ type verifier struct {
 	startGap   *Finding // the store starts after seq 1: a finding unless retention explains it
 	end        tailRecord
 	sawEpochs  bool // a trusted record past epoch 0 or a seal: the agent seals every epoch
+	// What trusted index records attest: segment NUL digest, and segment.
+	attested, attestedSeg map[string]bool
 
 	keys   *epochKeys // nil: signatures are not checked
 	probe  *epochKeys // the key probe's, until it has decided
@@ -50,7 +52,7 @@ type verifier struct {
 
 func newVerifier(opt Options) *verifier {
 	v := &verifier{opt: opt, sum: &Summary{Signatures: opt.K0 != nil, Notes: opt.Verifier != nil},
-		ahead: map[uint64][32]byte{}, want: map[uint64]checkpointAt{}}
+		ahead: map[uint64][32]byte{}, want: map[uint64]checkpointAt{}, attested: map[string]bool{}, attestedSeg: map[string]bool{}}
 	v.spare = &v.items[0]
 	if opt.K0 != nil {
 		v.keys, v.probe = &epochKeys{k0: opt.K0}, &epochKeys{k0: opt.K0}
@@ -276,6 +278,10 @@ func (v *verifier) advance(it *item, h [32]byte, reported bool) {
 			v.lastSeal = sealNext(it.data)
 		case record.TypeRetention:
 			v.retained(it.data)
+		case record.TypeIndex:
+			if d, err := record.ParseIndex(it.data); err == nil {
+				v.attested[d.Segment+"\x00"+d.SHA256], v.attestedSeg[d.Segment] = true, true
+			}
 		}
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/tailseal/tailseal/signer/record"
@@ -75,6 +77,12 @@ type Options struct {
 	Now          time.Time
 	Epoch        time.Duration
 	AgentRunning bool
+
+	// IndexDigests are the store/index lines' digests by segment
+	// (store.IndexDigest): each must be one a trusted index record
+	// attests. Segments whose line no record attests (indexed before
+	// the agent attested them) are listed in Summary.Unattested.
+	IndexDigests map[string]string
 }
 
 // Finding is one thing wrong, with its place.
@@ -100,8 +108,11 @@ type Summary struct {
 	Notes       bool  `json:"checkpoint_signatures_checked"`
 	// RetainedThrough is the last seq a trusted retention record says
 	// was deleted by retention (0: none).
-	RetainedThrough uint64    `json:"retained_through,omitempty"`
-	Findings        []Finding `json:"findings"`
+	RetainedThrough uint64 `json:"retained_through,omitempty"`
+	// Unattested are the indexed segments no index record speaks for:
+	// their index lines are to be checked against the segments.
+	Unattested []string  `json:"-"`
+	Findings   []Finding `json:"findings"`
 }
 
 // Errors for keys that cannot be right: a clear error, not false findings.
@@ -241,6 +252,7 @@ func (v *verifier) finish() {
 	if f, ok := v.tail(); ok {
 		v.sum.Findings = append(v.sum.Findings, f)
 	}
+	v.checkIndex()
 	if v.newest == 0 || v.lastSeq >= v.newest+1 {
 		return
 	}
@@ -272,4 +284,18 @@ func (v *verifier) tail() (Finding, bool) {
 	f.Detail = fmt.Sprintf("an agent runs on this store, but its newest record (seq %d) is from %s, more than an epoch (%s) ago: "+
 		"the agent seals every epoch, so records after it were cut, or the agent is stuck", t.seq, ts, v.opt.Epoch)
 	return f, true
+}
+
+// checkIndex holds each index line to the index records the chain holds.
+func (v *verifier) checkIndex() {
+	for _, seg := range slices.Sorted(maps.Keys(v.opt.IndexDigests)) {
+		switch {
+		case v.attested[seg+"\x00"+v.opt.IndexDigests[seg]]:
+		case v.attestedSeg[seg]:
+			v.sum.Findings = append(v.sum.Findings, Finding{Segment: "index", Kind: IndexMismatch,
+				Detail: "the entry for " + seg + " is not the one the agent wrote and attested in its index record; queries may skip or misread the segment"})
+		default:
+			v.sum.Unattested = append(v.sum.Unattested, seg)
+		}
+	}
 }
