@@ -1,9 +1,12 @@
 package benchdata
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/tailseal/tailseal/agent/parse"
@@ -101,19 +104,53 @@ func BuildStore(opt StoreOptions) error {
 			return err
 		}
 	}
-	// The agent ends a store it stops cleanly with a stop record.
-	first := chain.Seq() + 1
-	buf = chain.Begin(buf[:0])
-	buf = append(buf, `"timestamp":"`...)
-	buf = opt.Start.Add(time.Duration(opt.Events)*opt.Step).UTC().AppendFormat(buf, parse.TimeLayout)
-	buf = append(buf, `","event_type":"`+record.TypeStop+`","actor":"tailseal","lead_id":"","workflow":"","details":{"reason":"signal"}`...)
-	buf = record.AppendSource(buf, `"audit.log"`, id, offset, 0)
-	if err := st.Append(chain.Finish(buf), first, first); err != nil {
-		st.Close()
-		return err
-	}
 	if err := st.Close(); err != nil {
 		return err
 	}
-	return store.CompressRotated(dir)
+	// As the agent does: an index record attests each index line, and a
+	// store stopped cleanly ends with a stop record.
+	if err := store.CompressRotated(dir); err != nil {
+		return err
+	}
+	return appendEnd(dir, chain, opt.Start.Add(time.Duration(opt.Events)*opt.Step), offset)
+}
+
+// appendEnd appends the index records of the store in dir and a stop
+// record, continuing chain.
+func appendEnd(dir string, chain *signer.Chain, at time.Time, offset int64) error {
+	digests, err := store.ReadIndexDigests(dir)
+	if err != nil {
+		return err
+	}
+	st, _, err := store.Open(store.Options{Dir: dir, SegmentMax: 1 << 40, SegmentMaxAge: 1 << 62})
+	if err != nil {
+		return err
+	}
+	var buf []byte
+	add := func(typ string, details []byte) error {
+		first := chain.Seq() + 1
+		buf = chain.Begin(buf[:0])
+		buf = append(buf, `"timestamp":"`...)
+		buf = at.UTC().AppendFormat(buf, parse.TimeLayout)
+		buf = append(buf, `","event_type":"`+typ+`","actor":"tailseal","lead_id":"","workflow":"","details":`...)
+		buf = append(buf, details...)
+		buf = record.AppendSource(buf, `"audit.log"`, "1:1:0000000000000000", offset, 0)
+		return st.Append(chain.Finish(buf), first, first)
+	}
+	for _, seg := range slices.Sorted(maps.Keys(digests)) {
+		d, _ := json.Marshal(record.IndexDetails{Segment: seg, SHA256: digests[seg]})
+		if err := add(record.TypeIndex, d); err != nil {
+			st.Close()
+			return err
+		}
+	}
+	if err := add(record.TypeStop, []byte(`{"reason":"signal"}`)); err != nil {
+		st.Close()
+		return err
+	}
+	if err := st.Commit(); err != nil {
+		st.Close()
+		return err
+	}
+	return st.Close()
 }

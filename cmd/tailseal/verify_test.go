@@ -665,3 +665,39 @@ func TestEditedIndexAttested(t *testing.T) {
 		t.Errorf("edited attested index line: exit %d, %v", code, fs)
 	}
 }
+
+// A store indexed before the agent attested its index lines: verify holds
+// each unattested line to its segment, read again.
+func TestEditedIndexUnattested(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	dir := filepath.Join(data, "store")
+	os.MkdirAll(dir, 0o700)
+	st, _, err := store.Open(store.Options{Dir: dir, SegmentMax: 8 << 10, SegmentMaxAge: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw []string
+	for i := 1; i <= 200; i++ {
+		raw = append(raw, fmt.Sprintf(`{"seq":%d,"timestamp":"2026-02-01T00:00:00Z","event_type":"%s","actor":"","lead_id":"","workflow":"","details":{"pad":%q},"epoch":0,"prev":"","signature":"00"}`,
+			i, []string{"x", "stop"}[i/200], strings.Repeat("p", 150)))
+	}
+	for i, l := range resign(t, raw, cliHMACKey) {
+		if err := st.Append([]byte(l+"\n"), uint64(i+1), uint64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	if err := store.CompressRotated(dir); err != nil {
+		t.Fatal(err)
+	}
+	key := "TAILSEAL_HMAC_KEY=" + hex.EncodeToString(cliHMACKey)
+	if code, fs, stderr := verifyStore(t, data, key); code != 0 {
+		t.Fatalf("untouched: exit %d %v %s", code, fs, stderr)
+	}
+	path := filepath.Join(dir, "index")
+	b, _ := os.ReadFile(path)
+	os.WriteFile(path, []byte(strings.Replace(string(b), `"types":{"x":`, `"types":{"y":`, 1)), 0o600)
+	if code, fs, _ := verifyStore(t, data, key); code != 1 || len(fs) != 1 || fs[0].Kind != "index mismatch" {
+		t.Errorf("edited unattested index line: exit %d, %v", code, fs)
+	}
+}
