@@ -47,8 +47,8 @@ type Options struct {
 	// just compressed; the agent attests it with a signed index record.
 	// It must return when stop is closed.
 	OnIndexed func(stop <-chan struct{}, segment string, line []byte) error
-	Logger       *slog.Logger
-	Now          func() time.Time
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // Segment file name suffixes.
