@@ -134,6 +134,22 @@ func run(bin, baseline string, n int, keep string, modes []string, rsyslogd stri
 			rates[c] = append(rates[c], rate)
 		}
 	}
+	printRatios(contenders, rates)
+	data = filepath.Join(dir, "data-"+modes[0]) // from the last round
+	if keep != "" {
+		if out, err := exec.Command("cp", "-a", data, keep).CombinedOutput(); err != nil {
+			return fmt.Errorf("keep data dir: %v %s", err, out)
+		}
+	}
+	if baseline == "" {
+		return verify(bin, data)
+	}
+	return verifyBoth(bin, baseline, data, runs)
+}
+
+// printRatios prints the median ratio of the first contender's rates to
+// each other's, round by round.
+func printRatios(contenders []string, rates map[string][]float64) {
 	first := contenders[0]
 	for _, c := range contenders[1:] {
 		var ratios []float64
@@ -144,16 +160,11 @@ func run(bin, baseline string, n int, keep string, modes []string, rsyslogd stri
 		fmt.Printf("ratio %s / %s: median %.2f over %d rounds (min %.2f, max %.2f)\n",
 			label(first), label(c), ratios[len(ratios)/2], len(ratios), ratios[0], ratios[len(ratios)-1])
 	}
-	data = filepath.Join(dir, "data-"+modes[0]) // from the last round
-	if keep != "" {
-		if out, err := exec.Command("cp", "-a", data, keep).CombinedOutput(); err != nil {
-			return fmt.Errorf("keep data dir: %v %s", err, out)
-		}
-	}
-	if baseline == "" {
-		return verify(bin, data)
-	}
-	// Both binaries verify the same store (-bin's), alternately.
+}
+
+// verifyBoth has both binaries verify the same store (-bin's), in
+// alternated order.
+func verifyBoth(bin, baseline, data string, runs int) error {
 	for round := 1; round <= runs; round++ {
 		pair := [][2]string{{"bin", bin}, {"baseline", baseline}}
 		if round%2 == 0 {
