@@ -161,3 +161,27 @@ func SourceID(line []byte) ([]byte, bool) {
 	}
 	return StringField(line[i+len(sourceField)-1:], "id")
 }
+
+var epochField = []byte(`,"epoch":`)
+
+// ChainTail reads `,"epoch":N,"prev":"<base64 or nothing>"`, which ends a
+// record's signed message (SplitSigned), without decoding the line: the
+// epoch, and prev still as base64 text.
+func ChainTail(msg []byte) (epoch uint64, prev []byte, ok bool) {
+	tail := msg[max(0, len(msg)-96):]
+	i := LastIndexComma(tail, epochField)
+	if i < 0 {
+		return 0, nil, false
+	}
+	rest := tail[i+len(epochField):]
+	j := bytes.IndexByte(rest, ',')
+	const prevKey = `,"prev":"`
+	if j < 0 || len(rest) < j+len(prevKey)+1 || !bytes.HasPrefix(rest[j:], []byte(prevKey)) || rest[len(rest)-1] != '"' {
+		return 0, nil, false
+	}
+	e, err := strconv.ParseUint(string(rest[:j]), 10, 64)
+	if err != nil {
+		return 0, nil, false
+	}
+	return e, rest[j+len(prevKey) : len(rest)-1], true
+}

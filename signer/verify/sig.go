@@ -1,12 +1,10 @@
 package verify
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
-	"strconv"
 
 	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/record"
@@ -22,8 +20,6 @@ type parsed struct {
 	eventType []byte
 }
 
-var epochField = []byte(`,"epoch":`)
-
 func parse(line []byte) parsed {
 	var p parsed
 	var ok bool
@@ -33,24 +29,9 @@ func parse(line []byte) parsed {
 	if p.msg, p.sig, ok = record.SplitSigned(line); !ok {
 		return p
 	}
-	// `,"epoch":N,"prev":"<44 base64 chars or none>"` ends the message.
-	tail := p.msg[max(0, len(p.msg)-96):]
-	i := record.LastIndexComma(tail, epochField)
-	if i < 0 {
+	if p.epoch, p.prev, ok = record.ChainTail(p.msg); !ok {
 		return p
 	}
-	rest := tail[i+len(`,"epoch":`):]
-	j := bytes.IndexByte(rest, ',')
-	const prevKey = `,"prev":"`
-	if j < 0 || len(rest) < j+len(prevKey)+1 || !bytes.HasPrefix(rest[j:], []byte(prevKey)) || rest[len(rest)-1] != '"' {
-		return p
-	}
-	e, err := strconv.ParseUint(string(rest[:j]), 10, 64)
-	if err != nil {
-		return p
-	}
-	p.epoch = e
-	p.prev = rest[j+len(prevKey) : len(rest)-1]
 	p.eventType, _ = record.StringField(line, "event_type")
 	p.ok = true
 	return p
