@@ -276,15 +276,30 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 	}
 }
 
+// lastEvent describes the newest stored event, for a failure message.
+func lastEvent(s stored) string {
+	ev := s.events()
+	if len(ev) == 0 {
+		return "none"
+	}
+	return string(ev[len(ev)-1])
+}
+
 // waitStored waits until n events from the source are stored.
 func (e *env) waitStored(n int) stored {
 	e.t.Helper()
 	var s stored
-	waitFor(e.t, fmt.Sprintf("%d stored events", n), 60*time.Second, func() bool {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
 		s = readStore(e.t, e.dataDir)
-		return len(s.events()) >= n
-	})
-	return s
+		if len(s.events()) >= n {
+			return s
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out after 60s waiting for %d stored events: %d stored, the last %s", n, len(s.events()), lastEvent(s))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // checkChain verifies seq contiguity, the prev chain and every signature
