@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -165,8 +166,12 @@ func List(dir string) ([]Segment, error) {
 		}
 		segs = append(segs, Segment{Name: name, First: first, Compressed: compressed})
 	}
-	sort.Slice(segs, func(i, j int) bool { return segs[i].First < segs[j].First })
-	return segs, nil
+	sort.Slice(segs, func(i, j int) bool {
+		return segs[i].First < segs[j].First || segs[i].First == segs[j].First && segs[i].Compressed
+	})
+	// Between the rename of a new .gz and the removal of its .jsonl both
+	// exist, with the same records: list the segment once, compressed.
+	return slices.CompactFunc(segs, func(a, b Segment) bool { return a.First == b.First }), nil
 }
 
 // count sets the segment and byte counts from the store directory.
@@ -199,17 +204,15 @@ func (s *Store) cleanup(segs []Segment) error {
 	for _, t := range tmps {
 		os.Remove(t)
 	}
-	gz := map[uint64]bool{}
+	// A crash between a .gz's rename and its .jsonl's removal leaves both
+	// (List shows the .gz only): the .jsonl goes.
 	for _, seg := range segs {
-		if seg.Compressed {
-			gz[seg.First] = true
+		if !seg.Compressed {
+			continue
 		}
-	}
-	for _, seg := range segs {
-		if !seg.Compressed && gz[seg.First] {
-			if err := os.Remove(filepath.Join(s.opt.Dir, seg.Name)); err != nil {
-				return fmt.Errorf("remove compressed segment's original: %w", err)
-			}
+		orig := filepath.Join(s.opt.Dir, strings.TrimSuffix(seg.Name, CompressedExt)+ActiveExt)
+		if err := os.Remove(orig); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove compressed segment's original: %w", err)
 		}
 	}
 	return nil

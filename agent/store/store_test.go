@@ -249,3 +249,23 @@ func TestCountsFollowTheDisk(t *testing.T) {
 	}
 	check(s, "after retention")
 }
+
+// Between a .gz's rename and its .jsonl's removal both exist: readers see
+// the segment once, and the next open removes the .jsonl.
+func TestListShowsACompressingSegmentOnce(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"0000000000000001.jsonl", "0000000000000001.jsonl.gz", "0000000000000005.jsonl"} {
+		os.WriteFile(filepath.Join(dir, n), nil, 0o600)
+	}
+	segs, err := List(dir)
+	if err != nil || len(segs) != 2 || segs[0].Name != "0000000000000001.jsonl.gz" || segs[1].Name != "0000000000000005.jsonl" {
+		t.Fatalf("List: %+v %v", segs, err)
+	}
+	s := &Store{opt: Options{Dir: dir}}
+	if err := s.cleanup(segs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "0000000000000001.jsonl")); !os.IsNotExist(err) {
+		t.Errorf("the compressed segment's original is still there: %v", err)
+	}
+}
