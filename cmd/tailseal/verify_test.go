@@ -520,26 +520,7 @@ func TestVerifyStopsWhenCancelled(t *testing.T) {
 // A segment the running agent compresses between the listing and the read
 // is read from its .gz, not reported as unreadable.
 func TestVerifyReadsASegmentCompressedSinceTheListing(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "data")
-	dir := filepath.Join(data, "store")
-	os.MkdirAll(dir, 0o700)
-	st, _, err := store.Open(store.Options{Dir: dir, SegmentMax: 8 << 10, SegmentMaxAge: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := resign(t, func() []string {
-		var out []string
-		for i := 1; i <= 200; i++ {
-			out = append(out, fmt.Sprintf(`{"seq":%d,"timestamp":"2026-02-01T00:00:00Z","event_type":"x","actor":"","lead_id":"","workflow":"","details":{"pad":%q},"epoch":0,"prev":"","signature":"00"}`, i, strings.Repeat("p", 150)))
-		}
-		return out
-	}(), cliHMACKey)
-	for i, l := range lines {
-		if err := st.Append([]byte(l+"\n"), uint64(i+1), uint64(i+1)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	st.Close() // stops before compressing: rotated segments stay .jsonl
+	data, dir := handStore(t, "x") // rotated segments stay .jsonl
 	src := newStoreSource(data)
 	segs, err := src.Segments()
 	if err != nil || len(segs) < 3 || src.segs[segs[len(segs)-2].Name].Compressed {
@@ -669,24 +650,7 @@ func TestEditedIndexAttested(t *testing.T) {
 // A store indexed before the agent attested its index lines: verify holds
 // each unattested line to its segment, read again.
 func TestEditedIndexUnattested(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "data")
-	dir := filepath.Join(data, "store")
-	os.MkdirAll(dir, 0o700)
-	st, _, err := store.Open(store.Options{Dir: dir, SegmentMax: 8 << 10, SegmentMaxAge: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var raw []string
-	for i := 1; i <= 200; i++ {
-		raw = append(raw, fmt.Sprintf(`{"seq":%d,"timestamp":"2026-02-01T00:00:00Z","event_type":"%s","actor":"","lead_id":"","workflow":"","details":{"pad":%q},"epoch":0,"prev":"","signature":"00"}`,
-			i, []string{"x", "stop"}[i/200], strings.Repeat("p", 150)))
-	}
-	for i, l := range resign(t, raw, cliHMACKey) {
-		if err := st.Append([]byte(l+"\n"), uint64(i+1), uint64(i+1)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	st.Close()
+	data, dir := handStore(t, "stop")
 	if err := store.CompressRotated(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -700,4 +664,33 @@ func TestEditedIndexUnattested(t *testing.T) {
 	if code, fs, _ := verifyStore(t, data, key); code != 1 || len(fs) != 1 || fs[0].Kind != "index mismatch" {
 		t.Errorf("edited unattested index line: exit %d, %v", code, fs)
 	}
+}
+
+// handStore writes 200 signed records in 8 KiB segments by hand, not
+// compressed, the last of type lastType, and returns the data dir and its
+// store dir.
+func handStore(t *testing.T, lastType string) (data, dir string) {
+	data = filepath.Join(t.TempDir(), "data")
+	dir = filepath.Join(data, "store")
+	os.MkdirAll(dir, 0o700)
+	st, _, err := store.Open(store.Options{Dir: dir, SegmentMax: 8 << 10, SegmentMaxAge: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw []string
+	for i := 1; i <= 200; i++ {
+		typ := "x"
+		if i == 200 {
+			typ = lastType
+		}
+		raw = append(raw, fmt.Sprintf(`{"seq":%d,"timestamp":"2026-02-01T00:00:00Z","event_type":"%s","actor":"","lead_id":"","workflow":"","details":{"pad":%q},"epoch":0,"prev":"","signature":"00"}`,
+			i, typ, strings.Repeat("p", 150)))
+	}
+	for i, l := range resign(t, raw, cliHMACKey) {
+		if err := st.Append([]byte(l+"\n"), uint64(i+1), uint64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close() // before any compression
+	return data, dir
 }
