@@ -55,8 +55,12 @@ type Agent struct {
 	appended  uint64 // source lines appended by this run
 	fsync     prometheus.Histogram
 	// The readers of the store (see WithReaders).
-	buildReaders func() error
+	buildReaders func(origin string) error
 	keep         func() uint64
+
+	origin  string   // of the store (see resolveOrigin)
+	genesis *Genesis // of an existing store; nil for a new or an old one
+	version string   // written into a new store's genesis
 
 	lastSrc        position // end of the last ingested line, for internal records
 	lastCheckpoint uint64   // seq covered by (or of) the last checkpoint
@@ -77,14 +81,21 @@ type Stats struct {
 type Option func(*Agent)
 
 // WithReaders tells the agent about the readers of its store (the sinks).
-// New calls build once its own checks are done and the data directory is
-// ready, just before the store opens: the readers are made there, so that
+// New calls build, with the store's origin, once its own checks are done
+// and the data directory is ready, just before the store opens: the
+// readers are made there, so that
 // retention, which starts with the store, already keeps what they need;
 // an error from build stops New. keep returns the lowest seq the readers
 // still need, which retention keeps; it is called from the store's
 // background goroutine.
-func WithReaders(build func() error, keep func() uint64) Option {
+func WithReaders(build func(origin string) error, keep func() uint64) Option {
 	return func(a *Agent) { a.buildReaders, a.keep = build, keep }
+}
+
+// WithVersion is the agent's version, which a new store's genesis record
+// names (default "dev").
+func WithVersion(v string) Option {
+	return func(a *Agent) { a.version = v }
 }
 
 // WithClock makes the agent read the time and wait on c (default
@@ -126,7 +137,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 
 // open recovers the store of a locked data dir and prepares the pipeline.
 func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
-	a := &Agent{cfg: cfg, log: log, clk: clock.Real, requests: make(chan recordReq)}
+	a := &Agent{cfg: cfg, log: log, clk: clock.Real, requests: make(chan recordReq), version: "dev"}
 	for _, o := range opts {
 		o(a)
 	}
@@ -134,6 +145,14 @@ func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) 
 		if err := privateDir(filepath.Join(cfg.DataDir, d), log); err != nil {
 			return nil, err
 		}
+	}
+	origin, genesis, err := resolveOrigin(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.origin, a.genesis = origin, genesis
+	if err := keepGenesisCopy(cfg.DataDir, genesis); err != nil {
+		return nil, err
 	}
 	keys, err := loadKeys(cfg, log, a.clk.Now())
 	if err != nil {
@@ -150,7 +169,7 @@ func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) 
 	}
 	a.fsync = newFsyncHistogram()
 	if a.buildReaders != nil {
-		if err := a.buildReaders(); err != nil {
+		if err := a.buildReaders(origin); err != nil {
 			return nil, err
 		}
 	}
@@ -173,6 +192,9 @@ func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) 
 	pos, lastSeq, prev, err := a.resume(last)
 	if err == nil {
 		err = checkNotLost(cfg.DataDir, lastSeq)
+	}
+	if err == nil {
+		err = a.keyFor(lastSeq)
 	}
 	if err != nil {
 		st.Close()
@@ -253,6 +275,9 @@ func (a *Agent) setupPII() error {
 	return nil
 }
 
+// Origin is the store's origin.
+func (a *Agent) Origin() string { return a.origin }
+
 // Store is the agent's store, for its readers (sinks, tests): they may
 // use Durable and Changed; Append and Commit are the agent's.
 func (a *Agent) Store() *store.Store { return a.store }
@@ -298,7 +323,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	checkpoints := a.clk.NewTicker(a.cfg.CheckpointInterval)
 	defer checkpoints.Stop()
 	a.running.Store(true)
-	err := a.seal(ctx) // epochs that ended while the agent was down
+	var err error
+	if a.chain.Seq() == 0 {
+		err = a.writeGenesis(ctx)
+	}
+	if err == nil {
+		err = a.seal(ctx) // epochs that ended while the agent was down
+	}
 	a.store.ApplyRetention()
 	epochEnd := a.epochTimer()
 	defer func() { epochEnd.Stop() }()

@@ -34,9 +34,11 @@ const (
 
 // keys are the agent's signing keys.
 type keys struct {
-	sign  signer.Key
-	epoch *signer.EpochKey // nil with a static key
-	note  note.Signer
+	sign     signer.Key       // nil until sealFresh with a recipient and no state
+	epoch    *signer.EpochKey // nil with a static key
+	note     note.Signer
+	verifier string // the checkpoint verifier key, for the genesis record
+	sealed   string // K0 sealed to the recipient, until the genesis is written
 }
 
 // ErrNotNew reports that keygen was asked for keys of a data dir that is
@@ -100,52 +102,120 @@ func loadKeys(cfg *config.Config, log *slog.Logger, now time.Time) (*keys, error
 		log.Warn("static signing key configured: no forward security (see README)")
 		k.sign = signer.NewStaticKey(key)
 	} else {
-		sealPath := filepath.Join(cfg.DataDir, StateDir, SealStateFile)
-		if _, err := os.Stat(sealPath); errors.Is(err, os.ErrNotExist) {
-			k0, err := signer.NewRandomKey()
-			if err != nil {
-				return nil, err
-			}
-			vpath := filepath.Join(cfg.DataDir, KeysDir, VerifyKeyFile)
-			if err := signer.WriteKeyFile(vpath, hex.EncodeToString(k0), 0o600); err != nil {
-				return nil, err
-			}
-			if err := signer.WriteSealState(sealPath, signer.NewSealState(k0, now, cfg.Epoch)); err != nil {
-				return nil, err
-			}
-			log.Warn("generated signing keys on first start; the verification key is stored next to the data, which is convenient and weaker: production should run `tailseal keygen` and keep its output off this host",
-				"verify_key", vpath)
-		}
-		ek, err := signer.LoadEpochKey(sealPath, cfg.Epoch)
+		ek, err := loadEpochKey(cfg, log, now)
 		if err != nil {
 			return nil, err
 		}
-		k.sign, k.epoch = ek, ek
-	}
-	if cfg.CheckpointKey != "" {
-		n, err := note.NewSigner(cfg.CheckpointKey)
-		if err != nil {
-			// Checked by config.Validate; the key's text stays out of errors.
-			return nil, fmt.Errorf("%w: TAILSEAL_CHECKPOINT_KEY is not a signed-note signer key (PRIVATE+KEY+name+hash+base64)", config.ErrInvalid)
-		}
-		k.note = n
-		return &k, nil
-	}
-	skey, err := os.ReadFile(filepath.Join(cfg.DataDir, KeysDir, NoteKeyFile))
-	if errors.Is(err, os.ErrNotExist) {
-		var vkey string
-		if vkey, err = writeNoteKeys(cfg.DataDir); err == nil {
-			log.Warn("generated a checkpoint signing key on first start", "verifier_key", vkey)
-			skey, err = os.ReadFile(filepath.Join(cfg.DataDir, KeysDir, NoteKeyFile))
+		if ek != nil {
+			k.sign, k.epoch = ek, ek
 		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint key: %w", err)
-	}
-	if k.note, err = note.NewSigner(strings.TrimSpace(string(skey))); err != nil {
-		return nil, fmt.Errorf("checkpoint key %s: %w", NoteKeyFile, err)
+	if err := k.loadNoteKey(cfg, log); err != nil {
+		return nil, err
 	}
 	return &k, nil
+}
+
+// loadEpochKey reads the forward-secure key's state. Without one, on a
+// first start, it generates K0 and keeps it in keys/ with a warning; or,
+// when K0 is to be sealed to a recipient, returns nil: sealFresh draws it
+// once the store is known to be new.
+func loadEpochKey(cfg *config.Config, log *slog.Logger, now time.Time) (*signer.EpochKey, error) {
+	sealPath := filepath.Join(cfg.DataDir, StateDir, SealStateFile)
+	if _, err := os.Stat(sealPath); errors.Is(err, os.ErrNotExist) {
+		if cfg.VerifyRecipient != "" {
+			return nil, nil
+		}
+		k0, err := signer.NewRandomKey()
+		if err != nil {
+			return nil, err
+		}
+		vpath := filepath.Join(cfg.DataDir, KeysDir, VerifyKeyFile)
+		if err := signer.WriteKeyFile(vpath, hex.EncodeToString(k0), 0o600); err != nil {
+			return nil, err
+		}
+		if err := signer.WriteSealState(sealPath, signer.NewSealState(k0, now, cfg.Epoch)); err != nil {
+			return nil, err
+		}
+		log.Warn("generated signing keys on first start; the verification key is stored next to the data, which is convenient and weaker: "+
+			"production should seal K0 to the auditor (TAILSEAL_VERIFY_RECIPIENT) or run `tailseal keygen` and keep its output off this host",
+			"verify_key", vpath)
+	}
+	return signer.LoadEpochKey(sealPath, cfg.Epoch)
+}
+
+// loadNoteKey sets the checkpoint signer and its verifier key: configured,
+// or kept in keys/ (generated on first start with a warning).
+func (k *keys) loadNoteKey(cfg *config.Config, log *slog.Logger) error {
+	skey, src := cfg.CheckpointKey, "TAILSEAL_CHECKPOINT_KEY"
+	if skey == "" {
+		path := filepath.Join(cfg.DataDir, KeysDir, NoteKeyFile)
+		b, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			var vkey string
+			if vkey, err = writeNoteKeys(cfg.DataDir); err == nil {
+				log.Warn("generated a checkpoint signing key on first start", "verifier_key", vkey)
+				b, err = os.ReadFile(path)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("checkpoint key: %w", err)
+		}
+		skey, src = strings.TrimSpace(string(b)), "checkpoint key "+NoteKeyFile
+	}
+	n, err := note.NewSigner(skey)
+	if err == nil {
+		k.verifier, err = signer.VerifierKey(skey)
+	}
+	if err != nil {
+		// Checked by config.Validate; the key's text stays out of errors.
+		return fmt.Errorf("%w: %s is not an Ed25519 signed-note signer key (PRIVATE+KEY+name+hash+base64)", config.ErrInvalid, src)
+	}
+	k.note = n
+	return nil
+}
+
+// sealFresh makes the key of a new store whose K0 is sealed to the
+// auditor: K0 is drawn now (or is the one keygen left in state/, epoch
+// 0), sealed to the recipient for the genesis record, and kept in memory
+// only, as epoch 0 ending at once: the genesis is its one record, and
+// writing it evolves the key to K1 (see Agent.genesis). A state of a
+// later epoch with an empty store is what a crash during that leaves:
+// nothing was signed with it, and it is replaced.
+func (k *keys) sealFresh(cfg *config.Config, log *slog.Logger, now time.Time) error {
+	sealPath := filepath.Join(cfg.DataDir, StateDir, SealStateFile)
+	var k0 []byte
+	if k.epoch != nil {
+		st, err := signer.ReadSealState(sealPath)
+		if err != nil {
+			return err
+		}
+		if st.Epoch == 0 {
+			if k0, err = signer.ParseHexKey(st.Key); err != nil {
+				return fmt.Errorf("seal state %s: %w", sealPath, err)
+			}
+		} else {
+			log.Warn("the store is empty and its key state is of epoch >0: a first start was cut short before its genesis record; starting the store again with a new K0",
+				"state_epoch", st.Epoch)
+		}
+	}
+	if k0 == nil {
+		var err error
+		if k0, err = signer.NewRandomKey(); err != nil {
+			return err
+		}
+	}
+	sealed, err := signer.SealK0(k0, cfg.VerifyRecipient)
+	if err != nil {
+		return fmt.Errorf("%w: TAILSEAL_VERIFY_RECIPIENT: %w", config.ErrInvalid, err)
+	}
+	ek, err := signer.NewEpochKey(sealPath, cfg.Epoch, signer.SealState{Epoch: 0, Key: hex.EncodeToString(k0), EndsAt: now})
+	clear(k0)
+	if err != nil {
+		return err
+	}
+	k.sign, k.epoch, k.sealed = ek, ek, sealed
+	return nil
 }
 
 // finishSeal completes an epoch change cut short by a crash: the seal record

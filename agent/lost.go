@@ -53,31 +53,44 @@ const newStoreHint = "Keep the data dir as evidence and run `tailseal verify`; t
 
 // newestCheckpoint reads the size of the last line of checkpoints.jsonl.
 func newestCheckpoint(path string) (size uint64, ok bool, err error) {
+	cl, ok, err := newestCheckpointLine(path)
+	return cl.Size, ok, err
+}
+
+// newestCheckpointNote reads the signed note of the last line of
+// checkpoints.jsonl.
+func newestCheckpointNote(path string) (note string, ok bool, err error) {
+	cl, ok, err := newestCheckpointLine(path)
+	return cl.Note, ok, err
+}
+
+// newestCheckpointLine reads the last line of checkpoints.jsonl.
+func newestCheckpointLine(path string) (record.CheckpointLine, bool, error) {
+	var cl record.CheckpointLine
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return 0, false, nil
+		return cl, false, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("read checkpoints: %w", err)
+		return cl, false, fmt.Errorf("read checkpoints: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return 0, false, fmt.Errorf("read checkpoints: %w", err)
+		return cl, false, fmt.Errorf("read checkpoints: %w", err)
 	}
 	from := max(fi.Size()-64<<10, 0) // a checkpoint line is well under 1 KiB
 	tail, err := io.ReadAll(io.NewSectionReader(f, from, fi.Size()-from))
 	if err != nil {
-		return 0, false, fmt.Errorf("read checkpoints: %w", err)
+		return cl, false, fmt.Errorf("read checkpoints: %w", err)
 	}
 	lines := bytes.Split(bytes.TrimSpace(tail), []byte("\n"))
 	for i := len(lines) - 1; i >= 0; i-- {
-		var cl record.CheckpointLine
 		if json.Unmarshal(lines[i], &cl) == nil && cl.Size > 0 {
-			return cl.Size, true, nil
+			return cl, true, nil
 		}
 	}
-	return 0, false, nil
+	return record.CheckpointLine{}, false, nil
 }
 
 // moveLostStore moves the store, the checkpoints and the sink cursors of a

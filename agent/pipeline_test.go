@@ -85,27 +85,28 @@ func TestCheckpointCadence(t *testing.T) {
 	r := newRig(t, "")
 	r.cfg.CheckpointEvery = 10
 	r.start()
-	r.write(10, 100) // seq 1-10, checkpoint 11
-	r.durable(11)
-	r.write(10, 100) // 12-21, checkpoint 22
-	r.durable(22)
-	r.write(3, 100) // 23-25: fewer than CheckpointEvery
-	r.durable(25)
-	r.clk.Advance(checkpointEvery) // checkpoint 26
+	r.durable(1)     // the genesis record
+	r.write(10, 100) // seq 2-11, checkpoint 12
+	r.durable(12)
+	r.write(10, 100) // 13-22, checkpoint 23
+	r.durable(23)
+	r.write(3, 100) // 24-26: fewer than CheckpointEvery
 	r.durable(26)
+	r.clk.Advance(checkpointEvery) // checkpoint 27
+	r.durable(27)
 	r.clk.Advance(checkpointEvery) // no record came: no checkpoint
 	r.wait(r.clk.Settled(), "the tick to be taken")
-	r.write(1, 100) // 27, after the tick was handled
-	r.durable(27)
-	r.stop() // checkpoint 28, then the clean stop
+	r.write(1, 100) // 28, after the tick was handled
+	r.durable(28)
+	r.stop() // checkpoint 29, then the clean stop
 	recs := r.all()
-	want := slices.Concat(repeat("event", 10), []string{"checkpoint"}, repeat("event", 10), []string{"checkpoint"},
+	want := slices.Concat([]string{"genesis"}, repeat("event", 10), []string{"checkpoint"}, repeat("event", 10), []string{"checkpoint"},
 		repeat("event", 3), []string{"checkpoint", "event", "checkpoint", "stop"})
 	if got := types(recs); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("records\n%v, want\n%v", got, want)
 	}
-	if got := r.checkpointSizes(recs); fmt.Sprint(got) != "[10 21 25 27]" {
-		t.Errorf("checkpoints.jsonl sizes %v, want [10 21 25 27]", got)
+	if got := r.checkpointSizes(recs); fmt.Sprint(got) != "[11 22 26 28]" {
+		t.Errorf("checkpoints.jsonl sizes %v, want [11 22 26 28]", got)
 	}
 	r.checkEvents(recs)
 }

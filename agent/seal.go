@@ -28,6 +28,19 @@ type position struct {
 // together with everything appended before (one fsync).
 func (a *Agent) appendInternal(ctx context.Context, eventType string, details []byte) error {
 	first := a.chain.Seq() + 1
+	return a.storeInternal(ctx, a.internalLine(eventType, details), first)
+}
+
+// storeInternal appends and commits one record the agent wrote, seq first.
+func (a *Agent) storeInternal(ctx context.Context, line []byte, first uint64) error {
+	if err := a.retry(ctx, "append", func() error { return a.store.Append(line, first, first) }, func() {}); err != nil {
+		return err
+	}
+	return a.commit(ctx)
+}
+
+// internalLine signs the next record, one of the agent's own, into a.buf.
+func (a *Agent) internalLine(eventType string, details []byte) []byte {
 	buf := a.chain.Begin(a.buf[:0])
 	buf = append(buf, `"timestamp":"`...)
 	buf = a.clk.Now().UTC().AppendFormat(buf, parse.TimeLayout)
@@ -40,10 +53,7 @@ func (a *Agent) appendInternal(ctx context.Context, eventType string, details []
 	}
 	buf = a.chain.Finish(buf)
 	a.buf = buf
-	if err := a.retry(ctx, "append", func() error { return a.store.Append(buf, first, first) }, func() {}); err != nil {
-		return err
-	}
-	return a.commit(ctx)
+	return buf
 }
 
 // seal ends the epochs that are over: a seal record signed with the current
@@ -87,7 +97,7 @@ func (a *Agent) checkpoint(ctx context.Context) error {
 		return nil
 	}
 	size := a.chain.Seq() // made durable with the checkpoint record below
-	signed, err := signer.SignCheckpoint(signer.Checkpoint{Origin: a.cfg.Origin, Size: size, Hash: a.chain.Prev()}, a.keys.note)
+	signed, err := signer.SignCheckpoint(signer.Checkpoint{Origin: a.origin, Size: size, Hash: a.chain.Prev()}, a.keys.note)
 	if err != nil {
 		return err
 	}

@@ -69,21 +69,30 @@ func WriteSealState(path string, st SealState) error {
 	return nil
 }
 
-// LoadEpochKey reads the sealing state in path.
-func LoadEpochKey(path string, interval time.Duration) (*EpochKey, error) {
+// ReadSealState reads the sealing state in path.
+func ReadSealState(path string) (SealState, error) {
+	var st SealState
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read seal state: %w", err)
+		return st, fmt.Errorf("read seal state: %w", err)
 	}
-	var st SealState
 	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("seal state %s: %w", path, err)
+		return st, fmt.Errorf("seal state %s: %w", path, err)
 	}
-	key, err := ParseHexKey(st.Key)
+	return st, nil
+}
+
+// LoadEpochKey reads the sealing state in path.
+func LoadEpochKey(path string, interval time.Duration) (*EpochKey, error) {
+	st, err := ReadSealState(path)
+	if err != nil {
+		return nil, err
+	}
+	k, err := NewEpochKey(path, interval, st)
 	if err != nil {
 		return nil, fmt.Errorf("seal state %s: %w", path, err)
 	}
-	return &EpochKey{path: path, interval: interval, state: st, key: key, mac: hmac.New(sha256.New, key)}, nil
+	return k, nil
 }
 
 // Epoch implements Key.
@@ -122,4 +131,15 @@ func (k *EpochKey) Advance(n uint64) error {
 	clear(k.key)
 	k.state, k.key, k.mac = st, next, hmac.New(sha256.New, next)
 	return nil
+}
+
+// NewEpochKey returns a key for st without writing it: the next Advance
+// writes the state to path. A key sealed away (K0 in the genesis record)
+// is held so, in memory only, until it has signed the genesis.
+func NewEpochKey(path string, interval time.Duration, st SealState) (*EpochKey, error) {
+	key, err := ParseHexKey(st.Key)
+	if err != nil {
+		return nil, err
+	}
+	return &EpochKey{path: path, interval: interval, state: st, key: key, mac: hmac.New(sha256.New, key)}, nil
 }

@@ -46,11 +46,18 @@ type Config struct {
 	// verifier key (signed-note format).
 	VerifyKey string `envconfig:"VERIFY_KEY"`
 	Verifier  string `envconfig:"VERIFIER"`
+	// VerifyRecipient is the auditor's age recipient (age1…): a new store
+	// seals K0 to it in its genesis record and never keeps K0 on the host.
+	// VerifyIdentityFile is the matching identity, for `tailseal verify`.
+	VerifyRecipient    string `envconfig:"VERIFY_RECIPIENT"`
+	VerifyIdentityFile string `envconfig:"VERIFY_IDENTITY_FILE"`
 	// Checkpoints are signed every CheckpointEvery records or
 	// CheckpointInterval, at segment rotation and at shutdown.
 	CheckpointEvery    int           `envconfig:"CHECKPOINT_EVERY" default:"10000"`
 	CheckpointInterval time.Duration `envconfig:"CHECKPOINT_INTERVAL" default:"1m"`
-	Origin             string        `envconfig:"ORIGIN" default:"tailseal"`
+	// Origin names the store, fixed when it is created (its genesis
+	// record); empty: the store's own, or for a new store the host name.
+	Origin string `envconfig:"ORIGIN"`
 	// CheckpointKey is the signed-note signer key (PRIVATE+KEY+…); empty:
 	// keys/checkpoint.key, generated on first start.
 	CheckpointKey string `envconfig:"CHECKPOINT_KEY"`

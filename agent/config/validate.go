@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/pii"
@@ -119,8 +121,10 @@ func (c *Config) Validate() error {
 	p.atLeast("TAILSEAL_EPOCH", c.Epoch, time.Second, " (default 15m)")
 	p.ints("TAILSEAL_CHECKPOINT_EVERY", c.CheckpointEvery, 1, math.MaxInt)
 	p.atLeast("TAILSEAL_CHECKPOINT_INTERVAL", c.CheckpointInterval, 100*time.Millisecond, "")
-	if c.Origin == "" || strings.ContainsAny(c.Origin, "\n") {
-		p.add("TAILSEAL_ORIGIN must be one non-empty line")
+	if c.Origin != "" {
+		if err := CheckOrigin(c.Origin); err != nil {
+			p.add("TAILSEAL_ORIGIN: %w", err)
+		}
 	}
 	// pii.ParseMode owns the names; it reads "" as hash for its library
 	// callers, but a variable set to nothing is a mistake here.
@@ -202,6 +206,14 @@ func (c *Config) validateKeys(p *problems) {
 		// note's errors name no part of the key, but keep to a fixed text.
 		if _, err := note.NewSigner(c.CheckpointKey); err != nil {
 			p.add("TAILSEAL_CHECKPOINT_KEY is not a signed-note signer key (PRIVATE+KEY+name+hash+base64)")
+		}
+	}
+	if c.VerifyRecipient != "" {
+		if _, err := signer.ParseRecipient(c.VerifyRecipient); err != nil {
+			p.add("TAILSEAL_VERIFY_RECIPIENT is not an age recipient (age1…, from `tailseal keygen --age` or age-keygen): %w", err)
+		}
+		if c.HMACKey != "" {
+			p.add("TAILSEAL_VERIFY_RECIPIENT and TAILSEAL_HMAC_KEY exclude each other: a static key is configured, not sealed")
 		}
 	}
 	if c.Verifier != "" {
@@ -304,4 +316,22 @@ func ParseWebhookSecret(s string) ([]byte, error) {
 		return nil, errors.New("a webhook secret is whsec_ and at least 24 bytes in base64")
 	}
 	return k, nil
+}
+
+// CheckOrigin says what is wrong with an origin: it is the first line of
+// every checkpoint and names the store in webhooks, alerts and the fleet,
+// so it is 1 to 255 bytes of UTF-8 without spaces or control characters
+// (a host or pod name, or a schema-less URL such as example.com/app).
+func CheckOrigin(origin string) error {
+	switch {
+	case origin == "":
+		return errors.New("an origin is not empty")
+	case len(origin) > 255:
+		return fmt.Errorf("an origin is at most 255 bytes, not %d", len(origin))
+	case !utf8.ValidString(origin):
+		return errors.New("an origin is UTF-8 text")
+	case strings.ContainsFunc(origin, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		return fmt.Errorf("an origin has no spaces or control characters: %q", origin)
+	}
+	return nil
 }

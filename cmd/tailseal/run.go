@@ -71,10 +71,11 @@ Stops cleanly on SIGTERM or SIGINT. All settings are environment variables.
 	}
 	st := sinkStore{Store: a.Store(), dir: filepath.Join(cfg.DataDir, agent.StoreDir)}
 	reg.MustRegister(a.Collectors()...)
+	reg.MustRegister(buildInfo(a.Origin()))
 	reg.MustRegister(set.collectors(st)...)
 	ready.Store(a)
 	go notifyReady(ctx, a, log)
-	log.Info("started", "source", cfg.Source, "data_dir", cfg.DataDir)
+	log.Info("started", "origin", a.Origin(), "version", version, "source", cfg.Source, "data_dir", cfg.DataDir)
 	sctx, stopSinks := context.WithCancel(ctx)
 	waitSinks := set.run(sctx, st)
 	err = a.Run(ctx)
@@ -127,11 +128,11 @@ func notifyReady(ctx context.Context, a *agent.Agent, log *slog.Logger) {
 // starts with the store, already keeps what a sink needs.
 func assemble(cfg *config.Config, log *slog.Logger) (*agent.Agent, *sinkSet, error) {
 	var set *sinkSet
-	build := func() (err error) {
+	build := func(origin string) (err error) {
 		set, err = newSinks(cfg, log)
 		return err
 	}
-	a, err := agent.New(cfg, log, agent.WithReaders(build, func() uint64 { return set.keep() }))
+	a, err := agent.New(cfg, log, agent.WithReaders(build, func() uint64 { return set.keep() }), agent.WithVersion(version))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -154,4 +155,13 @@ func newLogger(level string) *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+// buildInfo is tailseal_build_info{version,origin} 1: which agent, which
+// store, for joining with the other series.
+func buildInfo(origin string) prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "tailseal_build_info", Help: "Always 1; the labels name the agent's version and its store's origin.",
+		ConstLabels: prometheus.Labels{"version": version, "origin": origin}})
+	g.Set(1)
+	return g
 }

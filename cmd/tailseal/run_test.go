@@ -230,7 +230,7 @@ func TestDefaultsAndShutdown(t *testing.T) {
 	if took, err := cmd.stop(t); err != nil || took > 5*time.Second {
 		t.Errorf("SIGTERM: exit %v after %v", err, took)
 	}
-	if !strings.Contains(cmd.stderr.String(), "production should run `tailseal keygen`") {
+	if !strings.Contains(cmd.stderr.String(), "production should seal K0 to the auditor (TAILSEAL_VERIFY_RECIPIENT) or run `tailseal keygen`") {
 		t.Errorf("no warning about the generated key in stderr")
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,13 +26,16 @@ import (
 func runVerify(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "one JSON object per finding, then a summary object")
+	identity := fs.String("identity", "", "age identity `file` that opens the K0 sealed in the store's genesis record (default $TAILSEAL_VERIFY_IDENTITY_FILE)")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: tailseal verify [--json]
+		fmt.Fprint(fs.Output(), `Usage: tailseal verify [--json] [--identity FILE]
 
 Checks the whole store in $TAILSEAL_DATA_DIR: seq contiguity, the hash chain,
-every signature under its epoch key (TAILSEAL_VERIFY_KEY, K0 from keygen),
-epoch seals, and every checkpoint (TAILSEAL_VERIFIER). Without the keys it
-uses those generated on first start in keys/ if present.
+every signature under its epoch key, epoch seals, the genesis record, and
+every checkpoint (TAILSEAL_VERIFIER). K0 comes from --identity (the auditor's
+age identity, when the store sealed K0 to TAILSEAL_VERIFY_RECIPIENT), or
+TAILSEAL_VERIFY_KEY (K0 from keygen); without either, from keys/ if the agent
+generated it there on first start.
 Exit 0 when intact, 1 with findings, 2 on usage or key errors.
 `)
 		fs.PrintDefaults()
@@ -47,6 +51,9 @@ Exit 0 when intact, 1 with findings, 2 on usage or key errors.
 	if _, err := os.Stat(storeDir); err != nil {
 		fmt.Fprintf(os.Stderr, "tailseal verify: no store in %s (set TAILSEAL_DATA_DIR)\n", cfg.DataDir)
 		return errUsage
+	}
+	if *identity != "" {
+		cfg.VerifyIdentityFile = *identity
 	}
 	opt, notes, err := verifyOptions(cfg)
 	if err != nil {
@@ -105,6 +112,9 @@ func printVerify(sum *verify.Summary, asJSON bool) {
 	}
 	fmt.Printf("%s: %d records (%.1f MB) in %d segments, %d checkpoints, %d findings\n",
 		status, sum.Records, float64(sum.Bytes)/1e6, sum.Segments, sum.Checkpoints, len(sum.Findings))
+	if sum.Origin != "" {
+		fmt.Printf("origin %s, genesis record sha256 %s\n", sum.Origin, sum.Genesis)
+	}
 	if sum.RetainedThrough > 0 {
 		fmt.Printf("records 1 to %d were deleted by retention (signed retention records say so)\n", sum.RetainedThrough)
 	}
@@ -114,11 +124,18 @@ func printVerify(sum *verify.Summary, asJSON bool) {
 // notes on what they are and what cannot be checked without them.
 func verifyOptions(cfg *config.Config) (verify.Options, []string, error) {
 	opt := verify.Options{}
-	k0, notes, err := verifyKey(cfg)
+	g, err := agent.ReadGenesis(cfg.DataDir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return opt, nil, err
+	}
+	if b, err := os.ReadFile(filepath.Join(cfg.DataDir, agent.GenesisFile)); err == nil {
+		opt.Genesis = bytes.TrimSuffix(b, []byte("\n"))
+	}
+	k0, notes, err := verifyKey(cfg, g)
 	if err != nil {
 		return opt, nil, err
 	}
-	v, vnotes, err := checkpointVerifier(cfg)
+	v, vnotes, err := checkpointVerifier(cfg, g)
 	if err != nil {
 		return opt, nil, err
 	}
@@ -129,10 +146,16 @@ func verifyOptions(cfg *config.Config) (verify.Options, []string, error) {
 	return opt, append(notes, vnotes...), nil
 }
 
-// verifyKey returns K0: given, the static key, or the one generated on first
-// start. Without any, signatures are not checked (the chain still is).
-func verifyKey(cfg *config.Config) ([]byte, []string, error) {
+// verifyKey returns K0: opened from the genesis with the auditor's
+// identity, given, the static key, or the one generated on first start.
+// Without any, signatures are not checked (the chain still is).
+func verifyKey(cfg *config.Config, g *agent.Genesis) ([]byte, []string, error) {
+	sealed := g != nil && g.Details.SealedK0 != ""
 	switch {
+	case cfg.VerifyIdentityFile != "" && cfg.VerifyKey != "":
+		return nil, nil, errors.New("give K0 one way: an age identity (--identity, TAILSEAL_VERIFY_IDENTITY_FILE) or TAILSEAL_VERIFY_KEY, not both")
+	case cfg.VerifyIdentityFile != "":
+		return openSealedK0(cfg.VerifyIdentityFile, g)
 	case cfg.VerifyKey != "":
 		k, err := signer.ParseHexKey(cfg.VerifyKey)
 		if err != nil {
@@ -148,7 +171,10 @@ func verifyKey(cfg *config.Config) ([]byte, []string, error) {
 	}
 	path := filepath.Join(cfg.DataDir, agent.KeysDir, agent.VerifyKeyFile)
 	b, err := os.ReadFile(path)
-	if err != nil {
+	switch {
+	case err != nil && sealed:
+		return nil, []string{"K0 is sealed to " + g.Details.SealedTo + ": pass its identity with --identity to check signatures; only the chain and checkpoints are checked"}, nil
+	case err != nil:
 		return nil, []string{"no TAILSEAL_VERIFY_KEY: signatures are not checked, only the chain and checkpoints"}, nil
 	}
 	k, err := signer.ParseHexKey(string(b))
@@ -158,17 +184,44 @@ func verifyKey(cfg *config.Config) ([]byte, []string, error) {
 	return k, []string{"using the key generated on first start in " + path + " (whoever can change the store can change it too; see README)"}, nil
 }
 
-func checkpointVerifier(cfg *config.Config) (note.Verifier, []string, error) {
+// openSealedK0 opens the K0 sealed in the genesis with the identity file.
+func openSealedK0(path string, g *agent.Genesis) ([]byte, []string, error) {
+	if g == nil || g.Details.SealedK0 == "" {
+		return nil, nil, fmt.Errorf("--identity %s: %w (it was created without TAILSEAL_VERIFY_RECIPIENT; give K0 with TAILSEAL_VERIFY_KEY)", path, signer.ErrNotSealed)
+	}
+	ids, err := signer.ReadIdentities(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--identity: %w", err)
+	}
+	k0, err := signer.OpenK0(g.Details.SealedK0, ids)
+	if errors.Is(err, signer.ErrWrongIdentity) {
+		return nil, nil, fmt.Errorf("%w: %s (K0 was sealed to %s)", err, path, g.Details.SealedTo)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return k0, []string{"K0 opened from the genesis record with the identity in " + path}, nil
+}
+
+// checkpointVerifier returns the checkpoint verifier: given, or kept in
+// keys/, or named by the genesis record (which whoever could rewrite the
+// store could rewrite too: TAILSEAL_VERIFIER is the trusted one).
+func checkpointVerifier(cfg *config.Config, g *agent.Genesis) (note.Verifier, []string, error) {
 	vkey, src := cfg.Verifier, "TAILSEAL_VERIFIER"
 	var notes []string
 	if vkey == "" {
 		src = filepath.Join(cfg.DataDir, agent.KeysDir, agent.NotePubFile)
 		b, err := os.ReadFile(src)
-		if err != nil {
+		switch {
+		case err == nil:
+			vkey = string(b)
+			notes = append(notes, "using the checkpoint verifier key in "+src)
+		case g != nil && g.Details.CheckpointVerifier != "":
+			vkey, src = g.Details.CheckpointVerifier, "the genesis record's checkpoint_verifier"
+			notes = append(notes, "using the checkpoint verifier key the genesis record names; set TAILSEAL_VERIFIER to the one you trust")
+		default:
 			return nil, []string{"no TAILSEAL_VERIFIER: checkpoint signatures are not checked"}, nil
 		}
-		vkey = string(b)
-		notes = append(notes, "using the checkpoint verifier key in "+src)
 	}
 	v, err := note.NewVerifier(strings.TrimSpace(vkey))
 	if err != nil {

@@ -70,6 +70,11 @@ func (h *Head) Parse(line []byte) bool {
 	}
 	const d = `,"details":`
 	end := SourceStart(line)
+	if end < 0 {
+		// The agent's own records before the first source line (the
+		// genesis of a new store) have no source.
+		end = LastIndexComma(line, epochField)
+	}
 	if !bytes.HasPrefix(line[i:], []byte(d)) || end < i+len(d) {
 		return false
 	}

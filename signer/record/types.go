@@ -26,7 +26,7 @@ const (
 // application).
 func Internal(eventType []byte) bool {
 	switch string(eventType) {
-	case TypeSeal, TypeCheckpoint, TypeRetention, TypeStop, TypeIndex:
+	case TypeGenesis, TypeSeal, TypeCheckpoint, TypeRetention, TypeStop, TypeIndex:
 		return true
 	}
 	return false

@@ -38,6 +38,9 @@ type verifier struct {
 	sawEpochs  bool // a trusted record past epoch 0 or a seal: the agent seals every epoch
 	// What trusted index records attest: segment NUL digest, and segment.
 	attested, attestedSeg map[string]bool
+	sawSeq1               bool           // the store holds seq 1
+	genesisAt1            bool           // and it is a trusted genesis record
+	noteOrigins           map[string]int // origin of the checkpoints: first line naming it
 
 	keys   *epochKeys // nil: signatures are not checked
 	probe  *epochKeys // the key probe's, until it has decided
@@ -52,7 +55,8 @@ type verifier struct {
 
 func newVerifier(opt Options) *verifier {
 	v := &verifier{opt: opt, sum: &Summary{Signatures: opt.K0 != nil, Notes: opt.Verifier != nil},
-		ahead: map[uint64][32]byte{}, want: map[uint64]checkpointAt{}, attested: map[string]bool{}, attestedSeg: map[string]bool{}}
+		ahead: map[uint64][32]byte{}, want: map[uint64]checkpointAt{}, attested: map[string]bool{}, attestedSeg: map[string]bool{},
+		noteOrigins: map[string]int{}}
 	v.spare = &v.items[0]
 	if opt.K0 != nil {
 		v.keys, v.probe = &epochKeys{k0: opt.K0}, &epochKeys{k0: opt.K0}
@@ -80,6 +84,7 @@ func (v *verifier) line(it *item, next *parsed, atEnd bool) {
 		return
 	}
 	h := sha256.Sum256(it.data)
+	v.sawSeq1 = v.sawSeq1 || p.seq == 1
 	if !v.order(it, next, h) {
 		return // not part of the chain
 	}
@@ -282,6 +287,8 @@ func (v *verifier) advance(it *item, h [32]byte, reported bool) {
 			if d, err := record.ParseIndex(it.data); err == nil {
 				v.attested[d.Segment+"\x00"+d.SHA256], v.attestedSeg[d.Segment] = true, true
 			}
+		case record.TypeGenesis:
+			v.genesis(it, h)
 		}
 	}
 }

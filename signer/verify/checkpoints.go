@@ -88,6 +88,9 @@ func (v *verifier) checkpoint(n int, line []byte) (badCheckpoint, bool) {
 		f.Kind = Forked
 		return f, false
 	}
+	if _, ok := v.noteOrigins[c.Origin]; !ok {
+		v.noteOrigins[c.Origin] = n
+	}
 	v.want[c.Size] = checkpointAt{hash: c.Hash, line: n}
 	v.newest = max(v.newest, c.Size)
 	return badCheckpoint{}, true

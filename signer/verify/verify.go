@@ -83,6 +83,11 @@ type Options struct {
 	// attests. Segments whose line no record attests (indexed before
 	// the agent attested them) are listed in Summary.Unattested.
 	IndexDigests map[string]string
+
+	// Genesis is the copy of the genesis record kept beside the store
+	// (genesis.json), nil when there is none: it must be the store's seq
+	// 1, and it names the store's origin when retention deleted that.
+	Genesis []byte
 }
 
 // Finding is one thing wrong, with its place.
@@ -109,6 +114,11 @@ type Summary struct {
 	// RetainedThrough is the last seq a trusted retention record says
 	// was deleted by retention (0: none).
 	RetainedThrough uint64 `json:"retained_through,omitempty"`
+	// Origin is the store's, from its genesis record, and Genesis that
+	// record's SHA-256 (base64): a store rewritten whole with a new K0
+	// has another, which an auditor who noted it sees.
+	Origin  string `json:"origin,omitempty"`
+	Genesis string `json:"genesis,omitempty"`
 	// Unattested are the indexed segments no index record speaks for:
 	// their index lines are to be checked against the segments.
 	Unattested []string  `json:"-"`
@@ -253,6 +263,7 @@ func (v *verifier) finish() {
 		v.sum.Findings = append(v.sum.Findings, f)
 	}
 	v.checkIndex()
+	v.checkGenesis()
 	if v.newest == 0 || v.lastSeq >= v.newest+1 {
 		return
 	}
