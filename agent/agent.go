@@ -119,7 +119,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 		return nil, fmt.Errorf("lock data dir: %w", err)
 	}
 	a, err := open(cfg, log, opts...)
-	if errors.Is(err, ErrStoreLost) && cfg.NewStore {
+	if (errors.Is(err, ErrStoreLost) || errors.Is(err, ErrKeysLost)) && cfg.NewStore {
 		moved, merr := moveLostStore(cfg.DataDir, time.Now()) // the files' names, not a record: real time
 		log.Warn("TAILSEAL_NEW_STORE is set and the store lost records: its files are moved aside and a new store starts at seq 1",
 			"lost", err.Error(), "moved", moved)

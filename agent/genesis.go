@@ -28,6 +28,10 @@ const GenesisFile = "genesis.json"
 // in the data dir: an origin is fixed when a store is created.
 var ErrOriginChanged = errors.New("TAILSEAL_ORIGIN differs from the store's origin")
 
+// ErrKeysLost means a store with records has lost the key state it is
+// signed with: a new key would sign records that verify under no K0.
+var ErrKeysLost = errors.New("the store's signing key state is gone")
+
 // Genesis is a store's genesis record.
 type Genesis struct {
 	Line    []byte // the stored line, without its newline
@@ -170,8 +174,8 @@ func (a *Agent) keyFor(lastSeq uint64) error {
 	case recipient && lastSeq == 0:
 		return a.keys.sealFresh(a.cfg, a.log, a.clk.Now())
 	case a.keys.sign == nil:
-		return fmt.Errorf("the store in %s holds records up to seq %d, but its key state %s is gone: the signing key cannot be made again. %s",
-			a.cfg.DataDir, lastSeq, filepath.Join(StateDir, SealStateFile), newStoreHint)
+		return fmt.Errorf("%w: the store in %s holds records up to seq %d, but %s is missing, and a new K0 would sign records no one can verify with this store's. %s",
+			ErrKeysLost, a.cfg.DataDir, lastSeq, filepath.Join(StateDir, SealStateFile), newStoreHint)
 	case recipient && (a.genesis == nil || a.genesis.Details.SealedK0 == ""):
 		a.log.Info("TAILSEAL_VERIFY_RECIPIENT seals the K0 of new stores; this store was created without it, and its K0 is where it was made (keygen or keys/)")
 	}

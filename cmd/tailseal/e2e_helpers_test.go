@@ -45,8 +45,10 @@ func TestMain(m *testing.M) {
 	if bigStoreDir != "" {
 		os.RemoveAll(bigStoreDir)
 	}
-	if pristineVal.dataDir != "" {
-		os.RemoveAll(filepath.Dir(pristineVal.dataDir))
+	for i := range pristines {
+		if d := pristines[i].val.dataDir; d != "" {
+			os.RemoveAll(filepath.Dir(d))
+		}
 	}
 	os.Exit(code)
 }

@@ -8,15 +8,23 @@ import (
 	"os"
 	"time"
 
+	"filippo.io/age"
 	"github.com/tailseal/tailseal/agent"
 )
 
 func runKeygen(_ context.Context, args []string) error {
 	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	ageKey := fs.Bool("age", false, "print a new age identity for the auditor and its recipient (TAILSEAL_VERIFY_RECIPIENT); touches no data dir")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: tailseal keygen
+		fmt.Fprint(fs.Output(), `Usage: tailseal keygen [--age]
 
-Creates the signing keys in $TAILSEAL_DATA_DIR before the first start: the
+With --age: prints a new age X25519 identity, in the format of age-keygen
+(its recipient in a comment), for the auditor to keep off the cluster:
+  tailseal keygen --age > auditor.key
+Agents given the recipient (TAILSEAL_VERIFY_RECIPIENT=age1…) seal the K0
+of every new store to it; 'tailseal verify --identity auditor.key' opens it.
+
+Without --age: creates the signing keys in $TAILSEAL_DATA_DIR before the first start: the
 initial epoch key K0 (the agent keeps only later keys) and the Ed25519
 checkpoint key pair. Prints, once, what verification needs; keep it off this
 host and give it to 'tailseal verify' as TAILSEAL_VERIFY_KEY and
@@ -26,6 +34,9 @@ is running on: it never overwrites keys.
 	}
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
+	}
+	if *ageKey {
+		return ageKeygen()
 	}
 	cfg, err := loadConfig()
 	if err != nil {
@@ -45,5 +56,18 @@ Keep these two values off this host; they are not stored here and not printed ag
 TAILSEAL_VERIFY_KEY=%s
 TAILSEAL_VERIFIER=%s
 `, cfg.DataDir, k0, vkey)
+	return nil
+}
+
+// ageKeygen prints a new age identity and its recipient: the identity file
+// on stdout, the recipient also on stderr, as age-keygen does.
+func ageKeygen() error {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	r := id.Recipient().String()
+	fmt.Printf("# created: %s\n# public key: %s\n%s\n", time.Now().UTC().Format(time.RFC3339), r, id)
+	fmt.Fprintf(os.Stderr, "Public key (the agents' TAILSEAL_VERIFY_RECIPIENT): %s\n", r)
 	return nil
 }

@@ -64,7 +64,8 @@ Stops cleanly on SIGTERM or SIGINT. All settings are environment variables.
 	a, set, err := assemble(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "error", err)
-		if errors.Is(err, config.ErrInvalid) || errors.Is(err, lock.ErrHeld) || errors.Is(err, agent.ErrStoreLost) {
+		if errors.Is(err, config.ErrInvalid) || errors.Is(err, lock.ErrHeld) || errors.Is(err, agent.ErrStoreLost) ||
+			errors.Is(err, agent.ErrOriginChanged) || errors.Is(err, agent.ErrKeysLost) {
 			return errUsage
 		}
 		return err

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
+	"github.com/tailseal/tailseal/agent"
 	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/record"
@@ -29,51 +31,106 @@ import (
 
 // pristine is a store made once by the real agent: several segments (some
 // compressed), several epochs with seals, checkpoints, and a snapshot of the
-// store taken midway (for the rollback case).
+// store taken midway (for the rollback case). A sealed one has its K0
+// sealed to an age recipient; keyEnv gives verify its K0 either way.
 type pristine struct {
 	dataDir  string
 	snapshot string
 	k0       string
+	keyEnv   string
 }
 
-var (
-	pristineOnce sync.Once
-	pristineVal  pristine
-	pristineErr  string
-)
+var pristines [2]struct {
+	once sync.Once
+	val  pristine
+	err  string
+}
 
-func makePristine(t *testing.T) pristine {
-	pristineOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "tailseal-pristine")
-		if err != nil {
-			pristineErr = err.Error()
-			return
-		}
-		e := &env{t: t, dir: dir, source: filepath.Join(dir, "logs", "audit.log"), dataDir: filepath.Join(dir, "data"),
-			extra: []string{"TAILSEAL_EPOCH=1s", "TAILSEAL_SEGMENT_MAX_MB=1", "TAILSEAL_CHECKPOINT_EVERY=500"}}
-		os.MkdirAll(filepath.Dir(e.source), 0o755)
-		p := e.start()
-		w := newWriter(t, e.source)
-		for round := 0; round < 7; round++ {
-			w.write(2000)
-			e.waitStored(w.next)
-			if round == 3 {
-				copyDir(t, filepath.Join(e.dataDir, "store"), filepath.Join(dir, "snapshot"))
-			}
-			seals := countType(t, e.dataDir, "seal")
-			waitFor(t, "an epoch to end", 10*time.Second, func() bool { return countType(t, e.dataDir, "seal") > seals })
-		}
-		if _, err := p.stop(t); err != nil {
-			pristineErr = fmt.Sprintf("agent exit: %v", err)
-			return
-		}
-		k0, _ := os.ReadFile(filepath.Join(e.dataDir, "keys", "verify.key"))
-		pristineVal = pristine{dataDir: e.dataDir, snapshot: filepath.Join(dir, "snapshot"), k0: strings.TrimSpace(string(k0))}
-	})
-	if pristineErr != "" {
-		t.Fatal(pristineErr)
+// makePristine is the store of an agent that generated its keys on first
+// start; makeSealedPristine of one given the auditor's age recipient.
+func makePristine(t *testing.T) pristine       { return pristineStore(t, false) }
+func makeSealedPristine(t *testing.T) pristine { return pristineStore(t, true) }
+
+func pristineStore(t *testing.T, sealed bool) pristine {
+	ps := &pristines[0]
+	if sealed {
+		ps = &pristines[1]
 	}
-	return pristineVal
+	ps.once.Do(func() { ps.val, ps.err = newPristine(t, sealed) })
+	if ps.err != "" {
+		t.Fatal(ps.err)
+	}
+	return ps.val
+}
+
+func newPristine(t *testing.T, sealed bool) (pristine, string) {
+	dir, err := os.MkdirTemp("", "tailseal-pristine")
+	if err != nil {
+		return pristine{}, err.Error()
+	}
+	e := &env{t: t, dir: dir, source: filepath.Join(dir, "logs", "audit.log"), dataDir: filepath.Join(dir, "data"),
+		extra: []string{"TAILSEAL_EPOCH=1s", "TAILSEAL_SEGMENT_MAX_MB=1", "TAILSEAL_CHECKPOINT_EVERY=500"}}
+	idPath := filepath.Join(dir, "auditor.key")
+	if sealed {
+		e.extra = append(e.extra, "TAILSEAL_VERIFY_RECIPIENT="+newAgeIdentity(t, idPath))
+	}
+	os.MkdirAll(filepath.Dir(e.source), 0o755)
+	p := e.start()
+	w := newWriter(t, e.source)
+	for round := 0; round < 7; round++ {
+		w.write(2000)
+		e.waitStored(w.next)
+		if round == 3 {
+			copyDir(t, filepath.Join(e.dataDir, "store"), filepath.Join(dir, "snapshot"))
+		}
+		seals := countType(t, e.dataDir, "seal")
+		waitFor(t, "an epoch to end", 10*time.Second, func() bool { return countType(t, e.dataDir, "seal") > seals })
+	}
+	if _, err := p.stop(t); err != nil {
+		return pristine{}, fmt.Sprintf("agent exit: %v", err)
+	}
+	val := pristine{dataDir: e.dataDir, snapshot: filepath.Join(dir, "snapshot")}
+	if !sealed {
+		k0, _ := os.ReadFile(filepath.Join(e.dataDir, "keys", "verify.key"))
+		val.k0 = strings.TrimSpace(string(k0))
+		val.keyEnv = "TAILSEAL_VERIFY_KEY=" + val.k0
+		return val, ""
+	}
+	val.k0 = hex.EncodeToString(openSealed(t, e.dataDir, idPath))
+	val.keyEnv = "TAILSEAL_VERIFY_IDENTITY_FILE=" + idPath
+	return val, ""
+}
+
+// newAgeIdentity writes a new age identity to path, as the auditor would
+// keep it, and returns its recipient.
+func newAgeIdentity(t *testing.T, path string) string {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return id.Recipient().String()
+}
+
+// openSealed opens the K0 sealed in the store's genesis with the identity.
+func openSealed(t *testing.T, dataDir, idPath string) []byte {
+	t.Helper()
+	g, err := agent.ReadGenesis(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := signer.ReadIdentities(idPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k0, err := signer.OpenK0(g.Details.SealedK0, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k0
 }
 
 func countType(t *testing.T, dataDir, typ string) int {
@@ -392,7 +449,11 @@ func resign(t *testing.T, lines []string, key []byte) []string {
 // re-signing and re-chaining everything after it is still reported, and only
 // at the epochs before 5.
 func TestStolenKeyCannotResignEarlierEpochs(t *testing.T) {
-	p := makePristine(t)
+	t.Run("generated", func(t *testing.T) { stolenKeyCannotResign(t, makePristine(t)) })
+	t.Run("sealed", func(t *testing.T) { stolenKeyCannotResign(t, makeSealedPristine(t)) })
+}
+
+func stolenKeyCannotResign(t *testing.T, p pristine) {
 	d := filepath.Join(t.TempDir(), "data")
 	copyDir(t, p.dataDir, d)
 	k0, _ := hex.DecodeString(p.k0)
@@ -435,7 +496,7 @@ func TestStolenKeyCannotResignEarlierEpochs(t *testing.T) {
 		t.Fatal("the store has no event in epochs 1 to 4")
 	}
 	os.Remove(filepath.Join(d, "checkpoints.jsonl")) // the thief drops the witnesses' evidence too
-	code, fs, stderr := verifyStore(t, d, "TAILSEAL_VERIFY_KEY="+p.k0)
+	code, fs, stderr := verifyStore(t, d, p.keyEnv)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1: %s", code, stderr)
 	}
