@@ -128,7 +128,7 @@ func notifyReady(ctx context.Context, a *agent.Agent, log *slog.Logger) {
 func assemble(cfg *config.Config, log *slog.Logger) (*agent.Agent, *sinkSet, error) {
 	var set *sinkSet
 	build := func() (err error) {
-		set, err = newSinks(cfg, log)
+		set, err = newSinks(cfg, cfg.Origin, log)
 		return err
 	}
 	a, err := agent.New(cfg, log, agent.WithReaders(build, func() uint64 { return set.keep() }))
