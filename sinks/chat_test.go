@@ -23,7 +23,7 @@ var fast = sinks.HTTPOptions{Timeout: 5 * time.Second, MinWait: 10 * time.Millis
 
 // bigAlert has an oversized title, text and messages, so formatting must cut.
 func bigAlert(id string) alert.Alert {
-	a := alert.Alert{ID: id, Rule: "error_threshold", Status: alert.Firing, Title: strings.Repeat("Too many errors ", 30),
+	a := alert.Alert{ID: id, Origin: "web-1", Host: "node-a", Rule: "error_threshold", Status: alert.Firing, Title: strings.Repeat("Too many errors ", 30),
 		Text: strings.Repeat("x", 5000), Count: 25, Window: "1m0s", First: "2026-02-04T20:30:45Z", Last: "2026-02-04T20:31:40Z", Time: time.Now()}
 	for i := range 5 {
 		a.Recent = append(a.Recent, fmt.Sprintf("error %d: %s <@everyone>", i, strings.Repeat("é", 1500)))
@@ -120,6 +120,82 @@ func TestDiscord(t *testing.T) {
 	json.Unmarshal(accepted[0], &m)
 	if m.AllowedMentions.Parse == nil || len(m.AllowedMentions.Parse) != 0 {
 		t.Errorf("mentions in user text could ping: %s", accepted[0][:200])
+	}
+}
+
+// Slack and Discord name the origin and the host once each, under their
+// labels, also when they are equal (a pod whose name is the origin) and
+// when the alert is too big for the limits.
+func TestAlertNamesOriginAndHost(t *testing.T) {
+	long := strings.Repeat("o", 253) // the longest DNS name
+	cases := []struct{ origin, host string }{{"origin-Qx7", "host-Rv3"}, {"web-1", "web-1"}, {long, "host-Rv3"}}
+	for _, c := range cases {
+		a := bigAlert("a1")
+		a.Origin, a.Host = c.origin, c.host
+		shown := []string{c.origin, c.host}
+		if c.origin == c.host {
+			shown = shown[:1]
+		}
+
+		slackSrv := sinkstest.NewChat(t, false)
+		if err := slack.New(slackSrv.URL(), fast).Notify(context.Background(), a); err != nil {
+			t.Fatal(err)
+		}
+		var sm struct {
+			Text   string `json:"text"`
+			Blocks []struct {
+				Type   string
+				Text   struct{ Text string }
+				Fields []struct{ Text string }
+			} `json:"blocks"`
+		}
+		json.Unmarshal(slackSrv.Accepted()[0], &sm)
+		var blocks, fields []string // what the channel shows; text only notifies
+		for _, b := range sm.Blocks {
+			blocks = append(blocks, b.Text.Text)
+			for _, f := range b.Fields {
+				blocks, fields = append(blocks, f.Text), append(fields, f.Text)
+			}
+		}
+		if want := []string{"*Origin*\n" + c.origin, "*Host*\n" + c.host}; fmt.Sprint(fields) != fmt.Sprint(want) {
+			t.Errorf("slack fields %q, want %q", fields, want)
+		}
+		for _, s := range shown {
+			if n, want := strings.Count(strings.Join(blocks, "\n"), s), 3-len(shown); n != want {
+				t.Errorf("slack shows %.20q %d times, want %d:\n%q", s, n, want, blocks)
+			}
+		}
+		if !strings.Contains(sm.Text, c.origin) {
+			t.Errorf("slack's notification text %.80q lacks the origin", sm.Text)
+		}
+
+		discordSrv := sinkstest.NewChat(t, true)
+		if err := discord.New(discordSrv.URL(), fast).Notify(context.Background(), a); err != nil {
+			t.Fatal(err)
+		}
+		var dm struct {
+			Content string `json:"content"`
+			Embeds  []struct {
+				Title, Description string
+				Fields             []struct{ Name, Value string }
+				Footer             struct{ Text string }
+			} `json:"embeds"`
+		}
+		json.Unmarshal(discordSrv.Accepted()[0], &dm)
+		e := dm.Embeds[0]
+		all := []string{dm.Content, e.Title, e.Description, e.Footer.Text}
+		named := map[string]string{}
+		for _, f := range e.Fields {
+			all, named[f.Name] = append(all, f.Name, f.Value), f.Value
+		}
+		if named["Origin"] != c.origin || named["Host"] != c.host {
+			t.Errorf("discord fields: origin %.20q, host %.20q; want %.20q, %.20q", named["Origin"], named["Host"], c.origin, c.host)
+		}
+		for _, s := range shown {
+			if n, want := strings.Count(strings.Join(all, "\n"), s), 3-len(shown); n != want {
+				t.Errorf("discord shows %.20q %d times, want %d", s, n, want)
+			}
+		}
 	}
 }
 

@@ -51,7 +51,7 @@ func TestRunnerDeadLettersAndStops(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	sink := webhook.New(webhook.Options{Name: "webhook-1", URL: srv.URL + "/x", Types: []string{"error"}, StateDir: stateDir, HTTP: fast})
+	sink := webhook.New(webhook.Options{Name: "webhook-1", Origin: "web-1", URL: srv.URL + "/x", Types: []string{"error"}, StateDir: stateDir, HTTP: fast})
 	r, err := sinks.NewRunner(sink, stateDir, sinks.Limits{Count: 30, Bytes: 1 << 20, Age: 10 * time.Millisecond}, 1, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +64,7 @@ func TestRunnerDeadLettersAndStops(t *testing.T) {
 	}
 	// Odd seqs are errors: 30 per batch, cut at the 30th. Batches 1, (2:
 	// 400), 3, 4, (5: 410).
-	if want := []string{"msg_1_59", "msg_120_179", "msg_180_239"}; fmt.Sprint(got) != fmt.Sprint(want) {
+	if want := []string{"msg_d2ViLTE_1_59", "msg_d2ViLTE_120_179", "msg_d2ViLTE_180_239"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("delivered %v, want %v", got, want)
 	}
 	dl, err := os.ReadFile(filepath.Join(stateDir, "deadletter-webhook-1.jsonl"))

@@ -130,7 +130,7 @@ func notifyReady(ctx context.Context, a *agent.Agent, log *slog.Logger) {
 func assemble(cfg *config.Config, log *slog.Logger) (*agent.Agent, *sinkSet, error) {
 	var set *sinkSet
 	build := func(origin string) (err error) {
-		set, err = newSinks(cfg, log)
+		set, err = newSinks(cfg, origin, log)
 		return err
 	}
 	a, err := agent.New(cfg, log, agent.WithReaders(build, func() uint64 { return set.keep() }), agent.WithVersion(version))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -25,6 +26,7 @@ import (
 // agent and read its store.
 type sinkSet struct {
 	log     *slog.Logger
+	origin  string
 	runners []*sinks.Runner
 	alerts  *alert.Engine
 	metrics []prometheus.Collector // the sinks' and channels' own; the runners' need the store
@@ -35,9 +37,10 @@ type sinkSet struct {
 // a sink needs (see keep), and after the agent made the data directory. A
 // webhook seen for the first time starts at the oldest record in the store
 // (a witness wants the whole history); the alert engine starts at the next
-// record (no alert about the past).
-func newSinks(cfg *config.Config, log *slog.Logger) (*sinkSet, error) {
-	set := &sinkSet{log: log}
+// record (no alert about the past). origin is the store's: every webhook
+// body and id and every alert names it.
+func newSinks(cfg *config.Config, origin string, log *slog.Logger) (*sinkSet, error) {
+	set := &sinkSet{log: log, origin: origin}
 	hopt := sinks.HTTPOptions{Timeout: cfg.HTTPTimeout, MinWait: 500 * time.Millisecond, MaxWait: cfg.RetryMaxWait, Log: log}
 	stateDir := filepath.Join(cfg.DataDir, agent.StateDir)
 	if err := set.addWebhooks(cfg, stateDir, hopt); err != nil {
@@ -82,7 +85,7 @@ func (set *sinkSet) addWebhooks(cfg *config.Config, stateDir string, hopt sinks.
 	}
 	limits := sinks.Limits{Count: cfg.WebhookBatch, Bytes: cfg.WebhookBatchBytes, Age: cfg.WebhookBatchAge}
 	for i, u := range cfg.WebhookURLs {
-		s := webhook.New(webhook.Options{Name: fmt.Sprintf("webhook-%d", i+1), URL: u, Secret: secret, Token: cfg.WebhookToken,
+		s := webhook.New(webhook.Options{Name: fmt.Sprintf("webhook-%d", i+1), Origin: set.origin, URL: u, Secret: secret, Token: cfg.WebhookToken,
 			Types: cfg.WebhookTypes, StateDir: stateDir, HTTP: hopt})
 		r, err := sinks.NewRunner(s, stateDir, limits, oldest, set.log)
 		if err != nil {
@@ -95,7 +98,12 @@ func (set *sinkSet) addWebhooks(cfg *config.Config, stateDir string, hopt sinks.
 }
 
 func (set *sinkSet) addAlerts(cfg *config.Config, stateDir string, channels []alert.Notifier) error {
-	e, err := alert.New(alert.Options{Threshold: cfg.AlertThreshold, Window: cfg.AlertWindow, Cooldown: cfg.AlertCooldown,
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		set.log.Warn("alerts: the host name is unknown; alerts say so", "error", err)
+		host = "unknown"
+	}
+	e, err := alert.New(alert.Options{Origin: set.origin, Host: host, Threshold: cfg.AlertThreshold, Window: cfg.AlertWindow, Cooldown: cfg.AlertCooldown,
 		PerfFactor: cfg.PerfDegradationFactor, StateDir: stateDir, Log: set.log, Now: time.Now}, channels)
 	if err != nil {
 		return err
@@ -108,7 +116,7 @@ func (set *sinkSet) addAlerts(cfg *config.Config, stateDir string, channels []al
 	for i, c := range channels {
 		names[i] = c.Name()
 	}
-	set.log.Info("alerts", "channels", names, "threshold", cfg.AlertThreshold, "window", cfg.AlertWindow.String(), "cooldown", cfg.AlertCooldown.String())
+	set.log.Info("alerts", "origin", set.origin, "host", host, "channels", names, "threshold", cfg.AlertThreshold, "window", cfg.AlertWindow.String(), "cooldown", cfg.AlertCooldown.String())
 	set.runners, set.alerts = append(set.runners, r), e
 	set.metrics = append(set.metrics, e.Collectors()...)
 	return nil

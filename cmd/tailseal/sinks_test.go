@@ -25,10 +25,12 @@ import (
 )
 
 // receiver is a webhook endpoint that verifies Standard Webhooks
-// signatures and fails every third request with a 500.
+// signatures and the origin each body and id names, and fails every third
+// request with a 500.
 type receiver struct {
 	t      *testing.T
 	secret []byte
+	origin string
 	srv    *httptest.Server
 	mu     sync.Mutex
 	calls  int
@@ -39,8 +41,8 @@ type receiver struct {
 
 const hookPath = "/hooks/tok-Zq81x"
 
-func newReceiver(t *testing.T, secret []byte) *receiver {
-	r := &receiver{t: t, secret: secret, bodies: map[string][]byte{}, ids: map[uint64][]string{}, lines: map[uint64]string{}}
+func newReceiver(t *testing.T, secret []byte, origin string) *receiver {
+	r := &receiver{t: t, secret: secret, origin: origin, bodies: map[string][]byte{}, ids: map[uint64][]string{}, lines: map[uint64]string{}}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.srv.Close)
 	return r
@@ -72,6 +74,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	r.bodies[id] = body
 	var batch struct {
+		Origin  string   `json:"origin"`
 		First   uint64   `json:"first_seq"`
 		Last    uint64   `json:"last_seq"`
 		Records []string `json:"records"`
@@ -79,6 +82,10 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	if err := json.Unmarshal(body, &batch); err != nil {
 		r.t.Errorf("body: %v", err)
 		return
+	}
+	wantID := fmt.Sprintf("msg_%s_%d_%d", base64.RawURLEncoding.EncodeToString([]byte(r.origin)), batch.First, batch.Last)
+	if batch.Origin != r.origin || id != wantID {
+		r.t.Errorf("webhook-id %s, body origin %q; want %s, %q", id, batch.Origin, wantID, r.origin)
 	}
 	for _, l := range batch.Records {
 		seq, _ := record.Seq([]byte(l))
@@ -100,8 +107,8 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 func TestWebhookThroughKill9(t *testing.T) {
 	secret := bytes.Repeat([]byte{7}, 32)
 	whsec := "whsec_" + base64.StdEncoding.EncodeToString(secret)
-	recv := newReceiver(t, secret)
-	e := newEnv(t, "TAILSEAL_WEBHOOK_URLS="+recv.srv.URL+hookPath, "TAILSEAL_WEBHOOK_SECRET="+whsec,
+	recv := newReceiver(t, secret, "web-7")
+	e := newEnv(t, "TAILSEAL_ORIGIN=web-7", "TAILSEAL_WEBHOOK_URLS="+recv.srv.URL+hookPath, "TAILSEAL_WEBHOOK_SECRET="+whsec,
 		"TAILSEAL_WEBHOOK_BATCH=40", "TAILSEAL_WEBHOOK_BATCH_AGE=20ms", "TAILSEAL_RETRY_MAX_WAIT=1s", "TAILSEAL_SEGMENT_MAX_MB=1")
 	w := newWriter(t, e.source)
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -196,7 +203,7 @@ func alertCursor(t *testing.T, dataDir string) uint64 {
 func TestAlertsThroughKill9(t *testing.T) {
 	slackSrv, discordSrv := sinkstest.NewChat(t, false), sinkstest.NewChat(t, true)
 	smtpSrv := sinkstest.NewSMTP(t, false)
-	e := newEnv(t, "TAILSEAL_SLACK_WEBHOOK="+slackSrv.URL(), "TAILSEAL_DISCORD_WEBHOOK="+discordSrv.URL(),
+	e := newEnv(t, "TAILSEAL_ORIGIN=web-7", "TAILSEAL_SLACK_WEBHOOK="+slackSrv.URL(), "TAILSEAL_DISCORD_WEBHOOK="+discordSrv.URL(),
 		"TAILSEAL_SMTP_ADDR="+smtpSrv.Addr, "TAILSEAL_SMTP_FROM=tailseal@example.com", "TAILSEAL_SMTP_TO=ops@example.com",
 		"TAILSEAL_SMTP_USERNAME=alerts", "TAILSEAL_SMTP_PASSWORD="+sinkstest.Password, "TAILSEAL_SMTP_CA_FILE="+smtpSrv.CAFile,
 		"TAILSEAL_ALERT_THRESHOLD=10", "TAILSEAL_ALERT_WINDOW=4s", "TAILSEAL_ALERT_COOLDOWN=8s", "TAILSEAL_RETRY_MAX_WAIT=1s")
@@ -297,6 +304,13 @@ func TestAlertsThroughKill9(t *testing.T) {
 	json.Unmarshal(acc[len(acc)-1], &last)
 	if !strings.Contains(last.Text, "resolved") || !bytes.Contains(bytes.Join(acc, nil), []byte("still firing")) || !strings.Contains(string(acc[0]), "CRM timeout") {
 		t.Errorf("slack got:\n%s", bytes.Join(acc, []byte("\n")))
+	}
+	// Every alert names the agent: the origin and the host it runs on.
+	host, _ := os.Hostname()
+	for _, m := range []string{string(acc[0]), string(discordSrv.Accepted()[0]), smtpSrv.Messages()[0].Data} {
+		if !strings.Contains(m, "web-7") || !strings.Contains(m, host) {
+			t.Errorf("an alert lacks the origin web-7 or the host %s:\n%s", host, m)
+		}
 	}
 	if _, err := p.stop(t); err != nil {
 		t.Errorf("SIGTERM: %v", err)

@@ -28,7 +28,12 @@ import (
 
 // Alert is one notification.
 type Alert struct {
-	ID     string    `json:"id"`
+	ID string `json:"id"`
+	// Origin names the store the alert is about, Host the machine (or
+	// pod) of the agent that raised it; they may be equal, and every
+	// channel shows both.
+	Origin string    `json:"origin"`
+	Host   string    `json:"host"`
 	Rule   string    `json:"rule"`   // "error_threshold" or "performance:<operation>"
 	Status string    `json:"status"` // firing, still firing, resolved
 	Title  string    `json:"title"`
@@ -58,6 +63,10 @@ type Notifier interface {
 
 // Options configure the rules.
 type Options struct {
+	// Origin and Host name the agent in every alert (see Alert); both are
+	// required.
+	Origin, Host string
+
 	Threshold int           // errors within Window that fire
 	Window    time.Duration // also the performance window
 	Cooldown  time.Duration // between two notifications of one rule
@@ -131,6 +140,9 @@ type Engine struct {
 
 // New loads the state from opt.StateDir.
 func New(opt Options, channels []Notifier) (*Engine, error) {
+	if opt.Origin == "" || opt.Host == "" {
+		return nil, errors.New("alerts: the origin and the host name the agent in every alert; both are needed")
+	}
 	opt.Clock = clock.Or(opt.Clock)
 	if opt.Now == nil {
 		opt.Now = opt.Clock.Now
@@ -148,6 +160,11 @@ func New(opt Options, channels []Notifier) (*Engine, error) {
 	}
 	if e.st.Perf == nil {
 		e.st.Perf = map[string]*perfOp{}
+	}
+	for i := range e.st.Outbox { // queued by an agent whose alerts did not name it
+		if a := &e.st.Outbox[i].Alert; a.Origin == "" {
+			a.Origin, a.Host = opt.Origin, opt.Host
+		}
 	}
 	return e, nil
 }
@@ -327,7 +344,7 @@ func (e *Engine) evaluatePerf(now time.Time) bool {
 func (e *Engine) queue(now time.Time, a Alert) {
 	e.st.NextID++
 	a.ID = fmt.Sprintf("alert-%d", e.st.NextID)
-	a.Time = now
+	a.Origin, a.Host, a.Time = e.opt.Origin, e.opt.Host, now
 	for _, c := range e.channels {
 		e.st.Outbox = append(e.st.Outbox, outboxEntry{Channel: c.Name(), Alert: a})
 	}

@@ -79,6 +79,7 @@ func newRig(t *testing.T, opt Options) *rig {
 // start (re)opens the engine from its state file, as after a restart.
 func (r *rig) start() {
 	r.opt.StateDir, r.opt.Now, r.opt.Log = r.dir, r.clk.now, slog.New(slog.DiscardHandler)
+	r.opt.Origin, r.opt.Host = "web-1", "node-a"
 	r.chans = []*recorder{{name: "slack"}, {name: "discord"}}
 	var err error
 	r.e, err = New(r.opt, []Notifier{r.chans[0], r.chans[1]})
@@ -134,6 +135,9 @@ func TestErrorThresholdCooldownAndResolve(t *testing.T) {
 		if a.Count < 10 || a.First == "" || a.Last == "" || len(a.Recent) == 0 || a.Rule != "error_threshold" {
 			t.Errorf("alert lacks its facts: %+v", a)
 		}
+		if a.Origin != "web-1" || a.Host != "node-a" {
+			t.Errorf("alert from origin %q, host %q; want web-1, node-a", a.Origin, a.Host)
+		}
 
 		r.restart() // kill and restart inside the cooldown: no second alert
 		r.errors(10, 2*time.Second)
@@ -173,6 +177,38 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 		defer func() { r.stop(); <-r.done }()
 		r.want(Firing)
 	})
+}
+
+// An alert left in the outbox by an agent whose alerts did not name it is
+// delivered naming this agent; an engine without an origin or a host is
+// refused.
+func TestAlertsNameTheAgent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, Options{Threshold: 3, Window: time.Minute, Cooldown: time.Hour})
+		r.stop()
+		<-r.done
+		r.errors(3, time.Second)
+		for i := range r.e.st.Outbox {
+			r.e.st.Outbox[i].Alert.Origin, r.e.st.Outbox[i].Alert.Host = "", ""
+		}
+		if err := r.e.save(); err != nil {
+			t.Fatal(err)
+		}
+		r.start()
+		defer func() { r.stop(); <-r.done }()
+		r.want(Firing)
+		for _, c := range r.chans {
+			if a := c.got[0]; a.Origin != "web-1" || a.Host != "node-a" {
+				t.Errorf("%s: alert from origin %q, host %q; want web-1, node-a", c.name, a.Origin, a.Host)
+			}
+		}
+	})
+	for _, opt := range []Options{{Host: "node-a"}, {Origin: "web-1"}} {
+		opt.StateDir = t.TempDir()
+		if _, err := New(opt, nil); err == nil {
+			t.Errorf("New(origin %q, host %q) accepted", opt.Origin, opt.Host)
+		}
+	}
 }
 
 func TestPerformanceDegradation(t *testing.T) {

@@ -80,6 +80,10 @@ func Message(a alert.Alert) []byte {
 			e.Fields = append(e.Fields, field{cut(name, FieldNameMax), cut(value, FieldValueMax), inline})
 		}
 	}
+	// First, so that trimming to the embed's limit, which drops fields
+	// from the end, keeps them.
+	add("Origin", a.Origin, true)
+	add("Host", a.Host, true)
 	add("Rule", a.Rule, true)
 	add("Status", a.Status, true)
 	add("Count", strconv.Itoa(a.Count), true)

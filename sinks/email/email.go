@@ -110,6 +110,7 @@ var htmlTmpl = sync.OnceValue(func() *template.Template { return template.Must(t
 const mailHTML = `<!DOCTYPE html><html><body style="font-family:sans-serif">
 <h2 style="margin:0 0 8px">{{.Title}}</h2>
 <p><strong>{{.Status}}</strong> · rule <code>{{.Rule}}</code> · {{.Time.UTC.Format "2006-01-02 15:04:05"}} UTC</p>
+<p>Origin: <code>{{.Origin}}</code><br>Host: <code>{{.Host}}</code></p>
 <p>{{.Text}}</p>
 {{if .First}}<p>Events: {{.First}} … {{.Last}}</p>{{end}}
 {{if .Recent}}<p>Recent errors (anonymized as stored):</p><ul>{{range .Recent}}<li>{{.}}</li>{{end}}</ul>{{end}}
@@ -119,7 +120,8 @@ const mailHTML = `<!DOCTYPE html><html><body style="font-family:sans-serif">
 // Text is the plain-text part.
 func Text(a alert.Alert) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n\n%s · rule %s · %s UTC\n\n%s\n", a.Title, a.Status, a.Rule, a.Time.UTC().Format("2006-01-02 15:04:05"), a.Text)
+	fmt.Fprintf(&b, "%s\n\n%s · rule %s · %s UTC\nOrigin: %s\nHost: %s\n\n%s\n", a.Title, a.Status, a.Rule, a.Time.UTC().Format("2006-01-02 15:04:05"),
+		a.Origin, a.Host, a.Text)
 	if a.First != "" {
 		fmt.Fprintf(&b, "\nEvents: %s … %s\n", a.First, a.Last)
 	}
@@ -142,7 +144,9 @@ func (n *Notifier) Notify(ctx context.Context, a alert.Alert) error {
 	if err := m.To(n.opt.To...); err != nil {
 		return &sinks.Permanent{Reason: "bad TAILSEAL_SMTP_TO: " + err.Error()}
 	}
-	m.Subject(fmt.Sprintf("[tailseal] %s: %s", a.Status, a.Title))
+	// The origin leads the subject: in a mailbox that many agents write
+	// to, it is what sorts and filters them.
+	m.Subject(fmt.Sprintf("[tailseal %s] %s: %s", a.Origin, a.Status, a.Title))
 	m.SetGenHeader("X-Tailseal-Alert", a.ID)
 	// Delivery is at least once: a mail sent again after a crash keeps its
 	// Message-ID, so mail systems and people can tell it is the same one.

@@ -3,6 +3,14 @@ package email
 import (
 	"context"
 	"errors"
+	"io"
+	"maps"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
+	"net/mail"
+	"net/textproto"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +21,7 @@ import (
 )
 
 func sample() alert.Alert {
-	return alert.Alert{ID: "alert-7", Rule: "error_threshold", Status: alert.Firing, Title: "25 errors in 1m0s (threshold 10)",
+	return alert.Alert{ID: "alert-7", Origin: "web-1", Host: "node-a", Rule: "error_threshold", Status: alert.Firing, Title: "25 errors in 1m0s (threshold 10)",
 		Text: "Rule error_threshold is firing.", Count: 25, Window: "1m0s", First: "2026-02-04T20:30:45Z", Last: "2026-02-04T20:31:40Z",
 		Recent: []string{"TimeoutError for <email:3f9a1c0b2d4e> & <b>bold</b>"}, Time: time.Now()}
 }
@@ -46,13 +54,42 @@ func TestEmail(t *testing.T) {
 			t.Fatalf("messages: %+v", msgs)
 		}
 		d := msgs[0].Data
-		for _, want := range []string{"Subject: [tailseal] firing: 25 errors in 1m0s", "text/plain", "text/html", "X-Tailseal-Alert: alert-7", "&lt;b&gt;bold&lt;/b&gt;"} {
+		for _, want := range []string{"Subject: [tailseal web-1] firing: 25 errors in 1m0s", "text/plain", "text/html", "X-Tailseal-Alert: alert-7", "&lt;b&gt;bold&lt;/b&gt;"} {
 			if !strings.Contains(d, want) {
 				t.Errorf("the mail lacks %q:\n%s", want, d)
 			}
 		}
 		if total, clear := srv.Auths(); total != 1 || clear != 0 {
 			t.Errorf("%d logins, %d in clear", total, clear)
+		}
+	})
+	t.Run("names the origin in the subject, and the origin and the host once each in both parts", func(t *testing.T) {
+		srv := sinkstest.NewSMTP(t, false)
+		a := sample()
+		a.Origin, a.Host = "origin-Qx7", "host-Rv3"
+		if err := notifier(t, srv, "mandatory").Notify(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		msgs := srv.Messages()
+		if len(msgs) != 1 {
+			t.Fatalf("%d mails", len(msgs))
+		}
+		subject, parts := readMail(t, msgs[0].Data)
+		if want := "[tailseal origin-Qx7] firing: 25 errors in 1m0s (threshold 10)"; subject != want {
+			t.Errorf("subject %q, want %q", subject, want)
+		}
+		if len(parts) != 2 {
+			t.Fatalf("parts %v, want text/plain and text/html", slices.Collect(maps.Keys(parts)))
+		}
+		for typ, body := range parts {
+			for _, s := range []string{"origin-Qx7", "host-Rv3"} {
+				if n := strings.Count(body, s); n != 1 {
+					t.Errorf("%s shows %s %d times, want once:\n%s", typ, s, n, body)
+				}
+			}
+		}
+		if text := parts["text/plain"]; !strings.Contains(text, "\nOrigin: origin-Qx7\nHost: host-Rv3\n") {
+			t.Errorf("text/plain lacks the Origin and Host lines:\n%s", text)
 		}
 	})
 	t.Run("implicit TLS", func(t *testing.T) {
@@ -103,4 +140,48 @@ func TestEmail(t *testing.T) {
 			}
 		}
 	})
+}
+
+// readMail decodes a mail as a mail program would: the subject, and each
+// text part by its content type, transfer encoding and CRLF undone.
+func readMail(t *testing.T, data string) (subject string, parts map[string]string) {
+	t.Helper()
+	m, err := mail.ReadMessage(strings.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if subject, err = new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject")); err != nil {
+		t.Fatal(err)
+	}
+	parts = map[string]string{}
+	var walk func(header textproto.MIMEHeader, body io.Reader)
+	walk = func(header textproto.MIMEHeader, body io.Reader) {
+		typ, params, err := mime.ParseMediaType(header.Get("Content-Type"))
+		if err != nil {
+			t.Fatalf("content type %q: %v", header.Get("Content-Type"), err)
+		}
+		if strings.HasPrefix(typ, "multipart/") {
+			r := multipart.NewReader(body, params["boundary"])
+			for {
+				p, err := r.NextRawPart()
+				if err == io.EOF {
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				walk(p.Header, p)
+			}
+		}
+		if strings.EqualFold(header.Get("Content-Transfer-Encoding"), "quoted-printable") {
+			body = quotedprintable.NewReader(body)
+		}
+		b, err := io.ReadAll(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts[typ] = strings.ReplaceAll(string(b), "\r\n", "\n") // lines as shown
+	}
+	walk(textproto.MIMEHeader(m.Header), m.Body)
+	return subject, parts
 }

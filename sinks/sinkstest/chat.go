@@ -157,8 +157,9 @@ func (c *Chat) validate(body []byte) error {
 	var m struct {
 		Text   string `json:"text"`
 		Blocks []struct {
-			Type string `json:"type"`
-			Text struct{ Text string }
+			Type   string `json:"type"`
+			Text   struct{ Text string }
+			Fields []struct{ Text string }
 		} `json:"blocks"`
 	}
 	if err := json.Unmarshal(body, &m); err != nil {
@@ -170,6 +171,14 @@ func (c *Chat) validate(body []byte) error {
 	for _, b := range m.Blocks {
 		if b.Type == "section" && utf8.RuneCountInString(b.Text.Text) > 3000 {
 			return fmt.Errorf("section text %d > 3000", utf8.RuneCountInString(b.Text.Text))
+		}
+		if b.Type == "section" && (b.Text.Text == "" && len(b.Fields) == 0 || len(b.Fields) > 10) {
+			return fmt.Errorf("a section needs text or fields, at most 10 (it has %d)", len(b.Fields))
+		}
+		for _, f := range b.Fields {
+			if n := utf8.RuneCountInString(f.Text); n == 0 || n > 2000 {
+				return fmt.Errorf("section field text %d, want 1..2000", n)
+			}
 		}
 		if b.Type == "header" && utf8.RuneCountInString(b.Text.Text) > 150 {
 			return fmt.Errorf("header %d > 150", utf8.RuneCountInString(b.Text.Text))

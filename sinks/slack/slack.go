@@ -21,6 +21,7 @@ import (
 const (
 	SectionTextMax = 3000 // characters in a section block's text
 	HeaderTextMax  = 150  // characters in a header block's text
+	FieldTextMax   = 2000 // characters in a section field's text
 	Interval       = time.Second
 )
 
@@ -60,10 +61,16 @@ func Message(a alert.Alert) []byte {
 			fmt.Fprintf(&body, "\n• %s", escape(m))
 		}
 	}
+	field := func(name, value string) any {
+		return map[string]any{"type": "mrkdwn", "text": truncate("*"+name+"*\n"+escape(value), FieldTextMax)}
+	}
 	msg := map[string]any{
-		"text": truncate(fmt.Sprintf("%s [%s] %s", icon, a.Status, a.Title), SectionTextMax),
+		// text is what a notification shows (the blocks replace it in
+		// the channel): it names the origin, as an email subject does.
+		"text": truncate(fmt.Sprintf("%s [%s] %s: %s", icon, a.Status, escape(a.Origin), a.Title), SectionTextMax),
 		"blocks": []any{
 			map[string]any{"type": "header", "text": map[string]any{"type": "plain_text", "text": truncate(a.Title, HeaderTextMax)}},
+			map[string]any{"type": "section", "fields": []any{field("Origin", a.Origin), field("Host", a.Host)}},
 			map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": truncate(icon+" *"+a.Status+"* · rule `"+a.Rule+"`\n"+body.String(), SectionTextMax)}},
 			map[string]any{"type": "context", "elements": []any{map[string]any{"type": "mrkdwn", "text": "tailseal · " + a.ID + " · " + a.Time.UTC().Format(time.RFC3339)}}},
 		},

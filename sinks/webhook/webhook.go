@@ -24,6 +24,7 @@ import (
 // Options for one endpoint.
 type Options struct {
 	Name     string // "webhook-1"
+	Origin   string // the store's origin: named in every body and id
 	URL      string
 	Secret   []byte   // the key of whsec_<base64 key>; nil: unsigned
 	Token    string   // Authorization: Bearer, optional
@@ -32,14 +33,15 @@ type Options struct {
 	HTTP     sinks.HTTPOptions
 }
 
-// Sink posts batches to one endpoint. The body is
+// Sink posts batches to one endpoint. The body (Body) is
 //
-//	{"first_seq":N,"last_seq":M,"records":["<stored line>",...]}
+//	{"origin":"<origin>","first_seq":N,"last_seq":M,"records":["<stored line>",...]}
 //
 // with every record as a JSON string holding the stored line byte for
 // byte, so a receiver can check signatures and the hash chain. The
-// webhook-id, msg_<first>_<last>, is the same on every retry and after a
-// restart (the runner resends a cut batch exactly): an idempotency key.
+// webhook-id (ID) is the same on every retry and after a restart (the
+// runner resends a cut batch exactly) and differs between origins: an
+// idempotency key for a receiver that many agents post to.
 type Sink struct {
 	opt   Options
 	http  *sinks.HTTP
@@ -84,12 +86,25 @@ func (s *Sink) Accept(line []byte) bool {
 	return s.types[string(t)]
 }
 
-// ID is the webhook-id of a batch.
-func ID(b sinks.Batch) string { return fmt.Sprintf("msg_%d_%d", b.First, b.Last) }
+// ID is the webhook-id of a batch from a store of origin:
+//
+//	msg_<origin as unpadded base64url>_<first>_<last>
+//
+// (RFC 4648 §5, no "=", so the id uses only A-Z a-z 0-9 - _ and is safe in
+// a header). It is injective: first and last are decimal and hold no "_",
+// so an id splits at its last two "_" into the encoded origin, first and
+// last, and unpadded base64url decodes to the one origin that encodes to
+// it. Two origins never share an id, whatever bytes they hold; an origin
+// that is itself "a_1" is encoded, so it cannot pass for another's seqs.
+func ID(origin string, b sinks.Batch) string {
+	return fmt.Sprintf("msg_%s_%d_%d", base64.RawURLEncoding.EncodeToString([]byte(origin)), b.First, b.Last)
+}
 
-// Body is the JSON body of a batch.
-func Body(b sinks.Batch) []byte {
-	buf := fmt.Appendf(nil, `{"first_seq":%d,"last_seq":%d,"records":[`, b.First, b.Last)
+// Body is the JSON body of a batch from a store of origin.
+func Body(origin string, b sinks.Batch) []byte {
+	buf := append([]byte(nil), `{"origin":`...)
+	buf = record.AppendString(buf, []byte(origin))
+	buf = fmt.Appendf(buf, `,"first_seq":%d,"last_seq":%d,"records":[`, b.First, b.Last)
 	for i, l := range b.Lines {
 		if i > 0 {
 			buf = append(buf, ',')
@@ -140,7 +155,7 @@ func (s *Sink) Deliver(ctx context.Context, b sinks.Batch) error {
 }
 
 func (s *Sink) post(ctx context.Context, b sinks.Batch) error {
-	id, body := ID(b), Body(b)
+	id, body := ID(s.opt.Origin, b), Body(s.opt.Origin, b)
 	resp, err := s.http.Post(ctx, body, func(r *http.Request) {
 		r.Header.Set("webhook-id", id)
 		if s.opt.Secret != nil {

@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +22,7 @@ import (
 	"time"
 
 	"github.com/tailseal/tailseal/sinks"
+	"github.com/tailseal/tailseal/sinks/sinkstest"
 	"github.com/tailseal/tailseal/sinks/webhook"
 )
 
@@ -54,7 +58,7 @@ func (l *logBuffer) count(parts ...string) int {
 func newSink(t *testing.T, url string) (*webhook.Sink, *logBuffer, string) {
 	logs := &logBuffer{}
 	state := t.TempDir()
-	s := webhook.New(webhook.Options{Name: "hook", URL: url, StateDir: state,
+	s := webhook.New(webhook.Options{Name: "hook", Origin: "web-1", URL: url, StateDir: state,
 		HTTP: sinks.HTTPOptions{Timeout: 5 * time.Second, MinWait: time.Millisecond, MaxWait: 20 * time.Millisecond,
 			Log: slog.New(slog.NewJSONHandler(logs, nil))}})
 	return s, logs, state
@@ -94,7 +98,7 @@ func TestRedirectIsNotADelivery(t *testing.T) {
 	if elsewhere.Load() != 0 {
 		t.Errorf("the redirect was followed: %d requests elsewhere", elsewhere.Load())
 	}
-	if !bytes.Equal(got, webhook.Body(b)) {
+	if !bytes.Equal(got, webhook.Body("web-1", b)) {
 		t.Errorf("delivered body %q", got)
 	}
 	if s.Retries().Redirect.Load() != 5 {
@@ -168,7 +172,8 @@ func TestTooLargeSplitsTheBatch(t *testing.T) {
 	if err := s.Deliver(context.Background(), batch(1, 8)); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{"msg_1_2": 2, "msg_3_4": 2, "msg_5_6": 2, "msg_8_8": 1}
+	// d2ViLTE is "web-1", unpadded base64url.
+	want := map[string]int{"msg_d2ViLTE_1_2": 2, "msg_d2ViLTE_3_4": 2, "msg_d2ViLTE_5_6": 2, "msg_d2ViLTE_8_8": 1}
 	if fmt.Sprint(ids) != fmt.Sprint(want) {
 		t.Errorf("delivered %v, want %v", ids, want)
 	}
@@ -178,5 +183,199 @@ func TestTooLargeSplitsTheBatch(t *testing.T) {
 	}
 	if logs.count("dead-letter file", `"first_seq":7`) != 1 || logs.count("413") < 1 {
 		t.Errorf("the log does not say what was dead-lettered:\n%s", logs.b.String())
+	}
+}
+
+// parseID is ID's inverse, written the way a receiver would: split at the
+// last two "_", decode the origin. That it recovers every (origin, first,
+// last) is what makes ID injective: equal ids parse to equal triples.
+func parseID(id string) (origin string, first, last uint64, err error) {
+	rest, ok := strings.CutPrefix(id, "msg_")
+	i := strings.LastIndexByte(rest, '_')
+	j := strings.LastIndexByte(rest[:max(i, 0)], '_')
+	if !ok || i < 0 || j < 0 {
+		return "", 0, 0, fmt.Errorf("id %q: want msg_<origin>_<first>_<last>", id)
+	}
+	o, err := base64.RawURLEncoding.Strict().DecodeString(rest[:j])
+	if err != nil {
+		return "", 0, 0, fmt.Errorf("id %q: origin: %w", id, err)
+	}
+	if first, err = strconv.ParseUint(rest[j+1:i], 10, 64); err != nil {
+		return "", 0, 0, fmt.Errorf("id %q: first: %w", id, err)
+	}
+	if last, err = strconv.ParseUint(rest[i+1:], 10, 64); err != nil {
+		return "", 0, 0, fmt.Errorf("id %q: last: %w", id, err)
+	}
+	return string(o), first, last, nil
+}
+
+var headerSafe = regexp.MustCompile(`^msg_[A-Za-z0-9_-]*_[0-9]+_[0-9]+$`)
+
+// The webhook-id round-trips for origins that a plain join would confuse
+// (underscores, digits, the empty string, bytes that are not UTF-8), is
+// header-safe, and no two of them share an id.
+func TestIDIsInjective(t *testing.T) {
+	origins := []string{"", "_", "__", "a", "a_1", "a_1_2", "a-1", "1", "web-1", "web-1_", "é", "a/b c", "\xff\x00", strings.Repeat("pod-", 63)}
+	batches := []sinks.Batch{{First: 1, Last: 1}, {First: 1, Last: 2}, {First: 12, Last: 3}, {First: 2, Last: 3}, {First: 1, Last: 23}, {First: 123, Last: 4567}}
+	seen := map[string]string{}
+	for _, o := range origins {
+		for _, b := range batches {
+			id := webhook.ID(o, b)
+			what := fmt.Sprintf("origin %q, seqs %d..%d", o, b.First, b.Last)
+			if prev, ok := seen[id]; ok {
+				t.Errorf("%s and %s share the id %s", prev, what, id)
+			}
+			seen[id] = what
+			if !headerSafe.MatchString(id) {
+				t.Errorf("%s: id %q is not msg_ and base64url, digits and _", what, id)
+			}
+			po, pf, pl, err := parseID(id)
+			if err != nil || po != o || pf != b.First || pl != b.Last {
+				t.Errorf("%s: id %s parses to %q %d..%d (%v)", what, id, po, pf, pl, err)
+			}
+		}
+	}
+}
+
+func FuzzIDRoundTrip(f *testing.F) {
+	f.Add("a_1", uint64(2), uint64(3))
+	f.Add("", uint64(0), uint64(0))
+	f.Add("\xff_", uint64(18446744073709551615), uint64(1))
+	f.Fuzz(func(t *testing.T, origin string, first, last uint64) {
+		id := webhook.ID(origin, sinks.Batch{First: first, Last: last})
+		po, pf, pl, err := parseID(id)
+		if err != nil || po != origin || pf != first || pl != last {
+			t.Fatalf("%q %d %d: id %s parses to %q %d %d (%v)", origin, first, last, id, po, pf, pl, err)
+		}
+	})
+}
+
+// agentStore holds n records of one agent, seqs 1..n like every other
+// agent's: only the origin tells their batches apart. The actor names the
+// agent, so the receiver knows the truth without trusting the body.
+func agentStore(agentName string, n int) *sinkstest.Store {
+	st := sinkstest.NewStore()
+	for i := 1; i <= n; i++ {
+		st.Append(fmt.Appendf(nil, `{"seq":%d,"timestamp":"2026-02-04T20:30:45Z","event_type":"x","actor":%q,"lead_id":"","workflow":"","details":{},"source":{"file":"a","id":"x","offset":0,"length":1},"epoch":0,"prev":"","signature":"00"}`,
+			i, agentName))
+	}
+	return st
+}
+
+// fleetReceiver is one endpoint that many agents post to. It fails every
+// third request with a 500, so that batches are retried.
+type fleetReceiver struct {
+	t      *testing.T
+	want   int // records in all
+	mu     sync.Mutex
+	calls  int
+	failed []string            // ids of the requests answered 500
+	bodies map[string][]byte   // id -> body, for requests answered 200
+	got    map[string][]uint64 // agent (from the records) -> seqs delivered
+	n      int
+	done   chan struct{}
+}
+
+func (f *fleetReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	id := r.Header.Get("webhook-id")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.calls++; f.calls%3 == 0 {
+		f.failed = append(f.failed, id)
+		if prev, ok := f.bodies[id]; ok && !bytes.Equal(prev, body) {
+			f.t.Errorf("webhook-id %s came with two bodies:\n%s\n%s", id, prev, body)
+		}
+		http.Error(w, "try later", http.StatusInternalServerError)
+		return
+	}
+	if prev, ok := f.bodies[id]; ok {
+		if !bytes.Equal(prev, body) {
+			f.t.Errorf("webhook-id %s came with two bodies:\n%s\n%s", id, prev, body)
+		}
+		return // a duplicate, deduplicated on the id
+	}
+	f.bodies[id] = body
+	var b struct {
+		Origin  *string  `json:"origin"`
+		First   uint64   `json:"first_seq"`
+		Last    uint64   `json:"last_seq"`
+		Records []string `json:"records"`
+	}
+	if err := json.Unmarshal(body, &b); err != nil || b.Origin == nil {
+		f.t.Errorf("body without an origin (%v): %s", err, body)
+		return
+	}
+	if o, first, last, err := parseID(id); err != nil || o != *b.Origin || first != b.First || last != b.Last {
+		f.t.Errorf("id %s (%q %d..%d, %v) does not match the body's origin %q and seqs %d..%d", id, o, first, last, err, *b.Origin, b.First, b.Last)
+	}
+	for _, l := range b.Records {
+		var rec struct {
+			Seq   uint64 `json:"seq"`
+			Actor string `json:"actor"`
+		}
+		json.Unmarshal([]byte(l), &rec)
+		if rec.Actor != *b.Origin {
+			f.t.Errorf("a record of %s came in a body naming origin %q (id %s)", rec.Actor, *b.Origin, id)
+		}
+		f.got[rec.Actor] = append(f.got[rec.Actor], rec.Seq)
+		if f.n++; f.n == f.want {
+			close(f.done)
+		}
+	}
+}
+
+// Two agents with different origins and the same seqs post to one
+// receiver: every record arrives once, under an id that names its origin
+// and no other agent's batch; every body names its origin; a retried
+// request keeps its id and body.
+func TestTwoOriginsOneReceiver(t *testing.T) {
+	const n = 50
+	agents := []string{"agent-a", "agent-b"}
+	recv := &fleetReceiver{t: t, want: n * len(agents), bodies: map[string][]byte{}, got: map[string][]uint64{}, done: make(chan struct{})}
+	srv := httptest.NewServer(recv)
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for _, a := range agents {
+		state := t.TempDir()
+		s := webhook.New(webhook.Options{Name: "webhook-1", Origin: a, URL: srv.URL, StateDir: state,
+			HTTP: sinks.HTTPOptions{Timeout: 5 * time.Second, MinWait: time.Millisecond, MaxWait: 20 * time.Millisecond}})
+		r, err := sinks.NewRunner(s, state, sinks.Limits{Count: 7, Bytes: 1 << 20, Age: time.Millisecond}, 1, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := agentStore(a, n)
+		wg.Go(func() { r.Run(ctx, st) })
+	}
+	select {
+	case <-recv.done:
+	case <-time.After(20 * time.Second): // a guard against a hang
+		recv.mu.Lock()
+		defer recv.mu.Unlock()
+		t.Fatalf("%d of %d records arrived: %v", recv.n, recv.want, recv.got)
+	}
+	cancel()
+	wg.Wait()
+	recv.mu.Lock()
+	defer recv.mu.Unlock()
+	for _, a := range agents {
+		var want []uint64
+		for i := uint64(1); i <= n; i++ {
+			want = append(want, i)
+		}
+		if fmt.Sprint(recv.got[a]) != fmt.Sprint(want) {
+			t.Errorf("%s: seqs %v arrived, want 1..%d once each, in order", a, recv.got[a], n)
+		}
+	}
+	if len(recv.failed) == 0 {
+		t.Fatal("no request failed: retries were not tried")
+	}
+	for _, id := range recv.failed {
+		if _, ok := recv.bodies[id]; !ok {
+			t.Errorf("the failed request %s was not retried under the same id", id)
+		}
 	}
 }
