@@ -13,6 +13,7 @@ import (
 
 // Stats summarizes the matching records.
 type Stats struct {
+	Origin     string         `json:"origin,omitempty"` // of the store; set by the caller
 	Events     int            `json:"events"`
 	ByType     map[string]int `json:"by_type"`
 	ByWorkflow map[string]int `json:"by_workflow"`

@@ -127,10 +127,10 @@ var indexTmpl = sync.OnceValue(func() *template.Template { return template.Must(
 const indexHTML = `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
-<title>tailseal reports</title>
+<title>tailseal reports{{with .Origin}} · {{.}}{{end}}</title>
 <style>body{margin:0;font:15px/1.45 system-ui,sans-serif;color:#1d232b;background:#f6f7f9}main{max-width:800px;margin:0 auto;padding:24px 20px}
 table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:6px 10px;border-bottom:1px solid #dfe3e8}td.n{text-align:right}a{color:#2457c5}</style>
-</head><body><main><h1>tailseal reports</h1><p>{{.Integrity.Summary}}</p>
+</head><body><main><h1>tailseal reports{{with .Origin}} · {{.}}{{end}}</h1><p>{{.Integrity.Summary}}</p>
 <table><tr><th>Period</th><th>Events</th><th>Errors</th></tr>
 {{range .Pages}}<tr><td><a href="{{.Name}}">{{.Title}}</a></td><td class="n">{{.Stats.Events}}</td><td class="n">{{.Stats.Errors}}</td></tr>
 {{end}}</table></main></body></html>
@@ -159,10 +159,15 @@ func WriteAll(dir string, pages []*Page, integrity Integrity) error {
 		}
 	}
 	var buf bytes.Buffer
+	origin := ""
+	if len(pages) > 0 {
+		origin = pages[0].Origin
+	}
 	err := indexTmpl().Execute(&buf, struct {
 		Pages     []*Page
 		Integrity Integrity
-	}{pages, integrity})
+		Origin    string
+	}{pages, integrity, origin})
 	if err != nil {
 		return err
 	}

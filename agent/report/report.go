@@ -21,6 +21,7 @@ type Options struct {
 	Latest    int // events listed per page; 20 by default
 	Integrity Integrity
 	Now       time.Time
+	Origin    string // of the store, in every page's title ("" unknown)
 }
 
 // Integrity is the verify status of the store, shown on every page.
@@ -43,6 +44,7 @@ type Page struct {
 	Latest      []record.Record // newest first
 	Integrity   Integrity
 	Generated   time.Time
+	Origin      string
 }
 
 // ErrorGroup is the errors of one type in a period.
@@ -150,7 +152,7 @@ func Build(ctx context.Context, s *query.Store, opt Options) ([]*Page, []query.P
 		if opt.Weekly {
 			end = start.AddDate(0, 0, 7)
 		}
-		p := &Page{Start: start, End: end, Weekly: opt.Weekly, Stats: a.stats, Buckets: a.buckets, BucketWidth: width,
+		p := &Page{Origin: opt.Origin, Start: start, End: end, Weekly: opt.Weekly, Stats: a.stats, Buckets: a.buckets, BucketWidth: width,
 			Integrity: opt.Integrity, Generated: opt.Now}
 		for _, g := range a.errs {
 			sort.Slice(g.Recent, func(i, j int) bool { return g.Recent[i].Seq > g.Recent[j].Seq })

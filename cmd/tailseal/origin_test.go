@@ -7,10 +7,15 @@ import (
 	"encoding/json"
 	"io"
 	"io/fs"
+	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -229,4 +234,69 @@ func TestOriginIsFixedAtCreation(t *testing.T) {
 	if o, err := agent.StoreOrigin(e2.dataDir); err != nil || o != host {
 		t.Errorf("default origin %q, %v; want the host name %q", o, err, host)
 	}
+}
+
+// Two agents with their own origins post to one receiver, which keys what
+// it takes by webhook-id, as the README recommends: every record of both
+// arrives, no id of one agent is ever an id of the other, and each body
+// names its origin.
+func TestTwoAgentsOneReceiver(t *testing.T) {
+	var mu sync.Mutex
+	byID := map[string]string{}           // webhook-id -> origin of its body
+	got := map[string]map[uint64]string{} // origin -> seq -> line
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var batch struct {
+			Origin  string   `json:"origin"`
+			Records []string `json:"records"`
+		}
+		if err := json.NewDecoder(req.Body).Decode(&batch); err != nil {
+			return
+		}
+		id := req.Header.Get("webhook-id")
+		mu.Lock()
+		defer mu.Unlock()
+		if o, ok := byID[id]; ok && o != batch.Origin {
+			t.Errorf("webhook-id %s came from %q and from %q", id, o, batch.Origin)
+		}
+		byID[id] = batch.Origin
+		if got[batch.Origin] == nil {
+			got[batch.Origin] = map[uint64]string{}
+		}
+		for _, l := range batch.Records {
+			seq, _ := record.Seq([]byte(l))
+			got[batch.Origin][seq] = l
+		}
+	}))
+	defer srv.Close()
+	envs := map[string]*env{}
+	procs := map[string]*proc{}
+	for _, origin := range []string{"checkout-0", "checkout-1"} {
+		e := newEnv(t, "TAILSEAL_ORIGIN="+origin, "TAILSEAL_WEBHOOK_URLS="+srv.URL, "TAILSEAL_WEBHOOK_BATCH=25", "TAILSEAL_WEBHOOK_BATCH_AGE=10ms")
+		envs[origin], procs[origin] = e, e.start()
+		w := newWriter(t, e.source)
+		w.write(300)
+		e.waitStored(w.next)
+	}
+	for origin, e := range envs {
+		waitFor(t, "every record of "+origin+" at the receiver", 30*time.Second, func() bool {
+			s := readStore(t, e.dataDir)
+			mu.Lock()
+			defer mu.Unlock()
+			for i, m := range s.meta {
+				if got[origin][m.Seq] != string(s.line[i]) {
+					return false
+				}
+			}
+			return true
+		})
+		if _, err := procs[origin].stop(t); err != nil {
+			t.Error(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 {
+		t.Errorf("bodies named origins %v, want the two agents'", slices.Collect(maps.Keys(got)))
+	}
+	t.Logf("%d distinct webhook-ids over 2 agents", len(byID))
 }

@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tailseal/tailseal/agent"
 	"github.com/tailseal/tailseal/agent/query"
 	"github.com/tailseal/tailseal/signer/record"
 )
@@ -102,11 +103,12 @@ and last event, events per day, and the personal data values the agent
 replaced, by kind. Seals and checkpoints are not counted.
 `)
 	rf.register(fs)
-	_, s, f, err := setup("stats", fs, args, &rf)
+	cfg, s, f, err := setup("stats", fs, args, &rf)
 	if err != nil {
 		return err
 	}
 	st, problems := s.Stats(ctx, f)
+	st.Origin, _ = agent.StoreOrigin(cfg.DataDir) // stats without it still count
 	if err := interrupted(ctx, "stats"); err != nil {
 		return err
 	}
@@ -121,6 +123,9 @@ replaced, by kind. Seals and checkpoints are not counted.
 func printStats(st *query.Stats) {
 	out := bufio.NewWriter(os.Stdout)
 	defer out.Flush()
+	if st.Origin != "" {
+		fmt.Fprintf(out, "Origin           %s\n", st.Origin)
+	}
 	fmt.Fprintf(out, "Events           %d\n", st.Events)
 	fmt.Fprintf(out, "Errors           %d\n", st.Errors)
 	fmt.Fprintf(out, "Malformed lines  %d\n", st.Malformed)

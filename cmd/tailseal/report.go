@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/tailseal/tailseal/agent"
 	"github.com/tailseal/tailseal/agent/config"
 	"github.com/tailseal/tailseal/agent/report"
 )
@@ -42,7 +43,9 @@ and print.
 	if err := interrupted(ctx, "report"); err != nil {
 		return err
 	}
-	pages, problems := report.Build(ctx, s, report.Options{Weekly: *period == "weekly", Filter: f, Latest: *latest, Integrity: integrity, Now: time.Now()})
+	origin, _ := agent.StoreOrigin(cfg.DataDir) // a title without it is still a report
+	pages, problems := report.Build(ctx, s, report.Options{Weekly: *period == "weekly", Filter: f, Latest: *latest, Integrity: integrity, Now: time.Now(),
+		Origin: origin})
 	if err := interrupted(ctx, "report"); err != nil {
 		return err // no page written: a page from half a scan would mislead
 	}
