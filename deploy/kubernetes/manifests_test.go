@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tailseal/tailseal/agent/httpapi"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -136,15 +137,15 @@ func TestOverlays(t *testing.T) {
 				t.Errorf("TAILSEAL_DRAIN_TIMEOUT: %v; set it, so that the grace period can be checked against it", err)
 			}
 			if g := spec.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second <= drain {
-				t.Errorf("terminationGracePeriodSeconds %v: not above TAILSEAL_DRAIN_TIMEOUT %v", g, drain)
+				t.Errorf("terminationGracePeriodSeconds %s: not above TAILSEAL_DRAIN_TIMEOUT %v", grace(g), drain)
 			}
 
 			switch {
 			case ov.store == onClaim:
 				// One claim, one store, one writer at a time.
-				if w.replicas != 1 || w.deployment == nil || w.deployment.Spec.Strategy.Type != "Recreate" {
-					t.Errorf("%d replicas, strategy %+v: one store on one claim wants 1 replica and Recreate",
-						w.replicas, w.deployment.Spec.Strategy)
+				if w.replicas != 1 || w.deployment == nil || w.deployment.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+					t.Errorf("%s with %d replicas: one store on one claim wants a Deployment of 1 replica with strategy Recreate",
+						w.kind, w.replicas)
 				}
 			case w.replicas < 2:
 				t.Errorf("%d replicas: the overlay is the example of several pods", w.replicas)
@@ -200,6 +201,14 @@ func TestStatefulSetPodsGetDistinctOrigins(t *testing.T) {
 	if len(origins) < 2 || len(origins) != int(w.replicas) {
 		t.Errorf("%d replicas, %d distinct origins %v", w.replicas, len(origins), origins)
 	}
+}
+
+// grace prints a terminationGracePeriodSeconds.
+func grace(g *int64) string {
+	if g == nil {
+		return "unset"
+	}
+	return fmt.Sprint(*g)
 }
 
 func theWorkload(t *testing.T, b built, kind string) workload {
