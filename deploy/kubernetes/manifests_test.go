@@ -31,9 +31,9 @@ import (
 type storeKind int
 
 const (
-	onClaim      storeKind = iota // a PersistentVolumeClaim of the overlay
-	perPodClaim                   // a claim per pod, from volumeClaimTemplates
-	onEmptyDir                    // an emptyDir, gone with the pod
+	onClaim     storeKind = iota // a PersistentVolumeClaim of the overlay
+	perPodClaim                  // a claim per pod, from volumeClaimTemplates
+	onEmptyDir                   // an emptyDir, gone with the pod
 )
 
 // overlays are the ways to run tailseal that the README names. An overlay
