@@ -36,7 +36,7 @@ func TestAgentConfigFromTheSecret(t *testing.T) {
 			if err == nil {
 				t.Fatal("the agent starts on the placeholder keys of secret.yaml")
 			}
-			for _, v := range []string{"TAILSEAL_CHECKPOINT_KEY", "TAILSEAL_PII_KEY"} {
+			for _, v := range []string{"TAILSEAL_VERIFY_RECIPIENT", "TAILSEAL_CHECKPOINT_KEY", "TAILSEAL_PII_KEY"} {
 				if !strings.Contains(err.Error(), v) {
 					t.Errorf("the placeholder for %s passes: %v", v, err)
 				}
