@@ -97,7 +97,7 @@ func newestCheckpointLine(path string) (record.CheckpointLine, bool, error) {
 // store that lost records aside (name.lost-<unix time>), for a new store.
 func moveLostStore(dataDir string, now time.Time) ([]string, error) {
 	suffix := ".lost-" + strconv.FormatInt(now.Unix(), 10)
-	paths := []string{filepath.Join(dataDir, StoreDir), filepath.Join(dataDir, CheckpointsFile)}
+	paths := []string{filepath.Join(dataDir, StoreDir), filepath.Join(dataDir, CheckpointsFile), filepath.Join(dataDir, GenesisFile)}
 	cursors, _ := filepath.Glob(filepath.Join(dataDir, StateDir, "sink-*.json"))
 	var moved []string
 	for _, p := range append(paths, cursors...) {
