@@ -1,0 +1,100 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"testing"
+
+	"github.com/tailseal/tailseal/signer"
+)
+
+// genesisStore builds a store that starts with a genesis record naming
+// origin, then n events, signed with the real chain code.
+func genesisStore(origin string, n int) []byte {
+	c := signer.NewChain(signer.NewStaticKey(k0), 0, [sha256.Size]byte{})
+	buf := c.Begin(nil)
+	buf = append(buf, `"timestamp":"2026-01-01T00:00:00Z","event_type":"genesis","actor":"tailseal","lead_id":"","workflow":"","details":{"origin":"`+origin+`","epoch_seconds":0}`...)
+	buf = c.Finish(buf)
+	for range n {
+		buf = c.Begin(buf)
+		buf = append(buf, `"timestamp":"2026-01-01T00:00:00Z","event_type":"e","actor":"","lead_id":"","workflow":"","details":{"i":1}`...)
+		buf = c.Finish(buf)
+	}
+	return buf
+}
+
+func kinds(sum *Summary) []string {
+	var out []string
+	for _, f := range sum.Findings {
+		out = append(out, f.Segment+": "+f.Kind)
+	}
+	return out
+}
+
+func TestGenesis(t *testing.T) {
+	data := genesisStore("web-0", 5)
+	first, _, _ := bytes.Cut(data, []byte("\n"))
+	other, _, _ := bytes.Cut(genesisStore("web-1", 0), []byte("\n"))
+	// The rest of the store, as retention leaves it.
+	rest := data[len(first)+1:]
+	noteFor := func(origin string) []byte {
+		return []byte(fmt.Sprintf(`{"size":1,"note":"%s\n1\nAAAA\n\n— x sig\n"}`+"\n", origin))
+	}
+	for _, tc := range []struct {
+		name        string
+		src         *memStore
+		copyOf      []byte
+		want        string // findings, in order
+		wantOrigin  string
+		wantGenesis bool
+	}{
+		{name: "intact", src: oneSegment(data), copyOf: first, want: "[]", wantOrigin: "web-0", wantGenesis: true},
+		{name: "no copy", src: oneSegment(data), want: "[]", wantOrigin: "web-0", wantGenesis: true},
+		{name: "copy edited", src: oneSegment(data), copyOf: other, want: "[genesis.json: edited]", wantOrigin: "web-0", wantGenesis: true},
+		{name: "seq 1 deleted by retention, the copy names the store", src: func() *memStore {
+			m := &memStore{data: map[string][]byte{}}
+			m.add(2, rest)
+			return m
+		}(), copyOf: first, want: "[0000000000000002.jsonl: deleted]", wantOrigin: "web-0", wantGenesis: true},
+		{name: "a forged copy does not verify under K0", src: func() *memStore {
+			m := &memStore{data: map[string][]byte{}}
+			m.add(2, rest)
+			return m
+		}(), copyOf: bytes.Replace(first, []byte("web-0"), []byte("web-9"), 1), want: "[0000000000000002.jsonl: deleted genesis.json: bad signature]"},
+		{name: "checkpoint of another origin", src: func() *memStore {
+			m := oneSegment(data)
+			m.checkpoints = noteFor("web-1")
+			return m
+		}(), want: "[checkpoints.jsonl: bad checkpoint]", wantOrigin: "web-0", wantGenesis: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sum, err := Run(context.Background(), Options{Source: tc.src, K0: k0, Genesis: tc.copyOf})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fmt.Sprint(kinds(sum)); got != tc.want {
+				t.Errorf("findings %s, want %s: %v", got, tc.want, sum.Findings)
+			}
+			if sum.Origin != tc.wantOrigin || (sum.Genesis != "") != tc.wantGenesis {
+				t.Errorf("origin %q genesis %q", sum.Origin, sum.Genesis)
+			}
+		})
+	}
+}
+
+// A genesis record anywhere but seq 1 is an insertion.
+func TestGenesisAfterSeq1(t *testing.T) {
+	c := signer.NewChain(signer.NewStaticKey(k0), 0, [sha256.Size]byte{})
+	var buf []byte
+	for i, typ := range []string{"e", "genesis"} {
+		buf = c.Begin(buf)
+		buf = append(buf, fmt.Sprintf(`"timestamp":"2026-01-01T00:00:0%dZ","event_type":"%s","actor":"","lead_id":"","workflow":"","details":{"origin":"x"}`, i, typ)...)
+		buf = c.Finish(buf)
+	}
+	sum, err := Run(context.Background(), Options{Source: oneSegment(buf), K0: k0})
+	if err != nil || len(sum.Findings) != 1 || sum.Findings[0].Kind != Inserted || sum.Findings[0].Seq != 2 {
+		t.Fatalf("%v %+v", err, sum)
+	}
+}
