@@ -27,3 +27,27 @@ func TestHeadWithoutSource(t *testing.T) {
 		t.Fatal("a seal parsed as a genesis")
 	}
 }
+
+func TestOriginToken(t *testing.T) {
+	for origin, want := range map[string]string{
+		"web-0":             "web-0",
+		"web-0.example":     "web-0%2Eexample",
+		"example.com/app_1": "example%2Ecom%2Fapp_1",
+		"50%":               "50%25",
+		"café":              "caf%C3%A9",
+		"a>b*c":             "a%3Eb%2Ac",
+	} {
+		tok := OriginToken(origin)
+		if tok != want {
+			t.Errorf("OriginToken(%q) = %q, want %q", origin, tok, want)
+		}
+		if back, err := ParseOriginToken(tok); err != nil || back != origin {
+			t.Errorf("ParseOriginToken(%q) = %q, %v", tok, back, err)
+		}
+	}
+	for _, bad := range []string{"", "a.b", "a%2", "a%2e", "%41", "a b"} {
+		if o, err := ParseOriginToken(bad); err == nil {
+			t.Errorf("ParseOriginToken(%q) = %q, want an error", bad, o)
+		}
+	}
+}
