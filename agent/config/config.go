@@ -86,6 +86,20 @@ type Config struct {
 	HTTPTimeout       time.Duration `envconfig:"HTTP_TIMEOUT" default:"10s"`
 	RetryMaxWait      time.Duration `envconfig:"RETRY_MAX_WAIT" default:"5m"`
 
+	// NATS JetStream, on when NATSURL is set: every stored record is
+	// published, exactly once per origin, into the stream NATSStream
+	// (created when missing with these settings). One of the credentials
+	// file, the NKey seed file or the token authenticates; NATSCAFile
+	// trusts a private CA for tls:// servers.
+	NATSURL             []string      `envconfig:"NATS_URL"`
+	NATSCredsFile       string        `envconfig:"NATS_CREDS_FILE"`
+	NATSNKeyFile        string        `envconfig:"NATS_NKEY_FILE"`
+	NATSToken           string        `envconfig:"NATS_TOKEN"`
+	NATSCAFile          string        `envconfig:"NATS_CA_FILE"`
+	NATSStream          string        `envconfig:"NATS_STREAM" default:"TAILSEAL"`
+	NATSReplicas        int           `envconfig:"NATS_REPLICAS" default:"1"`
+	NATSDuplicateWindow time.Duration `envconfig:"NATS_DUPLICATE_WINDOW" default:"2m"`
+
 	SlackWebhook   string   `envconfig:"SLACK_WEBHOOK"`
 	DiscordWebhook string   `envconfig:"DISCORD_WEBHOOK"`
 	SMTPAddr       string   `envconfig:"SMTP_ADDR"`
@@ -126,6 +140,7 @@ var secrets = []struct {
 	{"SLACK_WEBHOOK", func(c *Config) *string { return &c.SlackWebhook }},
 	{"DISCORD_WEBHOOK", func(c *Config) *string { return &c.DiscordWebhook }},
 	{"SMTP_PASSWORD", func(c *Config) *string { return &c.SMTPPassword }},
+	{"NATS_TOKEN", func(c *Config) *string { return &c.NATSToken }},
 }
 
 // WebhookURLsFile: the comma-separated URLs can carry tokens, so they can

@@ -138,6 +138,7 @@ func (c *Config) Validate() error {
 	}
 
 	c.validateSinks(&p)
+	c.validateNATS(&p)
 	p.ints("TAILSEAL_ALERT_THRESHOLD", c.AlertThreshold, 1, math.MaxInt)
 	p.atLeast("TAILSEAL_ALERT_WINDOW", c.AlertWindow, time.Second, "")
 	if c.AlertCooldown < 0 {
@@ -281,6 +282,65 @@ func (c *Config) validateSinks(p *problems) {
 			p.add("TAILSEAL_SMTP_TO: entry %d (%q) is not an email address", i+1, to)
 		}
 	}
+}
+
+// MaxNATSReplicas is JetStream's largest replica count.
+const MaxNATSReplicas = 5
+
+// validateNATS checks the JetStream sink. The token is a secret and a
+// URL could carry one: the messages repeat neither.
+func (c *Config) validateNATS(p *problems) {
+	for i, u := range c.NATSURL {
+		if err := checkNATSURL(u); err != nil {
+			p.add("TAILSEAL_NATS_URL: entry %d %w", i+1, err)
+		}
+	}
+	auth := []string{}
+	for _, a := range []struct{ name, value string }{
+		{"TAILSEAL_NATS_CREDS_FILE", c.NATSCredsFile}, {"TAILSEAL_NATS_NKEY_FILE", c.NATSNKeyFile}, {"TAILSEAL_NATS_TOKEN", c.NATSToken},
+	} {
+		if a.value != "" {
+			auth = append(auth, a.name)
+		}
+	}
+	if len(auth) > 1 {
+		p.add("%s: set one way to authenticate to NATS, not %d", strings.Join(auth, ", "), len(auth))
+	}
+	if len(c.NATSURL) == 0 {
+		if c.NATSCAFile != "" {
+			auth = append(auth, "TAILSEAL_NATS_CA_FILE")
+		}
+		for _, name := range auth {
+			p.add("%s is set but TAILSEAL_NATS_URL is not: set the servers to turn the JetStream sink on, or unset it", name)
+		}
+	}
+	if n := c.NATSStream; n == "" || len(n) > 255 || strings.ContainsFunc(n, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune(".*>/\\", r)
+	}) {
+		p.add("TAILSEAL_NATS_STREAM must be a JetStream stream name: 1 to 255 bytes without spaces, '.', '*', '>', '/' or '\\' (default TAILSEAL)")
+	}
+	p.ints("TAILSEAL_NATS_REPLICAS", c.NATSReplicas, 1, MaxNATSReplicas)
+	p.atLeast("TAILSEAL_NATS_DUPLICATE_WINDOW", c.NATSDuplicateWindow, 100*time.Millisecond, " (default 2m)")
+}
+
+// checkNATSURL says what is wrong with one server of TAILSEAL_NATS_URL:
+// nats://, tls://, ws:// or wss:// (or a bare host:port) with a host and
+// no user information, which would reach logs and errors.
+func checkNATSURL(raw string) error {
+	raw = strings.TrimSpace(raw)
+	if !strings.Contains(raw, "://") {
+		raw = "nats://" + raw
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Hostname() == "":
+		return errors.New("is not a NATS server URL (nats://host:4222, tls://host:4222 or host:port)")
+	case u.Scheme != "nats" && u.Scheme != "tls" && u.Scheme != "ws" && u.Scheme != "wss":
+		return errors.New("must use nats://, tls://, ws:// or wss://")
+	case u.User != nil:
+		return errors.New("carries credentials: give them in TAILSEAL_NATS_CREDS_FILE, TAILSEAL_NATS_NKEY_FILE or TAILSEAL_NATS_TOKEN(_FILE) instead, so that they never reach a log")
+	}
+	return nil
 }
 
 func httpURL(raw string) bool {
