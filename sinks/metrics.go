@@ -36,7 +36,7 @@ func (r *Runner) Collectors(durable func() uint64) []prometheus.Collector {
 	if _, ok := r.sink.(Resumer); ok {
 		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "tailseal_sink_resumes_total",
-			Help:        "Deliveries a sink's receiver refused because it held other records than expected (JetStream: wrong last sequence or duplicate), after which the sink resumed from what the receiver holds.",
+			Help:        "Deliveries refused because the receiver held other records than expected, or seemed changed (JetStream: wrong last sequence, duplicate, no stream answering), after which the sink read again what the receiver holds.",
 			ConstLabels: sink,
 		}, func() float64 { return float64(r.Stats.Resumes.Load()) }))
 	}
