@@ -91,7 +91,7 @@ type Config struct {
 	// (created when missing with these settings). One of the credentials
 	// file, the NKey seed file or the token authenticates; NATSCAFile
 	// trusts a private CA for tls:// servers.
-	NATSURL             []string      `envconfig:"NATS_URL"`
+	NATSURL             string        `envconfig:"NATS_URL"` // comma-separated, as nats.Connect takes them
 	NATSCredsFile       string        `envconfig:"NATS_CREDS_FILE"`
 	NATSNKeyFile        string        `envconfig:"NATS_NKEY_FILE"`
 	NATSToken           string        `envconfig:"NATS_TOKEN"`
@@ -220,6 +220,18 @@ func typeName(t string) string {
 		return "number"
 	}
 	return t
+}
+
+// NATSServers are the servers of TAILSEAL_NATS_URL, one per entry; none
+// when the sink is off.
+func (c *Config) NATSServers() []string {
+	var urls []string
+	for _, u := range strings.Split(c.NATSURL, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			urls = append(urls, u)
+		}
+	}
+	return urls
 }
 
 // SegmentMaxBytes is the size at which the active segment is rotated.

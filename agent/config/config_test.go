@@ -112,6 +112,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 
 		{env: []string{"TAILSEAL_NATS_URL=nats://127.0.0.1:4222,http://nats.example.com"}, want: "TAILSEAL_NATS_URL: entry 2 must use nats://, tls://, ws:// or wss://"},
 		{env: []string{"TAILSEAL_NATS_URL=nats://"}, want: "TAILSEAL_NATS_URL: entry 1 is not a NATS server URL"},
+		{env: []string{"TAILSEAL_NATS_URL=nats://a.example.com:4222,"}, want: "TAILSEAL_NATS_URL: entry 2 is empty"},
 		{env: []string{"TAILSEAL_NATS_URL=nats://tailseal:sEcReT@nats.example.com:4222"},
 			want: "TAILSEAL_NATS_URL: entry 1 carries credentials: give them in TAILSEAL_NATS_CREDS_FILE", secret: "sEcReT"},
 		{env: []string{"TAILSEAL_NATS_URL=nats.example.com", "TAILSEAL_NATS_TOKEN=sEcReT", "TAILSEAL_NATS_CREDS_FILE=/etc/tailseal/nats.creds"},
@@ -282,5 +283,20 @@ func TestPIIMode(t *testing.T) {
 		if got := (&Config{PIIMode: name}).PII(); got != want {
 			t.Errorf("PII() for %q = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// TAILSEAL_NATS_URL is split into servers, trimmed; unset is none.
+func TestNATSServers(t *testing.T) {
+	setenv(t, "TAILSEAL_NATS_URL=nats://a.example.com:4222, tls://b.example.com:4222")
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.NATSServers(); len(got) != 2 || got[0] != "nats://a.example.com:4222" || got[1] != "tls://b.example.com:4222" {
+		t.Errorf("servers %q", got)
+	}
+	if got := (&Config{}).NATSServers(); got != nil {
+		t.Errorf("servers of an unset variable: %q", got)
 	}
 }

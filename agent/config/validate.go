@@ -290,7 +290,10 @@ const MaxNATSReplicas = 5
 // validateNATS checks the JetStream sink. The token is a secret and a
 // URL could carry one: the messages repeat neither.
 func (c *Config) validateNATS(p *problems) {
-	for i, u := range c.NATSURL {
+	for i, u := range strings.Split(c.NATSURL, ",") {
+		if c.NATSURL == "" {
+			break
+		}
 		if err := checkNATSURL(u); err != nil {
 			p.add("TAILSEAL_NATS_URL: entry %d %w", i+1, err)
 		}
@@ -306,7 +309,7 @@ func (c *Config) validateNATS(p *problems) {
 	if len(auth) > 1 {
 		p.add("%s: set one way to authenticate to NATS, not %d", strings.Join(auth, ", "), len(auth))
 	}
-	if len(c.NATSURL) == 0 {
+	if c.NATSURL == "" {
 		if c.NATSCAFile != "" {
 			auth = append(auth, "TAILSEAL_NATS_CA_FILE")
 		}
@@ -327,7 +330,9 @@ func (c *Config) validateNATS(p *problems) {
 // nats://, tls://, ws:// or wss:// (or a bare host:port) with a host and
 // no user information, which would reach logs and errors.
 func checkNATSURL(raw string) error {
-	raw = strings.TrimSpace(raw)
+	if raw = strings.TrimSpace(raw); raw == "" {
+		return errors.New("is empty")
+	}
 	if !strings.Contains(raw, "://") {
 		raw = "nats://" + raw
 	}
