@@ -80,6 +80,7 @@ Stops cleanly on SIGTERM or SIGINT. All settings are environment variables.
 	err = a.Run(ctx)
 	stopSinks()
 	waitSinks()
+	err = errors.Join(err, a.Close())
 	sdNotify("STOPPING=1")
 	if err != nil {
 		log.Error("stopped with an error", "error", err)
