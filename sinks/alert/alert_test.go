@@ -231,8 +231,9 @@ func TestFinish(t *testing.T) {
 		}
 
 		up := &recorder{name: "slack"}
-		e, err := New(Options{Threshold: 3, Window: time.Minute, Cooldown: time.Hour, StateDir: t.TempDir(),
-			Now: r.clk.now, Log: slog.New(slog.DiscardHandler)}, []Notifier{up, refusing{"discord"}})
+		opt := r.opt // the rig's, with a state of its own
+		opt.StateDir = t.TempDir()
+		e, err := New(opt, []Notifier{up, refusing{"discord"}})
 		if err != nil {
 			t.Fatal(err)
 		}
