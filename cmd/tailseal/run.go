@@ -77,11 +77,13 @@ Stops cleanly on SIGTERM or SIGINT. All settings are environment variables.
 	ready.Store(a)
 	go notifyReady(ctx, a, log)
 	log.Info("started", "origin", a.Origin(), "version", version, "source", cfg.Source, "data_dir", cfg.DataDir)
-	sctx, stopSinks := context.WithCancel(ctx)
-	waitSinks := set.run(sctx, st)
+	delivering := set.run(st)
+	// A stop: the agent stores everything the application wrote and
+	// closes the store; then the sinks get TAILSEAL_DRAIN_TIMEOUT to
+	// deliver it, and only then is the data dir (their cursors) let go.
 	err = a.Run(ctx)
-	stopSinks()
-	waitSinks()
+	delivering.stop(a.Store().Durable(), cfg.DrainTimeout)
+	err = errors.Join(err, a.Close())
 	sdNotify("STOPPING=1")
 	if err != nil {
 		log.Error("stopped with an error", "error", err)
