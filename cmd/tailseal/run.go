@@ -84,7 +84,6 @@ Stops cleanly on SIGTERM or SIGINT. All settings are environment variables.
 	err = a.Run(ctx)
 	delivering.stop(a.Store().Durable(), cfg.DrainTimeout)
 	err = errors.Join(err, a.Close())
-	sdNotify("STOPPING=1")
 	if err != nil {
 		log.Error("stopped with an error", "error", err)
 		return err
@@ -114,7 +113,8 @@ func listen(addr string, reg *prometheus.Registry, ready *atomic.Pointer[agent.A
 	return srv.Shutdown, nil
 }
 
-// notifyReady tells systemd when the agent has recovered.
+// notifyReady tells systemd when the agent has recovered, and when a stop
+// begins (storing the backlog and the drain can take a while).
 func notifyReady(ctx context.Context, a *agent.Agent, log *slog.Logger) {
 	select {
 	case <-a.Ready():
@@ -124,6 +124,8 @@ func notifyReady(ctx context.Context, a *agent.Agent, log *slog.Logger) {
 		}
 	case <-ctx.Done():
 	}
+	<-ctx.Done()
+	sdNotify("STOPPING=1")
 }
 
 // assemble builds the agent and the sinks. The sinks are built after the
