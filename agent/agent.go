@@ -66,7 +66,7 @@ type Agent struct {
 	lastCheckpoint uint64   // seq covered by (or of) the last checkpoint
 	activeSeg      string
 	closed         bool
-	lock           *lock.Lock     // of the data dir, held from New to the end of Run
+	lock           *lock.Lock     // of the data dir, held from New to Close
 	requests       chan recordReq // records the store's background work asks for
 	running        atomic.Bool    // the ingest loop serves requests
 	paused         atomic.Bool    // a store write fails and is being retried
@@ -305,14 +305,26 @@ func (a *Agent) Healthy() bool {
 // run stopped (including a file rotated while it was down).
 func (a *Agent) Ready() <-chan struct{} { return a.tail.Resumed() }
 
-// Run ingests until ctx is done, then stores everything already read,
-// fsyncs and returns nil. It returns an error only when it cannot go on.
+// Run ingests until ctx is done, then stores every complete line the
+// application wrote before (the tailer reads on to the end of the source,
+// see tailer.Stop), signs a checkpoint and the stop record, fsyncs,
+// closes the store and returns nil. It returns an error only when it
+// cannot go on. The data directory stays locked until Close, so that the
+// store's readers can deliver what it holds first.
 func (a *Agent) Run(ctx context.Context) error {
+	// The tailer's own context ends only when ingestion cannot go on; a
+	// stop asks it to read to the end first.
 	tctx, stopTail := context.WithCancel(context.Background())
 	defer stopTail()
 	tailErr := make(chan error, 1)
 	go func() { tailErr <- a.tail.Run(tctx) }()
-	go func() { <-ctx.Done(); stopTail() }()
+	go func() {
+		select {
+		case <-ctx.Done():
+			a.tail.Stop()
+		case <-tctx.Done():
+		}
+	}()
 	ready := make(chan built, 1)
 	go a.build(ready)
 
@@ -538,6 +550,7 @@ func (a *Agent) retry(ctx context.Context, what string, op func() error, done fu
 	}
 }
 
+// close closes the store.
 func (a *Agent) close() error {
 	if a.closed {
 		return nil
@@ -545,5 +558,17 @@ func (a *Agent) close() error {
 	a.closed = true
 	err := a.store.Close()
 	a.log.Info("stopped", "durable_seq", a.store.Durable())
-	return errors.Join(err, a.lock.Release())
+	return err
+}
+
+// Close lets go of the data directory, after Run (or instead of it: then
+// it closes the store too). Call it once the store's readers are done:
+// another agent may take the directory from then on.
+func (a *Agent) Close() error {
+	err := a.close()
+	if a.lock != nil {
+		err = errors.Join(err, a.lock.Release())
+		a.lock = nil
+	}
+	return err
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -45,7 +46,7 @@ func BenchmarkIngest(b *testing.B) {
 					<-a.Store().Changed()
 				}
 				cancel()
-				if err := <-done; err != nil {
+				if err := errors.Join(<-done, a.Close()); err != nil {
 					b.Fatal(err)
 				}
 			}

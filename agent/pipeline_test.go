@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/tailseal/tailseal/agent/lock"
 	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/signer/record"
 )
@@ -143,3 +145,35 @@ func TestCheckpointAtRotation(t *testing.T) {
 }
 
 func repeat(s string, n int) []string { return slices.Repeat([]string{s}, n) }
+
+// A stop while the agent is far behind still stores every line the
+// application wrote before it, then the checkpoint and the stop record.
+// The data dir stays locked after Run, for the sinks, until Close.
+func TestStopStoresTheBacklog(t *testing.T) {
+	const n = 60_000 // about 35 of the tailer's batches
+	r := newRig(t, "")
+	r.write(n, 150)
+	r.start()
+	r.cancel() // as SIGTERM, at once
+	if err := <-r.done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	r.done <- nil // for the cleanup
+	recs := r.all()
+	r.checkEvents(recs)
+	if got := types(recs[len(recs)-2:]); fmt.Sprint(got) != "[checkpoint stop]" {
+		t.Errorf("the store ends with %v, want [checkpoint stop]", got)
+	}
+	if l, err := lock.Acquire(r.cfg.DataDir); !errors.Is(err, lock.ErrHeld) {
+		l.Release()
+		t.Fatalf("after Run, before Close: lock.Acquire = %v, want ErrHeld", err)
+	}
+	if err := r.a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := lock.Acquire(r.cfg.DataDir)
+	if err != nil {
+		t.Fatalf("after Close: %v", err)
+	}
+	l.Release()
+}

@@ -78,7 +78,7 @@ func (r *rig) startAgent() {
 	done, a := make(chan error, 1), r.a
 	r.cancel, r.done = cancel, done
 	go func() { done <- a.Run(ctx) }()
-	r.t.Cleanup(func() { cancel(); <-done })
+	r.t.Cleanup(func() { cancel(); <-done; a.Close() })
 	r.wait(r.a.Ready(), "the agent to be ready")
 }
 
@@ -90,6 +90,9 @@ func (r *rig) stop() {
 		r.t.Fatalf("Run: %v", err)
 	}
 	r.done <- nil // for the cleanup
+	if err := r.a.Close(); err != nil {
+		r.t.Fatalf("Close: %v", err)
+	}
 }
 
 // write appends n lines of about size bytes each to the source.

@@ -3,6 +3,7 @@ package sinks_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -74,5 +75,88 @@ func TestRunnerBatchAgeAndBackoff(t *testing.T) {
 	clk.Advance(time.Second)
 	if b := take("retry after the backoff"); b.First != 1 || b.Last != 5 || len(b.Lines) != 5 {
 		t.Fatalf("retry %d-%d (%d lines), want the same batch 1-5", b.First, b.Last, len(b.Lines))
+	}
+}
+
+// kept is a sink that keeps the batches it is given; with fail set it
+// refuses every one.
+type kept struct {
+	batches chan sinks.Batch
+	fail    bool
+}
+
+func (k *kept) Name() string         { return "kept" }
+func (k *kept) Accept(_ []byte) bool { return true }
+func (k *kept) Deliver(_ context.Context, b sinks.Batch) error {
+	k.batches <- b
+	if k.fail {
+		return errors.New("503 Service Unavailable")
+	}
+	return nil
+}
+
+// After Finish, Run sends what is stored at once, in batches of the
+// limits, without waiting for a batch's age (the fake clock never moves),
+// and returns nil once it delivered the last seq; a sink that fails goes
+// on retrying until ctx ends, with its cursor where it was.
+func TestRunnerFinish(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		st, stateDir := storeWith(t, 250)
+		sink := &kept{batches: make(chan sinks.Batch, 10), fail: fail}
+		r, err := sinks.NewRunner(sink, stateDir, sinks.Limits{Count: 100, Bytes: 1 << 20, Age: time.Hour}, 1, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		clk := clock.NewFake(time.Date(2026, 2, 4, 12, 0, 0, 0, time.UTC))
+		r.Clock = clk
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx, st) }()
+		if b := <-sink.batches; b.First != 1 || b.Last != 100 { // full: sent without Finish
+			t.Fatalf("first batch %d-%d", b.First, b.Last)
+		}
+		r.Finish(250)
+		if fail {
+			// Backing off (1 s, then 2 s) and retrying, not returning.
+			for _, wait := range []time.Duration{time.Second, 2 * time.Second} {
+				select {
+				case err := <-done:
+					t.Fatalf("a failing sink's Run returned %v after Finish; want it to retry until ctx ends", err)
+				case <-clk.Armed(wait):
+				case <-time.After(10 * time.Second): // a guard against a hang
+					t.Fatalf("no backoff of %v", wait)
+				}
+				clk.Advance(wait)
+				if b := <-sink.batches; b.First != 1 || b.Last != 100 {
+					t.Fatalf("retried %d-%d, want 1-100", b.First, b.Last)
+				}
+			}
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) || r.Stats.Cursor.Load() != 0 {
+				t.Fatalf("Run: %v, cursor %d; want context.Canceled, cursor 0", err, r.Stats.Cursor.Load())
+			}
+			continue
+		}
+		var got []string
+		for _, want := range []string{"101-200", "201-250"} {
+			select {
+			case b := <-sink.batches:
+				got = append(got, fmt.Sprintf("%d-%d", b.First, b.Last))
+			case <-time.After(10 * time.Second): // a guard against a hang
+				t.Fatalf("batches %v, then none; want %s next", got, want)
+			}
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not return after delivering through the seq given to Finish")
+		}
+		if c := r.Stats.Cursor.Load(); c != 250 || fmt.Sprint(got) != "[101-200 201-250]" {
+			t.Errorf("batches %v, cursor %d; want [101-200 201-250], 250", got, c)
+		}
+		cancel()
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -144,6 +145,10 @@ type Runner struct {
 	// Clock, if set before Run, times batches, delivery backoff and the
 	// lag warning; nil is clock.Real.
 	Clock clock.Clock
+
+	finish     chan struct{} // closed by Finish
+	finishOnce sync.Once
+	until      uint64 // set by Finish before finish is closed
 }
 
 // FromEnd, as NewRunner's start, makes a new sink begin after the last
@@ -155,7 +160,7 @@ const FromEnd = 0
 // FromEnd. It is made before the store opens, so that retention, which
 // starts with it, already keeps what the sink needs.
 func NewRunner(sink Sink, stateDir string, limits Limits, start uint64, log *slog.Logger) (*Runner, error) {
-	r := &Runner{sink: sink, limits: limits,
+	r := &Runner{sink: sink, limits: limits, finish: make(chan struct{}),
 		path: filepath.Join(stateDir, "sink-"+sink.Name()+".json"), log: log.With("sink", sink.Name())}
 	c, err := r.load()
 	switch {
@@ -196,7 +201,35 @@ func (r *Runner) Name() string { return r.sink.Name() }
 // Keep is the lowest seq this sink still needs.
 func (r *Runner) Keep() uint64 { return r.Stats.Cursor.Load() + 1 }
 
-// Run delivers from src until ctx ends or the sink stops.
+// Finish tells Run that the store ends at seq until (the agent stopped):
+// Run sends what it has gathered at once, without waiting Limits.Age for
+// more, and returns nil once it has delivered through until. It still
+// retries a failing delivery until ctx ends: the caller bounds the wait
+// with ctx. Only the first call counts.
+func (r *Runner) Finish(until uint64) {
+	r.finishOnce.Do(func() {
+		r.until = until
+		close(r.finish)
+	})
+}
+
+// finished reports whether Finish was called and delivered reaches its
+// seq.
+func (r *Runner) finished(delivered uint64) bool {
+	select {
+	case <-r.finish:
+		return delivered >= r.until
+	default:
+		return false
+	}
+}
+
+// errCaughtUp ends gather when the store holds nothing more to deliver
+// after Finish.
+var errCaughtUp = errors.New("caught up with the end of the store")
+
+// Run delivers from src until ctx ends, the sink stops, or it caught up
+// with Finish.
 func (r *Runner) Run(ctx context.Context, src Store) error {
 	c, err := r.load()
 	if errors.Is(err, os.ErrNotExist) { // a new sink that starts at the end
@@ -223,7 +256,13 @@ func (r *Runner) Run(ctx context.Context, src Store) error {
 	lagWarned := time.Time{}
 	conflicts := 0 // ErrResume answers since the last delivered batch
 	for {
+		if r.finished(c.Delivered) {
+			return nil
+		}
 		b, err := r.gather(ctx, src, rd, pending)
+		if errors.Is(err, errCaughtUp) {
+			return nil
+		}
 		if errors.Is(err, ErrGone) {
 			// Deleted by hand (retention keeps what a sink needs): say so
 			// loudly and go on from what is left, rather than stop.
@@ -348,12 +387,13 @@ func (r *Runner) retry(ctx context.Context, what string, from uint64, fn func() 
 }
 
 // gather reads the next batch: up to the limits, or what came within
-// Limits.Age of the first record. With exact > 0 it reads exactly up to
-// that seq (a batch cut before a crash).
+// Limits.Age of the first record, or, after Finish, what there is. With
+// exact > 0 it reads exactly up to that seq (a batch cut before a crash).
 func (r *Runner) gather(ctx context.Context, src Source, rd RecordReader, exact uint64) (Batch, error) {
 	b := Batch{First: rd.Seq()}
 	size := 0
 	var deadline <-chan time.Time
+	finish := r.finish
 	for {
 		changed := src.Changed()
 		for exact == 0 && len(b.Lines) < r.limits.Count && size < r.limits.Bytes || exact != 0 && rd.Seq() <= exact {
@@ -383,10 +423,19 @@ func (r *Runner) gather(ctx context.Context, src Source, rd RecordReader, exact 
 		case <-ctx.Done():
 			return b, ctx.Err()
 		case <-changed:
+			finish = r.finish
 		case <-deadline:
 			if b.Last >= b.First {
 				return b, nil
 			}
+		case <-finish:
+			switch {
+			case exact == 0 && b.Last >= b.First:
+				return b, nil
+			case exact == 0 && rd.Seq() > r.until:
+				return b, errCaughtUp
+			}
+			finish = nil // the store has not got there yet: wait for it, not in a spin
 		}
 	}
 }

@@ -85,6 +85,10 @@ type Config struct {
 	WebhookBatchAge   time.Duration `envconfig:"WEBHOOK_BATCH_AGE" default:"1s"`
 	HTTPTimeout       time.Duration `envconfig:"HTTP_TIMEOUT" default:"10s"`
 	RetryMaxWait      time.Duration `envconfig:"RETRY_MAX_WAIT" default:"5m"`
+	// DrainTimeout is how long a stop waits, once everything the
+	// application wrote is stored, for the sinks to deliver it; 0 does
+	// not wait. What is left stays in the store for the next start.
+	DrainTimeout time.Duration `envconfig:"DRAIN_TIMEOUT" default:"20s"`
 
 	// NATS JetStream, on when NATSURL is set: every stored record is
 	// published, exactly once per origin, into the stream NATSStream

@@ -19,7 +19,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Source != "logs/audit.log" || c.DataDir != "data" || c.SegmentMaxMB != 50 || c.RetentionDays != 90 ||
-		c.MaxLineBytes != 1<<20 || c.PIIMode != "hash" || c.Listen != "127.0.0.1:9464" || len(c.PIIFields) != 7 {
+		c.MaxLineBytes != 1<<20 || c.PIIMode != "hash" || c.Listen != "127.0.0.1:9464" || len(c.PIIFields) != 7 ||
+		c.DrainTimeout != 20*time.Second {
 		t.Errorf("defaults: %+v", c)
 	}
 }
@@ -94,6 +95,8 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{env: []string{"TAILSEAL_WEBHOOK_BATCH_AGE=0s"}, want: "TAILSEAL_WEBHOOK_BATCH_AGE must be positive"},
 		{env: []string{"TAILSEAL_HTTP_TIMEOUT=-1s"}, want: "TAILSEAL_HTTP_TIMEOUT must be positive"},
 		{env: []string{"TAILSEAL_RETRY_MAX_WAIT=100ms"}, want: "TAILSEAL_RETRY_MAX_WAIT must be at least 1s"},
+		{env: []string{"TAILSEAL_DRAIN_TIMEOUT=-1s"}, want: "TAILSEAL_DRAIN_TIMEOUT must not be negative"},
+		{env: []string{"TAILSEAL_DRAIN_TIMEOUT=20"}, want: `TAILSEAL_DRAIN_TIMEOUT="20" is not a valid duration`},
 		{env: []string{"TAILSEAL_SLACK_WEBHOOK=hooks.slack.com/services/sEcReT"}, want: "TAILSEAL_SLACK_WEBHOOK is not an http or https URL", secret: "sEcReT"},
 		{env: []string{"TAILSEAL_DISCORD_WEBHOOK=discord.com/api/webhooks/1/sEcReT"}, want: "TAILSEAL_DISCORD_WEBHOOK is not an http or https URL", secret: "sEcReT"},
 
@@ -208,6 +211,7 @@ func TestAcceptsWorkingValues(t *testing.T) {
 		{"TAILSEAL_NATS_URL=127.0.0.1:4222", "TAILSEAL_NATS_TOKEN=s3cr3t", "TAILSEAL_NATS_REPLICAS=5"},
 		{"TAILSEAL_NATS_TOKEN=", "TAILSEAL_NATS_CREDS_FILE="}, // the Kubernetes Secret's empty keys: the sink is off
 		{"TAILSEAL_ALERT_THRESHOLD=10", "TAILSEAL_ALERT_WINDOW=4s", "TAILSEAL_ALERT_COOLDOWN=0s"},
+		{"TAILSEAL_DRAIN_TIMEOUT=0"}, {"TAILSEAL_DRAIN_TIMEOUT=2m30s"},
 		{"TAILSEAL_PERF_DEGRADATION_FACTOR=0"}, {"TAILSEAL_PERF_DEGRADATION_FACTOR=1.5"},
 		{"TAILSEAL_LOG_LEVEL=debug"}, {"TAILSEAL_LOG_LEVEL=WARNING"},
 	}

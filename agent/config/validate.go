@@ -248,6 +248,9 @@ func (c *Config) validateSinks(p *problems) {
 	p.positive("TAILSEAL_WEBHOOK_BATCH_AGE", c.WebhookBatchAge, "1s")
 	p.positive("TAILSEAL_HTTP_TIMEOUT", c.HTTPTimeout, "10s")
 	p.atLeast("TAILSEAL_RETRY_MAX_WAIT", c.RetryMaxWait, time.Second, "")
+	if c.DrainTimeout < 0 {
+		p.add("TAILSEAL_DRAIN_TIMEOUT must not be negative (0 stops without waiting for the sinks)")
+	}
 	for _, s := range []struct{ name, url string }{
 		{"TAILSEAL_SLACK_WEBHOOK", c.SlackWebhook}, {"TAILSEAL_DISCORD_WEBHOOK", c.DiscordWebhook},
 	} {

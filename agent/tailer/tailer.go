@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -96,8 +97,11 @@ type Tailer struct {
 	waiting   string          // why the path could not be opened, as last logged
 
 	resumed     chan struct{} // closed once the previous run's position is recovered
-	lagBytes    atomic.Int64  // source bytes not read yet, as of the last look
-	behindSince atomic.Int64  // unix nanos of the last time the reader was caught up
+	stop        chan struct{} // closed by Stop
+	stopOnce    sync.Once
+	stopAt      int64        // once stopping: f's size when first looked at since; -1 not yet
+	lagBytes    atomic.Int64 // source bytes not read yet, as of the last look
+	behindSince atomic.Int64 // unix nanos of the last time the reader was caught up
 	lagChecked  time.Time
 
 	cur     *Batch
@@ -115,7 +119,7 @@ func New(opt Options) *Tailer {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	t := &Tailer{opt: opt, log: opt.Logger, out: make(chan *Batch, batches-1), free: make(chan *Batch, batches),
-		resumed: make(chan struct{})}
+		resumed: make(chan struct{}), stop: make(chan struct{}), stopAt: -1}
 	for range batches {
 		t.free <- &Batch{buf: make([]byte, 0, opt.BufSize)}
 	}
@@ -138,9 +142,10 @@ func (t *Tailer) Release(b *Batch) {
 	t.free <- b
 }
 
-// Run follows the path until ctx is done, then returns nil. A partial line
-// at the end is not delivered: the next run reads it again from the last
-// stored offset. An error means the source cannot be read any more.
+// Run follows the path until Stop or until ctx is done, then returns nil.
+// A partial line at the end is not delivered: the next run reads it again
+// from the last stored offset. An error means the source cannot be read
+// any more.
 func (t *Tailer) Run(ctx context.Context) error {
 	defer close(t.out)
 	defer t.closeFile()
@@ -192,12 +197,49 @@ func (t *Tailer) run(ctx context.Context) error {
 				continue
 			}
 		}
+		if t.stopping() {
+			return nil
+		}
 		waited = true
 		if err := t.wait(ctx, w, poll.C); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Stop makes Run finish: it reads the file it is in up to the size that
+// file has when Run sees the request (an application that keeps writing
+// cannot hold it), follows a rotation or truncation found there as usual,
+// delivers every complete line and returns nil. A partial last line stays
+// unread, as when ctx ends; cancelling ctx still stops at once, between
+// two reads. The application's lines written before Stop are delivered
+// whether the reader was caught up or behind.
+func (t *Tailer) Stop() { t.stopOnce.Do(func() { close(t.stop) }) }
+
+func (t *Tailer) stopping() bool {
+	select {
+	case <-t.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// readToStop reports whether, once stopping, f is read up to the size it
+// had when the tailer first looked after Stop.
+func (t *Tailer) readToStop() bool {
+	if !t.stopping() {
+		return false
+	}
+	if t.stopAt < 0 {
+		fi, err := t.f.Stat()
+		if err != nil {
+			return true
+		}
+		t.stopAt = fi.Size()
+	}
+	return t.readOff >= t.stopAt
 }
 
 // waitFor says why the source cannot be opened, once per reason: it is not
@@ -236,6 +278,8 @@ func (t *Tailer) wait(ctx context.Context, w *fsnotify.Watcher, tick <-chan time
 	for {
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-t.stop:
 			return nil
 		case <-tick:
 			return nil
@@ -398,6 +442,7 @@ func (t *Tailer) closeFile() {
 // resetTo drops the pending partial line and reads next from offset.
 func (t *Tailer) resetTo(offset int64) {
 	t.readOff, t.pendOff, t.skipped = offset, offset, 0
+	t.stopAt = -1 // another file, or this one rewritten: its size is taken again
 	if t.cur != nil {
 		t.cur.buf = t.cur.buf[:t.start]
 	}
@@ -426,6 +471,9 @@ func (t *Tailer) readToEOF(ctx context.Context) error {
 		// pick at random and could read a whole backlog before stopping.
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if t.readToStop() {
+			return nil
 		}
 		if err := t.ensureBatch(ctx); err != nil {
 			return err

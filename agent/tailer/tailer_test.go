@@ -311,3 +311,29 @@ func TestNamedPipeAtPath(t *testing.T) {
 		t.Errorf("the named pipe was reported %d times, want once", n)
 	}
 }
+
+// Stop while the reader is behind (the consumer holds every batch) still
+// delivers every complete line written before it, then ends Run; the
+// partial last line stays unread for the next run.
+func TestStopReadsToTheEnd(t *testing.T) {
+	f := newFixture(t, Options{})
+	f.write(1000) // far more than the four 4 KiB batches hold
+	f.start(Position{})
+	held := f.hold()
+	f.write(500)
+	f.appendRaw(`{"partial":`)
+	f.tl.Stop()
+	lines := f.collect(f.next, held)
+	for b := range f.tl.Batches() { // closed when Run returns
+		for _, l := range b.Lines {
+			lines = append(lines, got{text: string(l.Data)})
+		}
+		f.tl.Release(b)
+	}
+	wantSequence(t, lines, f.next)
+	last := lines[len(lines)-1]
+	if end := last.offset + last.length; end != int64(f.next*len(line(0)+"\n")) {
+		t.Errorf("last line ends at %d, before the partial line", end)
+	}
+	f.stop()
+}

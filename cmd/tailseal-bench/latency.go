@@ -36,6 +36,7 @@ func latency(rate int, d time.Duration) error {
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	n := int(float64(rate) * d.Seconds())
 	written := make([]atomic.Int64, n) // UnixNano just before write()
 	lat := make([]time.Duration, n)

@@ -77,12 +77,13 @@ Stops cleanly on SIGTERM or SIGINT. All settings are environment variables.
 	ready.Store(a)
 	go notifyReady(ctx, a, log)
 	log.Info("started", "origin", a.Origin(), "version", version, "source", cfg.Source, "data_dir", cfg.DataDir)
-	sctx, stopSinks := context.WithCancel(ctx)
-	waitSinks := set.run(sctx, st)
+	delivering := set.run(st)
+	// A stop: the agent stores everything the application wrote and
+	// closes the store; then the sinks get TAILSEAL_DRAIN_TIMEOUT to
+	// deliver it, and only then is the data dir (their cursors) let go.
 	err = a.Run(ctx)
-	stopSinks()
-	waitSinks()
-	sdNotify("STOPPING=1")
+	delivering.stop(a.Store().Durable(), cfg.DrainTimeout)
+	err = errors.Join(err, a.Close())
 	if err != nil {
 		log.Error("stopped with an error", "error", err)
 		return err
@@ -112,7 +113,8 @@ func listen(addr string, reg *prometheus.Registry, ready *atomic.Pointer[agent.A
 	return srv.Shutdown, nil
 }
 
-// notifyReady tells systemd when the agent has recovered.
+// notifyReady tells systemd when the agent has recovered, and when a stop
+// begins (storing the backlog and the drain can take a while).
 func notifyReady(ctx context.Context, a *agent.Agent, log *slog.Logger) {
 	select {
 	case <-a.Ready():
@@ -122,6 +124,8 @@ func notifyReady(ctx context.Context, a *agent.Agent, log *slog.Logger) {
 		}
 	case <-ctx.Done():
 	}
+	<-ctx.Done()
+	sdNotify("STOPPING=1")
 }
 
 // assemble builds the agent and the sinks. The sinks are built after the

@@ -29,7 +29,9 @@ type sinkSet struct {
 	origin  string
 	runners []*sinks.Runner
 	alerts  *alert.Engine
-	metrics []prometheus.Collector // the sinks' and channels' own; the runners' need the store
+	// alertRunner feeds alerts; it is in runners too.
+	alertRunner *sinks.Runner
+	metrics     []prometheus.Collector // the sinks' and channels' own; the runners' need the store
 }
 
 // newSinks builds the sinks from the configuration. It runs before the
@@ -117,7 +119,7 @@ func (set *sinkSet) addAlerts(cfg *config.Config, stateDir string, channels []al
 		names[i] = c.Name()
 	}
 	set.log.Info("alerts", "origin", set.origin, "host", host, "channels", names, "threshold", cfg.AlertThreshold, "window", cfg.AlertWindow.String(), "cooldown", cfg.AlertCooldown.String())
-	set.runners, set.alerts = append(set.runners, r), e
+	set.runners, set.alerts, set.alertRunner = append(set.runners, r), e, r
 	set.metrics = append(set.metrics, e.Collectors()...)
 	return nil
 }
@@ -140,22 +142,103 @@ func (set *sinkSet) collectors(st sinks.Source) []prometheus.Collector {
 	return cs
 }
 
-// run starts the sinks on st; the returned func waits for them after ctx
-// ends.
-func (set *sinkSet) run(ctx context.Context, st sinks.Store) (wait func()) {
-	var wg sync.WaitGroup
-	run := func(name string, fn func(context.Context) error) {
-		wg.Go(func() {
+// running is the sinks as they run beside the agent.
+type running struct {
+	set        *sinkSet
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	done       map[*sinks.Runner]chan struct{} // closed when the runner's Run returns
+	alertsDone chan struct{}                   // closed when the alert engine's Run returns
+}
+
+// run starts the sinks on st. They run on their own context, not the
+// agent's: after a stop they still deliver what is stored (see stop).
+func (set *sinkSet) run(st sinks.Store) *running {
+	ctx, cancel := context.WithCancel(context.Background())
+	rs := &running{set: set, cancel: cancel, done: map[*sinks.Runner]chan struct{}{}}
+	run := func(name string, done chan struct{}, fn func(context.Context) error) {
+		rs.wg.Go(func() {
+			defer close(done)
 			if err := fn(ctx); err != nil && ctx.Err() == nil {
 				set.log.Error("sink ended", "sink", name, "error", err)
 			}
 		})
 	}
 	for _, r := range set.runners {
-		run(r.Name(), func(ctx context.Context) error { return r.Run(ctx, st) })
+		rs.done[r] = make(chan struct{})
+		run(r.Name(), rs.done[r], func(ctx context.Context) error { return r.Run(ctx, st) })
 	}
 	if set.alerts != nil {
-		run("alerts", set.alerts.Run)
+		rs.alertsDone = make(chan struct{})
+		run("alerts", rs.alertsDone, set.alerts.Run)
 	}
-	return wg.Wait
+	return rs
+}
+
+// stop ends the sinks once the agent has stopped and the store ends at
+// seq durable. With a timeout above 0 they first get that long to deliver
+// it; stop returns as soon as they have. It logs what is left, which stays
+// in the store and goes out after the next start.
+func (rs *running) stop(durable uint64, timeout time.Duration) {
+	if timeout > 0 && len(rs.done) > 0 {
+		rs.drain(durable, timeout)
+	}
+	rs.cancel()
+	rs.wg.Wait()
+	rs.report(durable)
+}
+
+// drain waits, up to timeout, for every sink to deliver through durable:
+// each runner, and then the alert channels their outbox (the alert
+// engine's runner first evaluates what is left, which may queue an alert).
+// A sink that stopped for good counts as done.
+func (rs *running) drain(durable uint64, timeout time.Duration) {
+	start := time.Now()
+	rs.set.log.Info("stopping: the sinks deliver what is stored", "durable_seq", durable, "drain_timeout", timeout.String())
+	var all sync.WaitGroup
+	for r, done := range rs.done {
+		r.Finish(durable)
+		if r != rs.set.alertRunner {
+			all.Go(func() { <-done })
+		}
+	}
+	if rs.set.alerts != nil {
+		all.Go(func() {
+			<-rs.done[rs.set.alertRunner]
+			rs.set.alerts.Finish()
+			<-rs.alertsDone
+		})
+	}
+	caughtUp := make(chan struct{})
+	go func() { all.Wait(); close(caughtUp) }()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-caughtUp:
+		rs.set.log.Info("the sinks are done", "took", time.Since(start).Round(time.Millisecond).String())
+	case <-t.C:
+		rs.set.log.Warn("TAILSEAL_DRAIN_TIMEOUT passed before every sink delivered what is stored; stopping them", "drain_timeout", timeout.String())
+	}
+}
+
+// report logs, per sink, what was not delivered.
+func (rs *running) report(durable uint64) {
+	for _, r := range rs.set.runners {
+		delivered := r.Stats.Cursor.Load()
+		if delivered >= durable { // or a new alert engine that never ran: it needs nothing
+			continue
+		}
+		rs.set.log.Warn("sink left stored records undelivered; they are kept and delivered after the next start",
+			"sink", r.Name(), "delivered_seq", delivered, "durable_seq", durable, "records_left", durable-delivered)
+	}
+	if rs.set.alerts == nil {
+		return
+	}
+	pending := rs.set.alerts.Pending()
+	for _, c := range rs.set.alerts.Channels() {
+		if n := pending[c]; n > 0 {
+			rs.set.log.Warn("alert channel left notifications undelivered; they are kept and sent after the next start",
+				"channel", c, "alerts_left", n)
+		}
+	}
 }

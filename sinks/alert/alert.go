@@ -131,6 +131,8 @@ type Engine struct {
 	mu       sync.Mutex
 	st       state
 	wake     chan struct{}
+	finish   chan struct{} // closed by Finish
+	finOnce  sync.Once
 	// Fired counts notifications queued, by status.
 	Fired       sync.Map // status -> *atomic.Uint64
 	Delivered   atomic.Uint64
@@ -147,7 +149,8 @@ func New(opt Options, channels []Notifier) (*Engine, error) {
 	if opt.Now == nil {
 		opt.Now = opt.Clock.Now
 	}
-	e := &Engine{opt: opt, path: filepath.Join(opt.StateDir, "alerts.json"), channels: channels, wake: make(chan struct{}, 1)}
+	e := &Engine{opt: opt, path: filepath.Join(opt.StateDir, "alerts.json"), channels: channels, wake: make(chan struct{}, 1),
+		finish: make(chan struct{})}
 	b, err := os.ReadFile(e.path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -365,8 +368,30 @@ func (e *Engine) save() error {
 	return atomicfile.WriteFile(e.path, b, 0o600)
 }
 
+// Finish tells Run that no record will come any more (the agent
+// stopped, and the engine's Runner delivered it what was stored): Run
+// stops evaluating and returns nil once every channel has delivered its
+// outbox or stopped. A channel that keeps failing keeps Run retrying
+// until ctx ends, so the caller bounds the wait with ctx.
+func (e *Engine) Finish() { e.finOnce.Do(func() { close(e.finish) }) }
+
+// Pending is how many notifications each channel has not delivered yet.
+func (e *Engine) Pending() map[string]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := make(map[string]int, len(e.channels))
+	for _, c := range e.channels {
+		n[c.Name()] = 0
+	}
+	for _, o := range e.st.Outbox {
+		n[o.Channel]++
+	}
+	return n
+}
+
 // Run delivers the outbox to the channels, one goroutine per channel, and
-// ticks the rules, until ctx ends.
+// ticks the rules, until ctx ends or, after Finish, the outbox is
+// delivered.
 func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wakes := make([]chan struct{}, len(e.channels))
@@ -386,6 +411,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			wg.Wait()
 			return ctx.Err()
+		case <-e.finish:
+			wg.Wait()
+			return ctx.Err() // nil unless ctx ended while a channel still had its outbox
 		case <-tick.C():
 			if err := e.Tick(); err != nil {
 				e.opt.Log.Error("alerts: cannot save state", "error", err)
@@ -419,6 +447,8 @@ func (e *Engine) deliverLoop(ctx context.Context, c Notifier, wake <-chan struct
 				return
 			case <-wake:
 				continue
+			case <-e.finish:
+				return // nothing pending: nothing to wait for
 			}
 		}
 		err := c.Notify(ctx, a)

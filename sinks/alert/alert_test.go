@@ -2,6 +2,7 @@ package alert
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -239,5 +240,62 @@ func TestPerformanceDegradation(t *testing.T) {
 		}
 		window(105)
 		r.want(Firing, Resolved)
+	})
+}
+
+// refusing is a channel that is down.
+type refusing struct{ name string }
+
+func (f refusing) Name() string { return f.name }
+func (f refusing) Notify(context.Context, Alert) error {
+	return fmt.Errorf("%s: 503 Service Unavailable", f.name)
+}
+
+// After Finish, Run returns at once when nothing is pending, and after the
+// outbox is delivered otherwise; a channel that is down keeps it retrying
+// (until ctx ends) with its alert pending, and the others are not held.
+func TestFinish(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, Options{Threshold: 3, Window: time.Minute, Cooldown: time.Hour})
+		r.want()
+		r.e.Finish()
+		synctest.Wait()
+		select {
+		case <-r.done:
+		default:
+			t.Fatal("Run goes on after Finish with nothing pending")
+		}
+
+		up := &recorder{name: "slack"}
+		opt := r.opt // the rig's, with a state of its own
+		opt.StateDir = t.TempDir()
+		e, err := New(opt, []Notifier{up, refusing{"discord"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.Run(ctx) }()
+		b := sinks.Batch{First: 1, Last: 3}
+		for i := range 3 {
+			b.Lines = append(b.Lines, line(uint64(i+1), r.clk.now(), "error", `"message":"boom"`))
+		}
+		if err := e.Deliver(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		e.Finish()
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned %v with discord's alert undelivered", err)
+		default:
+		}
+		if got, pending := up.statuses(), e.Pending(); fmt.Sprint(got) != "[firing]" || pending["slack"] != 0 || pending["discord"] != 1 {
+			t.Fatalf("slack got %v, pending %v; want [firing], slack 0 and discord 1", got, pending)
+		}
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run: %v, want context.Canceled", err)
+		}
 	})
 }
