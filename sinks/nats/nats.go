@@ -91,6 +91,7 @@ type Sink struct {
 	// and its stream sequence (the next batch's expectation).
 	last, lastStream uint64
 	batch            int // messages per atomic batch, lowered if the server allows fewer
+	msgs             []*nats.Msg
 
 	// Retries are refused or failed publishes retried: network (no
 	// answer: the outcome is unknown until the next expectation tells),
@@ -198,7 +199,7 @@ func (s *Sink) Deliver(ctx context.Context, b sinks.Batch) error {
 // publish sends lines as one atomic batch and, once it is acknowledged,
 // remembers where the subject now ends.
 func (s *Sink) publish(ctx context.Context, lines [][]byte) error {
-	msgs := make([]*nats.Msg, len(lines))
+	msgs := s.messages(len(lines))
 	limit := s.nc.MaxPayload()
 	var last uint64
 	for i, l := range lines {
@@ -207,7 +208,9 @@ func (s *Sink) publish(ctx context.Context, lines [][]byte) error {
 			return fmt.Errorf("%w: a stored record without a seq after %d", sinks.ErrStopped, last)
 		}
 		last = seq
-		h := nats.Header{MsgIDHeader: {MsgID(s.opt.Origin, seq)}}
+		h := msgs[i].Header
+		clear(h)
+		h[MsgIDHeader] = []string{MsgID(s.opt.Origin, seq)}
 		if i == 0 {
 			h[ExpectedLastSubjSeqH] = []string{strconv.FormatUint(s.lastStream, 10)}
 		}
@@ -217,7 +220,7 @@ func (s *Sink) publish(ctx context.Context, lines [][]byte) error {
 			return fmt.Errorf("%w: record %d is %d bytes, over the server's max_payload (%d): raise max_payload (up to 64 MB) or lower TAILSEAL_MAX_LINE_BYTES, and restart the agent",
 				sinks.ErrStopped, seq, len(l), limit)
 		}
-		msgs[i] = &nats.Msg{Subject: s.subject, Header: h, Data: l}
+		msgs[i].Subject, msgs[i].Reply, msgs[i].Data = s.subject, "", l
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opt.Timeout)
 	defer cancel()
@@ -230,6 +233,15 @@ func (s *Sink) publish(ctx context.Context, lines [][]byte) error {
 	}
 	s.last, s.lastStream = last, ack.Sequence
 	return nil
+}
+
+// messages are n messages with empty headers, kept from batch to batch:
+// a nats.Msg and its header map cost more than the record they carry.
+func (s *Sink) messages(n int) []*nats.Msg {
+	for len(s.msgs) < n {
+		s.msgs = append(s.msgs, &nats.Msg{Header: nats.Header{}})
+	}
+	return s.msgs[:n]
 }
 
 // classify maps a refused or failed publish to what the runner does:

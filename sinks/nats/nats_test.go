@@ -70,7 +70,7 @@ func options(url, origin string) natssink.Options {
 }
 
 // run starts a sink over st, with its cursor in stateDir, until stop.
-func run(t *testing.T, opt natssink.Options, st sinks.Store, stateDir string) *agent {
+func run(t testing.TB, opt natssink.Options, st sinks.Store, stateDir string) *agent {
 	t.Helper()
 	a := &agent{logs: &logBuffer{}, done: make(chan error, 1)}
 	opt.Log = slog.New(slog.NewJSONHandler(a.logs, nil))
