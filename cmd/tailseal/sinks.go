@@ -113,7 +113,7 @@ func oldestStored(cfg *config.Config) uint64 {
 // natsLimits bound one delivery of the JetStream sink: one atomic batch.
 // A batch waits Age for more records, so that a slow trickle is
 // not one batch (and one server fsync) per record.
-var natsLimits = sinks.Limits{Count: natssink.MaxBatch, Bytes: 8 << 20, Age: 20 * time.Millisecond}
+var natsLimits = sinks.Limits{Count: natssink.MaxBatch, Bytes: 8 << 20, Age: 20 * time.Millisecond, Share: 0.5}
 
 // addNATS adds the JetStream sink when TAILSEAL_NATS_URL is set. Where it
 // starts is the stream's to say (the sink is a Resumer); the cursor only
