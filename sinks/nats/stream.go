@@ -78,7 +78,7 @@ func streamDiffs(got, want jetstream.StreamConfig) []string {
 		d = append(d, fmt.Sprintf("duplicate window %s, want %s (TAILSEAL_NATS_DUPLICATE_WINDOW)", got.Duplicates, want.Duplicates))
 	}
 	if !got.AllowAtomicPublish {
-		d = append(d, "atomic batch publish off, want on (allow_atomic)")
+		d = append(d, "atomic batch publish off, want on (allow_atomic; nats-server 2.12 or later)")
 	}
 	if got.Sealed || got.NoAck || got.Mirror != nil || got.SubjectTransform != nil {
 		d = append(d, "sealed, without acknowledgements, a mirror or with a subject transform: the sink cannot publish into it")

@@ -29,7 +29,18 @@ type Server struct {
 // until the test ends.
 func Start(t testing.TB, dir string) *Server {
 	t.Helper()
-	return start(t, server.Options{Host: "127.0.0.1", Port: freePort(t), JetStream: true, StoreDir: dir, NoSigs: true})
+	return StartWith(t, dir, nil)
+}
+
+// StartWith is Start with options changed by configure first
+// (authorization, TLS).
+func StartWith(t testing.TB, dir string, configure func(*server.Options)) *Server {
+	t.Helper()
+	opts := server.Options{Host: "127.0.0.1", Port: freePort(t), JetStream: true, StoreDir: dir, NoSigs: true}
+	if configure != nil {
+		configure(&opts)
+	}
+	return start(t, opts)
 }
 
 func start(t testing.TB, opts server.Options) *Server {
@@ -48,8 +59,14 @@ func start(t testing.TB, opts server.Options) *Server {
 	return srv
 }
 
-// URL is the server's client URL.
-func (s *Server) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.opts.Port) }
+// URL is the server's client URL (tls:// when it requires TLS).
+func (s *Server) URL() string {
+	scheme := "nats"
+	if s.opts.TLSConfig != nil {
+		scheme = "tls"
+	}
+	return fmt.Sprintf("%s://127.0.0.1:%d", scheme, s.opts.Port)
+}
 
 // Stop shuts the server down and waits until it is gone.
 func (s *Server) Stop() {
