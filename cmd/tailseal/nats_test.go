@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -200,5 +202,21 @@ func TestNATSDuplicateWindowPassed(t *testing.T) {
 	e.checkExactly(s, 7500)
 	if !strings.Contains(p.stderr.String(), `"cursor":1,"receiver_last_seq"`) {
 		t.Errorf("the agent did not resume from the stream past its cursor:\n%s", tail(p.stderr.String(), 4096))
+	}
+}
+
+// A CA file that cannot be read stops the agent at start with exit 2,
+// naming the variable; the token is never printed.
+func TestNATSBadCAFileExit2(t *testing.T) {
+	e := newEnv(t, "TAILSEAL_NATS_URL=tls://127.0.0.1:4222", "TAILSEAL_NATS_CA_FILE=/nonexistent/ca.pem", "TAILSEAL_NATS_TOKEN=sEcReT-tok")
+	p := e.start()
+	err := <-p.done
+	p.done <- err
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("exit %v, want 2:\n%s", err, p.stderr)
+	}
+	if out := p.stderr.String(); !strings.Contains(out, "TAILSEAL_NATS_CA_FILE") || strings.Contains(out, "sEcReT-tok") {
+		t.Errorf("stderr:\n%s", out)
 	}
 }
