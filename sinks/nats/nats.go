@@ -47,8 +47,8 @@ const MaxBatch = 1000
 
 // Header names the sink sets.
 const (
-	MsgIDHeader          = jetstream.MsgIDHeader               // Nats-Msg-Id
-	ExpectedLastSubjSeqH = jetstream.ExpectedLastSubjSeqHeader // Nats-Expected-Last-Subject-Sequence
+	MsgIDHeader               = jetstream.MsgIDHeader               // Nats-Msg-Id
+	ExpectedLastSubjSeqHeader = jetstream.ExpectedLastSubjSeqHeader // Nats-Expected-Last-Subject-Sequence
 )
 
 // Subject is the subject of an origin's records.
@@ -212,7 +212,7 @@ func (s *Sink) publish(ctx context.Context, lines [][]byte) error {
 		clear(h)
 		h[MsgIDHeader] = []string{MsgID(s.opt.Origin, seq)}
 		if i == 0 {
-			h[ExpectedLastSubjSeqH] = []string{strconv.FormatUint(s.lastStream, 10)}
+			h[ExpectedLastSubjSeqHeader] = []string{strconv.FormatUint(s.lastStream, 10)}
 		}
 		if int64(len(l)+len(s.subject)+256) > limit {
 			s.log.Error("NATS SINK STOPPED: a record is larger than the NATS server takes; nothing after it is published, so that no record is skipped",
