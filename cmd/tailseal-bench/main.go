@@ -135,6 +135,9 @@ func run(bin, baseline, natsSpec string, n int, keep string, modes []string, rsy
 		for _, c := range order {
 			var rate float64
 			var err error
+			// What the last contender wrote (its store, a stream) is written
+			// back now, not during the next one's run.
+			syscall.Sync()
 			switch c {
 			case "rsyslog":
 				out := filepath.Join(dir, "rsyslog")
