@@ -113,12 +113,13 @@ type Limits struct {
 	Bytes int
 	Age   time.Duration // how long a batch waits for more records
 	// Share, between 0 and 1, gives ingestion the right of way: while the
-	// store grows at least as fast as the sink delivers (the application
-	// writes faster than the sink can follow), the runner waits after
-	// each batch so that delivering takes at most this share of the time,
-	// leaving the rest of the CPU and the disk to storing. The store is
-	// the queue: the sink catches up, at full speed, once the burst is
-	// over. 0 (or 1) never waits.
+	// sink is more than ten full batches behind and the store grows at
+	// least as fast as it delivers (the application writes faster than
+	// the sink can follow), the runner waits after each batch so that
+	// delivering takes at most this share of the time, leaving the rest of
+	// the CPU and the disk to storing. A sink that keeps up never waits;
+	// one behind catches up at full speed once the burst is over (the
+	// store is the queue). 0 (or 1) never waits.
 	Share float64
 }
 
@@ -342,7 +343,7 @@ func (r *Runner) Run(ctx context.Context, src Store) error {
 			lagWarned = clk.Now()
 			r.log.Warn("sink is falling behind; retention keeps what it has not delivered", "behind_records", lag)
 		}
-		if err := r.yield(ctx, clk, began, src.Durable()-durable, len(b.Lines)); err != nil {
+		if err := r.yield(ctx, clk, began, src.Durable()-durable, src.Durable()-b.Last, len(b.Lines)); err != nil {
 			return err
 		}
 	}
@@ -357,10 +358,11 @@ const resumerSaveEvery = time.Second
 const lagWarnRecords = 1_000_000
 
 // yield waits, per Limits.Share, after a batch of n records that took
-// since began while the store grew by grew records.
-func (r *Runner) yield(ctx context.Context, clk clock.Clock, began time.Time, grew uint64, n int) error {
+// since began while the store grew by grew records, and left the sink
+// behind records behind.
+func (r *Runner) yield(ctx context.Context, clk clock.Clock, began time.Time, grew, behind uint64, n int) error {
 	share := r.limits.Share
-	if share <= 0 || share >= 1 || n == 0 || grew < uint64(n) {
+	if share <= 0 || share >= 1 || n == 0 || grew < uint64(n) || behind <= 10*uint64(r.limits.Count) {
 		return nil
 	}
 	took := clock.Since(clk, began)
