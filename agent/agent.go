@@ -59,7 +59,7 @@ type Agent struct {
 	keep         func() uint64
 
 	origin  string   // of the store (see resolveOrigin)
-	genesis *Genesis // of an existing store; nil for a new or an old one
+	genesis atomic.Pointer[Genesis] // nil until a new store has one, and for an old store
 	version string   // written into a new store's genesis
 
 	lastSrc        position // end of the last ingested line, for internal records
@@ -150,11 +150,12 @@ func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) 
 	if err != nil {
 		return nil, err
 	}
-	a.origin, a.genesis = origin, genesis
+	a.origin = origin
+	a.genesis.Store(genesis)
 	if err := keepGenesisCopy(cfg.DataDir, genesis); err != nil {
 		return nil, err
 	}
-	keys, err := loadKeys(cfg, log, a.clk.Now())
+	keys, err := loadKeys(cfg, log)
 	if err != nil {
 		return nil, err
 	}

@@ -123,6 +123,7 @@ var secrets = []struct {
 	{"HMAC_KEY", func(c *Config) *string { return &c.HMACKey }},
 	{"VERIFY_KEY", func(c *Config) *string { return &c.VerifyKey }},
 	{"VERIFIER", func(c *Config) *string { return &c.Verifier }},
+	{"VERIFY_RECIPIENT", func(c *Config) *string { return &c.VerifyRecipient }}, // public, but kept in the same Secret
 	{"CHECKPOINT_KEY", func(c *Config) *string { return &c.CheckpointKey }},
 	{"PII_KEY", func(c *Config) *string { return &c.PIIKey }},
 	{"WEBHOOK_SECRET", func(c *Config) *string { return &c.WebhookSecret }},

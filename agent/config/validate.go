@@ -209,8 +209,14 @@ func (c *Config) validateKeys(p *problems) {
 		}
 	}
 	if c.VerifyRecipient != "" {
-		if _, err := signer.ParseRecipient(c.VerifyRecipient); err != nil {
-			p.add("TAILSEAL_VERIFY_RECIPIENT is not an age recipient (age1…, from `tailseal keygen --age` or age-keygen): %w", err)
+		// age's errors quote the value, which may be the identity pasted
+		// by mistake: the messages never repeat it.
+		switch _, err := signer.ParseRecipient(c.VerifyRecipient); {
+		case strings.Contains(strings.ToUpper(c.VerifyRecipient), "AGE-SECRET-KEY-"):
+			p.add("TAILSEAL_VERIFY_RECIPIENT holds an age identity (AGE-SECRET-KEY-1…), the auditor's secret: give its recipient instead " +
+				"(the age1… on the \"# public key:\" line that `tailseal keygen --age` writes), and keep the identity off this host")
+		case err != nil:
+			p.add("TAILSEAL_VERIFY_RECIPIENT is not an age recipient (one age1… or age1pq1… key, from `tailseal keygen --age` or age-keygen)")
 		}
 		if c.HMACKey != "" {
 			p.add("TAILSEAL_VERIFY_RECIPIENT and TAILSEAL_HMAC_KEY exclude each other: a static key is configured, not sealed")
@@ -333,8 +339,11 @@ func CheckOrigin(origin string) error {
 		return fmt.Errorf("an origin is at most 255 bytes, not %d", len(origin))
 	case !utf8.ValidString(origin):
 		return errors.New("an origin is UTF-8 text")
-	case strings.ContainsFunc(origin, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
-		return fmt.Errorf("an origin has no spaces or control characters: %q", origin)
+	case strings.ContainsFunc(origin, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }):
+		// Cf: zero-width and bidirectional controls, which would make one
+		// origin look like another in alerts and terminals.
+		return fmt.Errorf("an origin has no spaces, control or invisible formatting characters: %+q "+
+			"(a store named so before this check keeps its origin when TAILSEAL_ORIGIN is unset)", origin)
 	}
 	return nil
 }

@@ -43,6 +43,10 @@ Exit 0 when intact, 1 with findings, 2 on usage or key errors.
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "tailseal verify: unexpected argument %q: the store is $TAILSEAL_DATA_DIR\n", fs.Arg(0))
+		return errUsage
+	}
 	cfg, err := loadConfig()
 	if err != nil {
 		return err
@@ -140,6 +144,7 @@ func verifyOptions(cfg *config.Config) (verify.Options, []string, error) {
 		return opt, nil, err
 	}
 	opt.K0, opt.Verifier = k0, v
+	opt.K0FromGenesis = cfg.VerifyIdentityFile != "" && g != nil && !g.InStore
 	// How the store ends is held to the clock and to whether an agent runs
 	// on it now (one holds the data dir's lock).
 	opt.Now, opt.Epoch, opt.AgentRunning = time.Now(), cfg.Epoch, lock.Held(cfg.DataDir)
@@ -186,7 +191,11 @@ func verifyKey(cfg *config.Config, g *agent.Genesis) ([]byte, []string, error) {
 
 // openSealedK0 opens the K0 sealed in the genesis with the identity file.
 func openSealedK0(path string, g *agent.Genesis) ([]byte, []string, error) {
-	if g == nil || g.Details.SealedK0 == "" {
+	switch {
+	case g == nil:
+		return nil, nil, fmt.Errorf("--identity %s: %w: the store has no genesis record to open it from (its seq 1 is not one, and there is no %s: "+
+			"a store made before origins, or retention deleted seq 1 and the copy is lost)", path, signer.ErrNotSealed, agent.GenesisFile)
+	case g.Details.SealedK0 == "":
 		return nil, nil, fmt.Errorf("--identity %s: %w (it was created without TAILSEAL_VERIFY_RECIPIENT; give K0 with TAILSEAL_VERIFY_KEY)", path, signer.ErrNotSealed)
 	}
 	ids, err := signer.ReadIdentities(path)

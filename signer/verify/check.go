@@ -41,6 +41,8 @@ type verifier struct {
 	sawSeq1               bool           // the store holds seq 1
 	genesisAt1            bool           // and it is a trusted genesis record
 	noteOrigins           map[string]int // origin of the checkpoints: first line naming it
+	retainedGenesis       string         // the genesis hash trusted retention records name
+	firstSeq              uint64         // of the first record read
 
 	keys   *epochKeys // nil: signatures are not checked
 	probe  *epochKeys // the key probe's, until it has decided
@@ -310,6 +312,9 @@ func (v *verifier) retained(line []byte) {
 		return
 	}
 	v.sum.RetainedThrough = max(v.sum.RetainedThrough, d.DeletedThrough)
+	if d.Genesis != "" {
+		v.retainedGenesis = d.Genesis
+	}
 	if v.startGap != nil && d.DeletedThrough >= v.startGap.Seq-1 {
 		v.startGap = nil
 	}

@@ -41,6 +41,18 @@ func (v *verifier) genesis(it *item, h [32]byte) {
 // holds (retention deleted seq 1), then the checkpoints' origins.
 func (v *verifier) checkGenesis() {
 	g := v.opt.Genesis
+	if !v.sawSeq1 && v.retainedGenesis != "" {
+		h := sha256.Sum256(g)
+		switch {
+		case g == nil:
+			v.sum.Findings = append(v.sum.Findings, Finding{Segment: genesisFile, Seq: 1, Kind: Deleted,
+				Detail: "retention deleted the genesis record (sha256 " + v.retainedGenesis + ") and its copy is missing: the store's origin and sealed K0 are lost"})
+		case base64.StdEncoding.EncodeToString(h[:]) != v.retainedGenesis:
+			v.sum.Findings = append(v.sum.Findings, Finding{Segment: genesisFile, Seq: 1, Kind: Edited,
+				Detail: "the copy is not the genesis record the retention record names (sha256 " + v.retainedGenesis + ")"})
+			g = nil
+		}
+	}
 	if !v.genesisAt1 && g != nil {
 		bad := func(kind, detail string) {
 			v.sum.Findings = append(v.sum.Findings, Finding{Segment: genesisFile, Seq: 1, Kind: kind, Detail: detail})
