@@ -58,9 +58,9 @@ type Agent struct {
 	buildReaders func(origin string) error
 	keep         func() uint64
 
-	origin  string   // of the store (see resolveOrigin)
+	origin  string                  // of the store (see resolveOrigin)
 	genesis atomic.Pointer[Genesis] // nil until a new store has one, and for an old store
-	version string   // written into a new store's genesis
+	version string                  // written into a new store's genesis
 
 	lastSrc        position // end of the last ingested line, for internal records
 	lastCheckpoint uint64   // seq covered by (or of) the last checkpoint
