@@ -139,7 +139,10 @@ func verifyOptions(cfg *config.Config) (verify.Options, []string, error) {
 	if err != nil {
 		return opt, nil, err
 	}
-	opt.K0, opt.Verifier = k0, v
+	opt.K0 = k0
+	if v != nil {
+		opt.Verifiers = []note.Verifier{v}
+	}
 	// How the store ends is held to the clock and to whether an agent runs
 	// on it now (one holds the data dir's lock).
 	opt.Now, opt.Epoch, opt.AgentRunning = time.Now(), cfg.Epoch, lock.Held(cfg.DataDir)
