@@ -459,6 +459,10 @@ func TestFleetOriginFlag(t *testing.T) {
 		t.Errorf("--origin of the store's own origin changes stats:\n%s", out)
 	}
 	mustRun(t, single, []string{"TAILSEAL_VERIFY_IDENTITY_FILE=" + f.identity}, "verify", "--origin", "checkout-0")
+	// A single store takes a verifier list too: its own key is one of them.
+	if out := mustRun(t, single, []string{"TAILSEAL_VERIFY_IDENTITY_FILE=" + f.identity, "TAILSEAL_VERIFIER=" + f.verifier}, "verify"); !strings.HasPrefix(out, "intact: ") {
+		t.Errorf("a single store with a verifier list:\n%s", out)
+	}
 	for _, cmd := range []string{"stats", "verify"} {
 		_, stderr, code := tailseal(t, single, nil, cmd, "--origin", "web-1.example")
 		if code != 2 || !strings.Contains(stderr, `is origin "checkout-0"`) {
@@ -477,7 +481,7 @@ func TestFleetOriginFlag(t *testing.T) {
 	}
 }
 
-// fleetVerify runs verify --json on a collector's dir.
+// fleetVerdict is what verify --json printed over a collector's origins.
 type fleetVerdict struct {
 	findings  []map[string]any          // each with its origin
 	summaries map[string]map[string]any // origin → summary
@@ -485,6 +489,7 @@ type fleetVerdict struct {
 	fleet     map[string]float64        // the line over all
 }
 
+// verifyFleetJSON runs verify --json on a collector's data dir.
 func verifyFleetJSON(t *testing.T, dir string, env []string, args ...string) (int, fleetVerdict, string) {
 	t.Helper()
 	out, stderr, code := tailseal(t, dir, env, append([]string{"verify", "--json"}, args...)...)
