@@ -30,6 +30,7 @@ const (
 	whsec   = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" // 24 bytes
 	okHook  = "https://hooks.example.com/T0/B0/sEcReT"
 	smtpEnv = "TAILSEAL_SMTP_ADDR=smtp.example.com:587"
+	vkeyA   = "tailseal+3b4d69e4+AbGr5NL6kfaGWVClLPUsJMO66MSxjz8zJ6UGcexVnYGW" // a checkpoint verifier key
 )
 
 // setenv sets "NAME=value" pairs for the test.
@@ -82,6 +83,9 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{env: []string{"TAILSEAL_CHECKPOINT_KEY=PRIVATE+KEY+tailseal+00000000+sEcReT"},
 			want: "TAILSEAL_CHECKPOINT_KEY is not a signed-note signer key", secret: "sEcReT"},
 		{env: []string{"TAILSEAL_VERIFIER=tailseal+1234+notbase64"}, want: "TAILSEAL_VERIFIER is not a signed-note verifier key"},
+		{env: []string{"TAILSEAL_VERIFIER=" + vkeyA + ",tailseal+1234+notbase64"}, want: "TAILSEAL_VERIFIER: entry 2: malformed verifier id: not a signed-note verifier key"},
+		{env: []string{"TAILSEAL_VERIFIER=# " + vkeyA + "\n" + vkeyA + "\n\nnope"}, want: "TAILSEAL_VERIFIER: entry 2: "},
+		{env: []string{"TAILSEAL_VERIFIER= , ,"}, want: "TAILSEAL_VERIFIER holds no key"},
 		{env: []string{"TAILSEAL_PII_MODE=hush"}, want: "TAILSEAL_PII_MODE must be hash, redact, mask or off"},
 		{env: []string{"TAILSEAL_PII_PHONE_REGIONS=US,XX"}, want: `TAILSEAL_PII_PHONE_REGIONS: entry 2 ("XX") is not a two-letter region code`},
 		{env: []string{"TAILSEAL_PII_PHONE_REGIONS=DEU"}, want: `TAILSEAL_PII_PHONE_REGIONS: entry 1 ("DEU") is not a two-letter region code`},
@@ -186,6 +190,7 @@ func TestAcceptsWorkingValues(t *testing.T) {
 		{"TAILSEAL_PII_MODE=hash"}, {"TAILSEAL_PII_MODE=redact"}, {"TAILSEAL_PII_MODE=mask"}, {"TAILSEAL_PII_MODE=off"}, {"TAILSEAL_PII_MODE=Mask"},
 		{"TAILSEAL_HMAC_KEY=" + hexKey, "TAILSEAL_VERIFY_KEY=" + strings.ToUpper(hexKey), "TAILSEAL_PII_KEY=" + hexKey},
 		{"TAILSEAL_CHECKPOINT_KEY=" + skey, "TAILSEAL_VERIFIER=" + vkey}, {"TAILSEAL_VERIFIER=" + vkey + "\n"},
+		{"TAILSEAL_VERIFIER=" + vkey + "," + vkeyA}, {"TAILSEAL_VERIFIER=# the fleet's agents\n" + vkey + "\n\n " + vkeyA + " \n"},
 		{"TAILSEAL_WEBHOOK_URLS=https://siem.example.com/ingest,http://127.0.0.1:8080/hook", "TAILSEAL_WEBHOOK_SECRET=" + whsec,
 			"TAILSEAL_WEBHOOK_TOKEN=abc.def-ghi_jkl~=", "TAILSEAL_WEBHOOK_BATCH=40", "TAILSEAL_WEBHOOK_BATCH_AGE=20ms", "TAILSEAL_RETRY_MAX_WAIT=1s"},
 		{"TAILSEAL_SLACK_WEBHOOK=" + okHook, "TAILSEAL_DISCORD_WEBHOOK=https://discord.com/api/webhooks/1/x"},

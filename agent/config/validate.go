@@ -223,10 +223,17 @@ func (c *Config) validateKeys(p *problems) {
 		}
 	}
 	if c.Verifier != "" {
-		// A verifier key is public: its error may say what is wrong. Spaces
-		// around it are allowed, as `tailseal verify` trims them.
-		if _, err := note.NewVerifier(strings.TrimSpace(c.Verifier)); err != nil {
-			p.add("TAILSEAL_VERIFIER is not a signed-note verifier key (name+hash+base64): %w", err)
+		// A trusted list: keys separated by commas or newlines (one per
+		// line in TAILSEAL_VERIFIER_FILE), # comment lines. A verifier key
+		// is public: its error may say what is wrong.
+		vs, err := signer.ParseVerifiers(c.Verifier)
+		switch {
+		case err != nil && !strings.ContainsAny(strings.TrimSpace(c.Verifier), ",\n"):
+			p.add("TAILSEAL_VERIFIER is not a signed-note verifier key (name+hash+base64): %w", errors.Unwrap(err))
+		case err != nil:
+			p.add("TAILSEAL_VERIFIER: %w: not a signed-note verifier key (name+hash+base64; several separated by commas or newlines)", err)
+		case len(vs) == 0:
+			p.add("TAILSEAL_VERIFIER holds no key (name+hash+base64; several separated by commas or newlines)")
 		}
 	}
 }

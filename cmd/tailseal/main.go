@@ -77,7 +77,8 @@ Usage:
 
 Each command has --help. Configuration comes from TAILSEAL_* environment
 variables (TAILSEAL_DATA_DIR alone points a read command at a store); see
-README.md.
+README.md. On a collector's data dir (one with origins/), verify and the
+read commands cover every origin, or those named by --origin NAME.
 `
 
 // Run dispatches a subcommand.

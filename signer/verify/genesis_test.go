@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/tailseal/tailseal/signer"
@@ -43,10 +44,15 @@ func TestGenesis(t *testing.T) {
 	noteFor := func(origin string) []byte {
 		return []byte(fmt.Sprintf(`{"size":1,"note":"%s\n1\nAAAA\n\n— x sig\n"}`+"\n", origin))
 	}
+	// A note that parses (no verifier checks its signature), of size 5.
+	parsingNote := func(origin string) []byte {
+		return []byte(fmt.Sprintf(`{"size":5,"note":"%s\n5\n%s\n\n— x sig\n"}`+"\n", origin, strings.Repeat("A", 43)+"="))
+	}
 	for _, tc := range []struct {
 		name        string
 		src         *memStore
 		copyOf      []byte
+		origin      string // Options.Origin
 		want        string // findings, in order
 		wantOrigin  string
 		wantGenesis bool
@@ -69,9 +75,23 @@ func TestGenesis(t *testing.T) {
 			m.checkpoints = noteFor("web-1")
 			return m
 		}(), want: "[checkpoints.jsonl: bad checkpoint]", wantOrigin: "web-0", wantGenesis: true},
+		{name: "kept as its own origin", src: oneSegment(data), origin: "web-0", want: "[]", wantOrigin: "web-0", wantGenesis: true},
+		{name: "kept as another origin", src: oneSegment(data), origin: "web-1",
+			want: "[0000000000000001.jsonl: wrong origin]", wantOrigin: "web-0", wantGenesis: true},
+		{name: "kept as another origin, its seq 1 deleted by retention", src: func() *memStore {
+			m := &memStore{data: map[string][]byte{}}
+			m.add(2, rest)
+			return m
+		}(), copyOf: first, origin: "web-1", want: "[0000000000000002.jsonl: deleted genesis.json: wrong origin]", wantOrigin: "web-0", wantGenesis: true},
+		{name: "no genesis, a checkpoint of another origin than expected", src: func() *memStore {
+			m := &memStore{data: map[string][]byte{}}
+			m.add(2, rest)
+			m.checkpoints = parsingNote("web-1")
+			return m
+		}(), origin: "web-0", want: "[0000000000000002.jsonl: deleted 0000000000000002.jsonl: bad checkpoint checkpoints.jsonl: wrong origin]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sum, err := Run(context.Background(), Options{Source: tc.src, K0: k0, Genesis: tc.copyOf})
+			sum, err := Run(context.Background(), Options{Source: tc.src, K0: k0, Genesis: tc.copyOf, Origin: tc.origin})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -40,6 +40,7 @@ const (
 	EpochBackwards = "epoch backwards"
 	SealMissing    = "seal missing"
 	Unreadable     = "segment unreadable"
+	WrongOrigin    = "wrong origin" // the store is another origin's than expected (Options.Origin)
 )
 
 // Source is a store as the verifier reads it: its segments of lines and
@@ -65,9 +66,12 @@ type Segment struct {
 
 // Options say what to verify and with which keys.
 type Options struct {
-	Source   Source
-	K0       []byte        // nil: signatures are not checked
-	Verifier note.Verifier // nil: checkpoint signatures are not checked
+	Source Source
+	K0     []byte // nil: signatures are not checked
+	// Verifiers are the trusted checkpoint verifier keys: a checkpoint
+	// verifies when one of them signed it. None: checkpoint signatures
+	// are not checked.
+	Verifiers []note.Verifier
 
 	// The end of the store is held to the clock when Now is set: a store
 	// must end with a clean-stop record, unless AgentRunning (an agent
@@ -93,6 +97,11 @@ type Options struct {
 	// copy is not this store's genesis, a finding, and signatures go
 	// unchecked (rather than ErrWrongKey).
 	K0FromGenesis bool
+
+	// Origin is the origin the store is expected to be (a collector keeps
+	// each origin's store under its name), "" for any: a genesis or a
+	// checkpoint naming another is a finding.
+	Origin string
 }
 
 // Finding is one thing wrong, with its place.
