@@ -49,7 +49,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.deliverLoop(ctx, c, wakes[i])
 		}()
 	}
-	tick := e.opt.Clock.NewTicker(max(e.opt.Window/20, 100*time.Millisecond))
+	tick := e.opt.Clock.NewTicker(tickEvery(e.opt.Window))
 	defer tick.Stop()
 	for {
 		select {
@@ -74,16 +74,26 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
+// tickEvery is how often the rules are evaluated without new records: a
+// twentieth of the window, so that a rule resolves soon after its window
+// empties, but at least every 15 s, so that a Refresher hears of what
+// fires in time whatever the window.
+func tickEvery(window time.Duration) time.Duration {
+	return min(max(window/20, 100*time.Millisecond), 15*time.Second)
+}
+
 // deliverLoop sends the channel's outbox entries in order.
 func (e *Engine) deliverLoop(ctx context.Context, c Notifier, wake <-chan struct{}) {
 	log := e.opt.Log.With("channel", c.Name())
+	counts := e.counts[c.Name()]
 	wait := time.Second
 	for {
 		e.mu.Lock()
 		i := slices.IndexFunc(e.st.Outbox, func(o outboxEntry) bool { return o.Channel == c.Name() })
 		var a Alert
+		refresh := false
 		if i >= 0 {
-			a = e.st.Outbox[i].Alert
+			a, refresh = e.st.Outbox[i].Alert, e.st.Outbox[i].Refresh
 		}
 		e.mu.Unlock()
 		if i < 0 {
@@ -106,7 +116,7 @@ func (e *Engine) deliverLoop(ctx context.Context, c Notifier, wake <-chan struct
 			log.Error("ALERT CHANNEL STOPPED: it refuses for good; alerts for it are kept in state/alerts.json until it is fixed and the agent restarted", "error", err)
 			return
 		case errors.As(err, &perm):
-			e.DeadLetters.Add(1)
+			counts.DeadLettered.Add(1)
 			body, _ := json.Marshal(a)
 			if derr := sinks.DeadLetterAt(e.opt.Now(), e.opt.StateDir, "alerts-"+c.Name(), perm.Reason, sinks.Batch{Lines: [][]byte{body}}); derr != nil {
 				log.Error("alerts: cannot write dead letter", "error", derr)
@@ -119,8 +129,10 @@ func (e *Engine) deliverLoop(ctx context.Context, c Notifier, wake <-chan struct
 			}
 			wait = min(2*wait, time.Minute)
 			continue
+		case refresh:
+			counts.Refreshed.Add(1)
 		default:
-			e.Delivered.Add(1)
+			counts.Delivered.Add(1)
 		}
 		wait = time.Second
 		e.mu.Lock()
@@ -132,6 +144,17 @@ func (e *Engine) deliverLoop(ctx context.Context, c Notifier, wake <-chan struct
 		}
 		e.mu.Unlock()
 	}
+}
+
+// Notifications are a channel's notifications by result: delivered
+// (refreshes not included), refreshed (see Refresher), and dead-lettered
+// (refused for good).
+func (e *Engine) Notifications(channel string) (delivered, refreshed, deadLettered uint64) {
+	c := e.counts[channel]
+	if c == nil {
+		return 0, 0, 0
+	}
+	return c.Delivered.Load(), c.Refreshed.Load(), c.DeadLettered.Load()
 }
 
 // FiredCount is how many notifications of a status were raised.
