@@ -32,8 +32,8 @@ type Alert struct {
 	// Origin names the store the alert is about, Host the machine (or
 	// pod) of the agent that raised it; they may be equal, and every
 	// channel shows both.
-	Origin string    `json:"origin"`
-	Host   string    `json:"host"`
+	Origin string `json:"origin"`
+	Host   string `json:"host"`
 	Rule   string `json:"rule"`   // RuleErrorThreshold or RulePerformance + the operation
 	Status string `json:"status"` // firing, still firing, resolved
 	Title  string `json:"title"`
@@ -95,7 +95,7 @@ type Options struct {
 	// query-escaped.
 	Link     string
 	StateDir string
-	Log        *slog.Logger
+	Log      *slog.Logger
 	// Clock drives the rule tick, the delivery backoff and dead letters'
 	// time; nil is clock.Real.
 	Clock clock.Clock
