@@ -49,7 +49,7 @@ var (
 // URL may carry basic-auth credentials: it never appears in logs or
 // errors.
 func New(name, baseURL string, opt sinks.HTTPOptions) *Notifier {
-	return &Notifier{name: name, http: sinks.NewHTTP(name, strings.TrimRight(baseURL, "/")+APIPath, opt)}
+	return &Notifier{name: name, http: sinks.NewHTTP(name+" "+sinks.Describe(baseURL), strings.TrimRight(baseURL, "/")+APIPath, opt)}
 }
 
 func (n *Notifier) Name() string { return n.name }

@@ -37,6 +37,9 @@ type AlertmanagerOptions struct {
 	// ResolveTimeout is global.resolve_timeout: how long Alertmanager
 	// keeps an alert that came without endsAt firing; 0 is its default, 5m.
 	ResolveTimeout time.Duration
+	// Port, if set, is the port to listen on (a test that sends before
+	// Alertmanager is up picks it with FreePort); 0 picks a free one.
+	Port int
 }
 
 // AMAlert is an alert as Alertmanager's API (GET /api/v2/alerts) and its
@@ -108,7 +111,10 @@ receivers:
 	// A free port can be taken by another process before Alertmanager
 	// binds it: try a few.
 	for try := 0; ; try++ {
-		port := freePort(t)
+		port := opt.Port
+		if port == 0 {
+			port = FreePort(t)
+		}
 		am.URL = "http://127.0.0.1:" + strconv.Itoa(port)
 		cmd := exec.Command(bin, "--config.file="+confPath, "--storage.path="+filepath.Join(dir, "data"),
 			"--web.listen-address=127.0.0.1:"+strconv.Itoa(port), "--cluster.listen-address=", "--log.level=warn")
@@ -129,14 +135,15 @@ receivers:
 		if am.waitReady(exited) {
 			return am
 		}
-		if try == 2 {
+		if try == 2 || opt.Port != 0 {
 			t.Fatalf("alertmanager did not become ready:\n%s", out.String())
 		}
 		cmd.Process.Kill()
 	}
 }
 
-func freePort(t testing.TB) int {
+// FreePort is a loopback port that nothing listens on now.
+func FreePort(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
