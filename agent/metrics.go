@@ -74,12 +74,23 @@ func (a *Agent) storeCollectors() []prometheus.Collector {
 			return 0
 		}),
 		a.fsync,
+		a.types,
 	}
 }
 
 func (a *Agent) piiCollectors() []prometheus.Collector {
 	cs := []prometheus.Collector{
 		counter("tailseal_pii_fields_replaced_total", "Field values replaced whole by a PII field rule.", a.pii.Fields.Load),
+	}
+	if a.pii.Mode() == pii.Hash {
+		configured := 0.0
+		if a.cfg.PIIKey != "" { // TAILSEAL_PII_KEY or _FILE
+			configured = 1
+		}
+		cs = append(cs, gauge("tailseal_pii_key_configured",
+			"1 when the pseudonymization key comes from TAILSEAL_PII_KEY or _FILE; 0 when the agent uses keys/pii.key, made on this host "+
+				"on first start (lost with the data dir, and another on every pod). Only in TAILSEAL_PII_MODE=hash.",
+			func() float64 { return configured }))
 	}
 	for k, name := range pii.Detectors {
 		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
