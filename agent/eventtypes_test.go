@@ -91,9 +91,9 @@ func value(m *dto.Metric) float64 {
 }
 
 // The running agent counts what it stores by type, after anonymization,
-// with the configured types; and says whether the pseudonymization key is
-// configured or made on this host.
-func TestEventsByTypeAndPIIKeyMetrics(t *testing.T) {
+// with the configured types; says whether the pseudonymization key is
+// configured or made on this host; and how full the data dir's disk is.
+func TestEventsByTypePIIKeyAndDiskMetrics(t *testing.T) {
 	for _, configured := range []bool{true, false} {
 		r := newRig(t, "")
 		r.cfg.PIIMode, r.cfg.MetricTypes = "hash", []string{"error", "lead_ingested"}
@@ -135,6 +135,10 @@ not json
 		}
 		if got := family(t, reg, "tailseal_pii_key_configured", ""); fmt.Sprint(got) != fmt.Sprint(wantKey) {
 			t.Errorf("key configured %v: tailseal_pii_key_configured %v", configured, got)
+		}
+		free, size := family(t, reg, "tailseal_data_dir_available_bytes", "")[""], family(t, reg, "tailseal_data_dir_capacity_bytes", "")[""]
+		if free == 0 || size < free {
+			t.Errorf("data dir: %d bytes available of %d", free, size)
 		}
 		r.stop()
 	}

@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"math"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tailseal/tailseal/signer/pii"
+	"golang.org/x/sys/unix"
 )
 
 // The agent's metrics are typed collectors: the fsync histogram, observed
@@ -75,7 +77,22 @@ func (a *Agent) storeCollectors() []prometheus.Collector {
 		}),
 		a.fsync,
 		a.types,
+		gauge("tailseal_data_dir_available_bytes", "Bytes free for the agent on the data dir's filesystem (statfs); the store pauses when it is full.",
+			func() float64 { free, _ := diskSpace(a.cfg.DataDir); return free }),
+		gauge("tailseal_data_dir_capacity_bytes", "Size of the data dir's filesystem (statfs).",
+			func() float64 { _, size := diskSpace(a.cfg.DataDir); return size }),
 	}
+}
+
+// diskSpace is what statfs says of dir's filesystem: the bytes an
+// unprivileged writer may still use, and its size; NaN when it cannot
+// tell (the directory is gone).
+func diskSpace(dir string) (free, size float64) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return math.NaN(), math.NaN()
+	}
+	return float64(st.Bavail) * float64(st.Bsize), float64(st.Blocks) * float64(st.Bsize)
 }
 
 func (a *Agent) piiCollectors() []prometheus.Collector {
