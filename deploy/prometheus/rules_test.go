@@ -26,7 +26,7 @@ func promtool(t *testing.T) string {
 // promtool check rules parses every expression and template; promtool
 // test rules evaluates the alerts on series that should and should not
 // make them fire.
-func TestPromtool(t *testing.T) {
+func TestAlertRulesPromtool(t *testing.T) {
 	bin := promtool(t)
 	for _, args := range [][]string{{"check", "rules", "rules.yaml"}, {"test", "rules", "rules_test.yaml"}} {
 		out, err := exec.Command(bin, args...).CombinedOutput()
@@ -51,7 +51,7 @@ type ruleFile struct {
 	} `json:"groups"`
 }
 
-func TestEveryRuleSaysHowBadAndWhat(t *testing.T) {
+func TestAlertRulesSayHowBadAndWhat(t *testing.T) {
 	b, err := os.ReadFile("rules.yaml")
 	if err != nil {
 		t.Fatal(err)

@@ -110,7 +110,7 @@ func TestFiringThenResolvedInAlertmanager(t *testing.T) {
 // resolve_timeout passes without hearing of it again. The engine sends a
 // firing alert again every RefreshEvery: an alert posted once is resolved,
 // one the engine keeps refreshing still fires, under its first start.
-func TestRefreshKeepsItFiring(t *testing.T) {
+func TestAlertmanagerRefreshKeepsItFiring(t *testing.T) {
 	am := sinkstest.NewAlertmanager(t, sinkstest.AlertmanagerOptions{ResolveTimeout: 1500 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -161,7 +161,7 @@ func TestRefreshKeepsItFiring(t *testing.T) {
 // The alerts go to <base>/api/v2/alerts, a path prefix kept, as a JSON
 // array; 400 is dead-lettered, 404 (a wrong base URL) stops the channel,
 // and no error repeats the credentials of the URL.
-func TestNotifyAnswers(t *testing.T) {
+func TestAlertmanagerAnswers(t *testing.T) {
 	var path string
 	var body []PostableAlert
 	status := http.StatusOK
