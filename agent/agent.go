@@ -54,6 +54,7 @@ type Agent struct {
 	OnDurable func(lines uint64)
 	appended  uint64 // source lines appended by this run
 	fsync     prometheus.Histogram
+	types     *eventTypes // tailseal_events_by_type_total
 	// The readers of the store (see WithReaders).
 	buildReaders func(origin string) error
 	keep         func() uint64
@@ -169,6 +170,7 @@ func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) 
 		return nil, err
 	}
 	a.fsync = newFsyncHistogram()
+	a.types = newEventTypes(cfg.EventTypeLabels(), config.DefaultMetricTypes)
 	if a.buildReaders != nil {
 		if err := a.buildReaders(origin); err != nil {
 			return nil, err
@@ -453,12 +455,14 @@ func (a *Agent) ingest(ctx context.Context, b built) error {
 	split := b.split
 	buf := a.buf[:0]
 	malformed := 0
+	var types [2]map[string]*uint64
 	for k, part := range [2][]tailer.Line{lines[:split], lines[split:]} {
 		if len(part) == 0 {
 			continue // set[k] holds an older batch
 		}
 		w := &b.set[k]
 		malformed += w.malformed
+		types[k] = w.types
 		start := 0
 		for i := range part {
 			l := &part[i]
@@ -476,6 +480,8 @@ func (a *Agent) ingest(ctx context.Context, b built) error {
 	a.buf = buf
 	return a.retry(ctx, "append", func() error { return a.store.Append(buf, first, a.chain.Seq()) }, func() {
 		a.Stats.Malformed.Add(uint64(malformed))
+		a.types.add(types[0])
+		a.types.add(types[1])
 		a.appended += uint64(len(lines))
 	})
 }
@@ -491,11 +497,17 @@ type bodyBuilder struct {
 	tmp, buf  []byte
 	ends      []int
 	malformed int
+	types     map[string]*uint64 // events by type (raw JSON string content)
 }
 
 func (w *bodyBuilder) build(lines []tailer.Line, now time.Time) {
 	w.buf, w.ends, w.malformed = w.buf[:0], w.ends[:0], 0
+	if w.types == nil {
+		w.types = map[string]*uint64{}
+	}
+	clear(w.types)
 	for i := range lines {
+		start := len(w.buf)
 		l := &lines[i]
 		line := parse.Line{Data: l.Data, Length: dataLength(l), Truncated: l.Truncated}
 		var kind parse.Kind
@@ -507,6 +519,14 @@ func (w *bodyBuilder) build(lines []tailer.Line, now time.Time) {
 		}
 		if kind == parse.Malformed {
 			w.malformed++
+		}
+		// A lookup by string(bytes) does not allocate; a new type does,
+		// once per batch.
+		typ := parse.EventType(w.buf[start:])
+		if n := w.types[string(typ)]; n != nil {
+			*n++
+		} else {
+			w.types[string(typ)] = new(uint64(1))
 		}
 		w.ends = append(w.ends, len(w.buf))
 	}

@@ -100,6 +100,13 @@ type Config struct {
 	SMTPTLS        string   `envconfig:"SMTP_TLS" default:"mandatory"`
 	SMTPCAFile     string   `envconfig:"SMTP_CA_FILE"`
 
+	// AlertmanagerURLs are the base URLs of Alertmanagers (every one of a
+	// cluster: each gets every alert); alerts go to <url>/api/v2/alerts.
+	AlertmanagerURLs []string `envconfig:"ALERTMANAGER_URL"`
+	// AlertLink, when set, goes into every alert (a dashboard, a
+	// runbook); {origin} in it becomes the alert's origin.
+	AlertLink string `envconfig:"ALERT_LINK"`
+
 	AlertThreshold        int           `envconfig:"ALERT_THRESHOLD" default:"10"`
 	AlertWindow           time.Duration `envconfig:"ALERT_WINDOW" default:"5m"`
 	AlertCooldown         time.Duration `envconfig:"ALERT_COOLDOWN" default:"300s"`
@@ -107,6 +114,10 @@ type Config struct {
 
 	// Listen is the address of /metrics, /healthz and /readyz ("" disables).
 	Listen string `envconfig:"LISTEN" default:"127.0.0.1:9464"`
+	// MetricTypes are the event types tailseal_events_by_type_total
+	// counts under their own label, the rest as "other"; empty: the first
+	// DefaultMetricTypes types seen.
+	MetricTypes []string `envconfig:"METRIC_TYPES"`
 	// NewStore lets `tailseal run` start a new store (seq 1) in a data dir
 	// whose store lost records that its checkpoints cover; the old files
 	// are moved aside, not deleted. Without it the agent refuses to start.
@@ -133,9 +144,16 @@ var secrets = []struct {
 	{"SMTP_PASSWORD", func(c *Config) *string { return &c.SMTPPassword }},
 }
 
-// WebhookURLsFile: the comma-separated URLs can carry tokens, so they can
-// come from a file too (TAILSEAL_WEBHOOK_URLS_FILE).
-const webhookURLsFile = "WEBHOOK_URLS"
+// secretLists lists the comma-separated URL lists that may carry tokens or
+// credentials, and so may come from a file too (NAME_FILE, commas or
+// lines).
+var secretLists = []struct {
+	name string
+	dst  func(*Config) *[]string
+}{
+	{"WEBHOOK_URLS", func(c *Config) *[]string { return &c.WebhookURLs }},
+	{"ALERTMANAGER_URL", func(c *Config) *[]string { return &c.AlertmanagerURLs }},
+}
 
 // Load reads the environment, applies defaults and validates. A value of
 // the wrong type (a word where a number goes) stops it at once, because the
@@ -156,15 +174,18 @@ func Load() (*Config, error) {
 			problems = append(problems, err)
 		}
 	}
-	var urls string
-	if err := loadSecretFile(webhookURLsFile, &urls); err != nil {
-		problems = append(problems, err)
-	}
-	if urls != "" {
-		if len(c.WebhookURLs) > 0 {
-			problems = append(problems, fmt.Errorf("set either %s_%s or %s_%s_FILE, not both", Prefix, webhookURLsFile, Prefix, webhookURLsFile))
+	for _, l := range secretLists {
+		var urls string
+		if err := loadSecretFile(l.name, &urls); err != nil {
+			problems = append(problems, err)
 		}
-		c.WebhookURLs = strings.FieldsFunc(urls, func(r rune) bool { return r == ',' || r == '\n' })
+		if urls != "" {
+			if dst := l.dst(&c); len(*dst) > 0 {
+				problems = append(problems, fmt.Errorf("set either %s_%s or %s_%s_FILE, not both", Prefix, l.name, Prefix, l.name))
+			} else {
+				*dst = strings.FieldsFunc(urls, func(r rune) bool { return r == ',' || r == '\n' })
+			}
+		}
 	}
 	if err := c.Validate(); err != nil {
 		var e *Error

@@ -129,6 +129,18 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{env: []string{"TAILSEAL_PERF_DEGRADATION_FACTOR=Inf"}, want: "TAILSEAL_PERF_DEGRADATION_FACTOR must be a number above 1"},
 		{env: []string{"TAILSEAL_PERF_DEGRADATION_FACTOR=-Inf"}, want: "TAILSEAL_PERF_DEGRADATION_FACTOR must be a number above 1"},
 
+		{env: []string{"TAILSEAL_ALERTMANAGER_URL=http://am-0:9093,am-1.example.com:9093/sEcReT"},
+			want: "TAILSEAL_ALERTMANAGER_URL: entry 2 is not an http or https URL", secret: "sEcReT"},
+		{env: []string{"TAILSEAL_ALERTMANAGER_URL=http://user:sEcReT@am:9093/api/v2/alerts"},
+			want: "TAILSEAL_ALERTMANAGER_URL: entry 1 ends in the API path; give the base URL", secret: "sEcReT"},
+		{env: []string{"TAILSEAL_ALERTMANAGER_URL=http://am:9093/api/v1/alerts/"}, want: "TAILSEAL_ALERTMANAGER_URL: entry 1 ends in the API path"},
+		{env: []string{"TAILSEAL_ALERTMANAGER_URL=http://am:9093/?token=sEcReT"},
+			want: "TAILSEAL_ALERTMANAGER_URL: entry 1 has a query or a fragment", secret: "sEcReT"},
+		{env: []string{"TAILSEAL_ALERTMANAGER_URL=http://am:9093,"}, want: "TAILSEAL_ALERTMANAGER_URL: entry 2 is not an http or https URL"},
+		{env: []string{"TAILSEAL_ALERT_LINK=grafana.example.com/d/tailseal"}, want: "TAILSEAL_ALERT_LINK is not an http or https URL"},
+		{env: []string{"TAILSEAL_METRIC_TYPES=error,,lead_ingested"}, want: "TAILSEAL_METRIC_TYPES: entry 2 is empty"},
+		{env: []string{"TAILSEAL_METRIC_TYPES=" + strings.Repeat("t,", 100) + "t"}, want: "TAILSEAL_METRIC_TYPES names 101 types; at most 100"},
+
 		{env: []string{"TAILSEAL_LISTEN=localhost"}, want: `TAILSEAL_LISTEN "localhost": want host:port`},
 		{env: []string{"TAILSEAL_LISTEN=127.0.0.1:99999"}, want: `TAILSEAL_LISTEN "127.0.0.1:99999": the port must be a number from 0 to 65535`},
 		{env: []string{"TAILSEAL_LISTEN=127.0.0.1:-1"}, want: `TAILSEAL_LISTEN "127.0.0.1:-1": the port must be a number from 0 to 65535`},
@@ -152,7 +164,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 func TestAllProblemsAtOnce(t *testing.T) {
 	setenv(t, "TAILSEAL_RETENTION_DAYS=300000", "TAILSEAL_PERF_DEGRADATION_FACTOR=NaN", "TAILSEAL_LISTEN=nowhere",
 		"TAILSEAL_WEBHOOK_URLS=ftp://example.com", "TAILSEAL_HMAC_KEY=zz", "TAILSEAL_EPOCH=10ms", "TAILSEAL_PII_MODE=hush",
-		"TAILSEAL_VERIFY_KEY_FILE=/nonexistent/k0")
+		"TAILSEAL_VERIFY_KEY_FILE=/nonexistent/k0", "TAILSEAL_ALERTMANAGER_URL=am:9093,http://am:9093/api/v2/alerts", "TAILSEAL_ALERT_LINK=nolink")
 	_, err := Load()
 	if !errors.Is(err, ErrInvalid) {
 		t.Fatalf("got %v, want ErrInvalid", err)
@@ -161,11 +173,12 @@ func TestAllProblemsAtOnce(t *testing.T) {
 		t.Errorf("the missing secret file's cause is not wrapped: %v", err)
 	}
 	var e *Error
-	if !errors.As(err, &e) || len(e.Problems) != 8 {
-		t.Errorf("want 8 problems, got %v", err)
+	if !errors.As(err, &e) || len(e.Problems) != 11 {
+		t.Errorf("want 11 problems, got %v", err)
 	}
 	for _, v := range []string{"TAILSEAL_RETENTION_DAYS", "TAILSEAL_PERF_DEGRADATION_FACTOR", "TAILSEAL_LISTEN",
-		"TAILSEAL_WEBHOOK_URLS", "TAILSEAL_HMAC_KEY", "TAILSEAL_EPOCH", "TAILSEAL_PII_MODE", "TAILSEAL_VERIFY_KEY_FILE"} {
+		"TAILSEAL_WEBHOOK_URLS", "TAILSEAL_HMAC_KEY", "TAILSEAL_EPOCH", "TAILSEAL_PII_MODE", "TAILSEAL_VERIFY_KEY_FILE",
+		"TAILSEAL_ALERTMANAGER_URL: entry 1", "TAILSEAL_ALERTMANAGER_URL: entry 2", "TAILSEAL_ALERT_LINK"} {
 		if !strings.Contains(err.Error(), v) {
 			t.Errorf("%s missing from %v", v, err)
 		}
@@ -200,6 +213,9 @@ func TestAcceptsWorkingValues(t *testing.T) {
 			"TAILSEAL_SMTP_TLS=implicit"},
 		{"TAILSEAL_SMTP_TLS=opportunistic"}, {"TAILSEAL_SMTP_TLS=none"},
 		{"TAILSEAL_ALERT_THRESHOLD=10", "TAILSEAL_ALERT_WINDOW=4s", "TAILSEAL_ALERT_COOLDOWN=0s"},
+		{"TAILSEAL_ALERTMANAGER_URL=http://alertmanager-0.alertmanager:9093,https://user:pw@am.example.com/alertmanager/"},
+		{"TAILSEAL_ALERT_LINK=https://grafana.example.com/d/tailseal?var-origin={origin}&orgId=1"},
+		{"TAILSEAL_METRIC_TYPES=error, lead_ingested,performance"},
 		{"TAILSEAL_DRAIN_TIMEOUT=0"}, {"TAILSEAL_DRAIN_TIMEOUT=2m30s"},
 		{"TAILSEAL_PERF_DEGRADATION_FACTOR=0"}, {"TAILSEAL_PERF_DEGRADATION_FACTOR=1.5"},
 		{"TAILSEAL_LOG_LEVEL=debug"}, {"TAILSEAL_LOG_LEVEL=WARNING"},
@@ -211,6 +227,31 @@ func TestAcceptsWorkingValues(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// Alertmanager URLs can carry credentials, so they may come from a file,
+// one a line or comma-separated, but not from both.
+func TestAlertmanagerURLFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "am")
+	os.WriteFile(path, []byte("http://am-0:9093\nhttp://am-1:9093\n"), 0o600)
+	t.Setenv("TAILSEAL_ALERTMANAGER_URL_FILE", path)
+	c, err := Load()
+	if err != nil || strings.Join(c.AlertmanagerURLs, " ") != "http://am-0:9093 http://am-1:9093" {
+		t.Fatalf("got %q, %v", c.AlertmanagerURLs, err)
+	}
+	t.Setenv("TAILSEAL_ALERTMANAGER_URL", "http://am-2:9093")
+	if _, err := Load(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("value and file both set: %v", err)
+	}
+}
+
+func TestEventTypeLabels(t *testing.T) {
+	if got := (&Config{}).EventTypeLabels(); got != nil {
+		t.Errorf("unset: %q, want nil (the first types seen)", got)
+	}
+	if got := (&Config{MetricTypes: []string{" error", "lead_ingested ", "error"}}).EventTypeLabels(); strings.Join(got, ",") != "error,lead_ingested" {
+		t.Errorf("got %q", got)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/mail"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -53,7 +54,15 @@ const (
 	// scan (agent/store), and the tailer's MaxLine + buffer size inside an
 	// int: 16 MiB.
 	MaxLineBytes = 16 << 20
+	// MaxMetricTypes bounds TAILSEAL_METRIC_TYPES: each type is a series
+	// of tailseal_events_by_type_total.
+	MaxMetricTypes = 100
 )
+
+// DefaultMetricTypes is how many distinct event types
+// tailseal_events_by_type_total counts under their own label when
+// TAILSEAL_METRIC_TYPES is empty: the first ones seen.
+const DefaultMetricTypes = 20
 
 // SMTP TLS modes (TAILSEAL_SMTP_TLS); sinks/email maps them to go-mail
 // policies.
@@ -147,6 +156,14 @@ func (c *Config) Validate() error {
 		p.add("TAILSEAL_PERF_DEGRADATION_FACTOR must be a number above 1 (or 0 to turn the rule off)")
 	}
 
+	if len(c.MetricTypes) > MaxMetricTypes {
+		p.add("TAILSEAL_METRIC_TYPES names %d types; at most %d (each is a series; the rest are counted as other)", len(c.MetricTypes), MaxMetricTypes)
+	}
+	for i, typ := range c.MetricTypes {
+		if strings.TrimSpace(typ) == "" {
+			p.add("TAILSEAL_METRIC_TYPES: entry %d is empty", i+1)
+		}
+	}
 	if c.Listen != "" {
 		if _, err := hostPort(c.Listen, 0); err != nil {
 			p.add("TAILSEAL_LISTEN %q: %w (or empty to turn the endpoint off)", c.Listen, err)
@@ -163,6 +180,18 @@ func (c *Config) Validate() error {
 	c.Source = filepath.Clean(c.Source)
 	c.DataDir = filepath.Clean(c.DataDir)
 	return nil
+}
+
+// EventTypeLabels is TAILSEAL_METRIC_TYPES trimmed, without repeats; nil
+// when it is empty (the first DefaultMetricTypes types seen are counted).
+func (c *Config) EventTypeLabels() []string {
+	var types []string
+	for _, t := range c.MetricTypes {
+		if t = strings.TrimSpace(t); t != "" && !slices.Contains(types, t) {
+			types = append(types, t)
+		}
+	}
+	return types
 }
 
 // PhoneRegions is TAILSEAL_PII_PHONE_REGIONS for pii.Options.PhoneRegions:
@@ -271,6 +300,15 @@ func (c *Config) validateSinks(p *problems) {
 		}
 	}
 
+	for i, u := range c.AlertmanagerURLs {
+		if msg := alertmanagerURL(u); msg != "" {
+			p.add("TAILSEAL_ALERTMANAGER_URL: entry %d %s", i+1, msg)
+		}
+	}
+	if c.AlertLink != "" && !httpURL(strings.ReplaceAll(c.AlertLink, "{origin}", "origin")) {
+		p.add("TAILSEAL_ALERT_LINK is not an http or https URL")
+	}
+
 	switch strings.ToLower(c.SMTPTLS) {
 	case SMTPTLSMandatory, SMTPTLSImplicit, SMTPTLSOpportunistic, SMTPTLSNone:
 	default:
@@ -297,6 +335,21 @@ func (c *Config) validateSinks(p *problems) {
 			p.add("TAILSEAL_SMTP_TO: entry %d (%q) is not an email address", i+1, to)
 		}
 	}
+}
+
+// alertmanagerURL says what is wrong with an Alertmanager base URL, ""
+// when nothing is. It may carry credentials: the message never repeats it.
+func alertmanagerURL(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || !httpURL(raw):
+		return "is not an http or https URL"
+	case u.RawQuery != "" || u.Fragment != "":
+		return "has a query or a fragment; give the base URL, as Prometheus's alerting configuration does"
+	case strings.HasSuffix(strings.TrimRight(u.Path, "/"), "/api/v2/alerts") || strings.HasSuffix(strings.TrimRight(u.Path, "/"), "/api/v1/alerts"):
+		return "ends in the API path; give the base URL (for example http://alertmanager:9093): the agent adds /api/v2/alerts"
+	}
+	return ""
 }
 
 func httpURL(raw string) bool {

@@ -15,6 +15,7 @@ import (
 	"github.com/tailseal/tailseal/agent/config"
 	"github.com/tailseal/tailseal/sinks"
 	"github.com/tailseal/tailseal/sinks/alert"
+	"github.com/tailseal/tailseal/sinks/alertmanager"
 	"github.com/tailseal/tailseal/sinks/discord"
 	"github.com/tailseal/tailseal/sinks/email"
 	"github.com/tailseal/tailseal/sinks/slack"
@@ -65,6 +66,11 @@ func newSinks(cfg *config.Config, origin string, log *slog.Logger) (*sinkSet, er
 		}
 		channels = append(channels, n)
 	}
+	for i, u := range cfg.AlertmanagerURLs {
+		n := alertmanager.New(fmt.Sprintf("alertmanager-%d", i+1), u, hopt)
+		log.Info("alertmanager", "channel", n.Name(), "endpoint", sinks.Describe(u))
+		channels, set.metrics = append(channels, n), append(set.metrics, n.Collectors()...)
+	}
 	if len(channels) > 0 {
 		if err := set.addAlerts(cfg, stateDir, channels); err != nil {
 			return nil, err
@@ -106,7 +112,7 @@ func (set *sinkSet) addAlerts(cfg *config.Config, stateDir string, channels []al
 		host = "unknown"
 	}
 	e, err := alert.New(alert.Options{Origin: set.origin, Host: host, Threshold: cfg.AlertThreshold, Window: cfg.AlertWindow, Cooldown: cfg.AlertCooldown,
-		PerfFactor: cfg.PerfDegradationFactor, StateDir: stateDir, Log: set.log, Now: time.Now}, channels)
+		PerfFactor: cfg.PerfDegradationFactor, Link: cfg.AlertLink, StateDir: stateDir, Log: set.log, Now: time.Now}, channels)
 	if err != nil {
 		return err
 	}
