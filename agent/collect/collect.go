@@ -84,10 +84,11 @@ type Collector struct {
 	origins map[string]*origin // by token
 	top     *quarantine        // messages whose subject names no origin
 
-	consumer   string
-	lastStream uint64 // stream seq of the last message handled
-	ready      atomic.Bool
-	msgs       []jetstream.Msg
+	consumer         string
+	lastStream       uint64 // stream seq of the last message handled
+	resetUnsupported bool   // said once
+	ready            atomic.Bool
+	msgs             []jetstream.Msg
 }
 
 // New locks the data dir (one collector per data dir, and not an agent's)
@@ -203,7 +204,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		}
 		switch {
 		case errors.Is(err, errReorder):
-			continue
+			backoff = reorderPause // a server without consumer reset redelivers after the ack wait
 		case errors.Is(err, jetstream.ErrStreamNotFound):
 			if !waiting {
 				c.log.Warn("waiting for the stream: no agent has created it yet (the JetStream sink does), or TAILSEAL_NATS_STREAM names another", "stream", c.cfg.NATSStream)
@@ -221,11 +222,17 @@ func (c *Collector) Run(ctx context.Context) error {
 			return nil
 		case <-time.After(backoff):
 		}
-		if !waiting {
+		if errors.Is(err, errReorder) {
+			backoff = time.Second
+		} else if !waiting {
 			backoff = min(2*backoff, 30*time.Second)
 		}
 	}
 }
+
+// reorderPause is the wait before a session that ended on a reordered
+// delivery starts again.
+const reorderPause = 100 * time.Millisecond
 
 // errReorder ends a session that received a message before one of the
 // stream that it has not seen: the consumer is reset and read again.
@@ -255,12 +262,11 @@ func (c *Collector) session(ctx context.Context, js jetstream.JetStream) (progre
 	// had been delivered and not acknowledged would be delivered again
 	// only after its ack wait, after newer messages: a reset delivers from
 	// the first unacknowledged message on, in stream order.
-	reset, err := js.ResetConsumer(ctx, c.cfg.NATSStream, c.consumer)
+	from, err := c.reset(ctx, js, cons)
 	if err != nil {
-		return false, fmt.Errorf("reset consumer %s: %w", c.consumer, err)
+		return false, err
 	}
-	c.m.resets.Inc()
-	c.lastStream = reset.ResetSeq - 1
+	c.lastStream = from - 1
 	it, err := cons.Messages(jetstream.PullMaxMessages(2 * batch))
 	if err != nil {
 		return false, fmt.Errorf("consume: %w", err)
@@ -271,7 +277,7 @@ func (c *Collector) session(ctx context.Context, js jetstream.JetStream) (progre
 	go c.watch(wctx, stream, cons)
 	c.ready.Store(true)
 	defer c.ready.Store(false)
-	c.log.Info("consuming", "stream", c.cfg.NATSStream, "consumer", c.consumer, "from_stream_seq", reset.ResetSeq)
+	c.log.Info("consuming", "stream", c.cfg.NATSStream, "consumer", c.consumer, "from_stream_seq", from)
 	for {
 		msgs, err := c.gather(ctx, it, batch)
 		if err != nil {
@@ -286,6 +292,33 @@ func (c *Collector) session(ctx context.Context, js jetstream.JetStream) (progre
 			return true, errReorder
 		}
 	}
+}
+
+// reset makes the consumer deliver from its first unacknowledged message
+// and returns that message's stream seq. A server without consumer reset
+// (before NATS 2.14) keeps what it delivered pending until the ack wait:
+// then the consumer is read from its ack floor, and a message delivered
+// ahead of one still pending ends the session (unseenBefore) until the
+// server redelivers in order.
+func (c *Collector) reset(ctx context.Context, js jetstream.JetStream, cons jetstream.Consumer) (uint64, error) {
+	r, err := js.ResetConsumer(ctx, c.cfg.NATSStream, c.consumer)
+	if err == nil {
+		c.m.resets.Inc()
+		return r.ResetSeq, nil
+	}
+	if ctx.Err() != nil {
+		return 0, err
+	}
+	info, ierr := cons.Info(ctx)
+	if ierr != nil {
+		return 0, fmt.Errorf("reset consumer %s: %w; consumer info: %w", c.consumer, err, ierr)
+	}
+	if !c.resetUnsupported {
+		c.resetUnsupported = true
+		c.log.Warn("the NATS server cannot reset the consumer; reading it from its ack floor (after a restart, the messages a previous run had not acknowledged come after the ack wait)",
+			"error", err, "ack_wait", c.cfg.CollectAckWait)
+	}
+	return info.AckFloor.Stream + 1, nil
 }
 
 // gatherWait is how long a batch waits for one more message once it has
@@ -407,6 +440,9 @@ func (c *Collector) handle(m jetstream.Msg, sseq uint64, now time.Time, touched 
 	if err == nil {
 		err = config.CheckOrigin(name)
 	}
+	if err == nil && len(tok) > maxTokenBytes {
+		err = fmt.Errorf("the origin token has %d bytes, more than a directory name may", len(tok))
+	}
 	if !ok || err != nil {
 		c.m.findings.WithLabelValues("", FindingSubject).Inc()
 		c.log.Error("COLLECT: a message whose subject names no origin; kept in quarantine.jsonl of the data dir", "subject", subject, "stream_seq", sseq)
@@ -424,6 +460,10 @@ func (c *Collector) handle(m jetstream.Msg, sseq uint64, now time.Time, touched 
 	touched[o] = true
 	return o.take(in, now)
 }
+
+// maxTokenBytes is the longest directory name (NAME_MAX on Linux): an
+// origin of 255 bytes can make a token of up to three times that.
+const maxTokenBytes = 255
 
 // origin returns the open store of an origin, opening it on its first
 // message.
