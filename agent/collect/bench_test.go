@@ -59,4 +59,3 @@ func BenchmarkCollect(b *testing.B) {
 	}
 	b.ReportMetric(float64(origins*perOrigin*b.N)/total.Seconds(), "records/s")
 }
-
