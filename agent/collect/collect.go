@@ -43,6 +43,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tailseal/tailseal/agent"
 	"github.com/tailseal/tailseal/agent/atomicfile"
 	"github.com/tailseal/tailseal/agent/config"
 	"github.com/tailseal/tailseal/agent/lock"
@@ -58,7 +59,8 @@ const (
 )
 
 // ErrAssignment means the data dir holds another partition of the fleet
-// than the configuration names: its origins would be split over two dirs.
+// than the configuration names (its origins would be split over two
+// dirs), or is an agent's.
 var ErrAssignment = errors.New("the data dir holds another partition of the origins")
 
 // Options configure a Collector.
@@ -103,6 +105,9 @@ func New(opt Options) (*Collector, error) {
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, agent.StoreDir)); err == nil {
+		return nil, fmt.Errorf("%w: %s holds an agent's store; give the collector a data dir of its own", ErrAssignment, cfg.DataDir)
 	}
 	l, err := lock.Acquire(cfg.DataDir)
 	if err != nil {

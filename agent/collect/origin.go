@@ -464,6 +464,11 @@ func (o *origin) keepIndexLine(segment string, line []byte) bool {
 	o.mu.Lock()
 	want, ok := o.attested[segment]
 	o.mu.Unlock()
+	if !ok {
+		// A segment split before a restart and compressed as the store
+		// opened: its index record is in a later segment.
+		want, ok = o.findAttested(segment)
+	}
 	if !ok || want == store.IndexDigest(line) {
 		return true
 	}
@@ -471,6 +476,37 @@ func (o *origin) keepIndexLine(segment string, line []byte) bool {
 	o.log.Warn("collected segment differs from the agent's segment of that name (the agent attested no segment start inside it); left out of store/index, readers read it whole",
 		"segment", segment)
 	return false
+}
+
+// findAttested looks for the agent's index record of segment in the
+// segments after it.
+func (o *origin) findAttested(segment string) (string, bool) {
+	dir := filepath.Join(o.dir, agent.StoreDir)
+	first, _ := segmentFirst(segment)
+	segs, err := store.List(dir)
+	if err != nil {
+		return "", false
+	}
+	var digest string
+	found := errors.New("found")
+	for _, seg := range segs {
+		if seg.First <= first {
+			continue
+		}
+		err := store.ScanSegment(dir, seg, func(_ store.Segment, _ int, line []byte) error {
+			if typ, _ := record.StringField(line, "event_type"); string(typ) == record.TypeIndex {
+				if d, err := record.ParseIndex(line); err == nil && d.Segment == segment {
+					digest = d.SHA256
+					return found
+				}
+			}
+			return nil
+		})
+		if errors.Is(err, found) {
+			return digest, true
+		}
+	}
+	return "", false
 }
 
 // keep is the store's Keep: retention deletes only records the agent's

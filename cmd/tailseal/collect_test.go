@@ -393,8 +393,21 @@ func TestCollectUsage(t *testing.T) {
 	p := e.start()
 	waitFor(t, "the agent's lock", 10*time.Second, func() bool { return lock.Held(e.dataDir) })
 	dir = e.dataDir
-	if out, code := run([]string{"TAILSEAL_NATS_URL=nats://127.0.0.1:1"}); code != 2 || !strings.Contains(out, "already running") {
+	if out, code := run([]string{"TAILSEAL_NATS_URL=nats://127.0.0.1:1"}); code != 2 || !strings.Contains(out, "holds an agent's store") {
 		t.Errorf("on an agent's data dir: exit %d\n%s", code, out)
 	}
 	p.stop(t)
+	// A collector's data dir, held by a collector.
+	dir = t.TempDir()
+	srv := collecttest.StartServer(t)
+	c := exec.Command(binPath, "collect")
+	c.Env = append(withoutTailsealEnv(), "TAILSEAL_DATA_DIR="+dir, "TAILSEAL_LISTEN=", "TAILSEAL_NATS_URL="+srv.URL)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { c.Process.Kill(); c.Wait() }()
+	waitFor(t, "the collector's lock", 10*time.Second, func() bool { return lock.Held(dir) })
+	if out, code := run([]string{"TAILSEAL_NATS_URL=" + srv.URL}); code != 2 || !strings.Contains(out, "already running") {
+		t.Errorf("on a collector's data dir: exit %d\n%s", code, out)
+	}
 }
