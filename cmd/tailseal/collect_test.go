@@ -182,7 +182,7 @@ func TestCollectKill9(t *testing.T) {
 	}
 	c := newEnv(t, "TAILSEAL_NATS_URL="+srv.URL, "TAILSEAL_COLLECT_BATCH=100", "TAILSEAL_LOG_LEVEL=info")
 	const chunks = 6
-	kills := 0
+	kills, midway := 0, 0
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range chunks {
 		for _, o := range origins {
@@ -198,6 +198,16 @@ func TestCollectKill9(t *testing.T) {
 		time.Sleep(time.Duration(rng.IntN(40)) * time.Millisecond)
 		p.kill9(t)
 		kills++
+		published := uint64(0)
+		for _, o := range origins {
+			published += uint64((i + 1) * len(lines[o]) / chunks)
+		}
+		if collectedSeq(c.dataDir, origins[0])+collectedSeq(c.dataDir, origins[1]) < published {
+			midway++ // killed with messages still to consume
+		}
+	}
+	if midway < 3 {
+		t.Errorf("only %d of %d kills came while messages were still to be consumed", midway, kills)
 	}
 	p := c.start("collect")
 	for _, o := range origins {
@@ -210,7 +220,7 @@ func TestCollectKill9(t *testing.T) {
 	if s := p.stderr.String(); strings.Contains(s, "COLLECT:") {
 		t.Errorf("findings in the collector's log:\n%s", s)
 	}
-	t.Logf("%d kill -9 during consumption", kills)
+	t.Logf("%d kill -9, %d of them with messages still to consume", kills, midway)
 	for _, o := range origins {
 		dir := collectedDir(c.dataDir, o)
 		sameStore(t, dir, agents[o])
