@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tailseal/tailseal/signer/record"
 )
@@ -55,6 +56,7 @@ func TestSplit(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCompressed(t, dir)
+	waitIndexed(t, dir, SegmentName(11, CompressedExt))
 	if got := names(t, dir); !slices.Equal(got, []string{SegmentName(1, CompressedExt), SegmentName(11, CompressedExt), SegmentName(25, ActiveExt)}) {
 		t.Fatalf("segments %v", got)
 	}
@@ -72,6 +74,7 @@ func TestSplit(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCompressed(t, dir)
+	waitGone(t, filepath.Join(dir, SegmentName(25, ActiveExt))) // compressed, and not indexed
 	if ix, _ = ReadIndex(dir); len(ix) != 2 {
 		t.Fatalf("KeepIndexLine refused %s, and the index has %d entries", refused, len(ix))
 	}
@@ -129,5 +132,36 @@ func TestSplitCutShort(t *testing.T) {
 				t.Fatalf("an overlap with other records was changed: seqs %v", got)
 			}
 		})
+	}
+}
+
+// waitIndexed waits until store/index has an entry for seg.
+func waitIndexed(t *testing.T, dir, seg string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if ix, _ := ReadIndex(dir); ix[seg].Segment == seg {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no index entry for %s", seg)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitGone waits until path no longer exists (a compressed segment's
+// original is removed last).
+func waitGone(t *testing.T, path string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(path); os.IsNotExist(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still there", path)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
