@@ -157,9 +157,9 @@ type msg struct {
 //     broken chain), or a line that is not a record halt the origin: it
 //     and everything after it goes to quarantine.jsonl and never into the
 //     store, which ends at the last record that chained. A halted origin
-//     stays halted (across restarts, while quarantine.jsonl has entries)
-//     until an operator has looked: the store must never hold a record
-//     that does not chain, and no later record can be chained to it.
+//     stays halted (across restarts: its quarantine entries say so) until
+//     an operator has looked: the store must never hold a record that
+//     does not chain, and no later record can be chained to it.
 func (o *origin) take(m msg, now time.Time) error {
 	line := m.line
 	seq, ok := record.Seq(line)
