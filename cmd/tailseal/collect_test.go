@@ -169,7 +169,12 @@ func sameStore(t *testing.T, dir string, e *env) {
 // a real process, is killed with kill -9 again and again: in the end each
 // collected origin is the agent's store byte for byte, segment for
 // segment, and verifies with the agent's keys.
-func TestCollectKill9(t *testing.T) {
+func TestCollectKill9(t *testing.T) { collectKill9(t, 9000, 6) }
+
+// collectKill9 publishes two agents' stores of n source lines each in
+// chunks, killing the collector with kill -9 once per chunk while it
+// consumes, and holds the collected origins to the agents' stores.
+func collectKill9(t *testing.T, n, chunks int) {
 	srv := collecttest.StartServer(t)
 	js := srv.Connect(t)
 	collecttest.CreateStream(t, js, "TAILSEAL")
@@ -177,11 +182,10 @@ func TestCollectKill9(t *testing.T) {
 	agents := map[string]*env{}
 	lines := map[string][][]byte{}
 	for _, o := range origins {
-		agents[o] = agentStore(t, o, 9000)
+		agents[o] = agentStore(t, o, n)
 		lines[o] = agentLines(t, agents[o])
 	}
 	c := newEnv(t, "TAILSEAL_NATS_URL="+srv.URL, "TAILSEAL_COLLECT_BATCH=100", "TAILSEAL_LOG_LEVEL=info")
-	const chunks = 6
 	kills, midway := 0, 0
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range chunks {
@@ -206,7 +210,7 @@ func TestCollectKill9(t *testing.T) {
 			midway++ // killed with messages still to consume
 		}
 	}
-	if midway < 3 {
+	if midway < kills/2 {
 		t.Errorf("only %d of %d kills came while messages were still to be consumed", midway, kills)
 	}
 	p := c.start("collect")
