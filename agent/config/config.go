@@ -112,6 +112,27 @@ type Config struct {
 	AlertCooldown         time.Duration `envconfig:"ALERT_COOLDOWN" default:"300s"`
 	PerfDegradationFactor float64       `envconfig:"PERF_DEGRADATION_FACTOR" default:"2"`
 
+	// NATS JetStream, the fleet's transport (DESIGN.md, Fleet): the servers
+	// (comma-separated URLs, as nats.Connect takes them), one way to
+	// authenticate (a .creds file, an nkey seed file or a token), a CA for
+	// TLS, and the stream that holds tailseal.records.>.
+	NATSURL       string `envconfig:"NATS_URL"`
+	NATSCredsFile string `envconfig:"NATS_CREDS_FILE"`
+	NATSNKeyFile  string `envconfig:"NATS_NKEY_FILE"`
+	NATSToken     string `envconfig:"NATS_TOKEN"`
+	NATSCAFile    string `envconfig:"NATS_CA_FILE"`
+	NATSStream    string `envconfig:"NATS_STREAM" default:"TAILSEAL"`
+
+	// tailseal collect: the durable consumer's name, how many messages
+	// one group commit takes, how long the server waits for an ack
+	// before it redelivers, and which share of the origins this
+	// collector keeps (partition k of n, by a hash of the origin).
+	CollectConsumer   string        `envconfig:"COLLECT_CONSUMER" default:"tailseal-collect"`
+	CollectBatch      int           `envconfig:"COLLECT_BATCH" default:"1000"`
+	CollectAckWait    time.Duration `envconfig:"COLLECT_ACK_WAIT" default:"1m"`
+	CollectPartitions int           `envconfig:"COLLECT_PARTITIONS" default:"1"`
+	CollectPartition  int           `envconfig:"COLLECT_PARTITION" default:"0"`
+
 	// Listen is the address of /metrics, /healthz and /readyz ("" disables).
 	Listen string `envconfig:"LISTEN" default:"127.0.0.1:9464"`
 	// MetricTypes are the event types tailseal_events_by_type_total
@@ -142,6 +163,7 @@ var secrets = []struct {
 	{"SLACK_WEBHOOK", func(c *Config) *string { return &c.SlackWebhook }},
 	{"DISCORD_WEBHOOK", func(c *Config) *string { return &c.DiscordWebhook }},
 	{"SMTP_PASSWORD", func(c *Config) *string { return &c.SMTPPassword }},
+	{"NATS_TOKEN", func(c *Config) *string { return &c.NATSToken }},
 }
 
 // secretLists lists the comma-separated URL lists that may carry tokens or

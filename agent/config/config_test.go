@@ -140,6 +140,19 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{env: []string{"TAILSEAL_ALERT_LINK=grafana.example.com/d/tailseal"}, want: "TAILSEAL_ALERT_LINK is not an http or https URL"},
 		{env: []string{"TAILSEAL_METRIC_TYPES=error,,lead_ingested"}, want: "TAILSEAL_METRIC_TYPES: entry 2 is empty"},
 		{env: []string{"TAILSEAL_METRIC_TYPES=" + strings.Repeat("t,", 100) + "t"}, want: "TAILSEAL_METRIC_TYPES names 101 types; at most 100"},
+		{env: []string{"TAILSEAL_NATS_URL=nats://a:4222,http://b:4222"}, want: `TAILSEAL_NATS_URL: entry 2: scheme "http" is not nats, tls, ws or wss`},
+		{env: []string{"TAILSEAL_NATS_URL=nats://"}, want: "TAILSEAL_NATS_URL: entry 1: not a URL with a host"},
+		{env: []string{"TAILSEAL_NATS_URL=nats://a:4222,"}, want: "TAILSEAL_NATS_URL: entry 2: empty"},
+		{env: []string{"TAILSEAL_NATS_CREDS_FILE=/x.creds", "TAILSEAL_NATS_TOKEN=sEcReT"}, want: "exclude each other", secret: "sEcReT"},
+		{env: []string{"TAILSEAL_NATS_TOKEN=sEcReT x"}, want: "TAILSEAL_NATS_TOKEN must not contain spaces", secret: "sEcReT"},
+		{env: []string{"TAILSEAL_NATS_STREAM=a.b"}, want: "TAILSEAL_NATS_STREAM: \"a.b\" has a space"},
+		{env: []string{"TAILSEAL_NATS_STREAM="}, want: "TAILSEAL_NATS_STREAM: must not be empty"},
+		{env: []string{"TAILSEAL_COLLECT_CONSUMER=c>"}, want: "TAILSEAL_COLLECT_CONSUMER: \"c>\" has a space"},
+		{env: []string{"TAILSEAL_COLLECT_BATCH=0"}, want: "TAILSEAL_COLLECT_BATCH must be at least 1"},
+		{env: []string{"TAILSEAL_COLLECT_ACK_WAIT=100ms"}, want: "TAILSEAL_COLLECT_ACK_WAIT must be at least 1s"},
+		{env: []string{"TAILSEAL_COLLECT_PARTITIONS=0"}, want: "TAILSEAL_COLLECT_PARTITIONS must be at least 1"},
+		{env: []string{"TAILSEAL_COLLECT_PARTITIONS=3", "TAILSEAL_COLLECT_PARTITION=3"}, want: "TAILSEAL_COLLECT_PARTITION must be from 0 to TAILSEAL_COLLECT_PARTITIONS-1 (2)"},
+		{env: []string{"TAILSEAL_COLLECT_PARTITION=-1"}, want: "TAILSEAL_COLLECT_PARTITION must be from 0"},
 
 		{env: []string{"TAILSEAL_LISTEN=localhost"}, want: `TAILSEAL_LISTEN "localhost": want host:port`},
 		{env: []string{"TAILSEAL_LISTEN=127.0.0.1:99999"}, want: `TAILSEAL_LISTEN "127.0.0.1:99999": the port must be a number from 0 to 65535`},
@@ -219,6 +232,10 @@ func TestAcceptsWorkingValues(t *testing.T) {
 		{"TAILSEAL_DRAIN_TIMEOUT=0"}, {"TAILSEAL_DRAIN_TIMEOUT=2m30s"},
 		{"TAILSEAL_PERF_DEGRADATION_FACTOR=0"}, {"TAILSEAL_PERF_DEGRADATION_FACTOR=1.5"},
 		{"TAILSEAL_LOG_LEVEL=debug"}, {"TAILSEAL_LOG_LEVEL=WARNING"},
+		{"TAILSEAL_NATS_URL=nats://10.0.0.1:4222, tls://nats.example.com:4222,127.0.0.1:4222", "TAILSEAL_NATS_TOKEN=s3cr3t",
+			"TAILSEAL_NATS_CA_FILE=/etc/ca.pem", "TAILSEAL_NATS_STREAM=AUDIT_2", "TAILSEAL_COLLECT_CONSUMER=collect-eu_1"},
+		{"TAILSEAL_NATS_URL=wss://nats.example.com", "TAILSEAL_NATS_CREDS_FILE=/etc/user.creds", "TAILSEAL_COLLECT_BATCH=1",
+			"TAILSEAL_COLLECT_ACK_WAIT=5s", "TAILSEAL_COLLECT_PARTITIONS=4", "TAILSEAL_COLLECT_PARTITION=3"},
 	}
 	for _, env := range tests {
 		t.Run(strings.Join(env, " "), func(t *testing.T) {

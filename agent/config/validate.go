@@ -147,6 +147,7 @@ func (c *Config) Validate() error {
 	}
 
 	c.validateSinks(&p)
+	c.validateNATS(&p)
 	p.ints("TAILSEAL_ALERT_THRESHOLD", c.AlertThreshold, 1, math.MaxInt)
 	p.atLeast("TAILSEAL_ALERT_WINDOW", c.AlertWindow, time.Second, "")
 	if c.AlertCooldown < 0 {
@@ -404,6 +405,97 @@ func CheckOrigin(origin string) error {
 		// origin look like another in alerts and terminals.
 		return fmt.Errorf("an origin has no spaces, control or invisible formatting characters: %+q "+
 			"(a store named so before this check keeps its origin when TAILSEAL_ORIGIN is unset)", origin)
+	}
+	return nil
+}
+
+// validateNATS checks the JetStream settings of the sink and the
+// collector. The token is a secret: no message repeats it.
+func (c *Config) validateNATS(p *problems) {
+	if c.NATSURL != "" {
+		for i, u := range strings.Split(c.NATSURL, ",") {
+			if err := natsURL(strings.TrimSpace(u)); err != nil {
+				p.add("TAILSEAL_NATS_URL: entry %d: %w", i+1, err)
+			}
+		}
+	}
+	auth := 0
+	for _, v := range []string{c.NATSCredsFile, c.NATSNKeyFile, c.NATSToken} {
+		if v != "" {
+			auth++
+		}
+	}
+	if auth > 1 {
+		p.add("TAILSEAL_NATS_CREDS_FILE, TAILSEAL_NATS_NKEY_FILE and TAILSEAL_NATS_TOKEN exclude each other: set one way to authenticate")
+	}
+	if strings.ContainsFunc(c.NATSToken, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		p.add("TAILSEAL_NATS_TOKEN must not contain spaces or control characters")
+	}
+	if err := natsName(c.NATSStream); err != nil {
+		p.add("TAILSEAL_NATS_STREAM: %w", err)
+	}
+	if err := natsName(c.CollectConsumer); err != nil {
+		p.add("TAILSEAL_COLLECT_CONSUMER: %w", err)
+	}
+	p.ints("TAILSEAL_COLLECT_BATCH", c.CollectBatch, 1, MaxCollectBatch)
+	p.atLeast("TAILSEAL_COLLECT_ACK_WAIT", c.CollectAckWait, time.Second, " (default 1m)")
+	p.ints("TAILSEAL_COLLECT_PARTITIONS", c.CollectPartitions, 1, MaxCollectPartitions)
+	if c.CollectPartition < 0 || c.CollectPartitions >= 1 && c.CollectPartition >= c.CollectPartitions {
+		p.add("TAILSEAL_COLLECT_PARTITION must be from 0 to TAILSEAL_COLLECT_PARTITIONS-1 (%d)", c.CollectPartitions-1)
+	}
+}
+
+// Bounds of the collector's settings.
+const (
+	// MaxCollectBatch bounds one fetch (JetStream's own limit on a pull
+	// request's batch is far above; memory is the concern here).
+	MaxCollectBatch = 100000
+	// MaxCollectPartitions bounds how many collectors share the fleet.
+	MaxCollectPartitions = 1024
+)
+
+// CheckCollect says what `tailseal collect` needs beyond what Validate
+// checks: a NATS server to consume from.
+func (c *Config) CheckCollect() error {
+	if c.NATSURL == "" {
+		return &Error{Problems: []error{errors.New("TAILSEAL_NATS_URL must name the NATS servers to collect from (for example nats://127.0.0.1:4222)")}}
+	}
+	return nil
+}
+
+// natsURL checks one NATS server URL: nats://, tls://, ws:// or wss://
+// with a host, or a bare host:port.
+func natsURL(raw string) error {
+	if raw == "" {
+		return errors.New("empty")
+	}
+	if !strings.Contains(raw, "://") {
+		raw = "nats://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return errors.New("not a URL with a host (for example nats://127.0.0.1:4222)")
+	}
+	switch u.Scheme {
+	case "nats", "tls", "ws", "wss":
+	default:
+		return fmt.Errorf("scheme %q is not nats, tls, ws or wss", u.Scheme)
+	}
+	return nil
+}
+
+// natsName checks a JetStream stream or consumer name: not empty, at most
+// 255 bytes, none of the characters NATS reserves.
+func natsName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("must not be empty")
+	case len(name) > 255:
+		return errors.New("at most 255 bytes")
+	case strings.ContainsFunc(name, func(r rune) bool {
+		return r <= ' ' || r == 0x7f || strings.ContainsRune(".*>/\\", r) || !unicode.IsPrint(r)
+	}):
+		return fmt.Errorf("%q has a space, a control character or one of . * > / \\", name)
 	}
 	return nil
 }

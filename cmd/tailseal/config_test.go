@@ -23,7 +23,7 @@ func TestEveryCommandRefusesTheSameConfig(t *testing.T) {
 	want := []string{"TAILSEAL_RETENTION_DAYS must be at most 36500", `TAILSEAL_LISTEN "nowhere": want host:port`,
 		"TAILSEAL_DISCORD_WEBHOOK is not an http or https URL", "TAILSEAL_VERIFY_KEY: bad key: not hex"}
 	for _, args := range [][]string{
-		{"run"}, {"keygen"}, {"verify"}, {"query"}, {"stats"}, {"errors"}, {"performance"},
+		{"run"}, {"collect"}, {"keygen"}, {"verify"}, {"query"}, {"stats"}, {"errors"}, {"performance"},
 		{"export", "--format", "jsonl", "--output", filepath.Join(t.TempDir(), "out.jsonl")},
 		{"report", "--output", t.TempDir()},
 	} {

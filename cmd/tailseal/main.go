@@ -64,6 +64,7 @@ const usage = `tailseal: tamper-evident audit-log sidecar
 
 Usage:
   tailseal run        tail $TAILSEAL_SOURCE into the signed store in $TAILSEAL_DATA_DIR
+  tailseal collect    store the fleet's records from NATS JetStream, one store per origin
   tailseal keygen     make the signing keys and print the verification keys
   tailseal verify     check the integrity of the whole store (alias: integrity)
   tailseal query      find events: --lead, --type, --workflow, --subject, --last 24h ...
@@ -90,6 +91,8 @@ func Run(ctx context.Context, args []string) error {
 	switch args[0] {
 	case "run":
 		return runAgent(ctx, args[1:])
+	case "collect":
+		return runCollect(ctx, args[1:])
 	case "keygen":
 		return runKeygen(ctx, args[1:])
 	case "verify", "integrity":
