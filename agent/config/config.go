@@ -141,7 +141,11 @@ const webhookURLsFile = "WEBHOOK_URLS"
 // the wrong type (a word where a number goes) stops it at once, because the
 // rest cannot be checked meaningfully; otherwise the error lists every
 // problem (see Error).
-func Load() (*Config, error) {
+func Load() (*Config, error) { return LoadWith(Flags{}) }
+
+// LoadWith is Load with command-line flags, which win over the
+// environment.
+func LoadWith(flags Flags) (*Config, error) {
 	var c Config
 	if err := envconfig.Process(Prefix, &c); err != nil {
 		var pe *envconfig.ParseError
@@ -165,6 +169,9 @@ func Load() (*Config, error) {
 			problems = append(problems, fmt.Errorf("set either %s_%s or %s_%s_FILE, not both", Prefix, webhookURLsFile, Prefix, webhookURLsFile))
 		}
 		c.WebhookURLs = strings.FieldsFunc(urls, func(r rune) bool { return r == ',' || r == '\n' })
+	}
+	if flags.DataDir != "" {
+		c.DataDir = flags.DataDir
 	}
 	if err := c.Validate(); err != nil {
 		var e *Error
