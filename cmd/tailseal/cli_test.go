@@ -135,7 +135,7 @@ func TestReadCommandsUsage(t *testing.T) {
 	}{
 		{data, []string{"query", "--since", "yesterday"}, 2, `--since "yesterday": want RFC 3339`},
 		{data, []string{"query", "--last", "3x"}, 2, `--last "3x": want a positive duration`},
-		{data, []string{"query", "--bogus"}, 2, "flag provided but not defined: -bogus"},
+		{data, []string{"query", "--bogus"}, 2, "tailseal query: unknown flag --bogus; see tailseal query --help"},
 		{data, []string{"query", "extra"}, 2, `unexpected argument "extra"`},
 		{data, []string{"export", "--format", "xml", "--output", "x"}, 2, "--format must be csv, json or jsonl"},
 		{filepath.Join(empty, "nope"), []string{"stats"}, 2, "no store in"},
@@ -285,5 +285,51 @@ func TestReportJSON(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(out, "2026-*.html"))
 	if total != 6000 || pages != len(files) || !strings.Contains(stderr, "Not checked") {
 		t.Errorf("%d pages (%d files) with %d events; stderr %s", pages, len(files), total, stderr)
+	}
+}
+
+// A mistake in the flags is one line that says what is wrong and where the
+// help is, for every command, not the whole help; --help is the help.
+func TestFlagMistakeIsOneLine(t *testing.T) {
+	for _, cmd := range []string{"run", "keygen", "verify", "query", "stats", "errors", "performance", "export", "report", "config"} {
+		t.Run(cmd, func(t *testing.T) {
+			_, stderr, code := runCLI(t, nil, cmd, "--foo")
+			if want := "tailseal " + cmd + ": unknown flag --foo; see tailseal " + cmd + " --help\n"; code != 2 || stderr != want {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and %q", code, stderr, want)
+			}
+			_, stderr, code = runCLI(t, nil, cmd, "--data-dir")
+			if want := "tailseal " + cmd + ": flag --data-dir needs a value; see tailseal " + cmd + " --help\n"; code != 2 || stderr != want {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and %q", code, stderr, want)
+			}
+			_, stderr, code = runCLI(t, nil, cmd, "--help")
+			if code != 0 || !strings.HasPrefix(stderr, "Usage: tailseal "+cmd) || !strings.Contains(stderr, "-data-dir DIR") {
+				t.Errorf("--help: exit %d, stderr:\n%s", code, stderr)
+			}
+		})
+	}
+}
+
+// --data-dir points every read command and verify at a store, and wins
+// over TAILSEAL_DATA_DIR.
+func TestDataDirFlag(t *testing.T) {
+	data := cliStore(t)
+	elsewhere := filepath.Join(t.TempDir(), "none")
+	want, _, _ := cli(t, data, "stats", "--json")
+	for _, args := range [][]string{{"stats", "--json"}, {"query", "--limit", "3"}, {"errors", "--limit", "1"}, {"performance"},
+		{"export", "--format", "jsonl", "--output", filepath.Join(t.TempDir(), "x.jsonl")}, {"report", "--verify=false", "--output", t.TempDir()}, {"verify"}} {
+		stdout, stderr, code := cli(t, elsewhere, append(args, "--data-dir", data)...)
+		if code != 0 || args[0] == "stats" && stdout != want {
+			t.Errorf("tailseal %s --data-dir: exit %d, stderr %s", strings.Join(args, " "), code, stderr)
+		}
+	}
+	if _, stderr, code := cli(t, data, "stats", "--data-dir", elsewhere); code != 2 || !strings.Contains(stderr, elsewhere) {
+		t.Errorf("--data-dir does not win over TAILSEAL_DATA_DIR: exit %d, %s", code, stderr)
+	}
+	keys := filepath.Join(t.TempDir(), "new")
+	if _, stderr, code := runCLI(t, []string{"TAILSEAL_DATA_DIR=" + elsewhere}, "keygen", "--data-dir", keys); code != 0 {
+		t.Errorf("keygen --data-dir: exit %d, %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(keys, "keys", "checkpoint.pub")); err != nil {
+		t.Errorf("keygen --data-dir: %v", err)
 	}
 }

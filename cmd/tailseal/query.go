@@ -21,9 +21,9 @@ import (
 const filterHelp = `
 Filters combine: --lead, --type, --workflow, --subject, and a time range
 (--last, or --since/--until). Times are the events' own timestamps.
-The store is $TAILSEAL_DATA_DIR/store. On a collector's data dir (one with
-origins/) the command covers every origin's store, or those --origin names,
-and each answer names its origin. Exit 0 on success, 1 when nothing
+The store is in $TAILSEAL_DATA_DIR, or --data-dir DIR. On a collector's
+data dir (one with origins/) the command covers every origin's store, or
+those --origin names, and each answer names its origin. Exit 0 on success, 1 when nothing
 matched or a segment could not be read (the rest is still answered), 2 on
 usage errors, a missing or empty store, an origin the data dir does not hold.
 `

@@ -25,16 +25,27 @@ const gcPercent = 25
 
 func runAgent(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var flags config.Flags
+	dataDirFlag(fs, &flags)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: tailseal run
+		fmt.Fprint(fs.Output(), `Usage: tailseal run [--data-dir DIR]
 
 Tails $TAILSEAL_SOURCE (default ./logs/audit.log), anonymizes and signs every
 line, and appends it to the store in $TAILSEAL_DATA_DIR (default ./data).
-Stops cleanly on SIGTERM or SIGINT. All settings are environment variables.
+Stops cleanly on SIGTERM or SIGINT. All settings are environment variables;
+tailseal config shows them. It warns about TAILSEAL_ variables it does not
+read (a misspelled name), naming the closest one it knows.
+
+Flags:
 `)
+		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return flagError(err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "tailseal run: unexpected argument %q; see tailseal run --help\n", fs.Arg(0))
+		return errUsage
 	}
 	if os.Getenv("GOGC") == "" {
 		// The live heap is small (read and write buffers, a few MiB), so
@@ -44,11 +55,14 @@ Stops cleanly on SIGTERM or SIGINT. All settings are environment variables.
 		// default, in the 1M-line benchmark.
 		debug.SetGCPercent(gcPercent)
 	}
-	cfg, err := loadConfig()
+	cfg, err := loadConfig(flags)
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg.LogLevel)
+	for _, w := range config.Warnings() {
+		log.Warn(w.Message, "variable", w.Variable, "did_you_mean", w.Closest)
+	}
 
 	// The endpoint starts before recovery, so that /readyz says 503 during it.
 	reg := prometheus.NewRegistry()
