@@ -139,6 +139,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock data dir: %w", err)
 	}
+	first, _ := newDataDir(cfg.DataDir)
 	a, err := open(cfg, log, opts...)
 	if (errors.Is(err, ErrStoreLost) || errors.Is(err, ErrKeysLost)) && cfg.NewStore {
 		moved, merr := moveLostStore(cfg.DataDir, time.Now()) // the files' names, not a record: real time
@@ -149,6 +150,9 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 		}
 	}
 	if err != nil {
+		if first {
+			undoFirstStart(cfg.DataDir, log)
+		}
 		l.Release()
 		return nil, err
 	}
