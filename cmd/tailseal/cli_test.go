@@ -235,6 +235,51 @@ func TestExport(t *testing.T) {
 	}
 }
 
+// A CSV export neutralizes cells a spreadsheet would run as formulas
+// (OWASP: a leading =, +, -, @, tab or carriage return gets a '); other
+// cells, and the jsonl export, keep the stored values.
+func TestExportCSVNeutralizesFormulas(t *testing.T) {
+	e := newEnv(t, "TAILSEAL_PII_MODE=off")
+	p := e.start()
+	lines := []string{
+		`{"timestamp":"2026-02-04T10:00:00Z","event_type":"=cmd|' /C calc'!A0","actor":"+SUM(1,2)","lead_id":"-2+3","workflow":"@SUM(A1)","details":{"note":"=HYPERLINK(\"http://x\")"}}`,
+		`{"timestamp":"2026-02-04T10:00:01Z","event_type":"\tx","actor":"\rx","lead_id":"L-1","workflow":"a=b","details":{}}`,
+		`{"timestamp":"2026-02-04T10:00:02Z","event_type":"lead_ingested","actor":"system","lead_id":"L-2","workflow":"sales","details":{}}`,
+	}
+	if err := os.WriteFile(e.source, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStored(3)
+	if _, err := p.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "x.csv")
+	if _, stderr, code := cli(t, e.dataDir, "export", "--format", "csv", "--output", out); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(readFile(t, out))).ReadAll()
+	if err != nil || len(rows) != 4 {
+		t.Fatalf("%d rows, %v", len(rows), err)
+	}
+	want := [][]string{
+		{"'=cmd|' /C calc'!A0", "'+SUM(1,2)", "'-2+3", "'@SUM(A1)", `{"note":"=HYPERLINK(\"http://x\")"}`},
+		{"'\tx", "'\rx", "L-1", "a=b", "{}"},
+		{"lead_ingested", "system", "L-2", "sales", "{}"},
+	}
+	for i, w := range want {
+		if got := rows[i+1][2:]; strings.Join(got, "|") != strings.Join(w, "|") {
+			t.Errorf("row %d: %q, want %q", i+1, got, w)
+		}
+	}
+	jsonl := filepath.Join(t.TempDir(), "x.jsonl")
+	if _, stderr, code := cli(t, e.dataDir, "export", "--format", "jsonl", "--output", jsonl); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if b := readFile(t, jsonl); !bytes.Contains(b, []byte(`"event_type":"=cmd|' /C calc'!A0","actor":"+SUM(1,2)"`)) {
+		t.Errorf("jsonl changed the stored values:\n%s", b)
+	}
+}
+
 func jsonNumber(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
