@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -376,5 +378,45 @@ func TestDataDirFlag(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(keys, "keys", "checkpoint.pub")); err != nil {
 		t.Errorf("keygen --data-dir: %v", err)
+	}
+}
+
+// query and errors say on stderr when their limit cut the answer, and how
+// many matched: exactly when every segment was read, else at least; not
+// with --json, nor when everything matching is shown.
+func TestQuerySaysWhenTheLimitCutsTheAnswer(t *testing.T) {
+	data := cliStore(t)
+	cases := []struct {
+		args []string
+		note string // a regexp; "" for no note
+	}{
+		{[]string{"query"}, `^tailseal query: showing the newest 50 of at least \d+ matching events; use --limit N to see more\n$`},
+		{[]string{"query", "--type", "error", "--limit", "10"}, `^tailseal query: showing the newest 10 of at least \d+ matching events; use --limit N`},
+		{[]string{"query", "--limit", "5999"}, `^tailseal query: showing the newest 5999 of 6000 matching events`},
+		{[]string{"query", "--limit", "6000"}, ""},
+		{[]string{"query", "--limit", "100000"}, ""},
+		{[]string{"query", "--json"}, ""},
+		{[]string{"query", "--lead", "LEAD-0000007", "--limit", "2"}, `^tailseal query: showing the newest 2 of \d+ matching events`},
+		{[]string{"errors"}, `^tailseal errors: showing the newest 20 of at least \d+ matching errors; use --limit N to see more\n$`},
+		{[]string{"errors", "--json"}, ""},
+	}
+	for _, c := range cases {
+		stdout, stderr, code := cli(t, data, c.args...)
+		if code != 0 {
+			t.Errorf("tailseal %s: exit %d, %s", strings.Join(c.args, " "), code, stderr)
+			continue
+		}
+		if c.note == "" && stderr != "" || c.note != "" && !regexp.MustCompile(c.note).MatchString(stderr) {
+			t.Errorf("tailseal %s: stderr %q, want %s", strings.Join(c.args, " "), stderr, c.note)
+		}
+		if m := regexp.MustCompile(`(\d+) matching`).FindStringSubmatch(stderr); c.note != "" && m != nil {
+			if n, _ := strconv.Atoi(m[1]); n <= strings.Count(stdout, "\n")-1 {
+				t.Errorf("tailseal %s: %d matching, %d lines shown", strings.Join(c.args, " "), n, strings.Count(stdout, "\n"))
+			}
+		}
+	}
+	f := makeFleet(t)
+	if _, stderr, _ := tailseal(t, f.dir, nil, "query", "--limit", "4"); !regexp.MustCompile(`^tailseal query: showing the newest 4 of (at least )?\d+ matching events`).MatchString(stderr) {
+		t.Errorf("over origins: stderr %q", stderr)
 	}
 }
