@@ -1,21 +1,15 @@
 package report
 
 import (
-	"bytes"
 	_ "embed"
 	"fmt"
 	"html/template"
 	"io"
 	"maps"
-	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/tailseal/tailseal/agent/atomicfile"
 )
 
 //go:embed page.html
@@ -121,99 +115,4 @@ func chart(p *Page) template.HTML {
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
-}
-
-var indexTmpl = sync.OnceValue(func() *template.Template { return template.Must(template.New("index").Parse(indexHTML)) })
-
-const indexHTML = `<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
-<title>tailseal reports{{with .Origin}} · {{.}}{{end}}</title>
-<style>body{margin:0;font:15px/1.45 system-ui,sans-serif;color:#1d232b;background:#f6f7f9}main{max-width:800px;margin:0 auto;padding:24px 20px}
-table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:6px 10px;border-bottom:1px solid #dfe3e8}td.n{text-align:right}a{color:#2457c5}</style>
-</head><body><main><h1>tailseal reports{{with .Origin}} · {{.}}{{end}}</h1><p>{{.Integrity.Summary}}</p>
-<table><tr><th>Period</th><th>Events</th><th>Errors</th></tr>
-{{range .Pages}}<tr><td><a href="{{.Name}}">{{.Title}}</a></td><td class="n">{{.Stats.Events}}</td><td class="n">{{.Stats.Errors}}</td></tr>
-{{end}}</table></main></body></html>
-`
-
-// WriteAll writes every page and an index.html into dir, each file whole
-// or not at all.
-func WriteAll(dir string, pages []*Page, integrity Integrity) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for i, p := range pages {
-		prev, next := "", ""
-		if i > 0 {
-			prev = pages[i-1].Name()
-		}
-		if i+1 < len(pages) {
-			next = pages[i+1].Name()
-		}
-		var buf bytes.Buffer
-		if err := p.WriteHTML(&buf, prev, next); err != nil {
-			return err
-		}
-		if err := atomicfile.WriteFile(filepath.Join(dir, p.Name()), buf.Bytes(), 0o644); err != nil {
-			return err
-		}
-	}
-	var buf bytes.Buffer
-	origin := ""
-	if len(pages) > 0 {
-		origin = pages[0].Origin
-	}
-	err := indexTmpl().Execute(&buf, struct {
-		Pages     []*Page
-		Integrity Integrity
-		Origin    string
-	}{pages, integrity, origin})
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(filepath.Join(dir, "index.html"), buf.Bytes(), 0o644)
-}
-
-// OriginIndex is one origin's row in the index of a collector's report:
-// its pages are in Dir, below the index.
-type OriginIndex struct {
-	Origin         string
-	Dir            string // a directory name (the origin's token)
-	Pages          int
-	Events, Errors int
-	Integrity      Integrity
-}
-
-// Href is the link to the origin's index.html: Dir as one path segment,
-// so that a % in a token is a file name's, not an escape.
-func (o OriginIndex) Href() string { return url.PathEscape(o.Dir) + "/index.html" }
-
-var fleetTmpl = sync.OnceValue(func() *template.Template { return template.Must(template.New("fleet").Parse(fleetHTML)) })
-
-const fleetHTML = `<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
-<title>tailseal reports · {{len .}} origins</title>
-<style>body{margin:0;font:15px/1.45 system-ui,sans-serif;color:#1d232b;background:#f6f7f9}main{max-width:1000px;margin:0 auto;padding:24px 20px}
-table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:6px 10px;border-bottom:1px solid #dfe3e8;vertical-align:top}td.n{text-align:right}a{color:#2457c5}
-td.ok{border-left:6px solid #1e7b3a}td.bad{border-left:6px solid #b3261e}td.unchecked{border-left:6px solid #5b6673}</style>
-</head><body><main><h1>tailseal reports · {{len .}} origins</h1>
-<table><tr><th>Origin</th><th>Pages</th><th>Events</th><th>Errors</th><th>Integrity</th></tr>
-{{range .}}<tr><td><a href="{{.Href}}">{{.Origin}}</a></td><td class="n">{{.Pages}}</td><td class="n">{{.Events}}</td><td class="n">{{.Errors}}</td>
-<td class="{{if not .Integrity.Checked}}unchecked{{else if .Integrity.OK}}ok{{else}}bad{{end}}">{{.Integrity.Summary}}</td></tr>
-{{end}}</table></main></body></html>
-`
-
-// WriteFleetIndex writes the index.html of a collector's report into dir:
-// a row per origin, linking to the index of its pages.
-func WriteFleetIndex(dir string, origins []OriginIndex) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	var buf bytes.Buffer
-	if err := fleetTmpl().Execute(&buf, origins); err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(filepath.Join(dir, "index.html"), buf.Bytes(), 0o644)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image/png"
 	"os"
 	"os/exec"
@@ -150,4 +151,59 @@ func evaluate[T any](t *testing.T, ctx context.Context, js string) T {
 		t.Fatalf("%s: %v", js, err)
 	}
 	return v
+}
+
+// report --last 2d writes the days it touches whole, beside the pages
+// already there, and the index lists them all; on a store that is not
+// intact it still writes its pages, with the red box, and exits 1.
+func TestReportLastAndIntegrity(t *testing.T) {
+	e := newEnv(t)
+	p := e.start()
+	w := newWriter(t, e.source)
+	var b strings.Builder
+	day := time.Now().UTC().Truncate(24 * time.Hour)
+	for i := range 3 { // two days ago, yesterday, today: one event at the start of each day
+		fmt.Fprintf(&b, `{"timestamp":%q,"event_type":"lead_ingested","lead_id":"L-%d"}`+"\n", day.AddDate(0, 0, i-2).Format(time.RFC3339), i)
+	}
+	w.f.WriteString(b.String())
+	e.waitStored(3)
+	if _, err := p.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	old := filepath.Join(out, "2020-01-01.html") // a page of an earlier report
+	os.WriteFile(old, []byte(`<!DOCTYPE html><html><head><meta name="tailseal-page" data-title="Wednesday, January 1, 2020" data-events="7" data-errors="1"></head></html>`), 0o644)
+	// --last 2d reaches back into the day before yesterday, after its
+	// event: that day's page is written whole, with it.
+	_, stderr, code := tailsealIn(t, e, "report", "--last", "2d", "--output", out)
+	if code != 0 || !strings.Contains(stderr, "3 pages") {
+		t.Fatalf("report --last 2d: exit %d, %s", code, stderr)
+	}
+	for i := range 3 {
+		page := string(readFile(t, filepath.Join(out, day.AddDate(0, 0, i-2).Format(time.DateOnly)+".html")))
+		if !strings.Contains(page, `id="total-events">1<`) || !strings.Contains(page, `class="integrity ok"`) {
+			t.Errorf("the page of day %d is not whole or not intact", i-2)
+		}
+	}
+	index := string(readFile(t, filepath.Join(out, "index.html")))
+	if !strings.Contains(index, `<a href="2020-01-01.html">Wednesday, January 1, 2020</a></td><td class="n">7</td>`) || strings.Count(index, "<a href=") != 4 {
+		t.Errorf("index.html:\n%s", index)
+	}
+
+	tamper(t, e.dataDir, `"lead_id":"L-1"`, `"lead_id":"L-X"`)
+	_, stderr, code = tailsealIn(t, e, "report", "--output", out)
+	page := string(readFile(t, filepath.Join(out, day.Format(time.DateOnly)+".html")))
+	if code != 1 || !strings.Contains(stderr, "the store is NOT intact") || !strings.Contains(page, `class="integrity bad"`) {
+		t.Errorf("report on a store with a changed record: exit %d, %s", code, stderr)
+	}
+	if _, stderr, code = tailsealIn(t, e, "report", "--verify=false", "--output", out); code != 0 {
+		t.Errorf("report --verify=false: exit %d, %s", code, stderr)
+	}
+}
+
+// tailsealIn runs a command on e's data dir with its keys as the agent
+// left them (keys/), no other TAILSEAL_ variable.
+func tailsealIn(t *testing.T, e *env, args ...string) (string, string, int) {
+	t.Helper()
+	return tailseal(t, e.dataDir, nil, args...)
 }
