@@ -76,22 +76,46 @@ func (p *Page) WriteHTML(w io.Writer, prev, next string) error {
 	return pageTmpl().Execute(w, v)
 }
 
-// chart draws the buckets as an inline SVG line chart with a point (and a
-// tooltip) per bucket.
+// chartLayout is one drawing of the chart: its size and margins in SVG
+// units (the SVG is scaled to the width of its box, text with it), the
+// buckets between two time labels, and how a weekly label reads.
+type chartLayout struct {
+	id, class                      string
+	w, h, left, right, top, bottom float64
+	dailyEvery, weeklyEvery        int
+	weeklyLabel                    string
+}
+
+// The page draws the chart twice and its CSS shows one: wide, and narrow
+// for a phone, where the wide one's labels, scaled down with it to the
+// screen, would be 4 px high (a 960-unit drawing in 340 px). The narrow
+// one is a third as wide, so its labels stay 12 px and more, and has half
+// as many, so they do not overlap.
+var (
+	wideChart   = chartLayout{"chart", "chart-wide", 960, 220, 48, 12, 12, 26, 3, 4, "Mon Jan 2"}
+	narrowChart = chartLayout{"chart-narrow", "chart-narrow", 360, 200, 44, 10, 12, 30, 6, 8, "Mon 2"}
+)
+
+// chart draws the buckets as inline SVG line charts, wide and narrow,
+// with a point (and a tooltip) per bucket.
 func chart(p *Page) template.HTML {
-	const w, h, left, right, top, bottom = 960.0, 220.0, 48.0, 12.0, 12.0, 26.0
+	return drawChart(p, wideChart) + drawChart(p, narrowChart)
+}
+
+func drawChart(p *Page, l chartLayout) template.HTML {
 	n := len(p.Buckets)
 	peak := 1
 	for _, c := range p.Buckets {
 		peak = max(peak, c)
 	}
-	x := func(i int) float64 { return left + (w-left-right)*(float64(i)+0.5)/float64(n) }
-	y := func(c int) float64 { return top + (h-top-bottom)*(1-float64(c)/float64(peak)) }
+	x := func(i int) float64 { return l.left + (l.w-l.left-l.right)*(float64(i)+0.5)/float64(n) }
+	y := func(c int) float64 { return l.top + (l.h-l.top-l.bottom)*(1-float64(c)/float64(peak)) }
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg id="chart" viewBox="0 0 %.0f %.0f" role="img" aria-label="events per %s">`, w, h, map[bool]string{false: "hour", true: "6 hours"}[p.Weekly])
+	fmt.Fprintf(&b, `<svg id="%s" class="%s" viewBox="0 0 %.0f %.0f" role="img" aria-label="events per %s">`, l.id, l.class, l.w, l.h,
+		map[bool]string{false: "hour", true: "6 hours"}[p.Weekly])
 	for _, c := range []int{0, peak / 2, peak} {
 		fmt.Fprintf(&b, `<line class="axis" x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f"/><text x="%.0f" y="%.1f" text-anchor="end">%d</text>`,
-			left, w-right, y(c), y(c), left-6, y(c)+4, c)
+			l.left, l.w-l.right, y(c), y(c), l.left-6, y(c)+4, c)
 	}
 	var pts strings.Builder
 	for i, c := range p.Buckets {
@@ -104,13 +128,13 @@ func chart(p *Page) template.HTML {
 		fmt.Fprintf(&b, `<circle class="pt" cx="%.1f" cy="%.1f" r="3"><title>%s: %d events</title></circle>`, x(i), y(c), at.Format("Jan 2 15:04"), c)
 		label := ""
 		switch {
-		case !p.Weekly && i%3 == 0:
+		case !p.Weekly && i%l.dailyEvery == 0:
 			label = at.Format("15:04")
-		case p.Weekly && i%4 == 0:
-			label = at.Format("Mon Jan 2")
+		case p.Weekly && i%l.weeklyEvery == 0:
+			label = at.Format(l.weeklyLabel)
 		}
 		if label != "" {
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`, x(i), h-8, label)
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`, x(i), l.h-l.bottom+18, label)
 		}
 	}
 	b.WriteString(`</svg>`)
