@@ -83,23 +83,24 @@ func newDataDir(dataDir string) (ok bool, holds string) {
 	return true, ""
 }
 
-// undoFirstStart empties the data dir of a first start that failed before
-// its store held a record: what is there, this start made, holding the
-// lock (the dir was new), and nothing was signed with its keys. Without
-// it the keys it made would stop keygen, which makes the keys of a new
-// data dir only.
+// undoFirstStart removes what a first start that failed before its store
+// held a record made in the data dir: the dir was new and this start
+// held its lock, so the layout's entries are its own, and nothing was
+// signed with the keys. Without it the keys it made would stop keygen,
+// which makes the keys of a new data dir only. Other entries (a data dir
+// shared with something else, by mistake) are left alone.
 func undoFirstStart(dataDir string, log *slog.Logger) {
-	entries, _ := os.ReadDir(dataDir)
 	var removed []string
-	for _, e := range entries {
-		if e.Name() == lock.File {
+	for _, name := range []string{KeysDir, StateDir, StoreDir, CheckpointsFile, GenesisFile} {
+		path := filepath.Join(dataDir, name)
+		if _, err := os.Lstat(path); err != nil {
 			continue
 		}
-		if err := os.RemoveAll(filepath.Join(dataDir, e.Name())); err != nil {
+		if err := os.RemoveAll(path); err != nil {
 			log.Warn("a first start failed and cannot remove what it made; tailseal keygen will refuse this data dir", "error", err)
 			continue
 		}
-		removed = append(removed, e.Name())
+		removed = append(removed, name)
 	}
 	if len(removed) > 0 {
 		log.Info("the first start failed: removed the keys and state it had made, so that the data dir is new again", "data_dir", dataDir, "removed", removed)

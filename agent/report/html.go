@@ -59,8 +59,8 @@ func bars(m map[string]int) []bar {
 	return out
 }
 
-// WriteHTML writes the page; prev and next are the neighbouring pages'
-// file names, or "".
+// WriteHTML writes the page; prev and next are the links to the
+// neighbouring pages (their names as URL paths), or "".
 func (p *Page) WriteHTML(w io.Writer, prev, next string) error {
 	v := view{Page: p, Prev: prev, Next: next, BucketName: "hour", Chart: chart(p),
 		Workflows: bars(p.Stats.ByWorkflow), Types: bars(p.Stats.ByType), ErrorRate: "0%"}

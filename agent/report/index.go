@@ -82,7 +82,7 @@ func WriteAll(dir string, pages []*Page, integrity Integrity) error {
 			}
 		}
 		var buf bytes.Buffer
-		if err := p.WriteHTML(&buf, prev, next); err != nil {
+		if err := p.WriteHTML(&buf, url.PathEscape(prev), url.PathEscape(next)); err != nil {
 			return err
 		}
 		if err := atomicfile.WriteFile(filepath.Join(dir, name), buf.Bytes(), 0o644); err != nil {

@@ -155,3 +155,42 @@ func readFile(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// A filter value that is no file name character is escaped in the page's
+// name (record.OriginToken), and links to the page escape that % again, so
+// that a browser opens the file and not another name.
+func TestLinksToTaggedPages(t *testing.T) {
+	data := t.TempDir()
+	err := benchdata.BuildStore(benchdata.StoreOptions{DataDir: data, Events: 3 * 1440, Start: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC),
+		Step: time.Minute, SegmentMax: 256 << 10, HMACKey: bytes.Repeat([]byte{1}, 32), PIIKey: bytes.Repeat([]byte{2}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := query.Open(filepath.Join(data, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages, _ := Build(context.Background(), s, Options{Filter: query.Filter{Type: "error"}, Now: time.Now()})
+	if len(pages) != 3 {
+		t.Fatalf("%d pages", len(pages))
+	}
+	for _, p := range pages {
+		p.Only, p.Tag = "type err.or", "type-err%2Eor" // as describe names a type with a dot
+	}
+	out := t.TempDir()
+	if err := WriteAll(out, pages, Integrity{}); err != nil {
+		t.Fatal(err)
+	}
+	page := string(readFile(t, filepath.Join(out, "2026-02-02.type-err%2Eor.html")))
+	index := string(readFile(t, filepath.Join(out, "index.html")))
+	for _, want := range []string{`href="2026-02-01.type-err%252Eor.html"`, `href="2026-02-03.type-err%252Eor.html"`} {
+		if !strings.Contains(page, want) || !strings.Contains(index, want) {
+			t.Errorf("no link %s", want)
+		}
+	}
+	// A subject is named by a digest of its pseudonyms, never by a value.
+	only, tag := describe(query.Filter{Type: "err.or", Lead: "L/1", Subjects: []string{"<email:abc>"}})
+	if only != "lead L/1, type err.or, one data subject (637ad0d14af8)" || tag != "lead-L%2F1.type-err%2Eor.subject-637ad0d14af8" {
+		t.Errorf("describe: %q, %q", only, tag)
+	}
+}
