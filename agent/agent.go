@@ -106,11 +106,32 @@ func WithClock(c clock.Clock) Option {
 	return func(a *Agent) { a.clk = clock.Or(c) }
 }
 
+// Check makes the checks of the source and the data dir that New makes
+// before it writes anything, and writes nothing: `tailseal config` tells
+// what would stop the agent.
+func Check(cfg *config.Config) []error {
+	var errs []error
+	if err := checkSource(cfg); err != nil {
+		errs = append(errs, err)
+	}
+	if _, _, err := resolveOrigin(cfg); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+func checkSource(cfg *config.Config) error {
+	if err := tailer.CheckSource(cfg.Source); err != nil {
+		return fmt.Errorf("%w: TAILSEAL_SOURCE: %w; tailseal reads a regular file that the application appends to "+
+			"(it resumes at a byte offset after a restart, which a pipe cannot give back)", config.ErrInvalid, err)
+	}
+	return nil
+}
+
 // New recovers the store and prepares the pipeline; Run starts it.
 func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
-	if err := tailer.CheckSource(cfg.Source); err != nil {
-		return nil, fmt.Errorf("%w: TAILSEAL_SOURCE: %w; tailseal reads a regular file that the application appends to "+
-			"(it resumes at a byte offset after a restart, which a pipe cannot give back)", config.ErrInvalid, err)
+	if err := checkSource(cfg); err != nil {
+		return nil, err
 	}
 	// One agent per data dir, before anything in it is read or written: a
 	// second one would generate keys over the first one's and store every
@@ -119,6 +140,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock data dir: %w", err)
 	}
+	first, _ := newDataDir(cfg.DataDir)
 	a, err := open(cfg, log, opts...)
 	if (errors.Is(err, ErrStoreLost) || errors.Is(err, ErrKeysLost)) && cfg.NewStore {
 		moved, merr := moveLostStore(cfg.DataDir, time.Now()) // the files' names, not a record: real time
@@ -129,6 +151,9 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 		}
 	}
 	if err != nil {
+		if first {
+			undoFirstStart(cfg.DataDir, log)
+		}
 		l.Release()
 		return nil, err
 	}

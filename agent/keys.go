@@ -52,11 +52,8 @@ func Keygen(dataDir string, epoch time.Duration, now time.Time) (k0Hex, vkey str
 	if lock.Held(dataDir) {
 		return "", "", fmt.Errorf("%w: an agent is running on %s (pid %d); keys are made before the first start", ErrNotNew, dataDir, lock.Holder(dataDir))
 	}
-	entries, _ := os.ReadDir(dataDir)
-	for _, e := range entries {
-		if e.Name() != lock.File { // a lock file alone is what a start that failed leaves
-			return "", "", fmt.Errorf("%w: %s holds %s already; keygen makes the keys of a new data dir before its first start (use an empty or new TAILSEAL_DATA_DIR)", ErrNotNew, dataDir, e.Name())
-		}
+	if ok, holds := newDataDir(dataDir); !ok {
+		return "", "", fmt.Errorf("%w: %s holds %s already; keygen makes the keys of a new data dir before its first start (use an empty or new TAILSEAL_DATA_DIR)", ErrNotNew, dataDir, holds)
 	}
 	sealPath := filepath.Join(dataDir, StateDir, SealStateFile)
 	k0, err := signer.NewRandomKey()
@@ -71,6 +68,43 @@ func Keygen(dataDir string, epoch time.Duration, now time.Time) (k0Hex, vkey str
 		return "", "", err
 	}
 	return hex.EncodeToString(k0), vkey, nil
+}
+
+// newDataDir reports whether dataDir is new: missing, empty, or holding
+// nothing but a lock file, which is what a first start that failed leaves
+// (see undoFirstStart). Else holds names an entry it holds.
+func newDataDir(dataDir string) (ok bool, holds string) {
+	entries, _ := os.ReadDir(dataDir)
+	for _, e := range entries {
+		if e.Name() != lock.File {
+			return false, e.Name()
+		}
+	}
+	return true, ""
+}
+
+// undoFirstStart removes what a first start that failed before its store
+// held a record made in the data dir: the dir was new and this start
+// held its lock, so the layout's entries are its own, and nothing was
+// signed with the keys. Without it the keys it made would stop keygen,
+// which makes the keys of a new data dir only. Other entries (a data dir
+// shared with something else, by mistake) are left alone.
+func undoFirstStart(dataDir string, log *slog.Logger) {
+	var removed []string
+	for _, name := range []string{KeysDir, StateDir, StoreDir, CheckpointsFile, GenesisFile} {
+		path := filepath.Join(dataDir, name)
+		if _, err := os.Lstat(path); err != nil {
+			continue
+		}
+		if err := os.RemoveAll(path); err != nil {
+			log.Warn("a first start failed and cannot remove what it made; tailseal keygen will refuse this data dir", "error", err)
+			continue
+		}
+		removed = append(removed, name)
+	}
+	if len(removed) > 0 {
+		log.Info("the first start failed: removed the keys and state it had made, so that the data dir is new again", "data_dir", dataDir, "removed", removed)
+	}
 }
 
 func writeNoteKeys(dataDir string) (vkey string, err error) {

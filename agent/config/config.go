@@ -181,7 +181,23 @@ var secretLists = []struct {
 // the wrong type (a word where a number goes) stops it at once, because the
 // rest cannot be checked meaningfully; otherwise the error lists every
 // problem (see Error).
-func Load() (*Config, error) {
+func Load() (*Config, error) { return LoadWith(Flags{}) }
+
+// LoadWith is Load with command-line flags, which win over the
+// environment.
+func LoadWith(flags Flags) (*Config, error) {
+	c, err := Inspect(flags)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Inspect is LoadWith for `tailseal config`, which checks more than
+// values: it returns the configuration even when it is not valid, as
+// loaded (nil only when a value of the wrong type stopped loading), with
+// the error that lists what is wrong.
+func Inspect(flags Flags) (*Config, error) {
 	var c Config
 	if err := envconfig.Process(Prefix, &c); err != nil {
 		var pe *envconfig.ParseError
@@ -209,15 +225,18 @@ func Load() (*Config, error) {
 			}
 		}
 	}
+	if flags.DataDir != "" {
+		c.DataDir = flags.DataDir
+	}
 	if err := c.Validate(); err != nil {
 		var e *Error
 		if !errors.As(err, &e) {
-			return nil, err
+			return &c, err
 		}
 		problems = append(problems, e.Problems...)
 	}
 	if len(problems) > 0 {
-		return nil, &Error{Problems: problems}
+		return &c, &Error{Problems: problems}
 	}
 	return &c, nil
 }

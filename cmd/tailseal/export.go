@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/tailseal/tailseal/agent/query"
 	"github.com/tailseal/tailseal/signer/record"
@@ -21,9 +22,13 @@ func runExport(ctx context.Context, args []string) error {
 Writes the matching events in seq order, streamed: memory stays flat
 whatever the store's size. jsonl is the stored lines byte for byte (they
 still verify); json is one array of those records; csv has the columns
-seq, timestamp, event_type, actor, lead_id, workflow and details (as JSON). FILE is written whole or not at all
-(Ctrl-C leaves no file); --output - writes to standard output. Seals and checkpoints are left out
-unless --type names them.
+seq, timestamp, event_type, actor, lead_id, workflow and details (as JSON),
+and a cell that begins with =, +, -, @, a tab or a carriage return gets a
+leading ' so that a spreadsheet shows it as text instead of running it as a
+formula (OWASP, CSV injection): remove it to compare with the store. json
+and jsonl are left as stored. FILE is written whole or not at all (Ctrl-C
+leaves no file); --output - writes to standard output. Seals and
+checkpoints are left out unless --type names them.
 
 Across origins: origin after origin (by name), each in seq order. jsonl is
 {"origin":"…","record":<the stored line, byte for byte>} per line, json an
@@ -154,6 +159,9 @@ func (e *exporter) write(h *record.Head) error {
 		}
 		e.row = append(e.row, strconv.FormatUint(h.Seq, 10), record.Text(h.Timestamp), record.Text(h.Type),
 			record.Text(h.Actor), record.Text(h.Lead), record.Text(h.Workflow), string(h.Details))
+		for i := range e.row {
+			e.row[i] = csvSafe(e.row[i])
+		}
 		return e.csv.Write(e.row)
 	case "json":
 		if e.n > 0 {
@@ -170,6 +178,17 @@ func (e *exporter) write(h *record.Head) error {
 		e.w.WriteByte('\n')
 	}
 	return err
+}
+
+// csvSafe keeps a spreadsheet from running a cell as a formula (OWASP,
+// CSV injection): the application's values reach the export as they were
+// logged, and one that begins with =, +, -, @, a tab or a carriage return
+// gets a leading single quote, which spreadsheets show as text.
+func csvSafe(cell string) string {
+	if cell != "" && strings.IndexByte("=+-@\t\r", cell[0]) >= 0 {
+		return "'" + cell
+	}
+	return cell
 }
 
 func (e *exporter) close() error {

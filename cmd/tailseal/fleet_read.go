@@ -19,19 +19,23 @@ import (
 // answers as over one store, each naming its origin.
 
 // newestOf asks every target for its limit newest matching records and
-// merges them by timestamp (newestAcross).
-func newestOf(ctx context.Context, rs *readSet, f query.Filter, limit int) ([]tagged, []problemsOf) {
+// merges them by timestamp (newestAcross); matched adds up what matched in
+// each.
+func newestOf(ctx context.Context, rs *readSet, f query.Filter, limit int) ([]tagged, query.Matched, []problemsOf) {
 	lists := make([][]record.Record, len(rs.targets))
 	var problems []problemsOf
+	total := query.Matched{Exact: true}
 	for i, t := range rs.targets {
 		if ctx.Err() != nil {
 			break
 		}
 		var p []query.Problem
-		lists[i], p = t.Newest(ctx, f, limit)
+		var m query.Matched
+		lists[i], m, p = t.NewestCounted(ctx, f, limit)
+		total.N, total.Exact = total.N+m.N, total.Exact && m.Exact
 		problems = append(problems, problemsOf{t.origin, p})
 	}
-	return newestAcross(lists, limit), problems
+	return newestAcross(lists, limit), total, problems
 }
 
 // appendEnvelope appends {"origin":"…","record":<line>}: the stored line
@@ -45,7 +49,7 @@ func appendEnvelope(b []byte, origin string, line []byte) []byte {
 }
 
 func queryFleet(ctx context.Context, rs *readSet, f query.Filter, limit int, verbose, asJSON bool) error {
-	recs, problems := newestOf(ctx, rs, f, limit)
+	recs, matched, problems := newestOf(ctx, rs, f, limit)
 	if err := interrupted(ctx, "query"); err != nil {
 		return err
 	}
@@ -74,6 +78,9 @@ func queryFleet(ctx context.Context, rs *readSet, f query.Filter, limit int, ver
 		tw.Flush()
 	}
 	out.Flush()
+	if !asJSON {
+		moreThanShown("query", len(recs), matched, "events")
+	}
 	return answeredAcross("query", problems, len(recs), "events")
 }
 
@@ -134,7 +141,7 @@ func printFleetStats(each []*query.Stats, total *query.Stats) {
 }
 
 func errorsFleet(ctx context.Context, rs *readSet, f query.Filter, limit int, verbose, asJSON bool) error {
-	recs, problems := newestOf(ctx, rs, f, limit)
+	recs, matched, problems := newestOf(ctx, rs, f, limit)
 	if err := interrupted(ctx, "errors"); err != nil {
 		return err
 	}
@@ -165,6 +172,9 @@ func errorsFleet(ctx context.Context, rs *readSet, f query.Filter, limit int, ve
 	}
 	tw.Flush()
 	out.Flush()
+	if !asJSON {
+		moreThanShown("errors", len(recs), matched, "errors")
+	}
 	return answeredAcross("errors", problems, len(recs), "errors")
 }
 

@@ -443,6 +443,32 @@ func TestFleetReport(t *testing.T) {
 	}
 }
 
+// A report of one origin into a collector's report directory keeps the
+// other origins' rows in its index.html, read back from their own index,
+// and exits 1 when the origin reported is not intact.
+func TestFleetReportOfOneOriginKeepsTheOthers(t *testing.T) {
+	f := makeFleet(t)
+	keys := []string{"TAILSEAL_VERIFIER=" + f.verifier, "TAILSEAL_VERIFY_IDENTITY_FILE=" + f.identity}
+	out := t.TempDir()
+	mustRun(t, f.dir, keys, "report", "--output", out)
+	_, stderr, code := tailseal(t, f.dir, keys, "report", "--origin", "checkout-0", "--type", "error", "--output", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	top := string(readFile(t, filepath.Join(out, "index.html")))
+	if strings.Count(top, "<a href=") != 2 || strings.Count(top, "Intact: ") != 2 || !strings.Contains(top, ">web-1.example</a></td><td class=\"n\">1</td><td class=\"n\">200</td>") {
+		t.Errorf("index.html after a report of one origin:\n%s", top)
+	}
+	// A store that is not intact: its pages say so, and the exit code.
+	bad := filepath.Join(t.TempDir(), "collector")
+	copyDir(t, f.dir, bad)
+	tamper(t, filepath.Join(bad, "origins", "checkout-0"), `"lead_id":"L-0-5"`, `"lead_id":"L-0-X"`)
+	_, stderr, code = tailseal(t, bad, keys, "report", "--output", t.TempDir())
+	if code != 1 || !strings.Contains(stderr, "1 of 2 origins are not intact or could not be checked (checkout-0)") {
+		t.Errorf("report over a tampered origin: exit %d, %s", code, stderr)
+	}
+}
+
 // --origin: an unknown origin is exit 2 naming the known ones; on a single
 // store only its own origin is accepted.
 func TestFleetOriginFlag(t *testing.T) {

@@ -21,9 +21,9 @@ import (
 const filterHelp = `
 Filters combine: --lead, --type, --workflow, --subject, and a time range
 (--last, or --since/--until). Times are the events' own timestamps.
-The store is $TAILSEAL_DATA_DIR/store. On a collector's data dir (one with
-origins/) the command covers every origin's store, or those --origin names,
-and each answer names its origin. Exit 0 on success, 1 when nothing
+The store is in $TAILSEAL_DATA_DIR, or --data-dir DIR. On a collector's
+data dir (one with origins/) the command covers every origin's store, or
+those --origin names, and each answer names its origin. Exit 0 on success, 1 when nothing
 matched or a segment could not be read (the rest is still answered), 2 on
 usage errors, a missing or empty store, an origin the data dir does not hold.
 `
@@ -41,8 +41,11 @@ func runQuery(ctx context.Context, args []string) error {
 	var rf readFlags
 	fs := newFlagSet("query", `Usage: tailseal query [filters] [--limit N] [--verbose] [--json]
 
-Prints the newest matching events first (by seq). --json prints the stored
-lines byte for byte, one per line, so they can be verified. Seals and
+Prints the newest matching events first (by seq), at most --limit (50):
+when more match, a line on stderr says how many (or at least how many:
+the query stops reading once it has enough) and to use --limit. --json
+prints the stored lines byte for byte, one per line, so they can be
+verified, and no such line. Seals and
 checkpoints are left out unless --type names them.
 
 Across origins: the newest by timestamp, each origin's own in seq order,
@@ -64,7 +67,7 @@ line, byte for byte>} per line.
 	if rs.fleet {
 		return queryFleet(ctx, rs, f, *limit, *verbose, rf.json)
 	}
-	recs, problems := rs.one().Newest(ctx, f, *limit)
+	recs, matched, problems := rs.one().NewestCounted(ctx, f, *limit)
 	if err := interrupted(ctx, "query"); err != nil {
 		return err
 	}
@@ -91,7 +94,25 @@ line, byte for byte>} per line.
 		tw.Flush()
 	}
 	out.Flush()
+	if !rf.json {
+		moreThanShown("query", len(recs), matched, "events")
+	}
 	return answered("query", problems, len(recs), "events")
+}
+
+// moreThanShown tells, on stderr, that the limit cut the answer: how many
+// matched (at least, when the query stopped reading once it had enough)
+// and how to see more. Not with --json: scripts set their --limit.
+func moreThanShown(cmd string, shown int, matched query.Matched, what string) {
+	switch {
+	case matched.Exact && matched.N <= shown:
+	case matched.Exact:
+		fmt.Fprintf(os.Stderr, "tailseal %s: showing the newest %d of %d matching %s; use --limit N to see more\n", cmd, shown, matched.N, what)
+	case matched.N > shown:
+		fmt.Fprintf(os.Stderr, "tailseal %s: showing the newest %d of at least %d matching %s; use --limit N to see more\n", cmd, shown, matched.N, what)
+	default: // the segments not read may hold none
+		fmt.Fprintf(os.Stderr, "tailseal %s: showing the newest %d; more may match: use --limit N to see more\n", cmd, shown)
+	}
 }
 
 // cell keeps a table cell on one line and shows an empty value as "-".
@@ -212,7 +233,9 @@ func runErrors(ctx context.Context, args []string) error {
 
 Prints the most recent events of type error, newest first, with their error
 type and message (details keys error_type/exception/type and
-error_message/message/error), and the traceback under --verbose.
+error_message/message/error), and the traceback under --verbose. When more
+than --limit (20) match, a line on stderr says how many (at least) and to
+use --limit; not with --json.
 
 Across origins: the newest by timestamp, with an ORIGIN column (--json: an
 "origin" field).
@@ -236,7 +259,7 @@ Across origins: the newest by timestamp, with an ORIGIN column (--json: an
 	if rs.fleet {
 		return errorsFleet(ctx, rs, f, *limit, *verbose, rf.json)
 	}
-	recs, problems := rs.one().Newest(ctx, f, *limit)
+	recs, matched, problems := rs.one().NewestCounted(ctx, f, *limit)
 	if err := interrupted(ctx, "errors"); err != nil {
 		return err
 	}
@@ -266,6 +289,9 @@ Across origins: the newest by timestamp, with an ORIGIN column (--json: an
 	}
 	tw.Flush()
 	out.Flush()
+	if !rf.json {
+		moreThanShown("errors", len(recs), matched, "errors")
+	}
 	return answered("errors", problems, len(recs), "errors")
 }
 

@@ -21,6 +21,7 @@ type readFlags struct {
 	lead, typ, workflow, last, since, until, subject string
 	json                                             bool
 	origins                                          originFlag
+	config                                           config.Flags
 }
 
 func (r *readFlags) register(fs *flag.FlagSet) {
@@ -33,6 +34,7 @@ func (r *readFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.subject, "subject", "", "only events about this person (email, phone, IP, card, IBAN, SSN or name): computes the pseudonym with the PII key")
 	fs.BoolVar(&r.json, "json", false, "JSON for scripts instead of a table")
 	fs.Var(&r.origins, "origin", originUsage)
+	dataDirFlag(fs, &r.config)
 }
 
 // filter turns the flags into a query.Filter; a bad value is a usage error.
@@ -142,7 +144,7 @@ func subjectTokens(cfg *config.Config, value string) ([]string, error) {
 func openStore(cmd, dataDir string) (*query.Store, error) {
 	s, err := query.Open(filepath.Join(dataDir, agent.StoreDir))
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "tailseal %s: %v (set TAILSEAL_DATA_DIR)\n", cmd, err)
+		fmt.Fprintf(os.Stderr, "tailseal %s: %v (set TAILSEAL_DATA_DIR or --data-dir)\n", cmd, err)
 		return nil, errUsage
 	}
 	if s.Empty() {
@@ -197,14 +199,14 @@ func (r *readSet) one() *query.Store { return r.targets[0].Store }
 // setup parses the flags, loads the configuration and opens the stores.
 func setup(cmd string, fs *flag.FlagSet, args []string, rf *readFlags) (*config.Config, *readSet, query.Filter, error) {
 	var f query.Filter
-	if err := fs.Parse(args); err != nil {
-		return nil, nil, f, flagError(err)
+	if err := parseFlags(fs, args); err != nil {
+		return nil, nil, f, err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "tailseal %s: unexpected argument %q (see tailseal %s --help)\n", cmd, fs.Arg(0), cmd)
+		fmt.Fprintf(os.Stderr, "tailseal %s: unexpected argument %q; see tailseal %s --help\n", cmd, fs.Arg(0), cmd)
 		return nil, nil, f, errUsage
 	}
-	cfg, err := loadConfig()
+	cfg, err := loadConfig(rf.config)
 	if err != nil {
 		return nil, nil, f, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/tailseal/tailseal/agent/config"
@@ -22,10 +23,21 @@ events, and an index.html: totals, events over time, errors by type with
 recent messages, workflows, performance percentiles, the latest events,
 and the integrity of the store as tailseal verify finds it (with the same
 keys). The pages load nothing from anywhere: they open from disk, offline,
-and print.
+print, and fit a phone's screen.
+
+A page always covers its whole day or week: --last, --since and --until
+choose which periods are written (--last 2d rewrites the pages of the
+three days it touches, each whole). --lead, --type, --workflow and
+--subject make pages of part of each period, named and titled by the
+filter (2026-02-04.type-error.html), so that they never replace a whole
+period's page. index.html lists every page in DIR, from this run and
+earlier ones.
+
+Exit 1 when the store is not intact or its integrity could not be checked
+(the pages are written, and say so), or nothing matched.
 
 Across origins: each origin's pages and index.html in DIR/<origin token>/,
-and DIR/index.html lists the origins with their integrity.
+and DIR/index.html lists the origins in DIR with their integrity.
 `)
 	rf.register(fs)
 	period := fs.String("period", "daily", "daily or weekly")
@@ -47,12 +59,7 @@ and DIR/index.html lists the origins with their integrity.
 	}
 	// Every page is built before any is written: a page from half a scan
 	// would mislead.
-	type origin struct {
-		t         target
-		pages     []*report.Page
-		integrity report.Integrity
-	}
-	var built []origin
+	var built []builtReport
 	var problems []problemsOf
 	for _, t := range rs.targets {
 		integrity := report.Integrity{Summary: "Not checked: the report was made with --verify=false (run tailseal verify)"}
@@ -73,7 +80,7 @@ and DIR/index.html lists the origins with their integrity.
 		if err := interrupted(ctx, "report"); err != nil {
 			return err
 		}
-		built = append(built, origin{t, pages, integrity})
+		built = append(built, builtReport{t, pages, integrity})
 		problems = append(problems, problemsOf{t.origin, p})
 	}
 	n := 0
@@ -121,7 +128,41 @@ and DIR/index.html lists the origins with their integrity.
 		}
 		fmt.Fprintf(os.Stderr, "tailseal report: %d pages for %d origins in %s (open %s/index.html)\n", n, len(built), *output, *output)
 	}
-	return answeredAcross("report", problems, n, "events")
+	err = answeredAcross("report", problems, n, "events")
+	if *check && !intact(rs.fleet, built) && err == nil {
+		return errFinding
+	}
+	return err
+}
+
+// intact says on stderr when a store the pages cover is not intact, or
+// could not be checked: the pages say so too, in their integrity box.
+func intact(fleet bool, built []builtReport) bool {
+	var bad []string
+	for _, b := range built {
+		if !b.integrity.Checked || !b.integrity.OK {
+			bad = append(bad, b.t.origin)
+		}
+	}
+	switch {
+	case len(bad) == 0:
+		return true
+	case !fleet && built[0].integrity.Checked:
+		fmt.Fprintln(os.Stderr, "tailseal report: the store is NOT intact; the pages say so; run tailseal verify for every finding")
+	case !fleet:
+		fmt.Fprintln(os.Stderr, "tailseal report: the store's integrity could not be checked; the pages say why")
+	default:
+		fmt.Fprintf(os.Stderr, "tailseal report: %d of %d origins are not intact or could not be checked (%s); run tailseal verify\n",
+			len(bad), len(built), strings.Join(bad, ", "))
+	}
+	return false
+}
+
+// builtReport is one store's pages, built before any is written.
+type builtReport struct {
+	t         target
+	pages     []*report.Page
+	integrity report.Integrity
 }
 
 // checkIntegrity verifies the store as tailseal verify does, for the

@@ -59,8 +59,7 @@ func newSinks(cfg *config.Config, origin string, log *slog.Logger) (*sinkSet, er
 		channels, set.metrics = append(channels, n), append(set.metrics, n.Collectors()...)
 	}
 	if cfg.SMTPAddr != "" {
-		n, err := email.New(email.Options{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, To: cfg.SMTPTo, Username: cfg.SMTPUsername,
-			Password: cfg.SMTPPassword, TLS: cfg.SMTPTLS, CAFile: cfg.SMTPCAFile, Timeout: cfg.HTTPTimeout})
+		n, err := email.New(emailOptions(cfg))
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", config.ErrInvalid, err)
 		}
@@ -77,6 +76,13 @@ func newSinks(cfg *config.Config, origin string, log *slog.Logger) (*sinkSet, er
 		}
 	}
 	return set, nil
+}
+
+// emailOptions are the email channel's, from cfg; tailseal config checks
+// them with email.New too (the CA file).
+func emailOptions(cfg *config.Config) email.Options {
+	return email.Options{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, To: cfg.SMTPTo, Username: cfg.SMTPUsername,
+		Password: cfg.SMTPPassword, TLS: cfg.SMTPTLS, CAFile: cfg.SMTPCAFile, Timeout: cfg.HTTPTimeout}
 }
 
 func (set *sinkSet) addWebhooks(cfg *config.Config, stateDir string, hopt sinks.HTTPOptions) error {

@@ -30,8 +30,10 @@ func runVerify(ctx context.Context, args []string) error {
 	identity := fs.String("identity", "", "age identity `file` that opens the K0 sealed in the store's genesis record (default $TAILSEAL_VERIFY_IDENTITY_FILE)")
 	var origins originFlag
 	fs.Var(&origins, "origin", originUsage)
+	var flags config.Flags
+	dataDirFlag(fs, &flags)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: tailseal verify [--json] [--identity FILE] [--origin ORIGIN ...]
+		fmt.Fprint(fs.Output(), `Usage: tailseal verify [--json] [--identity FILE] [--origin ORIGIN ...] [--data-dir DIR]
 
 Checks the whole store in $TAILSEAL_DATA_DIR: seq contiguity, the hash chain,
 every signature under its epoch key, epoch seals, the genesis record, and
@@ -52,17 +54,22 @@ last line covers all origins (--json: "origin" in each finding, a summary
 object per origin, then {"fleet":{…}}). Exit 0 when every origin is intact,
 1 when any has findings, else 2 when any could not be checked with the keys
 given (each such origin is named).
+
+A progress bar is drawn on stderr when it is a terminal, and cleared before
+the findings and the summary.
+
+Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return flagError(err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "tailseal verify: unexpected argument %q: the store is $TAILSEAL_DATA_DIR (see tailseal verify --help)\n", fs.Arg(0))
+		fmt.Fprintf(os.Stderr, "tailseal verify: unexpected argument %q: the store is $TAILSEAL_DATA_DIR or --data-dir DIR; see tailseal verify --help\n", fs.Arg(0))
 		return errUsage
 	}
-	cfg, err := loadConfig()
+	cfg, err := loadConfig(flags)
 	if err != nil {
 		return err
 	}
@@ -78,7 +85,7 @@ given (each such origin is named).
 	}
 	storeDir := filepath.Join(cfg.DataDir, agent.StoreDir)
 	if _, err := os.Stat(storeDir); err != nil {
-		fmt.Fprintf(os.Stderr, "tailseal verify: no store in %s (set TAILSEAL_DATA_DIR)\n", cfg.DataDir)
+		fmt.Fprintf(os.Stderr, "tailseal verify: no store in %s (set TAILSEAL_DATA_DIR or --data-dir)\n", cfg.DataDir)
 		return errUsage
 	}
 	opt, notes, err := verifyOptions(cfg)
