@@ -63,8 +63,10 @@ var variables = func() []variable {
 
 // fileSecret reports whether the variable may come from NAME_FILE.
 func fileSecret(key string) bool {
-	if key == webhookURLsFile {
-		return true
+	for _, l := range secretLists {
+		if l.name == key {
+			return true
+		}
 	}
 	for _, s := range secrets {
 		if s.name == key {

@@ -16,8 +16,10 @@ import (
 
 func runCollect(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("collect", flag.ContinueOnError)
+	var flags config.Flags
+	dataDirFlag(fs, &flags)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: tailseal collect
+		fmt.Fprint(fs.Output(), `Usage: tailseal collect [--data-dir DIR]
 
 The central side of the fleet. Consumes the records that agents publish to
 NATS JetStream (TAILSEAL_NATS_URL, stream TAILSEAL_NATS_STREAM, subjects
@@ -46,14 +48,14 @@ Metrics on TAILSEAL_LISTEN (/metrics, /healthz, /readyz). One collector per
 data dir. Stops cleanly on SIGTERM or SIGINT. See README.md, "Collect".
 `)
 	}
-	if err := fs.Parse(args); err != nil {
-		return flagError(err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("%w: tailseal collect takes no arguments", errUsage)
+		fmt.Fprintf(os.Stderr, "tailseal collect: unexpected argument %q; see tailseal collect --help\n", fs.Arg(0))
+		return errUsage
 	}
-	cfg, err := loadConfig()
+	cfg, err := loadConfig(flags)
 	if err != nil {
 		return err
 	}

@@ -405,7 +405,10 @@ func TestCollectUsage(t *testing.T) {
 	}
 	e := newEnv(t)
 	p := e.start()
-	waitFor(t, "the agent's lock", 10*time.Second, func() bool { return lock.Held(e.dataDir) })
+	waitFor(t, "the agent's lock and store", 10*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(e.dataDir, "store"))
+		return lock.Held(e.dataDir) && err == nil
+	})
 	dir = e.dataDir
 	if out, code := run([]string{"TAILSEAL_NATS_URL=nats://127.0.0.1:1"}); code != 2 || !strings.Contains(out, "holds an agent's store") {
 		t.Errorf("on an agent's data dir: exit %d\n%s", code, out)
