@@ -10,7 +10,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // durable seq, for the cursor lag.
 func (r *Runner) Collectors(durable func() uint64) []prometheus.Collector {
 	sink := prometheus.Labels{"sink": r.Name()}
-	return []prometheus.Collector{
+	cs := []prometheus.Collector{
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "tailseal_sink_delivered_records_total",
 			Help:        "Records delivered (or dead-lettered) by a sink.",
@@ -33,6 +33,14 @@ func (r *Runner) Collectors(durable func() uint64) []prometheus.Collector {
 		}),
 		StoppedGauge(r.Name(), r.Stats.Stopped.Load),
 	}
+	if _, ok := r.sink.(Resumer); ok {
+		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "tailseal_sink_resumes_total",
+			Help:        "Deliveries refused because the receiver held other records than expected, or seemed changed (JetStream: wrong last sequence, duplicate, no stream answering), after which the sink read again what the receiver holds.",
+			ConstLabels: sink,
+		}, func() float64 { return float64(r.Stats.Resumes.Load()) }))
+	}
+	return cs
 }
 
 // StoppedGauge is tailseal_sink_stopped for one sink or alert channel.

@@ -160,3 +160,91 @@ func TestRunnerFinish(t *testing.T) {
 		cancel()
 	}
 }
+
+// busy is a sink whose deliveries take 100 ms on the fake clock; while
+// one is under way the application writes grow records more.
+type busy struct {
+	clk   *clock.Fake
+	st    interface{ Append(...[]byte) }
+	next  *uint64
+	grow  int
+	calls chan sinks.Batch
+}
+
+func (s *busy) Name() string         { return "busy" }
+func (s *busy) Accept(_ []byte) bool { return true }
+func (s *busy) Deliver(ctx context.Context, b sinks.Batch) error {
+	for range s.grow {
+		*s.next++
+		s.st.Append(fmt.Appendf(nil, `{"seq":%d}`, *s.next))
+	}
+	s.clk.Advance(100 * time.Millisecond)
+	select {
+	case s.calls <- b:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// With Limits.Share, a batch during which the store grew by as much as it
+// held, with the sink more than ten batches behind, is followed by a wait
+// that keeps delivering to that share of the time; when the store stops
+// growing, batches follow at once, and a sink that keeps up never waits.
+func TestRunnerShareYieldsToIngestion(t *testing.T) {
+	start := func(t *testing.T, stored, grow int) (*busy, *clock.Fake, func() sinks.Batch) {
+		st, stateDir := storeWith(t, stored)
+		clk := clock.NewFake(time.Date(2026, 2, 4, 12, 0, 0, 0, time.UTC))
+		next := uint64(stored)
+		sink := &busy{clk: clk, st: st, next: &next, grow: grow, calls: make(chan sinks.Batch, 10)}
+		r, err := sinks.NewRunner(sink, stateDir, sinks.Limits{Count: 10, Bytes: 1 << 20, Age: time.Millisecond, Share: 0.25}, 1, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Clock = clk
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx, st) }()
+		t.Cleanup(func() { cancel(); <-done })
+		return sink, clk, func() sinks.Batch {
+			t.Helper()
+			select {
+			case b := <-sink.calls:
+				return b
+			case <-time.After(10 * time.Second): // a guard against a hang
+				t.Fatal("no delivery")
+				return sinks.Batch{}
+			}
+		}
+	}
+	t.Run("behind", func(t *testing.T) {
+		sink, clk, take := start(t, 200, 10)
+		if b := take(); b.First != 1 {
+			t.Fatalf("first batch from %d", b.First)
+		}
+		// 100 ms of delivery at a share of 1/4: 300 ms of waiting.
+		select {
+		case <-clk.Armed(300 * time.Millisecond):
+		case b := <-sink.calls:
+			t.Fatalf("delivered %d-%d without yielding to the growing store", b.First, b.Last)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no wait of 300 ms armed")
+		}
+		sink.grow = 0 // the application stops writing
+		clk.Advance(300 * time.Millisecond)
+		if b := take(); b.First != 11 {
+			t.Fatalf("second batch from %d, want 11", b.First)
+		}
+		if b := take(); b.First != 21 { // no growth during the second batch: no wait before the third
+			t.Fatalf("third batch from %d, want 21", b.First)
+		}
+	})
+	t.Run("keeping up", func(t *testing.T) {
+		_, _, take := start(t, 30, 10)
+		for _, want := range []uint64{1, 11, 21, 31} {
+			if b := take(); b.First != want {
+				t.Fatalf("batch from %d, want %d without a wait", b.First, want)
+			}
+		}
+	})
+}

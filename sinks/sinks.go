@@ -54,6 +54,27 @@ type Sink interface {
 // lost when it is fixed and the agent restarted.
 var ErrStopped = errors.New("endpoint refused for good")
 
+// Resumer is a Sink whose receiving end knows what it holds and is the
+// truth about it (a JetStream stream keeps each origin's last record).
+// The runner calls Resume before the first batch and again whenever
+// Deliver returns ErrResume, and goes on right after the seq Resume
+// returns, whatever its cursor said: ahead of the cursor (delivered but
+// not yet saved when the agent was killed) or behind it (the receiver
+// lost records, which are sent again). So the cursor is never ahead of
+// what the receiver acknowledged, and no batch is resent from it: a
+// Resumer's cursor keeps no pending batch. Errors from Resume are retried
+// with the runner's backoff; one wrapping ErrStopped stops the sink.
+type Resumer interface {
+	Sink
+	Resume(ctx context.Context, src Store) (last uint64, err error)
+}
+
+// ErrResume, from a Resumer's Deliver, means the receiver holds something
+// other than what the sink expected (another publisher, or an earlier
+// delivery whose answer was lost): nothing of the batch was taken, and
+// the runner asks Resume where the receiver stands.
+var ErrResume = errors.New("the receiver holds other records than expected")
+
 // Source tells a sink how far it may read.
 type Source interface {
 	Durable() uint64          // the last durable seq
@@ -91,6 +112,15 @@ type Limits struct {
 	Count int
 	Bytes int
 	Age   time.Duration // how long a batch waits for more records
+	// Share, between 0 and 1, gives ingestion the right of way: while the
+	// sink is more than ten full batches behind and the store grows at
+	// least as fast as it delivers (the application writes faster than
+	// the sink can follow), the runner waits after each batch so that
+	// delivering takes at most this share of the time, leaving the rest of
+	// the CPU and the disk to storing. A sink that keeps up never waits;
+	// one behind catches up at full speed once the burst is over (the
+	// store is the queue). 0 (or 1) never waits.
+	Share float64
 }
 
 // Stats of one sink, read by the metrics collector.
@@ -100,6 +130,7 @@ type Stats struct {
 	DeadLetters atomic.Uint64
 	Cursor      atomic.Uint64 // last delivered seq
 	Stopped     atomic.Bool
+	Resumes     atomic.Uint64 // a Resumer's ErrResume answers
 }
 
 // cursorFile is a sink's durable state. Pending is the batch being
@@ -218,14 +249,25 @@ func (r *Runner) Run(ctx context.Context, src Store) error {
 	if err != nil {
 		return err
 	}
+	res, resumable := r.sink.(Resumer)
+	if resumable {
+		if c, err = r.resume(ctx, src, res, c); err != nil {
+			return err
+		}
+	}
 	rd := src.Open(c.Delivered + 1)
 	defer func() { rd.Close() }() // rd may be replaced below
 	var pending uint64            // last seq of a batch to resend exactly
-	if c.Pending != nil {
+	if c.Pending != nil && !resumable {
 		pending = c.Pending.Last
 	}
 	clk := clock.Or(r.Clock)
 	lagWarned := time.Time{}
+	conflicts := 0 // ErrResume answers since the last delivered batch
+	saved := clk.Now()
+	if resumable { // what the receiver acknowledged last goes into the file when Run ends
+		defer func() { r.save(cursorFile{Delivered: r.Stats.Cursor.Load()}) }()
+	}
 	for {
 		if r.finished(c.Delivered) {
 			return nil
@@ -252,7 +294,7 @@ func (r *Runner) Run(ctx context.Context, src Store) error {
 			return err
 		}
 		pending = 0
-		if len(b.Lines) > 0 { // a batch the filter emptied is not sent
+		if len(b.Lines) > 0 && !resumable { // a batch the filter emptied is not sent
 			c.Pending = &struct {
 				First uint64 `json:"first"`
 				Last  uint64 `json:"last"`
@@ -260,13 +302,39 @@ func (r *Runner) Run(ctx context.Context, src Store) error {
 			if err := r.save(c); err != nil {
 				return err
 			}
-			if err := r.deliver(ctx, b); err != nil {
+		}
+		began, durable := clk.Now(), src.Durable()
+		if len(b.Lines) > 0 {
+			err := r.deliver(ctx, b)
+			if resumable && errors.Is(err, ErrResume) {
+				r.Stats.Resumes.Add(1)
+				if conflicts++; conflicts > 1 { // the receiver keeps moving: do not spin
+					if err := clock.Wait(ctx, clk, min(time.Second<<(conflicts-2), time.Minute)); err != nil {
+						return err
+					}
+				}
+				if c, err = r.resume(ctx, src, res, c); err != nil {
+					return err
+				}
+				rd.Close()
+				rd = src.Open(c.Delivered + 1)
+				continue
+			}
+			if err != nil {
 				return err
 			}
+			conflicts = 0
 		}
 		c = cursorFile{Delivered: b.Last}
-		if err := r.save(c); err != nil {
-			return err
+		// A Resumer's receiver says where it stands, so its cursor file
+		// only has to keep retention from deleting what the receiver may
+		// lack after a restart: being behind is harmless, and saving it
+		// less often spares two fsyncs per batch on the store's disk.
+		if !resumable || clock.Since(clk, saved) >= resumerSaveEvery {
+			if err := r.save(c); err != nil {
+				return err
+			}
+			saved = clk.Now()
 		}
 		r.Stats.Cursor.Store(b.Last)
 		r.Stats.Delivered.Add(uint64(len(b.Lines)))
@@ -275,31 +343,82 @@ func (r *Runner) Run(ctx context.Context, src Store) error {
 			lagWarned = clk.Now()
 			r.log.Warn("sink is falling behind; retention keeps what it has not delivered", "behind_records", lag)
 		}
+		if err := r.yield(ctx, clk, began, src.Durable()-durable, src.Durable()-b.Last, len(b.Lines)); err != nil {
+			return err
+		}
 	}
 }
+
+// resumerSaveEvery is how often a Resumer's cursor file is written while
+// it delivers.
+const resumerSaveEvery = time.Second
 
 // lagWarnRecords is how far behind the store a sink may be before it is
 // reported in the log (the metric always shows it).
 const lagWarnRecords = 1_000_000
 
-// deliver retries a batch until it is delivered, the sink stops, or ctx
-// ends.
+// yield waits, per Limits.Share, after a batch of n records that took
+// since began while the store grew by grew records, and left the sink
+// behind records behind.
+func (r *Runner) yield(ctx context.Context, clk clock.Clock, began time.Time, grew, behind uint64, n int) error {
+	share := r.limits.Share
+	if share <= 0 || share >= 1 || n == 0 || grew < uint64(n) || behind <= 10*uint64(r.limits.Count) {
+		return nil
+	}
+	took := clock.Since(clk, began)
+	return clock.Wait(ctx, clk, time.Duration(float64(took)*(1-share)/share))
+}
+
+// resume asks a Resumer where its receiver stands, retrying until it
+// answers, stops or ctx ends, and makes that the cursor, durably, before
+// anything else is delivered.
+func (r *Runner) resume(ctx context.Context, src Store, res Resumer, c cursorFile) (cursorFile, error) {
+	var last uint64
+	err := r.retry(ctx, "resume", 0, func() (err error) {
+		last, err = res.Resume(ctx, src)
+		return err
+	})
+	if err != nil {
+		return c, err
+	}
+	if last != c.Delivered || c.Pending != nil {
+		r.log.Info("sink resumes after what its receiver holds", "cursor", c.Delivered, "receiver_last_seq", last)
+		c = cursorFile{Delivered: last}
+		if err := r.save(c); err != nil {
+			return c, err
+		}
+	}
+	r.Stats.Cursor.Store(last)
+	return c, nil
+}
+
+// deliver retries a batch until it is delivered, the sink stops, the
+// receiver moved (ErrResume), or ctx ends.
 func (r *Runner) deliver(ctx context.Context, b Batch) error {
+	return r.retry(ctx, "delivery", b.First, func() error { return r.sink.Deliver(ctx, b) })
+}
+
+// retry calls fn until it succeeds, returns ErrStopped or ErrResume, or
+// ctx ends, with backoff between attempts. from is the first seq that is
+// not delivered, for the log.
+func (r *Runner) retry(ctx context.Context, what string, from uint64, fn func() error) error {
 	wait := time.Second
 	for {
-		err := r.sink.Deliver(ctx, b)
+		err := fn()
 		switch {
 		case err == nil:
 			return nil
 		case ctx.Err() != nil:
 			return ctx.Err()
+		case errors.Is(err, ErrResume):
+			return err
 		case errors.Is(err, ErrStopped):
 			r.Stats.Stopped.Store(true)
 			r.log.Error("SINK STOPPED: the endpoint refuses for good; nothing after this is delivered until it is fixed and the agent restarted (records are kept)",
-				"error", err, "undelivered_from", b.First)
+				"error", err, "undelivered_from", max(from, r.Stats.Cursor.Load()+1))
 			return err
 		}
-		r.log.Warn("delivery failed; will retry", "error", err, "retry_in", wait)
+		r.log.Warn(what+" failed; will retry", "error", err, "retry_in", wait)
 		if err := clock.Wait(ctx, clock.Or(r.Clock), wait); err != nil {
 			return err
 		}

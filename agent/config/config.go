@@ -90,6 +90,22 @@ type Config struct {
 	// not wait. What is left stays in the store for the next start.
 	DrainTimeout time.Duration `envconfig:"DRAIN_TIMEOUT" default:"20s"`
 
+	// NATS JetStream, the fleet's transport (DESIGN.md, Fleet), the same
+	// settings for the agent's sink and for tailseal collect. The sink is
+	// on when NATSURL is set: every stored record is
+	// published, exactly once per origin, into the stream NATSStream
+	// (created when missing with these settings). One of the credentials
+	// file, the NKey seed file or the token authenticates; NATSCAFile
+	// trusts a private CA for tls:// servers.
+	NATSURL             string        `envconfig:"NATS_URL"` // comma-separated, as nats.Connect takes them
+	NATSCredsFile       string        `envconfig:"NATS_CREDS_FILE"`
+	NATSNKeyFile        string        `envconfig:"NATS_NKEY_FILE"`
+	NATSToken           string        `envconfig:"NATS_TOKEN"`
+	NATSCAFile          string        `envconfig:"NATS_CA_FILE"`
+	NATSStream          string        `envconfig:"NATS_STREAM" default:"TAILSEAL"`
+	NATSReplicas        int           `envconfig:"NATS_REPLICAS" default:"1"`
+	NATSDuplicateWindow time.Duration `envconfig:"NATS_DUPLICATE_WINDOW" default:"2m"`
+
 	SlackWebhook   string   `envconfig:"SLACK_WEBHOOK"`
 	DiscordWebhook string   `envconfig:"DISCORD_WEBHOOK"`
 	SMTPAddr       string   `envconfig:"SMTP_ADDR"`
@@ -111,17 +127,6 @@ type Config struct {
 	AlertWindow           time.Duration `envconfig:"ALERT_WINDOW" default:"5m"`
 	AlertCooldown         time.Duration `envconfig:"ALERT_COOLDOWN" default:"300s"`
 	PerfDegradationFactor float64       `envconfig:"PERF_DEGRADATION_FACTOR" default:"2"`
-
-	// NATS JetStream, the fleet's transport (DESIGN.md, Fleet): the servers
-	// (comma-separated URLs, as nats.Connect takes them), one way to
-	// authenticate (a .creds file, an nkey seed file or a token), a CA for
-	// TLS, and the stream that holds tailseal.records.>.
-	NATSURL       string `envconfig:"NATS_URL"`
-	NATSCredsFile string `envconfig:"NATS_CREDS_FILE"`
-	NATSNKeyFile  string `envconfig:"NATS_NKEY_FILE"`
-	NATSToken     string `envconfig:"NATS_TOKEN"`
-	NATSCAFile    string `envconfig:"NATS_CA_FILE"`
-	NATSStream    string `envconfig:"NATS_STREAM" default:"TAILSEAL"`
 
 	// tailseal collect: the durable consumer's name, how many messages
 	// one group commit takes, how long the server waits for an ack
@@ -272,6 +277,18 @@ func typeName(t string) string {
 		return "number"
 	}
 	return t
+}
+
+// NATSServers are the servers of TAILSEAL_NATS_URL, one per entry; none
+// when the sink is off.
+func (c *Config) NATSServers() []string {
+	var urls []string
+	for _, u := range strings.Split(c.NATSURL, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			urls = append(urls, u)
+		}
+	}
+	return urls
 }
 
 // SegmentMaxBytes is the size at which the active segment is rotated.

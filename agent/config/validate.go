@@ -353,6 +353,83 @@ func alertmanagerURL(raw string) string {
 	return ""
 }
 
+// MaxNATSReplicas is JetStream's largest replica count.
+const MaxNATSReplicas = 5
+
+// validateNATS checks the JetStream sink. The token is a secret and a
+// URL could carry one: the messages repeat neither.
+func (c *Config) validateNATS(p *problems) {
+	for i, u := range strings.Split(c.NATSURL, ",") {
+		if c.NATSURL == "" {
+			break
+		}
+		if err := checkNATSURL(u); err != nil {
+			p.add("TAILSEAL_NATS_URL: entry %d %w", i+1, err)
+		}
+	}
+	auth := []string{}
+	for _, a := range []struct{ name, value string }{
+		{"TAILSEAL_NATS_CREDS_FILE", c.NATSCredsFile}, {"TAILSEAL_NATS_NKEY_FILE", c.NATSNKeyFile}, {"TAILSEAL_NATS_TOKEN", c.NATSToken},
+	} {
+		if a.value != "" {
+			auth = append(auth, a.name)
+		}
+	}
+	if len(auth) > 1 {
+		p.add("%s: set one way to authenticate to NATS, not %d", strings.Join(auth, ", "), len(auth))
+	}
+	if c.NATSURL == "" {
+		if c.NATSCAFile != "" {
+			auth = append(auth, "TAILSEAL_NATS_CA_FILE")
+		}
+		for _, name := range auth {
+			p.add("%s is set but TAILSEAL_NATS_URL is not: set the servers to turn the JetStream sink on, or unset it", name)
+		}
+	}
+	if n := c.NATSStream; n == "" || len(n) > 255 || strings.ContainsFunc(n, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune(".*>/\\", r)
+	}) {
+		p.add("TAILSEAL_NATS_STREAM must be a JetStream stream name: 1 to 255 bytes without spaces, '.', '*', '>', '/' or '\\' (default TAILSEAL)")
+	}
+	p.ints("TAILSEAL_NATS_REPLICAS", c.NATSReplicas, 1, MaxNATSReplicas)
+	p.atLeast("TAILSEAL_NATS_DUPLICATE_WINDOW", c.NATSDuplicateWindow, 100*time.Millisecond, " (default 2m)")
+	if strings.ContainsFunc(c.NATSToken, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		p.add("TAILSEAL_NATS_TOKEN must not contain spaces or control characters")
+	}
+	// tailseal collect's own.
+	if err := natsName(c.CollectConsumer); err != nil {
+		p.add("TAILSEAL_COLLECT_CONSUMER: %w", err)
+	}
+	p.ints("TAILSEAL_COLLECT_BATCH", c.CollectBatch, 1, MaxCollectBatch)
+	p.atLeast("TAILSEAL_COLLECT_ACK_WAIT", c.CollectAckWait, time.Second, " (default 1m)")
+	p.ints("TAILSEAL_COLLECT_PARTITIONS", c.CollectPartitions, 1, MaxCollectPartitions)
+	if c.CollectPartition < 0 || c.CollectPartitions >= 1 && c.CollectPartition >= c.CollectPartitions {
+		p.add("TAILSEAL_COLLECT_PARTITION must be from 0 to TAILSEAL_COLLECT_PARTITIONS-1 (%d)", c.CollectPartitions-1)
+	}
+}
+
+// checkNATSURL says what is wrong with one server of TAILSEAL_NATS_URL:
+// nats://, tls://, ws:// or wss:// (or a bare host:port) with a host and
+// no user information, which would reach logs and errors.
+func checkNATSURL(raw string) error {
+	if raw = strings.TrimSpace(raw); raw == "" {
+		return errors.New("is empty")
+	}
+	if !strings.Contains(raw, "://") {
+		raw = "nats://" + raw
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Hostname() == "":
+		return errors.New("is not a NATS server URL (nats://host:4222, tls://host:4222 or host:port)")
+	case u.Scheme != "nats" && u.Scheme != "tls" && u.Scheme != "ws" && u.Scheme != "wss":
+		return errors.New("must use nats://, tls://, ws:// or wss://")
+	case u.User != nil:
+		return errors.New("carries credentials: give them in TAILSEAL_NATS_CREDS_FILE, TAILSEAL_NATS_NKEY_FILE or TAILSEAL_NATS_TOKEN(_FILE) instead, so that they never reach a log")
+	}
+	return nil
+}
+
 func httpURL(raw string) bool {
 	u, err := url.Parse(raw)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
@@ -409,42 +486,6 @@ func CheckOrigin(origin string) error {
 	return nil
 }
 
-// validateNATS checks the JetStream settings of the sink and the
-// collector. The token is a secret: no message repeats it.
-func (c *Config) validateNATS(p *problems) {
-	if c.NATSURL != "" {
-		for i, u := range strings.Split(c.NATSURL, ",") {
-			if err := natsURL(strings.TrimSpace(u)); err != nil {
-				p.add("TAILSEAL_NATS_URL: entry %d: %w", i+1, err)
-			}
-		}
-	}
-	auth := 0
-	for _, v := range []string{c.NATSCredsFile, c.NATSNKeyFile, c.NATSToken} {
-		if v != "" {
-			auth++
-		}
-	}
-	if auth > 1 {
-		p.add("TAILSEAL_NATS_CREDS_FILE, TAILSEAL_NATS_NKEY_FILE and TAILSEAL_NATS_TOKEN exclude each other: set one way to authenticate")
-	}
-	if strings.ContainsFunc(c.NATSToken, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		p.add("TAILSEAL_NATS_TOKEN must not contain spaces or control characters")
-	}
-	if err := natsName(c.NATSStream); err != nil {
-		p.add("TAILSEAL_NATS_STREAM: %w", err)
-	}
-	if err := natsName(c.CollectConsumer); err != nil {
-		p.add("TAILSEAL_COLLECT_CONSUMER: %w", err)
-	}
-	p.ints("TAILSEAL_COLLECT_BATCH", c.CollectBatch, 1, MaxCollectBatch)
-	p.atLeast("TAILSEAL_COLLECT_ACK_WAIT", c.CollectAckWait, time.Second, " (default 1m)")
-	p.ints("TAILSEAL_COLLECT_PARTITIONS", c.CollectPartitions, 1, MaxCollectPartitions)
-	if c.CollectPartition < 0 || c.CollectPartitions >= 1 && c.CollectPartition >= c.CollectPartitions {
-		p.add("TAILSEAL_COLLECT_PARTITION must be from 0 to TAILSEAL_COLLECT_PARTITIONS-1 (%d)", c.CollectPartitions-1)
-	}
-}
-
 // Bounds of the collector's settings.
 const (
 	// MaxCollectBatch bounds one fetch (JetStream's own limit on a pull
@@ -459,27 +500,6 @@ const (
 func (c *Config) CheckCollect() error {
 	if c.NATSURL == "" {
 		return &Error{Problems: []error{errors.New("TAILSEAL_NATS_URL must name the NATS servers to collect from (for example nats://127.0.0.1:4222)")}}
-	}
-	return nil
-}
-
-// natsURL checks one NATS server URL: nats://, tls://, ws:// or wss://
-// with a host, or a bare host:port.
-func natsURL(raw string) error {
-	if raw == "" {
-		return errors.New("empty")
-	}
-	if !strings.Contains(raw, "://") {
-		raw = "nats://" + raw
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return errors.New("not a URL with a host (for example nats://127.0.0.1:4222)")
-	}
-	switch u.Scheme {
-	case "nats", "tls", "ws", "wss":
-	default:
-		return fmt.Errorf("scheme %q is not nats, tls, ws or wss", u.Scheme)
 	}
 	return nil
 }

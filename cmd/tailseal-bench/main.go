@@ -11,6 +11,15 @@
 // older binary ingests in the same rounds and verifies the same store, so
 // a change is measured against its parent in one run.
 //
+// With -nats embedded (a nats-server with JetStream in this process, on
+// the same cores) or -nats nats://host:4222 (an external server), one more
+// contender runs -bin in the first -pii mode with the JetStream sink on,
+// publishing into the stream TAILSEAL_BENCH (deleted before each of its
+// runs); its row also gives how long publishing every record took, and
+// the run ends with the median ratio of ingest with the sink on to off:
+//
+//	go run ./cmd/tailseal-bench -bin /tmp/tailseal -pii hash -nats embedded -rsyslogd none -runs 3
+//
 // With -latency 30s it instead runs the agent in process while a writer
 // appends -rate lines a second, and prints the percentiles of the time from
 // each line's write() to the fsync that made it durable.
@@ -48,6 +57,7 @@ func main() {
 	rate := flag.Int("rate", 10000, "lines per second for -latency")
 	runs := flag.Int("runs", 1, "rounds: each contender runs once per round, in reversed order every other round; ratios are medians")
 	baseline := flag.String("baseline", "", "another tailseal binary (an older build) to run as one more contender, in the first -pii mode, and to verify beside -bin")
+	natsSpec := flag.String("nats", "", "one more contender, -bin in the first -pii mode with the JetStream sink on: embedded (a nats-server in this process) or a server URL")
 	flag.Parse()
 	if *lat > 0 {
 		if err := latency(*rate, *lat); err != nil {
@@ -61,18 +71,26 @@ func main() {
 			*rsyslogd = p
 		}
 	}
-	if err := run(*bin, *baseline, *lines, *keep, strings.Split(*modes, ","), *rsyslogd, max(*runs, 1)); err != nil {
+	if err := run(*bin, *baseline, *natsSpec, *lines, *keep, strings.Split(*modes, ","), *rsyslogd, max(*runs, 1)); err != nil {
 		fmt.Fprintln(os.Stderr, "tailseal-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, baseline string, n int, keep string, modes []string, rsyslogd string, runs int) error {
+func run(bin, baseline, natsSpec string, n int, keep string, modes []string, rsyslogd string, runs int) error {
 	dir, err := os.MkdirTemp("", "tailseal-bench")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	var js *natsTarget
+	if natsSpec != "" {
+		if js, err = startNATS(natsSpec, dir); err != nil {
+			return err
+		}
+		defer js.close()
+		fmt.Printf("JetStream: %s, stream %s\n", js.url, benchStream)
+	}
 	src := filepath.Join(dir, "logs", "audit.log")
 	os.MkdirAll(filepath.Dir(src), 0o755)
 	f, err := os.Create(src)
@@ -96,6 +114,9 @@ func run(bin, baseline string, n int, keep string, modes []string, rsyslogd stri
 	if baseline != "" {
 		contenders = append(contenders, "baseline")
 	}
+	if js != nil {
+		contenders = append(contenders, "nats")
+	}
 	if rsyslogd != "" && rsyslogd != "none" {
 		contenders = append(contenders, "rsyslog")
 	}
@@ -114,6 +135,9 @@ func run(bin, baseline string, n int, keep string, modes []string, rsyslogd stri
 		for _, c := range order {
 			var rate float64
 			var err error
+			// What the last contender wrote (its store, a stream) is written
+			// back now, not during the next one's run.
+			syscall.Sync()
 			switch c {
 			case "rsyslog":
 				out := filepath.Join(dir, "rsyslog")
@@ -122,11 +146,17 @@ func run(bin, baseline string, n int, keep string, modes []string, rsyslogd stri
 			case "baseline":
 				data = filepath.Join(dir, "data-baseline")
 				os.RemoveAll(data)
-				rate, err = ingest(baseline, "baseline pii="+modes[0], src, data, modes[0], n, size)
+				rate, err = ingest(baseline, "baseline pii="+modes[0], src, data, modes[0], n, size, nil)
+			case "nats":
+				data = filepath.Join(dir, "data-nats")
+				os.RemoveAll(data)
+				if err = js.reset(); err == nil {
+					rate, err = ingest(bin, "tailseal +nats pii="+modes[0], src, data, modes[0], n, size, js)
+				}
 			default:
 				data = filepath.Join(dir, "data-"+c)
 				os.RemoveAll(data)
-				rate, err = ingest(bin, "tailseal pii="+c, src, data, c, n, size)
+				rate, err = ingest(bin, "tailseal pii="+c, src, data, c, n, size, nil)
 			}
 			if err != nil {
 				return err
@@ -135,6 +165,9 @@ func run(bin, baseline string, n int, keep string, modes []string, rsyslogd stri
 		}
 	}
 	printRatios(contenders, rates)
+	if js != nil {
+		printRatio("JetStream sink on / off, pii="+modes[0], rates["nats"], rates[modes[0]])
+	}
 	data = filepath.Join(dir, "data-"+modes[0]) // from the last round
 	if keep != "" {
 		if out, err := exec.Command("cp", "-a", data, keep).CombinedOutput(); err != nil {
@@ -162,6 +195,17 @@ func printRatios(contenders []string, rates map[string][]float64) {
 	}
 }
 
+// printRatio prints the median ratio of a's rates to b's, round by round.
+func printRatio(what string, a, b []float64) {
+	var ratios []float64
+	for i := range a {
+		ratios = append(ratios, a[i]/b[i])
+	}
+	slices.Sort(ratios)
+	fmt.Printf("ratio %s: median %.2f over %d rounds (min %.2f, max %.2f)\n",
+		what, ratios[len(ratios)/2], len(ratios), ratios[0], ratios[len(ratios)-1])
+}
+
 // verifyBoth has both binaries verify the same store (-bin's), in
 // alternated order.
 func verifyBoth(bin, baseline, data string, runs int) error {
@@ -180,23 +224,48 @@ func verifyBoth(bin, baseline, data string, runs int) error {
 	return nil
 }
 
-// ingest runs the agent on src until all n lines are durable and prints a row.
-func ingest(bin, name, src, data, mode string, n int, size int64) (float64, error) {
+// ingest runs the agent on src until all n lines are durable and prints a
+// row. With js, the agent publishes to it, and after the ingest it waits
+// until the stream holds every stored record and prints how fast they
+// were published; the row's CPU then includes that wait.
+func ingest(bin, name, src, data, mode string, n int, size int64, js *natsTarget) (float64, error) {
 	// Default settings otherwise: epoch keys generated on first start (K0 in
 	// keys/, which verify then uses to check every signature), checkpoints on.
 	cmd := exec.Command(bin, "run")
 	cmd.Env = append(os.Environ(), "TAILSEAL_SOURCE="+src, "TAILSEAL_DATA_DIR="+data, "TAILSEAL_LOG_LEVEL=error",
 		"TAILSEAL_LISTEN=", "TAILSEAL_PII_MODE="+mode)
+	if js != nil {
+		cmd.Env = append(cmd.Env, js.env()...)
+	}
 	cmd.Stderr = os.Stderr
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return 0, err
 	}
-	for last := uint64(0); last < uint64(n); time.Sleep(10 * time.Millisecond) {
+	last := uint64(0)
+	for ; last < uint64(n); time.Sleep(10 * time.Millisecond) {
 		last = lastSeq(filepath.Join(data, "store"))
 	}
-	wall, cpu, peak := stop(cmd, start)
-	return row(name, n, size, wall, cpu, peak), nil
+	wall := time.Since(start)
+	var pubWall time.Duration
+	var pubAtEnd uint64 // published when the ingest ended
+	if js != nil {
+		pubAtEnd = js.published()
+		var err error
+		if pubWall, err = js.waitPublished(last, start); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return 0, err
+		}
+	}
+	_, cpu, peak := stop(cmd, start)
+	rate := row(name, n, size, wall, cpu, peak)
+	if js != nil {
+		after := (pubWall - wall).Seconds()
+		fmt.Printf("%-16s published %d records in %.2fs = %.0f records/s: %d during the ingest, the rest in %.2fs after it = %.0f records/s\n",
+			"", last, pubWall.Seconds(), float64(last)/pubWall.Seconds(), pubAtEnd, after, float64(last-pubAtEnd)/after)
+	}
+	return rate, nil
 }
 
 // rsyslog runs rsyslogd (imfile in inotify mode -> omfile with a %msg%
@@ -355,8 +424,11 @@ func lastSeq(dir string) uint64 {
 }
 
 func label(c string) string {
-	if c == "rsyslog" || c == "baseline" {
+	switch c {
+	case "rsyslog", "baseline":
 		return c
+	case "nats":
+		return "tailseal +nats"
 	}
 	return "tailseal pii=" + c
 }

@@ -215,3 +215,7 @@ func maxOf(xs []float64) float64 {
 func decodeJSON(r *http.Request, v any) error {
 	return json.NewDecoder(r.Body).Decode(v)
 }
+
+// The JetStream sink through five kill -9 with the 100,000 lines
+// per agent (TestNATSTwoAgentsKill9 runs 20,000 in the regular suite).
+func TestEnduranceNATSTwoAgentsKill9(t *testing.T) { natsTwoAgentsKill9(t, 100000) }

@@ -18,6 +18,7 @@ import (
 	"github.com/tailseal/tailseal/sinks/alertmanager"
 	"github.com/tailseal/tailseal/sinks/discord"
 	"github.com/tailseal/tailseal/sinks/email"
+	natssink "github.com/tailseal/tailseal/sinks/nats"
 	"github.com/tailseal/tailseal/sinks/slack"
 	"github.com/tailseal/tailseal/sinks/webhook"
 )
@@ -33,6 +34,7 @@ type sinkSet struct {
 	// alertRunner feeds alerts; it is in runners too.
 	alertRunner *sinks.Runner
 	metrics     []prometheus.Collector // the sinks' and channels' own; the runners' need the store
+	closers     []func()               // connections to close once the sinks ended
 }
 
 // newSinks builds the sinks from the configuration. It runs before the
@@ -47,6 +49,9 @@ func newSinks(cfg *config.Config, origin string, log *slog.Logger) (*sinkSet, er
 	hopt := sinks.HTTPOptions{Timeout: cfg.HTTPTimeout, MinWait: 500 * time.Millisecond, MaxWait: cfg.RetryMaxWait, Log: log}
 	stateDir := filepath.Join(cfg.DataDir, agent.StateDir)
 	if err := set.addWebhooks(cfg, stateDir, hopt); err != nil {
+		return nil, err
+	}
+	if err := set.addNATS(cfg, stateDir); err != nil {
 		return nil, err
 	}
 	var channels []alert.Notifier
@@ -93,10 +98,7 @@ func (set *sinkSet) addWebhooks(cfg *config.Config, stateDir string, hopt sinks.
 			return fmt.Errorf("%w: TAILSEAL_WEBHOOK_SECRET: %w", config.ErrInvalid, err)
 		}
 	}
-	oldest := uint64(1)
-	if o, err := oldestSeq(filepath.Join(cfg.DataDir, agent.StoreDir)); err == nil && o > 0 {
-		oldest = o
-	}
+	oldest := oldestStored(cfg)
 	limits := sinks.Limits{Count: cfg.WebhookBatch, Bytes: cfg.WebhookBatchBytes, Age: cfg.WebhookBatchAge}
 	for i, u := range cfg.WebhookURLs {
 		s := webhook.New(webhook.Options{Name: fmt.Sprintf("webhook-%d", i+1), Origin: set.origin, URL: u, Secret: secret, Token: cfg.WebhookToken,
@@ -108,6 +110,45 @@ func (set *sinkSet) addWebhooks(cfg *config.Config, stateDir string, hopt sinks.
 		set.log.Info("webhook sink", "sink", s.Name(), "endpoint", webhook.Describe(u), "signed", secret != nil, "from_seq", r.Keep())
 		set.runners, set.metrics = append(set.runners, r), append(set.metrics, s.Collectors()...)
 	}
+	return nil
+}
+
+// oldestStored is the first seq a sink seen for the first time starts
+// at: the oldest record in the store (a witness wants the whole history).
+func oldestStored(cfg *config.Config) uint64 {
+	if o, err := oldestSeq(filepath.Join(cfg.DataDir, agent.StoreDir)); err == nil && o > 0 {
+		return o
+	}
+	return 1
+}
+
+// natsLimits bound one delivery of the JetStream sink: one atomic batch.
+// A batch waits Age for more records, so that a slow trickle is
+// not one batch (and one server fsync) per record.
+var natsLimits = sinks.Limits{Count: natssink.MaxBatch, Bytes: 8 << 20, Age: 20 * time.Millisecond, Share: 0.5}
+
+// addNATS adds the JetStream sink when TAILSEAL_NATS_URL is set. Where it
+// starts is the stream's to say (the sink is a Resumer); the cursor only
+// keeps retention from deleting what the stream has not acknowledged.
+func (set *sinkSet) addNATS(cfg *config.Config, stateDir string) error {
+	servers := cfg.NATSServers()
+	if len(servers) == 0 {
+		return nil
+	}
+	s, err := natssink.New(natssink.Options{Origin: set.origin, URLs: servers, CredsFile: cfg.NATSCredsFile, NKeyFile: cfg.NATSNKeyFile,
+		Token: cfg.NATSToken, CAFile: cfg.NATSCAFile, Stream: cfg.NATSStream, Replicas: cfg.NATSReplicas,
+		DuplicateWindow: cfg.NATSDuplicateWindow, Timeout: cfg.HTTPTimeout, Log: set.log})
+	if err != nil {
+		return fmt.Errorf("%w: %v", config.ErrInvalid, err)
+	}
+	r, err := sinks.NewRunner(s, stateDir, natsLimits, oldestStored(cfg), set.log)
+	if err != nil {
+		return err
+	}
+	set.log.Info("NATS JetStream sink", "sink", s.Name(), "servers", servers, "stream", cfg.NATSStream,
+		"subject", natssink.Subject(set.origin), "cursor", r.Keep()-1)
+	set.runners, set.metrics = append(set.runners, r), append(set.metrics, s.Collectors()...)
+	set.closers = append(set.closers, s.Close)
 	return nil
 }
 
@@ -197,6 +238,9 @@ func (rs *running) stop(durable uint64, timeout time.Duration) {
 	}
 	rs.cancel()
 	rs.wg.Wait()
+	for _, c := range rs.set.closers {
+		c()
+	}
 	rs.report(durable)
 }
 

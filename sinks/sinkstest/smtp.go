@@ -67,7 +67,7 @@ func newSMTP(t testing.TB, noTLS, implicit bool, script []int) *SMTP {
 	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
 	srv.AllowInsecureAuth = true // so that a client sending a password in clear is seen
 	if !noTLS {
-		cert, pemBytes := selfSigned(t)
+		cert, pemBytes := SelfSigned(t)
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 		s.CAFile = filepath.Join(t.TempDir(), "ca.pem")
 		if err := os.WriteFile(s.CAFile, pemBytes, 0o644); err != nil {
@@ -161,14 +161,15 @@ func (x *session) Data(r io.Reader) error {
 func (x *session) Reset()        { x.msg = Message{} }
 func (x *session) Logout() error { return nil }
 
-// selfSigned makes a certificate for 127.0.0.1 and localhost.
-func selfSigned(t testing.TB) (tls.Certificate, []byte) {
+// SelfSigned makes a certificate for 127.0.0.1 and localhost, and returns
+// it with its PEM, which a client trusts as its CA.
+func SelfSigned(t testing.TB) (tls.Certificate, []byte) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tailseal test SMTP"},
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tailseal test server"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
