@@ -54,13 +54,14 @@ type Agent struct {
 	OnDurable func(lines uint64)
 	appended  uint64 // source lines appended by this run
 	fsync     prometheus.Histogram
+	types     *eventTypes // tailseal_events_by_type_total
 	// The readers of the store (see WithReaders).
 	buildReaders func(origin string) error
 	keep         func() uint64
 
-	origin  string   // of the store (see resolveOrigin)
-	genesis *Genesis // of an existing store; nil for a new or an old one
-	version string   // written into a new store's genesis
+	origin  string                  // of the store (see resolveOrigin)
+	genesis atomic.Pointer[Genesis] // nil until a new store has one, and for an old store
+	version string                  // written into a new store's genesis
 
 	lastSrc        position // end of the last ingested line, for internal records
 	lastCheckpoint uint64   // seq covered by (or of) the last checkpoint
@@ -105,11 +106,32 @@ func WithClock(c clock.Clock) Option {
 	return func(a *Agent) { a.clk = clock.Or(c) }
 }
 
+// Check makes the checks of the source and the data dir that New makes
+// before it writes anything, and writes nothing: `tailseal config` tells
+// what would stop the agent.
+func Check(cfg *config.Config) []error {
+	var errs []error
+	if err := checkSource(cfg); err != nil {
+		errs = append(errs, err)
+	}
+	if _, _, err := resolveOrigin(cfg); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+func checkSource(cfg *config.Config) error {
+	if err := tailer.CheckSource(cfg.Source); err != nil {
+		return fmt.Errorf("%w: TAILSEAL_SOURCE: %w; tailseal reads a regular file that the application appends to "+
+			"(it resumes at a byte offset after a restart, which a pipe cannot give back)", config.ErrInvalid, err)
+	}
+	return nil
+}
+
 // New recovers the store and prepares the pipeline; Run starts it.
 func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
-	if err := tailer.CheckSource(cfg.Source); err != nil {
-		return nil, fmt.Errorf("%w: TAILSEAL_SOURCE: %w; tailseal reads a regular file that the application appends to "+
-			"(it resumes at a byte offset after a restart, which a pipe cannot give back)", config.ErrInvalid, err)
+	if err := checkSource(cfg); err != nil {
+		return nil, err
 	}
 	// One agent per data dir, before anything in it is read or written: a
 	// second one would generate keys over the first one's and store every
@@ -118,6 +140,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock data dir: %w", err)
 	}
+	first, _ := newDataDir(cfg.DataDir)
 	a, err := open(cfg, log, opts...)
 	if (errors.Is(err, ErrStoreLost) || errors.Is(err, ErrKeysLost)) && cfg.NewStore {
 		moved, merr := moveLostStore(cfg.DataDir, time.Now()) // the files' names, not a record: real time
@@ -128,6 +151,9 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 		}
 	}
 	if err != nil {
+		if first {
+			undoFirstStart(cfg.DataDir, log)
+		}
 		l.Release()
 		return nil, err
 	}
@@ -150,11 +176,12 @@ func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) 
 	if err != nil {
 		return nil, err
 	}
-	a.origin, a.genesis = origin, genesis
+	a.origin = origin
+	a.genesis.Store(genesis)
 	if err := keepGenesisCopy(cfg.DataDir, genesis); err != nil {
 		return nil, err
 	}
-	keys, err := loadKeys(cfg, log, a.clk.Now())
+	keys, err := loadKeys(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -168,6 +195,7 @@ func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) 
 		return nil, err
 	}
 	a.fsync = newFsyncHistogram()
+	a.types = newEventTypes(cfg.EventTypeLabels(), config.DefaultMetricTypes)
 	if a.buildReaders != nil {
 		if err := a.buildReaders(origin); err != nil {
 			return nil, err
@@ -452,12 +480,14 @@ func (a *Agent) ingest(ctx context.Context, b built) error {
 	split := b.split
 	buf := a.buf[:0]
 	malformed := 0
+	var types [2]map[string]*uint64
 	for k, part := range [2][]tailer.Line{lines[:split], lines[split:]} {
 		if len(part) == 0 {
 			continue // set[k] holds an older batch
 		}
 		w := &b.set[k]
 		malformed += w.malformed
+		types[k] = w.types
 		start := 0
 		for i := range part {
 			l := &part[i]
@@ -475,6 +505,8 @@ func (a *Agent) ingest(ctx context.Context, b built) error {
 	a.buf = buf
 	return a.retry(ctx, "append", func() error { return a.store.Append(buf, first, a.chain.Seq()) }, func() {
 		a.Stats.Malformed.Add(uint64(malformed))
+		a.types.add(types[0])
+		a.types.add(types[1])
 		a.appended += uint64(len(lines))
 	})
 }
@@ -490,11 +522,17 @@ type bodyBuilder struct {
 	tmp, buf  []byte
 	ends      []int
 	malformed int
+	types     map[string]*uint64 // events by type (raw JSON string content)
 }
 
 func (w *bodyBuilder) build(lines []tailer.Line, now time.Time) {
 	w.buf, w.ends, w.malformed = w.buf[:0], w.ends[:0], 0
+	if w.types == nil {
+		w.types = map[string]*uint64{}
+	}
+	clear(w.types)
 	for i := range lines {
+		start := len(w.buf)
 		l := &lines[i]
 		line := parse.Line{Data: l.Data, Length: dataLength(l), Truncated: l.Truncated}
 		var kind parse.Kind
@@ -506,6 +544,14 @@ func (w *bodyBuilder) build(lines []tailer.Line, now time.Time) {
 		}
 		if kind == parse.Malformed {
 			w.malformed++
+		}
+		// A lookup by string(bytes) does not allocate; a new type does,
+		// once per batch.
+		typ := parse.EventType(w.buf[start:])
+		if n := w.types[string(typ)]; n != nil {
+			*n++
+		} else {
+			w.types[string(typ)] = new(uint64(1))
 		}
 		w.ends = append(w.ends, len(w.buf))
 	}

@@ -3,6 +3,8 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,6 +39,13 @@ type Genesis struct {
 	Line    []byte // the stored line, without its newline
 	Details record.GenesisDetails
 	InStore bool // read from the store's seq 1, not only from GenesisFile
+}
+
+// Hash is the genesis record's SHA-256, standard base64: what verify
+// prints and retention records name.
+func (g *Genesis) Hash() string {
+	h := sha256.Sum256(g.Line)
+	return base64.StdEncoding.EncodeToString(h[:])
 }
 
 // ReadGenesis returns the genesis record of the store in dataDir: its seq 1
@@ -125,14 +134,17 @@ func resolveOrigin(cfg *config.Config) (string, *Genesis, error) {
 	stored := ""
 	if g != nil {
 		stored = g.Details.Origin
+		if err := copyNamesTheStore(cfg.DataDir, g); err != nil {
+			return "", nil, err
+		}
 	} else if stored, err = StoreOrigin(cfg.DataDir); err != nil {
 		return "", nil, err
 	}
 	switch {
 	case stored != "" && cfg.Origin != "" && cfg.Origin != stored:
-		return "", nil, fmt.Errorf("%w: the store in %s was created as origin %q, and TAILSEAL_ORIGIN is %q. "+
-			"An origin names one store for good: unset TAILSEAL_ORIGIN or set it to %q to go on with this store, "+
-			"or give origin %q its own TAILSEAL_DATA_DIR", ErrOriginChanged, cfg.DataDir, stored, cfg.Origin, stored, cfg.Origin)
+		return "", nil, fmt.Errorf("%w: the store in %s was created as origin %+q, and TAILSEAL_ORIGIN is %+q. "+
+			"An origin names one store for good: unset TAILSEAL_ORIGIN or set it to %+q to go on with this store, "+
+			"or give origin %+q its own TAILSEAL_DATA_DIR", ErrOriginChanged, cfg.DataDir, stored, cfg.Origin, stored, cfg.Origin)
 	case stored != "":
 		return stored, g, nil
 	case cfg.Origin != "":
@@ -146,6 +158,24 @@ func resolveOrigin(cfg *config.Config) (string, *Genesis, error) {
 		return "", nil, fmt.Errorf("%w: TAILSEAL_ORIGIN is not set and the host name cannot serve as the origin (%w); set TAILSEAL_ORIGIN", config.ErrInvalid, err)
 	}
 	return host, nil, nil
+}
+
+// copyNamesTheStore checks a genesis read from GenesisFile alone (retention
+// deleted seq 1) against the store's newest checkpoint: a copy from
+// another store would rename this one.
+func copyNamesTheStore(dataDir string, g *Genesis) error {
+	if g.InStore {
+		return nil
+	}
+	note, ok, err := newestCheckpointNote(filepath.Join(dataDir, CheckpointsFile))
+	if err != nil || !ok {
+		return err
+	}
+	if origin, _, _ := strings.Cut(note, "\n"); origin != g.Details.Origin {
+		return fmt.Errorf("%w: %s names origin %+q, but the store's newest checkpoint names %+q: the copy is not this store's genesis. "+
+			"Put back the right copy (a backup, or the collector's copy of this origin)", ErrOriginChanged, GenesisFile, g.Details.Origin, origin)
+	}
+	return nil
 }
 
 // keepGenesisCopy writes GenesisFile from the store's genesis when it is
@@ -165,21 +195,53 @@ func keepGenesisCopy(dataDir string, g *Genesis) error {
 	return nil
 }
 
-// keyFor settles the signing key once the store's state is known: a new
-// store whose K0 is sealed to a recipient gets it now; a store with
-// records needs the key state it was signed with.
+// keyFor settles the signing key once the store's state is known. A store
+// with records goes on with the key state it was signed with, and refuses
+// to start without it: a new K0 would sign records that verify under no
+// K0 anyone has. A new store gets its first key: sealed to the recipient,
+// or kept in keys/; a key state left by a sealed first start that was cut
+// short is of no use (its K0 was never stored) and is replaced.
 func (a *Agent) keyFor(lastSeq uint64) error {
-	recipient := a.cfg.VerifyRecipient != ""
-	switch {
-	case recipient && lastSeq == 0:
-		return a.keys.sealFresh(a.cfg, a.log, a.clk.Now())
-	case a.keys.sign == nil:
-		return fmt.Errorf("%w: the store in %s holds records up to seq %d, but %s is missing, and a new K0 would sign records no one can verify with this store's. %s",
-			ErrKeysLost, a.cfg.DataDir, lastSeq, filepath.Join(StateDir, SealStateFile), newStoreHint)
-	case recipient && (a.genesis == nil || a.genesis.Details.SealedK0 == ""):
-		a.log.Info("TAILSEAL_VERIFY_RECIPIENT seals the K0 of new stores; this store was created without it, and its K0 is where it was made (keygen or keys/)")
+	k, cfg := a.keys, a.cfg
+	if cfg.HMACKey != "" {
+		return nil
+	}
+	if lastSeq > 0 {
+		if k.sign == nil {
+			return fmt.Errorf("%w: the store in %s holds records up to seq %d, but %s is missing, and a new K0 would sign records no one can verify with this store's. "+
+				"Restore it from a backup if there is one. %s", ErrKeysLost, cfg.DataDir, lastSeq, filepath.Join(StateDir, SealStateFile), newStoreHint)
+		}
+		a.noteRecipient()
+		return nil
+	}
+	if cfg.VerifyRecipient != "" {
+		return k.sealFresh(cfg, a.log, a.clk.Now())
+	}
+	if k.epoch != nil && k.epoch.Sealed() {
+		a.log.Warn("the store is empty and its key state is from a sealed first start cut short (its K0 exists nowhere); without TAILSEAL_VERIFY_RECIPIENT a new K0 is made")
+		k.sign, k.epoch = nil, nil
+	}
+	if k.epoch == nil {
+		return k.firstKey(cfg, a.log, a.clk.Now())
 	}
 	return nil
+}
+
+// noteRecipient says when TAILSEAL_VERIFY_RECIPIENT does not apply to the
+// store: it seals the K0 of new stores only.
+func (a *Agent) noteRecipient() {
+	r := strings.TrimSpace(a.cfg.VerifyRecipient)
+	sealedTo := ""
+	if g := a.genesis.Load(); g != nil {
+		sealedTo = g.Details.SealedTo
+	}
+	switch {
+	case r == "" || r == sealedTo:
+	case sealedTo == "":
+		a.log.Warn("TAILSEAL_VERIFY_RECIPIENT seals the K0 of new stores; this store was created without it, and its K0 is where it was made (keygen or keys/)")
+	default:
+		a.log.Warn("TAILSEAL_VERIFY_RECIPIENT differs from the recipient this store's K0 is sealed to; it applies to new stores only", "sealed_to", sealedTo)
+	}
 }
 
 // writeGenesis stores a new store's first record, signed with K0. With a
@@ -211,7 +273,8 @@ func (a *Agent) writeGenesis(ctx context.Context) error {
 	if err := a.storeInternal(ctx, line, 1); err != nil {
 		return err
 	}
-	a.genesis = &Genesis{Line: bytes.Clone(line[:len(line)-1]), Details: d, InStore: true}
-	a.log.Info("new store", "origin", a.origin, "k0_sealed", sealed)
-	return keepGenesisCopy(a.cfg.DataDir, a.genesis)
+	g := &Genesis{Line: bytes.Clone(line[:len(line)-1]), Details: d, InStore: true}
+	a.genesis.Store(g)
+	a.log.Info("new store", "origin", a.origin, "k0_sealed", sealed, "genesis_sha256", g.Hash())
+	return keepGenesisCopy(a.cfg.DataDir, g)
 }

@@ -127,8 +127,37 @@ func TestSealedGenesisOfKeygenKeys(t *testing.T) {
 }
 
 // A store with records whose key state is gone does not start with a new
-// K0 (exit 2 in cmd); TAILSEAL_NEW_STORE moves it aside, genesis copy too.
+// K0 (exit 2 in cmd), whatever the key mode: keys/verify.key is never
+// overwritten; TAILSEAL_NEW_STORE moves the store aside, genesis copy too.
 func TestKeyStateLost(t *testing.T) {
+	t.Run("generated", func(t *testing.T) {
+		r := newRig(t, "")
+		r.start()
+		r.write(3, 100)
+		r.allDurable()
+		r.stop()
+		vpath := filepath.Join(r.cfg.DataDir, KeysDir, VerifyKeyFile)
+		before, _ := os.ReadFile(vpath)
+		os.Remove(filepath.Join(r.cfg.DataDir, StateDir, SealStateFile))
+		if _, err := New(r.cfg, r.log(), WithClock(r.clk)); !errors.Is(err, ErrKeysLost) {
+			t.Fatalf("New: %v, want ErrKeysLost", err)
+		}
+		if after, _ := os.ReadFile(vpath); !bytes.Equal(before, after) {
+			t.Error("keys/verify.key was rewritten")
+		}
+	})
+	t.Run("static key dropped", func(t *testing.T) {
+		r := newRig(t, "")
+		r.cfg.HMACKey = hex.EncodeToString(bytes.Repeat([]byte{5}, 32))
+		r.start()
+		r.write(3, 100)
+		r.allDurable()
+		r.stop()
+		r.cfg.HMACKey = ""
+		if _, err := New(r.cfg, r.log(), WithClock(r.clk)); !errors.Is(err, ErrKeysLost) {
+			t.Fatalf("New: %v, want ErrKeysLost", err)
+		}
+	})
 	r, _ := sealedRig(t)
 	r.start()
 	r.write(3, 100)
@@ -173,5 +202,58 @@ func TestOriginOfAStore(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(r.cfg.DataDir, GenesisFile)); err != nil {
 		t.Errorf("%s not written again: %v", GenesisFile, err)
+	}
+}
+
+// A sealed first start cut short, then started without the recipient: the
+// leftover state's K0 exists nowhere, so a new K0 is made and kept.
+func TestCutShortSealedStartWithoutRecipient(t *testing.T) {
+	r := newRig(t, "")
+	orphan, _ := signer.NewRandomKey()
+	os.MkdirAll(filepath.Join(r.cfg.DataDir, StateDir), 0o700)
+	if err := signer.WriteSealState(filepath.Join(r.cfg.DataDir, StateDir, SealStateFile),
+		signer.SealState{Epoch: 1, Key: hex.EncodeToString(orphan), EndsAt: t0.Add(epochLength), Sealed: true}); err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	r.write(2, 100)
+	r.allDurable()
+	r.stop()
+	k0, err := readHexKeyFile(filepath.Join(r.cfg.DataDir, KeysDir, VerifyKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range r.all() {
+		msg, sig, _ := record.SplitSigned(m.Line)
+		mac := hmac.New(sha256.New, signer.Derive(k0, m.Epoch))
+		mac.Write(msg)
+		if m.Epoch != 0 || hex.EncodeToString(mac.Sum(nil)) != string(sig) {
+			t.Errorf("seq %d at epoch %d does not verify under keys/verify.key", m.Seq, m.Epoch)
+		}
+	}
+}
+
+// A genesis copy from another store, read once retention deleted seq 1,
+// does not rename this one.
+func TestForeignGenesisCopy(t *testing.T) {
+	r := newRig(t, "")
+	r.start()
+	r.write(2, 100)
+	r.allDurable()
+	r.stop()
+	other := newRig(t, "")
+	other.cfg.Origin = "other"
+	other.start()
+	other.stop()
+	foreign, _ := os.ReadFile(filepath.Join(other.cfg.DataDir, GenesisFile))
+	os.WriteFile(filepath.Join(r.cfg.DataDir, GenesisFile), foreign, 0o644)
+	// As retention leaves it: the first segment gone.
+	segs, _ := filepath.Glob(filepath.Join(r.cfg.DataDir, StoreDir, "0000000000000001.jsonl*"))
+	for _, s := range segs {
+		os.Rename(s, filepath.Join(r.cfg.DataDir, "moved-"+filepath.Base(s)))
+	}
+	os.WriteFile(filepath.Join(r.cfg.DataDir, StoreDir, "0000000000000009.jsonl"), nil, 0o644)
+	if _, err := New(r.cfg, r.log(), WithClock(r.clk)); !errors.Is(err, ErrOriginChanged) {
+		t.Fatalf("New with another store's genesis copy: %v", err)
 	}
 }

@@ -52,11 +52,8 @@ func Keygen(dataDir string, epoch time.Duration, now time.Time) (k0Hex, vkey str
 	if lock.Held(dataDir) {
 		return "", "", fmt.Errorf("%w: an agent is running on %s (pid %d); keys are made before the first start", ErrNotNew, dataDir, lock.Holder(dataDir))
 	}
-	entries, _ := os.ReadDir(dataDir)
-	for _, e := range entries {
-		if e.Name() != lock.File { // a lock file alone is what a start that failed leaves
-			return "", "", fmt.Errorf("%w: %s holds %s already; keygen makes the keys of a new data dir before its first start (use an empty or new TAILSEAL_DATA_DIR)", ErrNotNew, dataDir, e.Name())
-		}
+	if ok, holds := newDataDir(dataDir); !ok {
+		return "", "", fmt.Errorf("%w: %s holds %s already; keygen makes the keys of a new data dir before its first start (use an empty or new TAILSEAL_DATA_DIR)", ErrNotNew, dataDir, holds)
 	}
 	sealPath := filepath.Join(dataDir, StateDir, SealStateFile)
 	k0, err := signer.NewRandomKey()
@@ -73,6 +70,43 @@ func Keygen(dataDir string, epoch time.Duration, now time.Time) (k0Hex, vkey str
 	return hex.EncodeToString(k0), vkey, nil
 }
 
+// newDataDir reports whether dataDir is new: missing, empty, or holding
+// nothing but a lock file, which is what a first start that failed leaves
+// (see undoFirstStart). Else holds names an entry it holds.
+func newDataDir(dataDir string) (ok bool, holds string) {
+	entries, _ := os.ReadDir(dataDir)
+	for _, e := range entries {
+		if e.Name() != lock.File {
+			return false, e.Name()
+		}
+	}
+	return true, ""
+}
+
+// undoFirstStart removes what a first start that failed before its store
+// held a record made in the data dir: the dir was new and this start
+// held its lock, so the layout's entries are its own, and nothing was
+// signed with the keys. Without it the keys it made would stop keygen,
+// which makes the keys of a new data dir only. Other entries (a data dir
+// shared with something else, by mistake) are left alone.
+func undoFirstStart(dataDir string, log *slog.Logger) {
+	var removed []string
+	for _, name := range []string{KeysDir, StateDir, StoreDir, CheckpointsFile, GenesisFile} {
+		path := filepath.Join(dataDir, name)
+		if _, err := os.Lstat(path); err != nil {
+			continue
+		}
+		if err := os.RemoveAll(path); err != nil {
+			log.Warn("a first start failed and cannot remove what it made; tailseal keygen will refuse this data dir", "error", err)
+			continue
+		}
+		removed = append(removed, name)
+	}
+	if len(removed) > 0 {
+		log.Info("the first start failed: removed the keys and state it had made, so that the data dir is new again", "data_dir", dataDir, "removed", removed)
+	}
+}
+
 func writeNoteKeys(dataDir string) (vkey string, err error) {
 	skey, vkey, err := signer.GenerateNoteKey(noteKeyName)
 	if err != nil {
@@ -87,10 +121,11 @@ func writeNoteKeys(dataDir string) (vkey string, err error) {
 	return vkey, nil
 }
 
-// loadKeys returns the configured keys, generating what is missing on first
-// start (with a warning: production runs keygen and keeps K0 elsewhere);
-// a first epoch starts at now.
-func loadKeys(cfg *config.Config, log *slog.Logger, now time.Time) (*keys, error) {
+// loadKeys returns the configured keys and the key state of the data dir.
+// It makes no signing key: that waits for the store (keyFor), since a
+// store with records needs the key it was signed with, and only a new
+// store gets a new K0.
+func loadKeys(cfg *config.Config, log *slog.Logger) (*keys, error) {
 	var k keys
 	if cfg.HMACKey != "" {
 		// config.Validate has checked the configured keys' shape; an error
@@ -102,11 +137,12 @@ func loadKeys(cfg *config.Config, log *slog.Logger, now time.Time) (*keys, error
 		log.Warn("static signing key configured: no forward security (see README)")
 		k.sign = signer.NewStaticKey(key)
 	} else {
-		ek, err := loadEpochKey(cfg, log, now)
-		if err != nil {
-			return nil, err
-		}
-		if ek != nil {
+		sealPath := filepath.Join(cfg.DataDir, StateDir, SealStateFile)
+		if _, err := os.Stat(sealPath); err == nil {
+			ek, err := signer.LoadEpochKey(sealPath, cfg.Epoch)
+			if err != nil {
+				return nil, err
+			}
 			k.sign, k.epoch = ek, ek
 		}
 	}
@@ -116,32 +152,50 @@ func loadKeys(cfg *config.Config, log *slog.Logger, now time.Time) (*keys, error
 	return &k, nil
 }
 
-// loadEpochKey reads the forward-secure key's state. Without one, on a
-// first start, it generates K0 and keeps it in keys/ with a warning; or,
-// when K0 is to be sealed to a recipient, returns nil: sealFresh draws it
-// once the store is known to be new.
-func loadEpochKey(cfg *config.Config, log *slog.Logger, now time.Time) (*signer.EpochKey, error) {
+// firstKey makes the epoch key of a new store without a recipient: K0
+// from keys/verify.key when it is there (never overwritten), else a new
+// one kept there, with a warning; the first epoch starts at now.
+func (k *keys) firstKey(cfg *config.Config, log *slog.Logger, now time.Time) error {
 	sealPath := filepath.Join(cfg.DataDir, StateDir, SealStateFile)
-	if _, err := os.Stat(sealPath); errors.Is(err, os.ErrNotExist) {
-		if cfg.VerifyRecipient != "" {
-			return nil, nil
+	vpath := filepath.Join(cfg.DataDir, KeysDir, VerifyKeyFile)
+	k0, err := readHexKeyFile(vpath)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if k0, err = signer.NewRandomKey(); err != nil {
+			return err
 		}
-		k0, err := signer.NewRandomKey()
-		if err != nil {
-			return nil, err
-		}
-		vpath := filepath.Join(cfg.DataDir, KeysDir, VerifyKeyFile)
 		if err := signer.WriteKeyFile(vpath, hex.EncodeToString(k0), 0o600); err != nil {
-			return nil, err
-		}
-		if err := signer.WriteSealState(sealPath, signer.NewSealState(k0, now, cfg.Epoch)); err != nil {
-			return nil, err
+			return err
 		}
 		log.Warn("generated signing keys on first start; the verification key is stored next to the data, which is convenient and weaker: "+
 			"production should seal K0 to the auditor (TAILSEAL_VERIFY_RECIPIENT) or run `tailseal keygen` and keep its output off this host",
 			"verify_key", vpath)
+	case err != nil:
+		return err
+	default:
+		log.Warn("a new store starts with the K0 already in keys/verify.key", "verify_key", vpath)
 	}
-	return signer.LoadEpochKey(sealPath, cfg.Epoch)
+	if err := signer.WriteSealState(sealPath, signer.NewSealState(k0, now, cfg.Epoch)); err != nil {
+		return err
+	}
+	ek, err := signer.LoadEpochKey(sealPath, cfg.Epoch)
+	if err != nil {
+		return err
+	}
+	k.sign, k.epoch = ek, ek
+	return nil
+}
+
+func readHexKeyFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	k, err := signer.ParseHexKey(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
 }
 
 // loadNoteKey sets the checkpoint signer and its verifier key: configured,
@@ -172,6 +226,13 @@ func (k *keys) loadNoteKey(cfg *config.Config, log *slog.Logger) error {
 		return fmt.Errorf("%w: %s is not an Ed25519 signed-note signer key (PRIVATE+KEY+name+hash+base64)", config.ErrInvalid, src)
 	}
 	k.note = n
+	if cfg.CheckpointKey == "" {
+		// A first start killed between the two files left the key alone.
+		pub := filepath.Join(cfg.DataDir, KeysDir, NotePubFile)
+		if _, err := os.Stat(pub); errors.Is(err, os.ErrNotExist) {
+			return signer.WriteKeyFile(pub, k.verifier, 0o644)
+		}
+	}
 	return nil
 }
 
@@ -206,10 +267,10 @@ func (k *keys) sealFresh(cfg *config.Config, log *slog.Logger, now time.Time) er
 		}
 	}
 	sealed, err := signer.SealK0(k0, cfg.VerifyRecipient)
-	if err != nil {
-		return fmt.Errorf("%w: TAILSEAL_VERIFY_RECIPIENT: %w", config.ErrInvalid, err)
+	if err != nil { // checked by config.Validate; the value stays out of errors
+		return fmt.Errorf("%w: TAILSEAL_VERIFY_RECIPIENT is not an age recipient", config.ErrInvalid)
 	}
-	ek, err := signer.NewEpochKey(sealPath, cfg.Epoch, signer.SealState{Epoch: 0, Key: hex.EncodeToString(k0), EndsAt: now})
+	ek, err := signer.NewEpochKey(sealPath, cfg.Epoch, signer.SealState{Epoch: 0, Key: hex.EncodeToString(k0), EndsAt: now, Sealed: true})
 	clear(k0)
 	if err != nil {
 		return err

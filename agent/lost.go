@@ -64,6 +64,12 @@ func newestCheckpointNote(path string) (note string, ok bool, err error) {
 	return cl.Note, ok, err
 }
 
+// NewestCheckpoint is the last line of the checkpoints.jsonl of the data
+// dir; ok is false when it has none.
+func NewestCheckpoint(dataDir string) (line record.CheckpointLine, ok bool, err error) {
+	return newestCheckpointLine(filepath.Join(dataDir, CheckpointsFile))
+}
+
 // newestCheckpointLine reads the last line of checkpoints.jsonl.
 func newestCheckpointLine(path string) (record.CheckpointLine, bool, error) {
 	var cl record.CheckpointLine

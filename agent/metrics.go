@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"math"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tailseal/tailseal/signer/pii"
+	"golang.org/x/sys/unix"
 )
 
 // The agent's metrics are typed collectors: the fsync histogram, observed
@@ -74,12 +76,38 @@ func (a *Agent) storeCollectors() []prometheus.Collector {
 			return 0
 		}),
 		a.fsync,
+		a.types,
+		gauge("tailseal_data_dir_available_bytes", "Bytes free for the agent on the data dir's filesystem (statfs); the store pauses when it is full.",
+			func() float64 { free, _ := diskSpace(a.cfg.DataDir); return free }),
+		gauge("tailseal_data_dir_capacity_bytes", "Size of the data dir's filesystem (statfs).",
+			func() float64 { _, size := diskSpace(a.cfg.DataDir); return size }),
 	}
+}
+
+// diskSpace is what statfs says of dir's filesystem: the bytes an
+// unprivileged writer may still use, and its size; NaN when it cannot
+// tell (the directory is gone).
+func diskSpace(dir string) (free, size float64) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return math.NaN(), math.NaN()
+	}
+	return float64(st.Bavail) * float64(st.Bsize), float64(st.Blocks) * float64(st.Bsize)
 }
 
 func (a *Agent) piiCollectors() []prometheus.Collector {
 	cs := []prometheus.Collector{
 		counter("tailseal_pii_fields_replaced_total", "Field values replaced whole by a PII field rule.", a.pii.Fields.Load),
+	}
+	if a.pii.Mode() == pii.Hash {
+		configured := 0.0
+		if a.cfg.PIIKey != "" { // TAILSEAL_PII_KEY or _FILE
+			configured = 1
+		}
+		cs = append(cs, gauge("tailseal_pii_key_configured",
+			"1 when the pseudonymization key comes from TAILSEAL_PII_KEY or _FILE; 0 when the agent uses keys/pii.key, made on this host "+
+				"on first start (lost with the data dir, and another on every pod). Only in TAILSEAL_PII_MODE=hash.",
+			func() float64 { return configured }))
 	}
 	for k, name := range pii.Detectors {
 		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{

@@ -159,8 +159,16 @@ func (a *Agent) request(stop <-chan struct{}, eventType string, details any) err
 // beforeRetention is the store's BeforeDelete: the retention record is
 // durable before any segment goes.
 func (a *Agent) beforeRetention(stop <-chan struct{}, through uint64, segments []string) error {
-	err := a.request(stop, record.TypeRetention, record.RetentionDetails{DeletedThrough: through, Segments: segments,
-		Reason: fmt.Sprintf("older than TAILSEAL_RETENTION_DAYS=%d and delivered to every sink", a.cfg.RetentionDays)})
+	d := record.RetentionDetails{DeletedThrough: through, Segments: segments,
+		Reason: fmt.Sprintf("older than TAILSEAL_RETENTION_DAYS=%d and delivered to every sink", a.cfg.RetentionDays)}
+	if g := a.genesis.Load(); g != nil {
+		// Its copy must be right before the record itself goes.
+		if err := keepGenesisCopy(a.cfg.DataDir, g); err != nil {
+			return err
+		}
+		d.Genesis = g.Hash()
+	}
+	err := a.request(stop, record.TypeRetention, d)
 	if err == nil {
 		a.log.Info("retention record written; deleting segments", "deleted_through", through, "segments", len(segments))
 	}

@@ -37,9 +37,10 @@ func SignCheckpoint(c Checkpoint, s note.Signer) (string, error) {
 	return string(b), nil
 }
 
-// OpenCheckpoint verifies a signed note and parses its body.
-func OpenCheckpoint(signed string, v note.Verifier) (Checkpoint, error) {
-	n, err := note.Open([]byte(signed), note.VerifierList(v))
+// OpenCheckpoint verifies a signed note with any of the verifiers and
+// parses its body.
+func OpenCheckpoint(signed string, vs ...note.Verifier) (Checkpoint, error) {
+	n, err := note.Open([]byte(signed), note.VerifierList(vs...))
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("%w: %w", ErrBadCheckpoint, err)
 	}
@@ -64,6 +65,41 @@ func ParseCheckpoint(text string) (Checkpoint, error) {
 	copy(c.Hash[:], h)
 	return c, nil
 }
+
+// ParseVerifiers reads a trusted list of checkpoint verifier keys
+// (name+hash+base64): separated by commas or newlines, blank entries and
+// lines starting with # left out, a key listed twice kept once. The error
+// names the entry (from 1) that is not a key; a verifier key is public, so
+// it may say what is wrong with it.
+func ParseVerifiers(list string) ([]note.Verifier, error) {
+	var out []note.Verifier
+	seen := map[string]bool{}
+	n := 0
+	for _, line := range strings.Split(list, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		for _, key := range strings.Split(line, ",") {
+			if key = strings.TrimSpace(key); key == "" {
+				continue
+			}
+			n++
+			v, err := note.NewVerifier(key)
+			if err != nil {
+				return nil, fmt.Errorf("entry %d: %w", n, err)
+			}
+			if !seen[key] {
+				seen[key] = true
+				out = append(out, v)
+			}
+		}
+	}
+	return out, nil
+}
+
+// KeyID names a verifier key in messages: name+hash, as in a signed
+// note's signature line.
+func KeyID(v note.Verifier) string { return fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash()) }
 
 // GenerateNoteKey makes an Ed25519 signer and verifier key for name.
 func GenerateNoteKey(name string) (skey, vkey string, err error) {

@@ -40,6 +40,9 @@ type SealState struct {
 	Epoch  uint64    `json:"epoch"`
 	Key    string    `json:"key"` // hex K(epoch)
 	EndsAt time.Time `json:"ends_at"`
+	// Sealed says K0 of this chain exists only sealed in the store's
+	// genesis record: a state without a store is then of no use.
+	Sealed bool `json:"sealed,omitempty"`
 }
 
 // EpochKey is a forward-secure Key: it signs with K(epoch) and evolves at
@@ -113,6 +116,9 @@ func (k *EpochKey) Due(now time.Time) uint64 {
 	return 1 + uint64(now.Sub(k.state.EndsAt)/k.interval)
 }
 
+// Sealed reports a chain whose K0 is sealed in its genesis record.
+func (k *EpochKey) Sealed() bool { return k.state.Sealed }
+
 // EndsAt is when the current epoch ends.
 func (k *EpochKey) EndsAt() time.Time { return k.state.EndsAt }
 
@@ -124,7 +130,7 @@ func (k *EpochKey) Advance(n uint64) error {
 		next = Evolve(next)
 	}
 	st := SealState{Epoch: k.state.Epoch + n, Key: hex.EncodeToString(next),
-		EndsAt: k.state.EndsAt.Add(time.Duration(n) * k.interval)}
+		EndsAt: k.state.EndsAt.Add(time.Duration(n) * k.interval), Sealed: k.state.Sealed}
 	if err := WriteSealState(k.path, st); err != nil {
 		return err
 	}

@@ -157,7 +157,7 @@ func TestAlertNamesOriginAndHost(t *testing.T) {
 				blocks, fields = append(blocks, f.Text), append(fields, f.Text)
 			}
 		}
-		if want := []string{"*Origin*\n" + c.origin, "*Host*\n" + c.host}; fmt.Sprint(fields) != fmt.Sprint(want) {
+		if want := []string{"*Origin*\n" + c.origin, "*Host*\n" + c.host}; len(fields) < 2 || fmt.Sprint(fields[:2]) != fmt.Sprint(want) {
 			t.Errorf("slack fields %q, want %q", fields, want)
 		}
 		for _, s := range shown {
@@ -253,5 +253,88 @@ func TestRetryAfterDate(t *testing.T) {
 	// HTTP dates have one-second precision: at least 0.5 s was waited.
 	if d := time.Since(start); d < 500*time.Millisecond {
 		t.Errorf("waited %v for a Retry-After date 1.5 s ahead", d)
+	}
+}
+
+// factAlert is an alert with every fact set: the link carries an & that
+// each channel must keep working.
+func factAlert(status string) alert.Alert {
+	a := alert.Alert{ID: "alert-9", Origin: "origin-Qx7", Host: "host-Rv3", Rule: "error_threshold", Status: status, Title: "At least 10 errors in 5m0s (threshold 10)",
+		Text: "Rule error_threshold is " + status + ".", Count: 10, AtLeast: true, Window: "5m0s", First: "2026-02-04T20:30:45Z", Last: "2026-02-04T20:31:40Z",
+		Since: time.Date(2026, 2, 4, 20, 31, 41, 0, time.UTC), Link: "https://grafana.example.com/d/ts?var-origin=origin-Qx7&orgId=1", Time: time.Now()}
+	if status == alert.Resolved {
+		a.Count, a.AtLeast, a.Title = 2, false, "Resolved: errors are back under the threshold"
+	}
+	return a
+}
+
+// wantFacts are the facts every channel shows, by label, for factAlert.
+func wantFacts(a alert.Alert) map[string]string {
+	count := "at least 10"
+	if !a.AtLeast {
+		count = "2"
+	}
+	return map[string]string{"Rule": "error_threshold", "Count": count, "Window": "5m0s", "First event": "2026-02-04T20:30:45Z",
+		"Last event": "2026-02-04T20:31:40Z", "Started": "2026-02-04T20:31:41Z"}
+}
+
+// Slack and Discord say where and what, firing and resolved alike: the
+// origin, the host, the rule, the count and the window, the first and
+// last event, when it began, and the link, which stays a working link.
+func TestAlertSaysWhereAndWhat(t *testing.T) {
+	for _, status := range []string{alert.Firing, alert.Resolved} {
+		a := factAlert(status)
+		want := wantFacts(a)
+		want["Origin"], want["Host"] = a.Origin, a.Host
+
+		slackSrv := sinkstest.NewChat(t, false)
+		if err := slack.New(slackSrv.URL(), fast).Notify(context.Background(), a); err != nil {
+			t.Fatal(err)
+		}
+		var sm struct {
+			Blocks []struct{ Fields []struct{ Text string } } `json:"blocks"`
+		}
+		json.Unmarshal(slackSrv.Accepted()[0], &sm)
+		got := map[string]string{}
+		for _, b := range sm.Blocks {
+			for _, f := range b.Fields {
+				name, value, _ := strings.Cut(strings.TrimPrefix(f.Text, "*"), "*\n")
+				got[name] = value
+			}
+		}
+		for name, v := range want {
+			if got[name] != v {
+				t.Errorf("slack %s: %s %q, want %q", status, name, got[name], v)
+			}
+		}
+		// Slack reads &amp; in a link as &.
+		if l := "<https://grafana.example.com/d/ts?var-origin=origin-Qx7&amp;orgId=1>"; got["Link"] != l {
+			t.Errorf("slack %s: link %q, want %q", status, got["Link"], l)
+		}
+
+		discordSrv := sinkstest.NewChat(t, true)
+		if err := discord.New(discordSrv.URL(), fast).Notify(context.Background(), a); err != nil {
+			t.Fatal(err)
+		}
+		var dm struct {
+			Embeds []struct {
+				URL    string `json:"url"`
+				Fields []struct{ Name, Value string }
+			} `json:"embeds"`
+		}
+		json.Unmarshal(discordSrv.Accepted()[0], &dm)
+		got = map[string]string{}
+		for _, f := range dm.Embeds[0].Fields {
+			got[f.Name] = f.Value
+		}
+		want["Status"], want["Link"] = status, a.Link
+		for name, v := range want {
+			if got[name] != v {
+				t.Errorf("discord %s: %s %q, want %q", status, name, got[name], v)
+			}
+		}
+		if dm.Embeds[0].URL != a.Link {
+			t.Errorf("discord %s: the title links to %q, want %q", status, dm.Embeds[0].URL, a.Link)
+		}
 	}
 }

@@ -224,6 +224,16 @@ func (h *HTTP) Post(ctx context.Context, body []byte, prepare func(*http.Request
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
 }
 
+// Describe names an endpoint for logs and errors: its scheme and host,
+// never its credentials, path or query.
+func Describe(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return "(unparsable URL)"
+	}
+	return u.Scheme + "://" + u.Host
+}
+
 // redact drops the URL from an error.
 func (h *HTTP) redact(err error) error {
 	var ue *url.Error

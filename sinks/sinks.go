@@ -3,7 +3,7 @@
 // its own durable cursor (state/sink-<name>.json), so a crash or a
 // restart neither loses nor reorders anything; retention keeps every
 // segment a sink still needs. Sinks live below: webhook (records), alert
-// (rules over records, notifying slack, discord and email).
+// (rules over records, notifying slack, discord, email and alertmanager).
 //
 // Sinks consume what the agent produces, through the Store interface
 // defined here: sinks/... imports signer/record for the record contract,

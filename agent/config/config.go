@@ -90,7 +90,9 @@ type Config struct {
 	// not wait. What is left stays in the store for the next start.
 	DrainTimeout time.Duration `envconfig:"DRAIN_TIMEOUT" default:"20s"`
 
-	// NATS JetStream, on when NATSURL is set: every stored record is
+	// NATS JetStream, the fleet's transport (DESIGN.md, Fleet), the same
+	// settings for the agent's sink and for tailseal collect. The sink is
+	// on when NATSURL is set: every stored record is
 	// published, exactly once per origin, into the stream NATSStream
 	// (created when missing with these settings). One of the credentials
 	// file, the NKey seed file or the token authenticates; NATSCAFile
@@ -114,13 +116,34 @@ type Config struct {
 	SMTPTLS        string   `envconfig:"SMTP_TLS" default:"mandatory"`
 	SMTPCAFile     string   `envconfig:"SMTP_CA_FILE"`
 
+	// AlertmanagerURLs are the base URLs of Alertmanagers (every one of a
+	// cluster: each gets every alert); alerts go to <url>/api/v2/alerts.
+	AlertmanagerURLs []string `envconfig:"ALERTMANAGER_URL"`
+	// AlertLink, when set, goes into every alert (a dashboard, a
+	// runbook); {origin} in it becomes the alert's origin.
+	AlertLink string `envconfig:"ALERT_LINK"`
+
 	AlertThreshold        int           `envconfig:"ALERT_THRESHOLD" default:"10"`
 	AlertWindow           time.Duration `envconfig:"ALERT_WINDOW" default:"5m"`
 	AlertCooldown         time.Duration `envconfig:"ALERT_COOLDOWN" default:"300s"`
 	PerfDegradationFactor float64       `envconfig:"PERF_DEGRADATION_FACTOR" default:"2"`
 
+	// tailseal collect: the durable consumer's name, how many messages
+	// one group commit takes, how long the server waits for an ack
+	// before it redelivers, and which share of the origins this
+	// collector keeps (partition k of n, by a hash of the origin).
+	CollectConsumer   string        `envconfig:"COLLECT_CONSUMER" default:"tailseal-collect"`
+	CollectBatch      int           `envconfig:"COLLECT_BATCH" default:"1000"`
+	CollectAckWait    time.Duration `envconfig:"COLLECT_ACK_WAIT" default:"1m"`
+	CollectPartitions int           `envconfig:"COLLECT_PARTITIONS" default:"1"`
+	CollectPartition  int           `envconfig:"COLLECT_PARTITION" default:"0"`
+
 	// Listen is the address of /metrics, /healthz and /readyz ("" disables).
 	Listen string `envconfig:"LISTEN" default:"127.0.0.1:9464"`
+	// MetricTypes are the event types tailseal_events_by_type_total
+	// counts under their own label, the rest as "other"; empty: the first
+	// DefaultMetricTypes types seen.
+	MetricTypes []string `envconfig:"METRIC_TYPES"`
 	// NewStore lets `tailseal run` start a new store (seq 1) in a data dir
 	// whose store lost records that its checkpoints cover; the old files
 	// are moved aside, not deleted. Without it the agent refuses to start.
@@ -137,6 +160,7 @@ var secrets = []struct {
 	{"HMAC_KEY", func(c *Config) *string { return &c.HMACKey }},
 	{"VERIFY_KEY", func(c *Config) *string { return &c.VerifyKey }},
 	{"VERIFIER", func(c *Config) *string { return &c.Verifier }},
+	{"VERIFY_RECIPIENT", func(c *Config) *string { return &c.VerifyRecipient }}, // public, but kept in the same Secret
 	{"CHECKPOINT_KEY", func(c *Config) *string { return &c.CheckpointKey }},
 	{"PII_KEY", func(c *Config) *string { return &c.PIIKey }},
 	{"WEBHOOK_SECRET", func(c *Config) *string { return &c.WebhookSecret }},
@@ -147,15 +171,38 @@ var secrets = []struct {
 	{"NATS_TOKEN", func(c *Config) *string { return &c.NATSToken }},
 }
 
-// WebhookURLsFile: the comma-separated URLs can carry tokens, so they can
-// come from a file too (TAILSEAL_WEBHOOK_URLS_FILE).
-const webhookURLsFile = "WEBHOOK_URLS"
+// secretLists lists the comma-separated URL lists that may carry tokens or
+// credentials, and so may come from a file too (NAME_FILE, commas or
+// lines).
+var secretLists = []struct {
+	name string
+	dst  func(*Config) *[]string
+}{
+	{"WEBHOOK_URLS", func(c *Config) *[]string { return &c.WebhookURLs }},
+	{"ALERTMANAGER_URL", func(c *Config) *[]string { return &c.AlertmanagerURLs }},
+}
 
 // Load reads the environment, applies defaults and validates. A value of
 // the wrong type (a word where a number goes) stops it at once, because the
 // rest cannot be checked meaningfully; otherwise the error lists every
 // problem (see Error).
-func Load() (*Config, error) {
+func Load() (*Config, error) { return LoadWith(Flags{}) }
+
+// LoadWith is Load with command-line flags, which win over the
+// environment.
+func LoadWith(flags Flags) (*Config, error) {
+	c, err := Inspect(flags)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Inspect is LoadWith for `tailseal config`, which checks more than
+// values: it returns the configuration even when it is not valid, as
+// loaded (nil only when a value of the wrong type stopped loading), with
+// the error that lists what is wrong.
+func Inspect(flags Flags) (*Config, error) {
 	var c Config
 	if err := envconfig.Process(Prefix, &c); err != nil {
 		var pe *envconfig.ParseError
@@ -170,25 +217,31 @@ func Load() (*Config, error) {
 			problems = append(problems, err)
 		}
 	}
-	var urls string
-	if err := loadSecretFile(webhookURLsFile, &urls); err != nil {
-		problems = append(problems, err)
-	}
-	if urls != "" {
-		if len(c.WebhookURLs) > 0 {
-			problems = append(problems, fmt.Errorf("set either %s_%s or %s_%s_FILE, not both", Prefix, webhookURLsFile, Prefix, webhookURLsFile))
+	for _, l := range secretLists {
+		var urls string
+		if err := loadSecretFile(l.name, &urls); err != nil {
+			problems = append(problems, err)
 		}
-		c.WebhookURLs = strings.FieldsFunc(urls, func(r rune) bool { return r == ',' || r == '\n' })
+		if urls != "" {
+			if dst := l.dst(&c); len(*dst) > 0 {
+				problems = append(problems, fmt.Errorf("set either %s_%s or %s_%s_FILE, not both", Prefix, l.name, Prefix, l.name))
+			} else {
+				*dst = strings.FieldsFunc(urls, func(r rune) bool { return r == ',' || r == '\n' })
+			}
+		}
+	}
+	if flags.DataDir != "" {
+		c.DataDir = flags.DataDir
 	}
 	if err := c.Validate(); err != nil {
 		var e *Error
 		if !errors.As(err, &e) {
-			return nil, err
+			return &c, err
 		}
 		problems = append(problems, e.Problems...)
 	}
 	if len(problems) > 0 {
-		return nil, &Error{Problems: problems}
+		return &c, &Error{Problems: problems}
 	}
 	return &c, nil
 }

@@ -30,6 +30,7 @@ const (
 	whsec   = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" // 24 bytes
 	okHook  = "https://hooks.example.com/T0/B0/sEcReT"
 	smtpEnv = "TAILSEAL_SMTP_ADDR=smtp.example.com:587"
+	vkeyA   = "tailseal+3b4d69e4+AbGr5NL6kfaGWVClLPUsJMO66MSxjz8zJ6UGcexVnYGW" // a checkpoint verifier key
 )
 
 // setenv sets "NAME=value" pairs for the test.
@@ -73,11 +74,18 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{env: []string{"TAILSEAL_EPOCH=10ms"}, want: "TAILSEAL_EPOCH must be at least 1s"},
 		{env: []string{"TAILSEAL_CHECKPOINT_EVERY=0"}, want: "TAILSEAL_CHECKPOINT_EVERY must be at least 1"},
 		{env: []string{"TAILSEAL_CHECKPOINT_INTERVAL=10ms"}, want: "TAILSEAL_CHECKPOINT_INTERVAL must be at least 100ms"},
-		{env: []string{"TAILSEAL_ORIGIN=a\nb"}, want: "TAILSEAL_ORIGIN: an origin has no spaces or control characters"},
-		{env: []string{"TAILSEAL_VERIFY_RECIPIENT=age1nope"}, want: "TAILSEAL_VERIFY_RECIPIENT is not an age recipient"},
+		{env: []string{"TAILSEAL_ORIGIN=a\nb"}, want: "TAILSEAL_ORIGIN: an origin has no spaces, control or invisible formatting characters"},
+		{env: []string{"TAILSEAL_ORIGIN=web\u200b-1"}, want: `"web\u200b-1"`},
+		{env: []string{"TAILSEAL_ORIGIN=web\u202e-1"}, want: "invisible formatting characters"},
+		{env: []string{"TAILSEAL_VERIFY_RECIPIENT=age1nope"}, want: "TAILSEAL_VERIFY_RECIPIENT is not an age recipient", secret: "age1nope"},
+		{env: []string{"TAILSEAL_VERIFY_RECIPIENT=AGE-SECRET-KEY-1QQQQSECRETQQQQ"}, want: "TAILSEAL_VERIFY_RECIPIENT holds an age identity", secret: "SECRETQQQQ"},
+		{env: []string{"TAILSEAL_VERIFY_RECIPIENT=# created: x\n# public key: age1abc\nAGE-SECRET-KEY-1QQQQSECRETQQQQ"}, want: "holds an age identity", secret: "SECRETQQQQ"},
 		{env: []string{"TAILSEAL_CHECKPOINT_KEY=PRIVATE+KEY+tailseal+00000000+sEcReT"},
 			want: "TAILSEAL_CHECKPOINT_KEY is not a signed-note signer key", secret: "sEcReT"},
 		{env: []string{"TAILSEAL_VERIFIER=tailseal+1234+notbase64"}, want: "TAILSEAL_VERIFIER is not a signed-note verifier key"},
+		{env: []string{"TAILSEAL_VERIFIER=" + vkeyA + ",tailseal+1234+notbase64"}, want: "TAILSEAL_VERIFIER: entry 2: malformed verifier id: not a signed-note verifier key"},
+		{env: []string{"TAILSEAL_VERIFIER=# " + vkeyA + "\n" + vkeyA + "\n\nnope"}, want: "TAILSEAL_VERIFIER: entry 2: "},
+		{env: []string{"TAILSEAL_VERIFIER= , ,"}, want: "TAILSEAL_VERIFIER holds no key"},
 		{env: []string{"TAILSEAL_PII_MODE=hush"}, want: "TAILSEAL_PII_MODE must be hash, redact, mask or off"},
 		{env: []string{"TAILSEAL_PII_PHONE_REGIONS=US,XX"}, want: `TAILSEAL_PII_PHONE_REGIONS: entry 2 ("XX") is not a two-letter region code`},
 		{env: []string{"TAILSEAL_PII_PHONE_REGIONS=DEU"}, want: `TAILSEAL_PII_PHONE_REGIONS: entry 1 ("DEU") is not a two-letter region code`},
@@ -136,6 +144,25 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{env: []string{"TAILSEAL_PERF_DEGRADATION_FACTOR=Inf"}, want: "TAILSEAL_PERF_DEGRADATION_FACTOR must be a number above 1"},
 		{env: []string{"TAILSEAL_PERF_DEGRADATION_FACTOR=-Inf"}, want: "TAILSEAL_PERF_DEGRADATION_FACTOR must be a number above 1"},
 
+		{env: []string{"TAILSEAL_ALERTMANAGER_URL=http://am-0:9093,am-1.example.com:9093/sEcReT"},
+			want: "TAILSEAL_ALERTMANAGER_URL: entry 2 is not an http or https URL", secret: "sEcReT"},
+		{env: []string{"TAILSEAL_ALERTMANAGER_URL=http://user:sEcReT@am:9093/api/v2/alerts"},
+			want: "TAILSEAL_ALERTMANAGER_URL: entry 1 ends in the API path; give the base URL", secret: "sEcReT"},
+		{env: []string{"TAILSEAL_ALERTMANAGER_URL=http://am:9093/api/v1/alerts/"}, want: "TAILSEAL_ALERTMANAGER_URL: entry 1 ends in the API path"},
+		{env: []string{"TAILSEAL_ALERTMANAGER_URL=http://am:9093/?token=sEcReT"},
+			want: "TAILSEAL_ALERTMANAGER_URL: entry 1 has a query or a fragment", secret: "sEcReT"},
+		{env: []string{"TAILSEAL_ALERTMANAGER_URL=http://am:9093,"}, want: "TAILSEAL_ALERTMANAGER_URL: entry 2 is not an http or https URL"},
+		{env: []string{"TAILSEAL_ALERT_LINK=grafana.example.com/d/tailseal"}, want: "TAILSEAL_ALERT_LINK is not an http or https URL"},
+		{env: []string{"TAILSEAL_METRIC_TYPES=error,,lead_ingested"}, want: "TAILSEAL_METRIC_TYPES: entry 2 is empty"},
+		{env: []string{"TAILSEAL_METRIC_TYPES=" + strings.Repeat("t,", 100) + "t"}, want: "TAILSEAL_METRIC_TYPES names 101 types; at most 100"},
+		{env: []string{"TAILSEAL_NATS_URL=nats://a:4222", "TAILSEAL_NATS_TOKEN=sEcReT x"}, want: "TAILSEAL_NATS_TOKEN must not contain spaces", secret: "sEcReT"},
+		{env: []string{"TAILSEAL_COLLECT_CONSUMER=c>"}, want: "TAILSEAL_COLLECT_CONSUMER: \"c>\" has a space"},
+		{env: []string{"TAILSEAL_COLLECT_BATCH=0"}, want: "TAILSEAL_COLLECT_BATCH must be at least 1"},
+		{env: []string{"TAILSEAL_COLLECT_ACK_WAIT=100ms"}, want: "TAILSEAL_COLLECT_ACK_WAIT must be at least 1s"},
+		{env: []string{"TAILSEAL_COLLECT_PARTITIONS=0"}, want: "TAILSEAL_COLLECT_PARTITIONS must be at least 1"},
+		{env: []string{"TAILSEAL_COLLECT_PARTITIONS=3", "TAILSEAL_COLLECT_PARTITION=3"}, want: "TAILSEAL_COLLECT_PARTITION must be from 0 to TAILSEAL_COLLECT_PARTITIONS-1 (2)"},
+		{env: []string{"TAILSEAL_COLLECT_PARTITION=-1"}, want: "TAILSEAL_COLLECT_PARTITION must be from 0"},
+
 		{env: []string{"TAILSEAL_LISTEN=localhost"}, want: `TAILSEAL_LISTEN "localhost": want host:port`},
 		{env: []string{"TAILSEAL_LISTEN=127.0.0.1:99999"}, want: `TAILSEAL_LISTEN "127.0.0.1:99999": the port must be a number from 0 to 65535`},
 		{env: []string{"TAILSEAL_LISTEN=127.0.0.1:-1"}, want: `TAILSEAL_LISTEN "127.0.0.1:-1": the port must be a number from 0 to 65535`},
@@ -159,7 +186,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 func TestAllProblemsAtOnce(t *testing.T) {
 	setenv(t, "TAILSEAL_RETENTION_DAYS=300000", "TAILSEAL_PERF_DEGRADATION_FACTOR=NaN", "TAILSEAL_LISTEN=nowhere",
 		"TAILSEAL_WEBHOOK_URLS=ftp://example.com", "TAILSEAL_HMAC_KEY=zz", "TAILSEAL_EPOCH=10ms", "TAILSEAL_PII_MODE=hush",
-		"TAILSEAL_VERIFY_KEY_FILE=/nonexistent/k0")
+		"TAILSEAL_VERIFY_KEY_FILE=/nonexistent/k0", "TAILSEAL_ALERTMANAGER_URL=am:9093,http://am:9093/api/v2/alerts", "TAILSEAL_ALERT_LINK=nolink")
 	_, err := Load()
 	if !errors.Is(err, ErrInvalid) {
 		t.Fatalf("got %v, want ErrInvalid", err)
@@ -168,11 +195,12 @@ func TestAllProblemsAtOnce(t *testing.T) {
 		t.Errorf("the missing secret file's cause is not wrapped: %v", err)
 	}
 	var e *Error
-	if !errors.As(err, &e) || len(e.Problems) != 8 {
-		t.Errorf("want 8 problems, got %v", err)
+	if !errors.As(err, &e) || len(e.Problems) != 11 {
+		t.Errorf("want 11 problems, got %v", err)
 	}
 	for _, v := range []string{"TAILSEAL_RETENTION_DAYS", "TAILSEAL_PERF_DEGRADATION_FACTOR", "TAILSEAL_LISTEN",
-		"TAILSEAL_WEBHOOK_URLS", "TAILSEAL_HMAC_KEY", "TAILSEAL_EPOCH", "TAILSEAL_PII_MODE", "TAILSEAL_VERIFY_KEY_FILE"} {
+		"TAILSEAL_WEBHOOK_URLS", "TAILSEAL_HMAC_KEY", "TAILSEAL_EPOCH", "TAILSEAL_PII_MODE", "TAILSEAL_VERIFY_KEY_FILE",
+		"TAILSEAL_ALERTMANAGER_URL: entry 1", "TAILSEAL_ALERTMANAGER_URL: entry 2", "TAILSEAL_ALERT_LINK"} {
 		if !strings.Contains(err.Error(), v) {
 			t.Errorf("%s missing from %v", v, err)
 		}
@@ -197,6 +225,7 @@ func TestAcceptsWorkingValues(t *testing.T) {
 		{"TAILSEAL_PII_MODE=hash"}, {"TAILSEAL_PII_MODE=redact"}, {"TAILSEAL_PII_MODE=mask"}, {"TAILSEAL_PII_MODE=off"}, {"TAILSEAL_PII_MODE=Mask"},
 		{"TAILSEAL_HMAC_KEY=" + hexKey, "TAILSEAL_VERIFY_KEY=" + strings.ToUpper(hexKey), "TAILSEAL_PII_KEY=" + hexKey},
 		{"TAILSEAL_CHECKPOINT_KEY=" + skey, "TAILSEAL_VERIFIER=" + vkey}, {"TAILSEAL_VERIFIER=" + vkey + "\n"},
+		{"TAILSEAL_VERIFIER=" + vkey + "," + vkeyA}, {"TAILSEAL_VERIFIER=# the fleet's agents\n" + vkey + "\n\n " + vkeyA + " \n"},
 		{"TAILSEAL_WEBHOOK_URLS=https://siem.example.com/ingest,http://127.0.0.1:8080/hook", "TAILSEAL_WEBHOOK_SECRET=" + whsec,
 			"TAILSEAL_WEBHOOK_TOKEN=abc.def-ghi_jkl~=", "TAILSEAL_WEBHOOK_BATCH=40", "TAILSEAL_WEBHOOK_BATCH_AGE=20ms", "TAILSEAL_RETRY_MAX_WAIT=1s"},
 		{"TAILSEAL_SLACK_WEBHOOK=" + okHook, "TAILSEAL_DISCORD_WEBHOOK=https://discord.com/api/webhooks/1/x"},
@@ -211,9 +240,16 @@ func TestAcceptsWorkingValues(t *testing.T) {
 		{"TAILSEAL_NATS_URL=127.0.0.1:4222", "TAILSEAL_NATS_TOKEN=s3cr3t", "TAILSEAL_NATS_REPLICAS=5"},
 		{"TAILSEAL_NATS_TOKEN=", "TAILSEAL_NATS_CREDS_FILE="}, // the Kubernetes Secret's empty keys: the sink is off
 		{"TAILSEAL_ALERT_THRESHOLD=10", "TAILSEAL_ALERT_WINDOW=4s", "TAILSEAL_ALERT_COOLDOWN=0s"},
+		{"TAILSEAL_ALERTMANAGER_URL=http://alertmanager-0.alertmanager:9093,https://user:pw@am.example.com/alertmanager/"},
+		{"TAILSEAL_ALERT_LINK=https://grafana.example.com/d/tailseal?var-origin={origin}&orgId=1"},
+		{"TAILSEAL_METRIC_TYPES=error, lead_ingested,performance"},
 		{"TAILSEAL_DRAIN_TIMEOUT=0"}, {"TAILSEAL_DRAIN_TIMEOUT=2m30s"},
 		{"TAILSEAL_PERF_DEGRADATION_FACTOR=0"}, {"TAILSEAL_PERF_DEGRADATION_FACTOR=1.5"},
 		{"TAILSEAL_LOG_LEVEL=debug"}, {"TAILSEAL_LOG_LEVEL=WARNING"},
+		{"TAILSEAL_NATS_URL=nats://10.0.0.1:4222, tls://nats.example.com:4222,127.0.0.1:4222", "TAILSEAL_NATS_TOKEN=s3cr3t",
+			"TAILSEAL_NATS_CA_FILE=/etc/ca.pem", "TAILSEAL_NATS_STREAM=AUDIT_2", "TAILSEAL_COLLECT_CONSUMER=collect-eu_1"},
+		{"TAILSEAL_NATS_URL=wss://nats.example.com", "TAILSEAL_NATS_CREDS_FILE=/etc/user.creds", "TAILSEAL_COLLECT_BATCH=1",
+			"TAILSEAL_COLLECT_ACK_WAIT=5s", "TAILSEAL_COLLECT_PARTITIONS=4", "TAILSEAL_COLLECT_PARTITION=3"},
 	}
 	for _, env := range tests {
 		t.Run(strings.Join(env, " "), func(t *testing.T) {
@@ -222,6 +258,31 @@ func TestAcceptsWorkingValues(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// Alertmanager URLs can carry credentials, so they may come from a file,
+// one a line or comma-separated, but not from both.
+func TestAlertmanagerURLFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "am")
+	os.WriteFile(path, []byte("http://am-0:9093\nhttp://am-1:9093\n"), 0o600)
+	t.Setenv("TAILSEAL_ALERTMANAGER_URL_FILE", path)
+	c, err := Load()
+	if err != nil || strings.Join(c.AlertmanagerURLs, " ") != "http://am-0:9093 http://am-1:9093" {
+		t.Fatalf("got %q, %v", c.AlertmanagerURLs, err)
+	}
+	t.Setenv("TAILSEAL_ALERTMANAGER_URL", "http://am-2:9093")
+	if _, err := Load(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("value and file both set: %v", err)
+	}
+}
+
+func TestEventTypeLabels(t *testing.T) {
+	if got := (&Config{}).EventTypeLabels(); got != nil {
+		t.Errorf("unset: %q, want nil (the first types seen)", got)
+	}
+	if got := (&Config{MetricTypes: []string{" error", "lead_ingested ", "error"}}).EventTypeLabels(); strings.Join(got, ",") != "error,lead_ingested" {
+		t.Errorf("got %q", got)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/mail"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -53,7 +54,15 @@ const (
 	// scan (agent/store), and the tailer's MaxLine + buffer size inside an
 	// int: 16 MiB.
 	MaxLineBytes = 16 << 20
+	// MaxMetricTypes bounds TAILSEAL_METRIC_TYPES: each type is a series
+	// of tailseal_events_by_type_total.
+	MaxMetricTypes = 100
 )
+
+// DefaultMetricTypes is how many distinct event types
+// tailseal_events_by_type_total counts under their own label when
+// TAILSEAL_METRIC_TYPES is empty: the first ones seen.
+const DefaultMetricTypes = 20
 
 // SMTP TLS modes (TAILSEAL_SMTP_TLS); sinks/email maps them to go-mail
 // policies.
@@ -148,6 +157,14 @@ func (c *Config) Validate() error {
 		p.add("TAILSEAL_PERF_DEGRADATION_FACTOR must be a number above 1 (or 0 to turn the rule off)")
 	}
 
+	if len(c.MetricTypes) > MaxMetricTypes {
+		p.add("TAILSEAL_METRIC_TYPES names %d types; at most %d (each is a series; the rest are counted as other)", len(c.MetricTypes), MaxMetricTypes)
+	}
+	for i, typ := range c.MetricTypes {
+		if strings.TrimSpace(typ) == "" {
+			p.add("TAILSEAL_METRIC_TYPES: entry %d is empty", i+1)
+		}
+	}
 	if c.Listen != "" {
 		if _, err := hostPort(c.Listen, 0); err != nil {
 			p.add("TAILSEAL_LISTEN %q: %w (or empty to turn the endpoint off)", c.Listen, err)
@@ -164,6 +181,18 @@ func (c *Config) Validate() error {
 	c.Source = filepath.Clean(c.Source)
 	c.DataDir = filepath.Clean(c.DataDir)
 	return nil
+}
+
+// EventTypeLabels is TAILSEAL_METRIC_TYPES trimmed, without repeats; nil
+// when it is empty (the first DefaultMetricTypes types seen are counted).
+func (c *Config) EventTypeLabels() []string {
+	var types []string
+	for _, t := range c.MetricTypes {
+		if t = strings.TrimSpace(t); t != "" && !slices.Contains(types, t) {
+			types = append(types, t)
+		}
+	}
+	return types
 }
 
 // PhoneRegions is TAILSEAL_PII_PHONE_REGIONS for pii.Options.PhoneRegions:
@@ -210,18 +239,31 @@ func (c *Config) validateKeys(p *problems) {
 		}
 	}
 	if c.VerifyRecipient != "" {
-		if _, err := signer.ParseRecipient(c.VerifyRecipient); err != nil {
-			p.add("TAILSEAL_VERIFY_RECIPIENT is not an age recipient (age1…, from `tailseal keygen --age` or age-keygen): %w", err)
+		// age's errors quote the value, which may be the identity pasted
+		// by mistake: the messages never repeat it.
+		switch _, err := signer.ParseRecipient(c.VerifyRecipient); {
+		case strings.Contains(strings.ToUpper(c.VerifyRecipient), "AGE-SECRET-KEY-"):
+			p.add("TAILSEAL_VERIFY_RECIPIENT holds an age identity (AGE-SECRET-KEY-1…), the auditor's secret: give its recipient instead " +
+				"(the age1… on the \"# public key:\" line that `tailseal keygen --age` writes), and keep the identity off this host")
+		case err != nil:
+			p.add("TAILSEAL_VERIFY_RECIPIENT is not an age recipient (one age1… or age1pq1… key, from `tailseal keygen --age` or age-keygen)")
 		}
 		if c.HMACKey != "" {
 			p.add("TAILSEAL_VERIFY_RECIPIENT and TAILSEAL_HMAC_KEY exclude each other: a static key is configured, not sealed")
 		}
 	}
 	if c.Verifier != "" {
-		// A verifier key is public: its error may say what is wrong. Spaces
-		// around it are allowed, as `tailseal verify` trims them.
-		if _, err := note.NewVerifier(strings.TrimSpace(c.Verifier)); err != nil {
-			p.add("TAILSEAL_VERIFIER is not a signed-note verifier key (name+hash+base64): %w", err)
+		// A trusted list: keys separated by commas or newlines (one per
+		// line in TAILSEAL_VERIFIER_FILE), # comment lines. A verifier key
+		// is public: its error may say what is wrong.
+		vs, err := signer.ParseVerifiers(c.Verifier)
+		switch {
+		case err != nil && !strings.ContainsAny(strings.TrimSpace(c.Verifier), ",\n"):
+			p.add("TAILSEAL_VERIFIER is not a signed-note verifier key (name+hash+base64): %w", errors.Unwrap(err))
+		case err != nil:
+			p.add("TAILSEAL_VERIFIER: %w: not a signed-note verifier key (name+hash+base64; several separated by commas or newlines)", err)
+		case len(vs) == 0:
+			p.add("TAILSEAL_VERIFIER holds no key (name+hash+base64; several separated by commas or newlines)")
 		}
 	}
 }
@@ -259,6 +301,15 @@ func (c *Config) validateSinks(p *problems) {
 		}
 	}
 
+	for i, u := range c.AlertmanagerURLs {
+		if msg := alertmanagerURL(u); msg != "" {
+			p.add("TAILSEAL_ALERTMANAGER_URL: entry %d %s", i+1, msg)
+		}
+	}
+	if c.AlertLink != "" && !httpURL(strings.ReplaceAll(c.AlertLink, "{origin}", "origin")) {
+		p.add("TAILSEAL_ALERT_LINK is not an http or https URL")
+	}
+
 	switch strings.ToLower(c.SMTPTLS) {
 	case SMTPTLSMandatory, SMTPTLSImplicit, SMTPTLSOpportunistic, SMTPTLSNone:
 	default:
@@ -285,6 +336,21 @@ func (c *Config) validateSinks(p *problems) {
 			p.add("TAILSEAL_SMTP_TO: entry %d (%q) is not an email address", i+1, to)
 		}
 	}
+}
+
+// alertmanagerURL says what is wrong with an Alertmanager base URL, ""
+// when nothing is. It may carry credentials: the message never repeats it.
+func alertmanagerURL(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || !httpURL(raw):
+		return "is not an http or https URL"
+	case u.RawQuery != "" || u.Fragment != "":
+		return "has a query or a fragment; give the base URL, as Prometheus's alerting configuration does"
+	case strings.HasSuffix(strings.TrimRight(u.Path, "/"), "/api/v2/alerts") || strings.HasSuffix(strings.TrimRight(u.Path, "/"), "/api/v1/alerts"):
+		return "ends in the API path; give the base URL (for example http://alertmanager:9093): the agent adds /api/v2/alerts"
+	}
+	return ""
 }
 
 // MaxNATSReplicas is JetStream's largest replica count.
@@ -327,6 +393,19 @@ func (c *Config) validateNATS(p *problems) {
 	}
 	p.ints("TAILSEAL_NATS_REPLICAS", c.NATSReplicas, 1, MaxNATSReplicas)
 	p.atLeast("TAILSEAL_NATS_DUPLICATE_WINDOW", c.NATSDuplicateWindow, 100*time.Millisecond, " (default 2m)")
+	if strings.ContainsFunc(c.NATSToken, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		p.add("TAILSEAL_NATS_TOKEN must not contain spaces or control characters")
+	}
+	// tailseal collect's own.
+	if err := natsName(c.CollectConsumer); err != nil {
+		p.add("TAILSEAL_COLLECT_CONSUMER: %w", err)
+	}
+	p.ints("TAILSEAL_COLLECT_BATCH", c.CollectBatch, 1, MaxCollectBatch)
+	p.atLeast("TAILSEAL_COLLECT_ACK_WAIT", c.CollectAckWait, time.Second, " (default 1m)")
+	p.ints("TAILSEAL_COLLECT_PARTITIONS", c.CollectPartitions, 1, MaxCollectPartitions)
+	if c.CollectPartition < 0 || c.CollectPartitions >= 1 && c.CollectPartition >= c.CollectPartitions {
+		p.add("TAILSEAL_COLLECT_PARTITION must be from 0 to TAILSEAL_COLLECT_PARTITIONS-1 (%d)", c.CollectPartitions-1)
+	}
 }
 
 // checkNATSURL says what is wrong with one server of TAILSEAL_NATS_URL:
@@ -398,8 +477,45 @@ func CheckOrigin(origin string) error {
 		return fmt.Errorf("an origin is at most 255 bytes, not %d", len(origin))
 	case !utf8.ValidString(origin):
 		return errors.New("an origin is UTF-8 text")
-	case strings.ContainsFunc(origin, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
-		return fmt.Errorf("an origin has no spaces or control characters: %q", origin)
+	case strings.ContainsFunc(origin, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }):
+		// Cf: zero-width and bidirectional controls, which would make one
+		// origin look like another in alerts and terminals.
+		return fmt.Errorf("an origin has no spaces, control or invisible formatting characters: %+q "+
+			"(a store named so before this check keeps its origin when TAILSEAL_ORIGIN is unset)", origin)
+	}
+	return nil
+}
+
+// Bounds of the collector's settings.
+const (
+	// MaxCollectBatch bounds one fetch (JetStream's own limit on a pull
+	// request's batch is far above; memory is the concern here).
+	MaxCollectBatch = 100000
+	// MaxCollectPartitions bounds how many collectors share the fleet.
+	MaxCollectPartitions = 1024
+)
+
+// CheckCollect says what `tailseal collect` needs beyond what Validate
+// checks: a NATS server to consume from.
+func (c *Config) CheckCollect() error {
+	if c.NATSURL == "" {
+		return &Error{Problems: []error{errors.New("TAILSEAL_NATS_URL must name the NATS servers to collect from (for example nats://127.0.0.1:4222)")}}
+	}
+	return nil
+}
+
+// natsName checks a JetStream stream or consumer name: not empty, at most
+// 255 bytes, none of the characters NATS reserves.
+func natsName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("must not be empty")
+	case len(name) > 255:
+		return errors.New("at most 255 bytes")
+	case strings.ContainsFunc(name, func(r rune) bool {
+		return r <= ' ' || r == 0x7f || strings.ContainsRune(".*>/\\", r) || !unicode.IsPrint(r)
+	}):
+		return fmt.Errorf("%q has a space, a control character or one of . * > / \\", name)
 	}
 	return nil
 }

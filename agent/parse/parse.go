@@ -293,3 +293,23 @@ func keyName(key []byte) string {
 	}
 	return s
 }
+
+// EventType is the event_type of a body that Append wrote (or the
+// anonymizer rewrote, which keeps its layout): the content of its JSON
+// string, escapes and all; nil for anything else.
+func EventType(body []byte) []byte {
+	const ts, et = `"timestamp":`, `,"event_type":"`
+	if len(body) <= len(ts) || !bytes.HasPrefix(body, []byte(ts)) {
+		return nil
+	}
+	i := record.SkipValue(body, len(ts))
+	if !bytes.HasPrefix(body[i:], []byte(et)) {
+		return nil
+	}
+	start := i + len(et)
+	end := record.SkipString(body, start-1)
+	if end <= start || body[end-1] != '"' {
+		return nil
+	}
+	return body[start : end-1]
+}

@@ -281,3 +281,27 @@ func noDuplicateKeys(d *json.Decoder) error {
 	}
 	return err
 }
+
+// EventType finds the type in what Append writes: events, escaped types,
+// malformed lines; and nothing in what it does not write.
+func TestEventType(t *testing.T) {
+	now := time.Date(2026, 2, 4, 20, 30, 45, 0, time.UTC)
+	for line, want := range map[string]string{
+		`{"event_type":"lead_ingested","timestamp":"2026-02-04T20:30:45Z"}`: "lead_ingested",
+		`{"timestamp":"2026-02-04T20:30:45Z","event_type":"a\"b"}`:          `a\"b`,
+		`{"lead_id":"L1"}`:           "",
+		`{"event_type":7}`:           "7",
+		`not json`:                   "malformed",
+		`{"event_type":"caf\u00e9"}`: "café",
+	} {
+		body, _ := Append(nil, Line{Data: []byte(line), Length: int64(len(line))}, now)
+		if got := EventType(body); string(got) != want {
+			t.Errorf("%s: %q, want %q (body %s)", line, got, want, body)
+		}
+	}
+	for _, body := range []string{"", `"timestamp":"x"`, `"timestamp":"x","event_type":"unterminated`, `"event_type":"x"`} {
+		if got := EventType([]byte(body)); got != nil {
+			t.Errorf("%q: %q, want nil", body, got)
+		}
+	}
+}

@@ -281,13 +281,32 @@ func (s *Store) Forward(ctx context.Context, f Filter, fn func(h *record.Head) e
 // its last limit matches, so memory is bounded by Workers × limit records.
 // When ctx ends it returns soon after (see Each).
 func (s *Store) Newest(ctx context.Context, f Filter, limit int) ([]record.Record, []Problem) {
+	out, _, problems := s.NewestCounted(ctx, f, limit)
+	return out, problems
+}
+
+// Matched is how many records matched in the segments a query read: all
+// that match in the store when Exact, else a lower bound (the query
+// stopped once it had enough).
+type Matched struct {
+	N     int
+	Exact bool
+}
+
+// NewestCounted is Newest, and how many records matched in the segments
+// it read, at no extra cost: a caller can say that more match than it
+// shows.
+func (s *Store) NewestCounted(ctx context.Context, f Filter, limit int) ([]record.Record, Matched, []Problem) {
 	c := compile(f)
 	segs, problems := s.plan(&c)
 	var out []record.Record
-	for end := len(segs); end > 0 && len(out) < limit && ctx.Err() == nil; {
+	var matched Matched
+	end := len(segs)
+	for end > 0 && len(out) < limit && ctx.Err() == nil {
 		start := max(end-max(s.Workers, 1), 0)
 		wave := make([][]record.Record, end-start)
 		probs := make([]*Problem, end-start)
+		counts := make([]int, end-start)
 		var wg sync.WaitGroup
 		for i := start; i < end; i++ {
 			wg.Add(1)
@@ -295,7 +314,7 @@ func (s *Store) Newest(ctx context.Context, f Filter, limit int) ([]record.Recor
 				defer wg.Done()
 				var last ring
 				last.size = limit
-				probs[i-start] = s.scan(ctx, segs[i], &c, func(h *record.Head) bool { last.push(h.Record()); return true })
+				probs[i-start] = s.scan(ctx, segs[i], &c, func(h *record.Head) bool { counts[i-start]++; last.push(h.Record()); return true })
 				wave[i-start] = last.newestFirst()
 			}()
 		}
@@ -304,6 +323,7 @@ func (s *Store) Newest(ctx context.Context, f Filter, limit int) ([]record.Recor
 			if probs[i] != nil {
 				problems = append(problems, *probs[i])
 			}
+			matched.N += counts[i]
 			for _, r := range wave[i] {
 				if len(out) < limit {
 					out = append(out, r)
@@ -312,7 +332,8 @@ func (s *Store) Newest(ctx context.Context, f Filter, limit int) ([]record.Recor
 		}
 		end = start
 	}
-	return out, problems
+	matched.Exact = end == 0 && ctx.Err() == nil
+	return out, matched, problems
 }
 
 // ring keeps the last size records pushed.

@@ -116,7 +116,7 @@ func TestFiltersMatchAFullDecode(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Fatalf("Each: %d records, want %d", len(got), len(want))
 			}
-			newest, _ := s.Newest(context.Background(), c.f, 25)
+			newest, matched, _ := s.NewestCounted(context.Background(), c.f, 25)
 			var seqs []uint64
 			for _, r := range newest {
 				seqs = append(seqs, r.Seq)
@@ -124,6 +124,14 @@ func TestFiltersMatchAFullDecode(t *testing.T) {
 			slices.Reverse(want)
 			if wantNewest := want[:min(25, len(want))]; !slices.Equal(seqs, wantNewest) {
 				t.Fatalf("Newest: %v, want %v", seqs, wantNewest)
+			}
+			// What matched in the segments read: at least what is shown,
+			// at most what the store holds, and that exactly when Exact.
+			if matched.N < len(seqs) || matched.N > len(want) || matched.Exact && matched.N != len(want) {
+				t.Errorf("matched %+v; shown %d, in the store %d", matched, len(seqs), len(want))
+			}
+			if _, all, _ := s.NewestCounted(context.Background(), c.f, len(want)+1); !all.Exact || all.N != len(want) {
+				t.Errorf("with a limit above the %d matches: matched %+v", len(want), all)
 			}
 			if c.name == "subject" && len(want) == 0 {
 				t.Fatal("the subject's pseudonym is in no record: the test proves nothing")

@@ -189,6 +189,18 @@ func Summarize(name string, d []float64) Operation {
 // per operation (the workflow when an event names no operation), sorted by
 // name. Durations are kept in memory: 8 bytes per performance event.
 func (s *Store) Performance(ctx context.Context, f Filter, operation string) ([]Operation, []Problem) {
+	all, problems := s.Durations(ctx, f, operation)
+	var out []Operation
+	for _, name := range slices.Sorted(maps.Keys(all)) {
+		out = append(out, Summarize(name, all[name]))
+	}
+	return out, problems
+}
+
+// Durations returns the durations of performance events by operation, in
+// no order, for Summarize: Performance's input, which summaries of several
+// stores are made from.
+func (s *Store) Durations(ctx context.Context, f Filter, operation string) (map[string][]float64, []Problem) {
 	f.Type = record.TypePerformance
 	parts := make([]map[string][]float64, max(s.Workers, 1))
 	for i := range parts {
@@ -211,9 +223,5 @@ func (s *Store) Performance(ctx context.Context, f Filter, operation string) ([]
 			all[k] = append(all[k], v...)
 		}
 	}
-	var out []Operation
-	for _, name := range slices.Sorted(maps.Keys(all)) {
-		out = append(out, Summarize(name, all[name]))
-	}
-	return out, problems
+	return all, problems
 }

@@ -1,13 +1,23 @@
 // Package report builds the self-contained HTML reports: one page per day
 // or week of events, from one parallel pass over the store.
+//
+// A page always covers its whole period: a time range in the filter
+// chooses which periods get a page. Any other filter (a lead, a type, a
+// workflow, a data subject) makes pages of part of each period: they are
+// named and titled by that filter (2026-02-04.type-error.html), so that
+// they never replace a whole period's page, and the index lists every
+// page the directory holds.
 package report
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/tailseal/tailseal/agent/query"
@@ -36,6 +46,8 @@ type Integrity struct {
 type Page struct {
 	Start, End  time.Time
 	Weekly      bool
+	Only        string // the filter, for people ("type error"); "" for the whole period
+	Tag         string // the filter, in the file name ("type-error")
 	Stats       *query.Stats
 	Buckets     []int // events per bucket, BucketWidth each, from Start
 	BucketWidth time.Duration
@@ -66,22 +78,71 @@ type ErrorLine struct {
 // recentErrors is how many messages are kept per error type.
 const recentErrors = 5
 
-// Name is the page's file name: 2026-02-04.html or 2026-W06.html.
+// Name is the page's file name: 2026-02-04.html or 2026-W06.html, and
+// with a filter its tag: 2026-02-04.type-error.html.
 func (p *Page) Name() string {
+	name := p.Start.Format(time.DateOnly)
 	if p.Weekly {
 		y, w := p.Start.ISOWeek()
-		return fmt.Sprintf("%d-W%02d.html", y, w)
+		name = fmt.Sprintf("%d-W%02d", y, w)
 	}
-	return p.Start.Format(time.DateOnly) + ".html"
+	if p.Tag != "" {
+		name += "." + p.Tag
+	}
+	return name + ".html"
 }
 
-// Title names the period for people.
+// Title names the period for people, and the filter.
 func (p *Page) Title() string {
+	title := p.Start.Format("Monday, January 2, 2006")
 	if p.Weekly {
 		y, w := p.Start.ISOWeek()
-		return fmt.Sprintf("Week %d of %d (%s to %s)", w, y, p.Start.Format("Jan 2"), p.End.Add(-time.Second).Format("Jan 2"))
+		title = fmt.Sprintf("Week %d of %d (%s to %s)", w, y, p.Start.Format("Jan 2"), p.End.Add(-time.Second).Format("Jan 2"))
 	}
-	return p.Start.Format("Monday, January 2, 2006")
+	if p.Only != "" {
+		title += " · only " + p.Only
+	}
+	return title
+}
+
+// describe names a filter's other parts than its time range, for people
+// and in a file name: each value as record.OriginToken writes it (one
+// file name segment, one-to-one), the data subject by a digest of its
+// pseudonyms, never by the value a person is known by.
+func describe(f query.Filter) (only, tag string) {
+	var says, tags []string
+	for _, part := range []struct{ name, value string }{{"lead", f.Lead}, {"type", f.Type}, {"workflow", f.Workflow}} {
+		if part.value != "" {
+			says = append(says, part.name+" "+part.value)
+			tags = append(tags, part.name+"-"+record.OriginToken(part.value))
+		}
+	}
+	if len(f.Subjects) > 0 {
+		h := sha256.Sum256([]byte(strings.Join(f.Subjects, "\n")))
+		d := hex.EncodeToString(h[:6])
+		says = append(says, "one data subject ("+d+")")
+		tags = append(tags, "subject-"+d)
+	}
+	return strings.Join(says, ", "), strings.Join(tags, ".")
+}
+
+// wholePeriods widens a time range to the periods it touches.
+func wholePeriods(f query.Filter, weekly bool) query.Filter {
+	if !f.Since.IsZero() {
+		f.Since = periodStart(f.Since, weekly)
+	}
+	if !f.Until.IsZero() {
+		f.Until = periodEnd(periodStart(f.Until.Add(-time.Nanosecond), weekly), weekly)
+	}
+	return f
+}
+
+// periodEnd is the end of the period that starts at start.
+func periodEnd(start time.Time, weekly bool) time.Time {
+	if weekly {
+		return start.AddDate(0, 0, 7)
+	}
+	return start.AddDate(0, 0, 1)
 }
 
 // periodStart is the start of the period holding t.
@@ -105,12 +166,15 @@ type acc struct {
 }
 
 // Build reads the store once and returns a page per period that has
-// events, oldest first. Records whose timestamp is not RFC 3339 belong to
-// no period.
+// events, oldest first. A time range in opt.Filter is widened to whole
+// periods; the filter's other parts name and title the pages. Records
+// whose timestamp is not RFC 3339 belong to no period.
 func Build(ctx context.Context, s *query.Store, opt Options) ([]*Page, []query.Problem) {
 	if opt.Latest <= 0 {
 		opt.Latest = 20
 	}
+	opt.Filter = wholePeriods(opt.Filter, opt.Weekly)
+	only, tag := describe(opt.Filter)
 	width, n := time.Hour, 24
 	if opt.Weekly {
 		width, n = 6*time.Hour, 28
@@ -148,12 +212,8 @@ func Build(ctx context.Context, s *query.Store, opt Options) ([]*Page, []query.P
 	var pages []*Page
 	for _, start := range slices.SortedFunc(maps.Keys(merged), time.Time.Compare) {
 		a := merged[start]
-		end := start.AddDate(0, 0, 1)
-		if opt.Weekly {
-			end = start.AddDate(0, 0, 7)
-		}
-		p := &Page{Origin: opt.Origin, Start: start, End: end, Weekly: opt.Weekly, Stats: a.stats, Buckets: a.buckets, BucketWidth: width,
-			Integrity: opt.Integrity, Generated: opt.Now}
+		p := &Page{Origin: opt.Origin, Start: start, End: periodEnd(start, opt.Weekly), Weekly: opt.Weekly, Only: only, Tag: tag,
+			Stats: a.stats, Buckets: a.buckets, BucketWidth: width, Integrity: opt.Integrity, Generated: opt.Now}
 		for _, g := range a.errs {
 			sort.Slice(g.Recent, func(i, j int) bool { return g.Recent[i].Seq > g.Recent[j].Seq })
 			p.Errors = append(p.Errors, *g)

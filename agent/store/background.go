@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -119,9 +120,15 @@ func (s *Store) compress(name string) error {
 		return err
 	}
 	ix.entry.Segment = base + CompressedExt
-	line, err := appendIndex(s.opt.Dir, ix.entry)
+	line, err := json.Marshal(ix.entry)
 	if err != nil {
-		return fmt.Errorf("write index: %w", err)
+		return err
+	}
+	indexed := s.opt.KeepIndexLine == nil || s.opt.KeepIndexLine(ix.entry.Segment, line)
+	if indexed {
+		if err := appendIndex(s.opt.Dir, line); err != nil {
+			return fmt.Errorf("write index: %w", err)
+		}
 	}
 	if err := os.Remove(src); err != nil {
 		return err
@@ -130,7 +137,7 @@ func (s *Store) compress(name string) error {
 	s.log.Debug("store: segment compressed", "segment", base+CompressedExt)
 	// Once the compression is complete: a reader must never find the
 	// segment twice while the agent writes the record.
-	if s.opt.OnIndexed != nil {
+	if indexed && s.opt.OnIndexed != nil {
 		if err := s.opt.OnIndexed(s.stop, ix.entry.Segment, line); err != nil {
 			s.log.Warn("store: the index line was not attested; verify rebuilds it from the segment", "segment", ix.entry.Segment, "error", err)
 		}

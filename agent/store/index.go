@@ -176,13 +176,10 @@ func (ix *indexer) finish() {
 	e.Pseudonyms.fold()
 }
 
-// appendIndex adds an entry to the index file and makes it durable.
-func appendIndex(dir string, e IndexEntry) ([]byte, error) {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return nil, err
-	}
-	return b, atomicfile.Append(filepath.Join(dir, IndexFile), append(b, '\n'), 0o600)
+// appendIndex adds an entry's line (its JSON) to the index file and makes
+// it durable.
+func appendIndex(dir string, line []byte) error {
+	return atomicfile.Append(filepath.Join(dir, IndexFile), append(line, '\n'), 0o600)
 }
 
 // IndexDigest is what an index record attests of an index line (without

@@ -48,8 +48,14 @@ type Options struct {
 	// just compressed; the agent attests it with a signed index record.
 	// It must return when stop is closed.
 	OnIndexed func(stop <-chan struct{}, segment string, line []byte) error
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// KeepIndexLine, if set, is asked before the line of a segment just
+	// compressed goes into store/index: false leaves the segment out of
+	// the index (readers then read it whole, verify holds nothing to it).
+	// The collector uses it so that its index never contradicts the
+	// index records of the agent it copies.
+	KeepIndexLine func(segment string, line []byte) bool
+	Logger        *slog.Logger
+	Now           func() time.Time
 }
 
 // Segment file name suffixes.
@@ -118,6 +124,9 @@ func Open(opt Options) (*Store, *Last, error) {
 		return nil, nil, err
 	}
 	if segs, err = List(opt.Dir); err != nil {
+		return nil, nil, err
+	}
+	if err := s.finishSplits(segs); err != nil {
 		return nil, nil, err
 	}
 	last, err := s.recover(segs)

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -135,7 +137,7 @@ func TestReadCommandsUsage(t *testing.T) {
 	}{
 		{data, []string{"query", "--since", "yesterday"}, 2, `--since "yesterday": want RFC 3339`},
 		{data, []string{"query", "--last", "3x"}, 2, `--last "3x": want a positive duration`},
-		{data, []string{"query", "--bogus"}, 2, "flag provided but not defined: -bogus"},
+		{data, []string{"query", "--bogus"}, 2, "tailseal query: unknown flag --bogus; see tailseal query --help"},
 		{data, []string{"query", "extra"}, 2, `unexpected argument "extra"`},
 		{data, []string{"export", "--format", "xml", "--output", "x"}, 2, "--format must be csv, json or jsonl"},
 		{filepath.Join(empty, "nope"), []string{"stats"}, 2, "no store in"},
@@ -235,6 +237,51 @@ func TestExport(t *testing.T) {
 	}
 }
 
+// A CSV export neutralizes cells a spreadsheet would run as formulas
+// (OWASP: a leading =, +, -, @, tab or carriage return gets a '); other
+// cells, and the jsonl export, keep the stored values.
+func TestExportCSVNeutralizesFormulas(t *testing.T) {
+	e := newEnv(t, "TAILSEAL_PII_MODE=off")
+	p := e.start()
+	lines := []string{
+		`{"timestamp":"2026-02-04T10:00:00Z","event_type":"=cmd|' /C calc'!A0","actor":"+SUM(1,2)","lead_id":"-2+3","workflow":"@SUM(A1)","details":{"note":"=HYPERLINK(\"http://x\")"}}`,
+		`{"timestamp":"2026-02-04T10:00:01Z","event_type":"\tx","actor":"\rx","lead_id":"L-1","workflow":"a=b","details":{}}`,
+		`{"timestamp":"2026-02-04T10:00:02Z","event_type":"lead_ingested","actor":"system","lead_id":"L-2","workflow":"sales","details":{}}`,
+	}
+	if err := os.WriteFile(e.source, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStored(3)
+	if _, err := p.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "x.csv")
+	if _, stderr, code := cli(t, e.dataDir, "export", "--format", "csv", "--output", out); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(readFile(t, out))).ReadAll()
+	if err != nil || len(rows) != 4 {
+		t.Fatalf("%d rows, %v", len(rows), err)
+	}
+	want := [][]string{
+		{"'=cmd|' /C calc'!A0", "'+SUM(1,2)", "'-2+3", "'@SUM(A1)", `{"note":"=HYPERLINK(\"http://x\")"}`},
+		{"'\tx", "'\rx", "L-1", "a=b", "{}"},
+		{"lead_ingested", "system", "L-2", "sales", "{}"},
+	}
+	for i, w := range want {
+		if got := rows[i+1][2:]; strings.Join(got, "|") != strings.Join(w, "|") {
+			t.Errorf("row %d: %q, want %q", i+1, got, w)
+		}
+	}
+	jsonl := filepath.Join(t.TempDir(), "x.jsonl")
+	if _, stderr, code := cli(t, e.dataDir, "export", "--format", "jsonl", "--output", jsonl); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if b := readFile(t, jsonl); !bytes.Contains(b, []byte(`"event_type":"=cmd|' /C calc'!A0","actor":"+SUM(1,2)"`)) {
+		t.Errorf("jsonl changed the stored values:\n%s", b)
+	}
+}
+
 func jsonNumber(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
@@ -285,5 +332,91 @@ func TestReportJSON(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(out, "2026-*.html"))
 	if total != 6000 || pages != len(files) || !strings.Contains(stderr, "Not checked") {
 		t.Errorf("%d pages (%d files) with %d events; stderr %s", pages, len(files), total, stderr)
+	}
+}
+
+// A mistake in the flags is one line that says what is wrong and where the
+// help is, for every command, not the whole help; --help is the help.
+func TestFlagMistakeIsOneLine(t *testing.T) {
+	for _, cmd := range []string{"run", "keygen", "verify", "query", "stats", "errors", "performance", "export", "report", "config"} {
+		t.Run(cmd, func(t *testing.T) {
+			_, stderr, code := runCLI(t, nil, cmd, "--foo")
+			if want := "tailseal " + cmd + ": unknown flag --foo; see tailseal " + cmd + " --help\n"; code != 2 || stderr != want {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and %q", code, stderr, want)
+			}
+			_, stderr, code = runCLI(t, nil, cmd, "--data-dir")
+			if want := "tailseal " + cmd + ": flag --data-dir needs a value; see tailseal " + cmd + " --help\n"; code != 2 || stderr != want {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and %q", code, stderr, want)
+			}
+			_, stderr, code = runCLI(t, nil, cmd, "--help")
+			if code != 0 || !strings.HasPrefix(stderr, "Usage: tailseal "+cmd) || !strings.Contains(stderr, "-data-dir DIR") {
+				t.Errorf("--help: exit %d, stderr:\n%s", code, stderr)
+			}
+		})
+	}
+}
+
+// --data-dir points every read command and verify at a store, and wins
+// over TAILSEAL_DATA_DIR.
+func TestDataDirFlag(t *testing.T) {
+	data := cliStore(t)
+	elsewhere := filepath.Join(t.TempDir(), "none")
+	want, _, _ := cli(t, data, "stats", "--json")
+	for _, args := range [][]string{{"stats", "--json"}, {"query", "--limit", "3"}, {"errors", "--limit", "1"}, {"performance"},
+		{"export", "--format", "jsonl", "--output", filepath.Join(t.TempDir(), "x.jsonl")}, {"report", "--verify=false", "--output", t.TempDir()}, {"verify"}} {
+		stdout, stderr, code := cli(t, elsewhere, append(args, "--data-dir", data)...)
+		if code != 0 || args[0] == "stats" && stdout != want {
+			t.Errorf("tailseal %s --data-dir: exit %d, stderr %s", strings.Join(args, " "), code, stderr)
+		}
+	}
+	if _, stderr, code := cli(t, data, "stats", "--data-dir", elsewhere); code != 2 || !strings.Contains(stderr, elsewhere) {
+		t.Errorf("--data-dir does not win over TAILSEAL_DATA_DIR: exit %d, %s", code, stderr)
+	}
+	keys := filepath.Join(t.TempDir(), "new")
+	if _, stderr, code := runCLI(t, []string{"TAILSEAL_DATA_DIR=" + elsewhere}, "keygen", "--data-dir", keys); code != 0 {
+		t.Errorf("keygen --data-dir: exit %d, %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(keys, "keys", "checkpoint.pub")); err != nil {
+		t.Errorf("keygen --data-dir: %v", err)
+	}
+}
+
+// query and errors say on stderr when their limit cut the answer, and how
+// many matched: exactly when every segment was read, else at least; not
+// with --json, nor when everything matching is shown.
+func TestQuerySaysWhenTheLimitCutsTheAnswer(t *testing.T) {
+	data := cliStore(t)
+	cases := []struct {
+		args []string
+		note string // a regexp; "" for no note
+	}{
+		{[]string{"query"}, `^tailseal query: showing the newest 50 of at least \d+ matching events; use --limit N to see more\n$`},
+		{[]string{"query", "--type", "error", "--limit", "10"}, `^tailseal query: showing the newest 10 of at least \d+ matching events; use --limit N`},
+		{[]string{"query", "--limit", "5999"}, `^tailseal query: showing the newest 5999 of 6000 matching events`},
+		{[]string{"query", "--limit", "6000"}, ""},
+		{[]string{"query", "--limit", "100000"}, ""},
+		{[]string{"query", "--json"}, ""},
+		{[]string{"query", "--lead", "LEAD-0000007", "--limit", "2"}, `^tailseal query: showing the newest 2 of \d+ matching events`},
+		{[]string{"errors"}, `^tailseal errors: showing the newest 20 of at least \d+ matching errors; use --limit N to see more\n$`},
+		{[]string{"errors", "--json"}, ""},
+	}
+	for _, c := range cases {
+		stdout, stderr, code := cli(t, data, c.args...)
+		if code != 0 {
+			t.Errorf("tailseal %s: exit %d, %s", strings.Join(c.args, " "), code, stderr)
+			continue
+		}
+		if c.note == "" && stderr != "" || c.note != "" && !regexp.MustCompile(c.note).MatchString(stderr) {
+			t.Errorf("tailseal %s: stderr %q, want %s", strings.Join(c.args, " "), stderr, c.note)
+		}
+		if m := regexp.MustCompile(`(\d+) matching`).FindStringSubmatch(stderr); c.note != "" && m != nil {
+			if n, _ := strconv.Atoi(m[1]); n <= strings.Count(stdout, "\n")-1 {
+				t.Errorf("tailseal %s: %d matching, %d lines shown", strings.Join(c.args, " "), n, strings.Count(stdout, "\n"))
+			}
+		}
+	}
+	f := makeFleet(t)
+	if _, stderr, _ := tailseal(t, f.dir, nil, "query", "--limit", "4"); !regexp.MustCompile(`^tailseal query: showing the newest 4 of (at least )?\d+ matching events`).MatchString(stderr) {
+		t.Errorf("over origins: stderr %q", stderr)
 	}
 }

@@ -45,6 +45,9 @@ func TestMain(m *testing.M) {
 	if bigStoreDir != "" {
 		os.RemoveAll(bigStoreDir)
 	}
+	if fleetTmp != "" {
+		os.RemoveAll(fleetTmp)
+	}
 	for i := range pristines {
 		if d := pristines[i].val.dataDir; d != "" {
 			os.RemoveAll(filepath.Dir(d))

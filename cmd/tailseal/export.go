@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
+	"github.com/tailseal/tailseal/agent/query"
 	"github.com/tailseal/tailseal/signer/record"
 )
 
@@ -20,14 +22,23 @@ func runExport(ctx context.Context, args []string) error {
 Writes the matching events in seq order, streamed: memory stays flat
 whatever the store's size. jsonl is the stored lines byte for byte (they
 still verify); json is one array of those records; csv has the columns
-seq, timestamp, event_type, actor, lead_id, workflow and details (as JSON). FILE is written whole or not at all
-(Ctrl-C leaves no file); --output - writes to standard output. Seals and checkpoints are left out
-unless --type names them.
+seq, timestamp, event_type, actor, lead_id, workflow and details (as JSON),
+and a cell that begins with =, +, -, @, a tab or a carriage return gets a
+leading ' so that a spreadsheet shows it as text instead of running it as a
+formula (OWASP, CSV injection): remove it to compare with the store. json
+and jsonl are left as stored. FILE is written whole or not at all (Ctrl-C
+leaves no file); --output - writes to standard output. Seals and
+checkpoints are left out unless --type names them.
+
+Across origins: origin after origin (by name), each in seq order. jsonl is
+{"origin":"…","record":<the stored line, byte for byte>} per line, json an
+array of those, and csv has an origin column first. To export one origin's
+stored lines bare, point TAILSEAL_DATA_DIR at its origins/<token> directory.
 `)
 	rf.register(fs)
 	format := fs.String("format", "", "csv, json or jsonl")
 	output := fs.String("output", "", "the `FILE` to write, - for standard output")
-	_, s, f, err := setup("export", fs, args, &rf)
+	_, rs, f, err := setup("export", fs, args, &rf)
 	if err != nil {
 		return err
 	}
@@ -52,20 +63,33 @@ unless --type names them.
 		w = tmp
 	}
 	bw := bufio.NewWriterSize(w, 256<<10)
-	enc := newExporter(*format, bw)
+	enc := newExporter(*format, bw, rs.fleet)
 	var bar *progressBar
 	if *output != "-" {
-		bar = newProgressBar("exporting", s.Bytes())
+		var total int64
+		for _, t := range rs.targets {
+			total += t.Bytes()
+		}
+		bar = newProgressBar("exporting", total)
 	}
 	var done int64
 	n := 0
 	f.AppOnly = f.Type == ""
-	problems, err := s.Forward(ctx, f, func(h *record.Head) error {
-		n++
-		done += int64(len(h.Line)) + 1
-		bar.set(done)
-		return enc.write(h)
-	})
+	var problems []problemsOf
+	for _, t := range rs.targets {
+		enc.origin = t.origin
+		var p []query.Problem
+		p, err = t.Forward(ctx, f, func(h *record.Head) error {
+			n++
+			done += int64(len(h.Line)) + 1
+			bar.set(done)
+			return enc.write(h)
+		})
+		problems = append(problems, problemsOf{t.origin, p})
+		if err != nil {
+			break
+		}
+	}
 	if err == nil {
 		err = enc.close()
 	}
@@ -90,26 +114,34 @@ unless --type names them.
 	if *output != "-" {
 		fmt.Fprintf(os.Stderr, "tailseal export: %d events written to %s\n", n, *output)
 	}
-	return answered("export", problems, n, "events")
+	return answeredAcross("export", problems, n, "events")
 }
 
-// exporter writes records in one format.
+// exporter writes records in one format. Over a collector's origins
+// (fleet) each record names its origin, the one set last.
 type exporter struct {
 	format string
 	w      *bufio.Writer
 	csv    *csv.Writer
 	n      int
 	row    []string
+	fleet  bool
+	origin string
+	buf    []byte
 }
 
 // CSVHeader is the header row of a CSV export.
 var CSVHeader = []string{"seq", "timestamp", "event_type", "actor", "lead_id", "workflow", "details"}
 
-func newExporter(format string, w *bufio.Writer) *exporter {
-	e := &exporter{format: format, w: w}
+func newExporter(format string, w *bufio.Writer, fleet bool) *exporter {
+	e := &exporter{format: format, w: w, fleet: fleet}
 	if format == "csv" {
 		e.csv = csv.NewWriter(w)
-		e.csv.Write(CSVHeader)
+		if fleet {
+			e.csv.Write(append([]string{"origin"}, CSVHeader...))
+		} else {
+			e.csv.Write(CSVHeader)
+		}
 	}
 	if format == "json" {
 		w.WriteString("[\n")
@@ -121,19 +153,42 @@ func (e *exporter) write(h *record.Head) error {
 	defer func() { e.n++ }()
 	switch e.format {
 	case "csv":
-		e.row = append(e.row[:0], strconv.FormatUint(h.Seq, 10), record.Text(h.Timestamp), record.Text(h.Type),
+		e.row = e.row[:0]
+		if e.fleet {
+			e.row = append(e.row, e.origin)
+		}
+		e.row = append(e.row, strconv.FormatUint(h.Seq, 10), record.Text(h.Timestamp), record.Text(h.Type),
 			record.Text(h.Actor), record.Text(h.Lead), record.Text(h.Workflow), string(h.Details))
+		for i := range e.row {
+			e.row[i] = csvSafe(e.row[i])
+		}
 		return e.csv.Write(e.row)
 	case "json":
 		if e.n > 0 {
 			e.w.WriteString(",\n")
 		}
 	}
-	_, err := e.w.Write(h.Line)
+	line := h.Line
+	if e.fleet {
+		e.buf = appendEnvelope(e.buf[:0], e.origin, h.Line)
+		line = e.buf
+	}
+	_, err := e.w.Write(line)
 	if e.format == "jsonl" {
 		e.w.WriteByte('\n')
 	}
 	return err
+}
+
+// csvSafe keeps a spreadsheet from running a cell as a formula (OWASP,
+// CSV injection): the application's values reach the export as they were
+// logged, and one that begins with =, +, -, @, a tab or a carriage return
+// gets a leading single quote, which spreadsheets show as text.
+func csvSafe(cell string) string {
+	if cell != "" && strings.IndexByte("=+-@\t\r", cell[0]) >= 0 {
+		return "'" + cell
+	}
+	return cell
 }
 
 func (e *exporter) close() error {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -230,4 +231,62 @@ func TestActiveSegmentDeletedUnderTheAgent(t *testing.T) {
 		t.Errorf("/readyz %d with the data dir's keys gone, want 503", code)
 	}
 	p.stop(t)
+}
+
+// A first start that fails after it made keys and state (here: a webhook
+// cursor written, then the SMTP CA file is missing) leaves the data dir as
+// new as it found it, so that keygen can still make its keys; the agent
+// then starts on those keys. A start that fails on a store that exists
+// removes nothing.
+func TestFailedFirstStartLeavesTheDataDirNew(t *testing.T) {
+	bad := []string{"TAILSEAL_WEBHOOK_URLS=http://127.0.0.1:1/hook", "TAILSEAL_SMTP_ADDR=127.0.0.1:2525", "TAILSEAL_SMTP_FROM=a@example.com",
+		"TAILSEAL_SMTP_TO=b@example.com"}
+	e := newEnv(t, append(bad, "TAILSEAL_SMTP_CA_FILE="+filepath.Join(t.TempDir(), "missing.pem"))...)
+	failed := func(what string) {
+		t.Helper()
+		p := e.start()
+		if code := p.waitExit(t, 20*time.Second); code != 2 {
+			t.Fatalf("%s: exit %d, want 2; stderr:\n%s", what, code, p.stderr.String())
+		}
+		if !strings.Contains(p.stderr.String(), "TAILSEAL_SMTP_CA_FILE") {
+			t.Fatalf("%s: stderr:\n%s", what, p.stderr.String())
+		}
+	}
+	failed("first start")
+	entries, _ := os.ReadDir(e.dataDir)
+	if len(entries) != 1 || entries[0].Name() != "lock" {
+		t.Fatalf("a failed first start left %v", dirState(t, e.dataDir))
+	}
+	out, stderr, code := runCLI(t, []string{"TAILSEAL_DATA_DIR=" + e.dataDir}, "keygen")
+	if code != 0 {
+		t.Fatalf("keygen after a failed first start: exit %d, %s", code, stderr)
+	}
+	k0 := regexp.MustCompile(`TAILSEAL_VERIFY_KEY=([0-9a-f]{64})`).FindStringSubmatch(out)
+	if k0 == nil {
+		t.Fatalf("keygen printed:\n%s", out)
+	}
+
+	e.extra = nil
+	p := e.start()
+	newWriter(t, e.source).write(5)
+	e.waitStored(5)
+	if _, err := p.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(p.stderr.String(), "generated signing keys on first start") {
+		t.Errorf("the agent made its own K0 instead of keygen's:\n%s", p.stderr.String())
+	}
+	if _, stderr, code := runCLI(t, []string{"TAILSEAL_DATA_DIR=" + e.dataDir, "TAILSEAL_VERIFY_KEY=" + k0[1]}, "verify"); code != 0 {
+		t.Errorf("verify with keygen's K0: exit %d, %s", code, stderr)
+	}
+
+	before := dirState(t, e.dataDir)
+	e.extra = append(bad, "TAILSEAL_SMTP_CA_FILE="+filepath.Join(t.TempDir(), "missing.pem"))
+	failed("a start on the store")
+	after := dirState(t, e.dataDir)
+	for _, line := range strings.Split(strings.TrimSpace(before), "\n") {
+		if f := strings.Fields(line); !strings.Contains(after, f[0]+" "+f[1]+" ") {
+			t.Errorf("a failed start on an existing store removed or changed %s:\nbefore\n%s\nafter\n%s", f[0], before, after)
+		}
+	}
 }

@@ -15,8 +15,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/tailseal/tailseal/agent/config"
@@ -64,6 +66,7 @@ const usage = `tailseal: tamper-evident audit-log sidecar
 
 Usage:
   tailseal run        tail $TAILSEAL_SOURCE into the signed store in $TAILSEAL_DATA_DIR
+  tailseal collect    store the fleet's records from NATS JetStream, one store per origin
   tailseal keygen     make the signing keys and print the verification keys
   tailseal verify     check the integrity of the whole store (alias: integrity)
   tailseal query      find events: --lead, --type, --workflow, --subject, --last 24h ...
@@ -72,12 +75,14 @@ Usage:
   tailseal performance  duration percentiles per operation
   tailseal export     --format csv|json|jsonl --output FILE, with the query filters
   tailseal report     self-contained HTML reports per day or week
+  tailseal config     the effective configuration, where each value came from, and its problems
   tailseal version    print the version
   tailseal help       this text
 
 Each command has --help. Configuration comes from TAILSEAL_* environment
-variables (TAILSEAL_DATA_DIR alone points a read command at a store); see
-README.md.
+variables (TAILSEAL_DATA_DIR, or --data-dir DIR, alone points a command at
+a store; tailseal config shows what is set); see README.md. On a collector's data dir (one with origins/), verify and the
+read commands cover every origin, or those named by --origin NAME.
 `
 
 // Run dispatches a subcommand.
@@ -89,6 +94,8 @@ func Run(ctx context.Context, args []string) error {
 	switch args[0] {
 	case "run":
 		return runAgent(ctx, args[1:])
+	case "collect":
+		return runCollect(ctx, args[1:])
 	case "keygen":
 		return runKeygen(ctx, args[1:])
 	case "verify", "integrity":
@@ -105,6 +112,8 @@ func Run(ctx context.Context, args []string) error {
 		return runExport(ctx, args[1:])
 	case "report":
 		return runReport(ctx, args[1:])
+	case "config":
+		return runConfig(ctx, args[1:])
 	case "version", "--version":
 		fmt.Println("tailseal", version)
 		return nil
@@ -116,14 +125,21 @@ func Run(ctx context.Context, args []string) error {
 	return errUsage
 }
 
-// loadConfig loads the environment; a bad value is a one-line usage error.
-func loadConfig() (*config.Config, error) {
-	cfg, err := config.Load()
+// loadConfig loads the environment and the flags that win over it; a
+// bad value is a one-line usage error.
+func loadConfig(flags config.Flags) (*config.Config, error) {
+	cfg, err := config.LoadWith(flags)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tailseal:", err)
 		return nil, errUsage
 	}
 	return cfg, nil
+}
+
+// dataDirFlag registers --data-dir, which every command takes: it wins
+// over TAILSEAL_DATA_DIR.
+func dataDirFlag(fs *flag.FlagSet, flags *config.Flags) {
+	fs.StringVar(&flags.DataDir, "data-dir", "", "the data `DIR`ectory (default $TAILSEAL_DATA_DIR, else ./data); wins over the variable")
 }
 
 // interrupted ends a read command whose context ended (Ctrl-C): it says
@@ -136,10 +152,38 @@ func interrupted(ctx context.Context, cmd string) error {
 	return errInterrupted
 }
 
-// flagError maps a flag parsing error: -h and --help are a success.
-func flagError(err error) error {
-	if errors.Is(err, flag.ErrHelp) {
+// parseFlags parses a command's flags. --help prints the command's help
+// (exit 0); any other mistake prints one line that points to it (exit 2),
+// not the whole help, which would push the mistake off the screen.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	help := fs.Usage
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(nil)
+	fs.Usage = help
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		fs.Usage()
 		return errHelp
 	}
-	return fmt.Errorf("%w: %v", errUsage, err)
+	fmt.Fprintf(os.Stderr, "tailseal %s: %s; see tailseal %s --help\n", fs.Name(), flagMessage(err), fs.Name())
+	return errUsage
+}
+
+// flagMessage says what the flag package found wrong, with flags written
+// as the help writes them (--limit).
+func flagMessage(err error) string {
+	msg := err.Error()
+	for _, m := range []struct{ prefix, say string }{
+		{"flag provided but not defined: -", "unknown flag --%s"},
+		{"flag needs an argument: -", "flag --%s needs a value"},
+	} {
+		if name, ok := strings.CutPrefix(msg, m.prefix); ok {
+			return fmt.Sprintf(m.say, strings.TrimPrefix(name, "-"))
+		}
+	}
+	return strings.Replace(msg, " for flag -", " for flag --", 1) // invalid value "x" for flag -limit: …
 }

@@ -14,7 +14,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/tailseal/tailseal/agent"
 	"github.com/tailseal/tailseal/agent/query"
 	"github.com/tailseal/tailseal/signer/record"
 )
@@ -22,9 +21,11 @@ import (
 const filterHelp = `
 Filters combine: --lead, --type, --workflow, --subject, and a time range
 (--last, or --since/--until). Times are the events' own timestamps.
-The store is $TAILSEAL_DATA_DIR/store. Exit 0 on success, 1 when nothing
+The store is in $TAILSEAL_DATA_DIR, or --data-dir DIR. On a collector's
+data dir (one with origins/) the command covers every origin's store, or
+those --origin names, and each answer names its origin. Exit 0 on success, 1 when nothing
 matched or a segment could not be read (the rest is still answered), 2 on
-usage errors, a missing or empty store.
+usage errors, a missing or empty store, an origin the data dir does not hold.
 `
 
 func newFlagSet(name, usage string) *flag.FlagSet {
@@ -40,14 +41,21 @@ func runQuery(ctx context.Context, args []string) error {
 	var rf readFlags
 	fs := newFlagSet("query", `Usage: tailseal query [filters] [--limit N] [--verbose] [--json]
 
-Prints the newest matching events first (by seq). --json prints the stored
-lines byte for byte, one per line, so they can be verified. Seals and
+Prints the newest matching events first (by seq), at most --limit (50):
+when more match, a line on stderr says how many (or at least how many:
+the query stops reading once it has enough) and to use --limit. --json
+prints the stored lines byte for byte, one per line, so they can be
+verified, and no such line. Seals and
 checkpoints are left out unless --type names them.
+
+Across origins: the newest by timestamp, each origin's own in seq order,
+with an ORIGIN column; --json prints {"origin":"…","record":<the stored
+line, byte for byte>} per line.
 `)
 	rf.register(fs)
 	limit := fs.Int("limit", 50, "at most `N` events")
 	verbose := fs.Bool("verbose", false, "also print each event's details")
-	_, s, f, err := setup("query", fs, args, &rf)
+	_, rs, f, err := setup("query", fs, args, &rf)
 	if err != nil {
 		return err
 	}
@@ -56,7 +64,10 @@ checkpoints are left out unless --type names them.
 		return errUsage
 	}
 	f.AppOnly = f.Type == ""
-	recs, problems := s.Newest(ctx, f, *limit)
+	if rs.fleet {
+		return queryFleet(ctx, rs, f, *limit, *verbose, rf.json)
+	}
+	recs, matched, problems := rs.one().NewestCounted(ctx, f, *limit)
 	if err := interrupted(ctx, "query"); err != nil {
 		return err
 	}
@@ -83,7 +94,25 @@ checkpoints are left out unless --type names them.
 		tw.Flush()
 	}
 	out.Flush()
+	if !rf.json {
+		moreThanShown("query", len(recs), matched, "events")
+	}
 	return answered("query", problems, len(recs), "events")
+}
+
+// moreThanShown tells, on stderr, that the limit cut the answer: how many
+// matched (at least, when the query stopped reading once it had enough)
+// and how to see more. Not with --json: scripts set their --limit.
+func moreThanShown(cmd string, shown int, matched query.Matched, what string) {
+	switch {
+	case matched.Exact && matched.N <= shown:
+	case matched.Exact:
+		fmt.Fprintf(os.Stderr, "tailseal %s: showing the newest %d of %d matching %s; use --limit N to see more\n", cmd, shown, matched.N, what)
+	case matched.N > shown:
+		fmt.Fprintf(os.Stderr, "tailseal %s: showing the newest %d of at least %d matching %s; use --limit N to see more\n", cmd, shown, matched.N, what)
+	default: // the segments not read may hold none
+		fmt.Fprintf(os.Stderr, "tailseal %s: showing the newest %d; more may match: use --limit N to see more\n", cmd, shown)
+	}
 }
 
 // cell keeps a table cell on one line and shows an empty value as "-".
@@ -101,14 +130,20 @@ func runStats(ctx context.Context, args []string) error {
 Counts events by type and workflow, errors and malformed lines, the first
 and last event, events per day, and the personal data values the agent
 replaced, by kind. Seals and checkpoints are not counted.
+
+Across origins: a line per origin and one for all of them, then the counts
+of all; --json prints {"origins":[<stats of each, with its origin>],"total":<stats>}.
 `)
 	rf.register(fs)
-	cfg, s, f, err := setup("stats", fs, args, &rf)
+	_, rs, f, err := setup("stats", fs, args, &rf)
 	if err != nil {
 		return err
 	}
-	st, problems := s.Stats(ctx, f)
-	st.Origin, _ = agent.StoreOrigin(cfg.DataDir) // stats without it still count
+	if rs.fleet {
+		return statsFleet(ctx, rs, f, rf.json)
+	}
+	st, problems := rs.one().Stats(ctx, f)
+	st.Origin = rs.targets[0].origin // "" when the store names none: stats still count
 	if err := interrupted(ctx, "stats"); err != nil {
 		return err
 	}
@@ -173,6 +208,7 @@ func writeJSON(v any) {
 
 // errorView is one error event as the errors command shows it.
 type errorView struct {
+	Origin    string `json:"origin,omitempty"` // over a collector's origins
 	Seq       uint64 `json:"seq"`
 	Timestamp string `json:"timestamp"`
 	Type      string `json:"error_type"`
@@ -197,12 +233,17 @@ func runErrors(ctx context.Context, args []string) error {
 
 Prints the most recent events of type error, newest first, with their error
 type and message (details keys error_type/exception/type and
-error_message/message/error), and the traceback under --verbose.
+error_message/message/error), and the traceback under --verbose. When more
+than --limit (20) match, a line on stderr says how many (at least) and to
+use --limit; not with --json.
+
+Across origins: the newest by timestamp, with an ORIGIN column (--json: an
+"origin" field).
 `)
 	rf.register(fs)
 	limit := fs.Int("limit", 20, "at most `N` errors")
 	verbose := fs.Bool("verbose", false, "also print each error's traceback")
-	_, s, f, err := setup("errors", fs, args, &rf)
+	_, rs, f, err := setup("errors", fs, args, &rf)
 	if err != nil {
 		return err
 	}
@@ -215,7 +256,10 @@ error_message/message/error), and the traceback under --verbose.
 		return errUsage
 	}
 	f.Type = record.TypeError
-	recs, problems := s.Newest(ctx, f, *limit)
+	if rs.fleet {
+		return errorsFleet(ctx, rs, f, *limit, *verbose, rf.json)
+	}
+	recs, matched, problems := rs.one().NewestCounted(ctx, f, *limit)
 	if err := interrupted(ctx, "errors"); err != nil {
 		return err
 	}
@@ -245,6 +289,9 @@ error_message/message/error), and the traceback under --verbose.
 	}
 	tw.Flush()
 	out.Flush()
+	if !rf.json {
+		moreThanShown("errors", len(recs), matched, "errors")
+	}
 	return answered("errors", problems, len(recs), "errors")
 }
 
@@ -255,14 +302,20 @@ func runPerformance(ctx context.Context, args []string) error {
 Exact duration percentiles (nearest rank) of events of type performance,
 per operation (details "operation", else the workflow), from their
 details "duration_ms", in milliseconds.
+
+Across origins: a row per origin and operation, then one per operation over
+all the origins selected ("all N origins"; --json: "all_origins":true).
 `)
 	rf.register(fs)
 	op := fs.String("operation", "", "only this `OP`eration")
-	_, s, f, err := setup("performance", fs, args, &rf)
+	_, rs, f, err := setup("performance", fs, args, &rf)
 	if err != nil {
 		return err
 	}
-	ops, problems := s.Performance(ctx, f, *op)
+	if rs.fleet {
+		return performanceFleet(ctx, rs, f, *op, rf.json)
+	}
+	ops, problems := rs.one().Performance(ctx, f, *op)
 	if err := interrupted(ctx, "performance"); err != nil {
 		return err
 	}

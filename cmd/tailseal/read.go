@@ -20,6 +20,8 @@ import (
 type readFlags struct {
 	lead, typ, workflow, last, since, until, subject string
 	json                                             bool
+	origins                                          originFlag
+	config                                           config.Flags
 }
 
 func (r *readFlags) register(fs *flag.FlagSet) {
@@ -31,6 +33,8 @@ func (r *readFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.until, "until", "", "only events before `TIME` (RFC 3339, or a date)")
 	fs.StringVar(&r.subject, "subject", "", "only events about this person (email, phone, IP, card, IBAN, SSN or name): computes the pseudonym with the PII key")
 	fs.BoolVar(&r.json, "json", false, "JSON for scripts instead of a table")
+	fs.Var(&r.origins, "origin", originUsage)
+	dataDirFlag(fs, &r.config)
 }
 
 // filter turns the flags into a query.Filter; a bad value is a usage error.
@@ -135,16 +139,16 @@ func subjectTokens(cfg *config.Config, value string) ([]string, error) {
 	return out, nil
 }
 
-// openStore opens the store of the configured data dir for a read
-// command; a missing or empty store is a usage error with one line.
-func openStore(cmd string, cfg *config.Config) (*query.Store, error) {
-	s, err := query.Open(filepath.Join(cfg.DataDir, agent.StoreDir))
+// openStore opens the store of a data dir for a read command; a missing
+// or empty store is a usage error with one line.
+func openStore(cmd, dataDir string) (*query.Store, error) {
+	s, err := query.Open(filepath.Join(dataDir, agent.StoreDir))
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "tailseal %s: %v (set TAILSEAL_DATA_DIR)\n", cmd, err)
+		fmt.Fprintf(os.Stderr, "tailseal %s: %v (set TAILSEAL_DATA_DIR or --data-dir)\n", cmd, err)
 		return nil, errUsage
 	}
 	if s.Empty() {
-		fmt.Fprintf(os.Stderr, "tailseal %s: the store in %s is empty: nothing has been ingested yet\n", cmd, cfg.DataDir)
+		fmt.Fprintf(os.Stderr, "tailseal %s: the store in %s is empty: nothing has been ingested yet\n", cmd, dataDir)
 		return nil, errUsage
 	}
 	return s, nil
@@ -154,10 +158,24 @@ func openStore(cmd string, cfg *config.Config) (*query.Store, error) {
 // read (the answer above came from the rest) and says when nothing
 // matched. Either makes the exit code 1.
 func answered(cmd string, problems []query.Problem, matched int, what string) error {
-	for _, p := range problems {
-		fmt.Fprintf(os.Stderr, "tailseal %s: warning: segment %s\n", cmd, p.Error())
+	return answeredAcross(cmd, []problemsOf{{"", problems}}, matched, what)
+}
+
+// answeredAcross is answered over several origins' stores: each problem
+// names its origin.
+func answeredAcross(cmd string, ps []problemsOf, matched int, what string) error {
+	n := 0
+	for _, p := range ps {
+		at := ""
+		if p.origin != "" {
+			at = "origin " + p.origin + ": "
+		}
+		for _, pr := range p.problems {
+			fmt.Fprintf(os.Stderr, "tailseal %s: warning: %ssegment %s\n", cmd, at, pr.Error())
+			n++
+		}
 	}
-	if len(problems) > 0 {
+	if n > 0 {
 		fmt.Fprintf(os.Stderr, "tailseal %s: the answer leaves out what could not be read; run tailseal verify\n", cmd)
 		return errFinding
 	}
@@ -168,17 +186,27 @@ func answered(cmd string, problems []query.Problem, matched int, what string) er
 	return nil
 }
 
-// setup parses the flags, loads the configuration and opens the store.
-func setup(cmd string, fs *flag.FlagSet, args []string, rf *readFlags) (*config.Config, *query.Store, query.Filter, error) {
+// readSet is what a read command answers from: one store, or the
+// selected origins of a collector's data dir (fleet).
+type readSet struct {
+	sources
+	targets []target
+}
+
+// one is the store of a single data dir.
+func (r *readSet) one() *query.Store { return r.targets[0].Store }
+
+// setup parses the flags, loads the configuration and opens the stores.
+func setup(cmd string, fs *flag.FlagSet, args []string, rf *readFlags) (*config.Config, *readSet, query.Filter, error) {
 	var f query.Filter
-	if err := fs.Parse(args); err != nil {
-		return nil, nil, f, flagError(err)
+	if err := parseFlags(fs, args); err != nil {
+		return nil, nil, f, err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "tailseal %s: unexpected argument %q (see tailseal %s --help)\n", cmd, fs.Arg(0), cmd)
+		fmt.Fprintf(os.Stderr, "tailseal %s: unexpected argument %q; see tailseal %s --help\n", cmd, fs.Arg(0), cmd)
 		return nil, nil, f, errUsage
 	}
-	cfg, err := loadConfig()
+	cfg, err := loadConfig(rf.config)
 	if err != nil {
 		return nil, nil, f, err
 	}
@@ -186,6 +214,10 @@ func setup(cmd string, fs *flag.FlagSet, args []string, rf *readFlags) (*config.
 		fmt.Fprintf(os.Stderr, "tailseal %s: %v\n", cmd, err)
 		return nil, nil, f, errUsage
 	}
-	s, err := openStore(cmd, cfg)
-	return cfg, s, f, err
+	rs := &readSet{}
+	if rs.sources, err = selectSources(cmd, cfg.DataDir, rf.origins); err != nil {
+		return nil, nil, f, err
+	}
+	rs.targets, err = openTargets(cmd, cfg.DataDir, rs.sources)
+	return cfg, rs, f, err
 }

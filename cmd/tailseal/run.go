@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tailseal/tailseal/agent"
@@ -24,17 +26,35 @@ import (
 const gcPercent = 25
 
 func runAgent(ctx context.Context, args []string) error {
+	// SIGHUP's default action ends the process; a daemon is asked to
+	// reload with it (systemctl reload, kill -HUP). It is caught from the
+	// start and answered once the log is set up (hangup).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var flags config.Flags
+	dataDirFlag(fs, &flags)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: tailseal run
+		fmt.Fprint(fs.Output(), `Usage: tailseal run [--data-dir DIR]
 
 Tails $TAILSEAL_SOURCE (default ./logs/audit.log), anonymizes and signs every
 line, and appends it to the store in $TAILSEAL_DATA_DIR (default ./data).
-Stops cleanly on SIGTERM or SIGINT. All settings are environment variables.
+Stops cleanly on SIGTERM or SIGINT; SIGHUP does not stop it (it logs that
+a restart applies a configuration change). All settings are environment variables;
+tailseal config shows them. It warns about TAILSEAL_ variables it does not
+read (a misspelled name), naming the closest one it knows.
+
+Flags:
 `)
+		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return flagError(err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "tailseal run: unexpected argument %q; see tailseal run --help\n", fs.Arg(0))
+		return errUsage
 	}
 	if os.Getenv("GOGC") == "" {
 		// The live heap is small (read and write buffers, a few MiB), so
@@ -44,11 +64,15 @@ Stops cleanly on SIGTERM or SIGINT. All settings are environment variables.
 		// default, in the 1M-line benchmark.
 		debug.SetGCPercent(gcPercent)
 	}
-	cfg, err := loadConfig()
+	cfg, err := loadConfig(flags)
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg.LogLevel)
+	for _, w := range config.Warnings() {
+		log.Warn(w.Message, "variable", w.Variable, "did_you_mean", w.Closest)
+	}
+	go hangup(ctx, hup, log)
 
 	// The endpoint starts before recovery, so that /readyz says 503 during it.
 	reg := prometheus.NewRegistry()
@@ -89,6 +113,21 @@ Stops cleanly on SIGTERM or SIGINT. All settings are environment variables.
 		return err
 	}
 	return nil
+}
+
+// hangup answers SIGHUP until ctx ends (a stop; later ones are ignored).
+// The configuration is read once, at start, and there is nothing to
+// reopen: the source is followed by its path across rotation, the log is
+// stderr. So the agent goes on, and says what applies a change.
+func hangup(ctx context.Context, hup <-chan os.Signal, log *slog.Logger) {
+	for {
+		select {
+		case <-hup:
+			log.Warn("SIGHUP: the agent goes on with the configuration it started with; restart it to apply a change (tailseal config shows the new one)")
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // listen serves the HTTP endpoint; it is ready once an agent is stored in

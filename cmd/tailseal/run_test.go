@@ -258,3 +258,35 @@ func TestSourceIsNamedPipe(t *testing.T) {
 		t.Errorf("the data dir was created (%v)", err)
 	}
 }
+
+// SIGHUP, which asks a daemon to reload, does not end the agent: it logs
+// that a restart applies a change and goes on ingesting; SIGTERM then
+// stops it cleanly (exit 0) with every line stored once.
+func TestSIGHUPDoesNotStopTheAgent(t *testing.T) {
+	e := newEnv(t)
+	p := e.start()
+	waitFor(t, "the agent to be ready", 20*time.Second, func() bool { return strings.Contains(p.stderr.String(), `"msg":"ready"`) })
+	w := newWriter(t, e.source)
+	w.write(100)
+	e.waitStored(100)
+	for i := range 2 {
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the SIGHUP log line", 10*time.Second, func() bool {
+			select {
+			case err := <-p.done:
+				p.done <- err
+				t.Fatalf("the agent ended on SIGHUP: %v", err)
+			default:
+			}
+			return strings.Count(p.stderr.String(), "SIGHUP: the agent goes on with the configuration it started with; restart it to apply a change") == i+1
+		})
+	}
+	w.write(100)
+	e.waitStored(200)
+	if _, err := p.stop(t); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	e.checkExactly(readStore(t, e.dataDir), 200)
+}

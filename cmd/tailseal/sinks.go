@@ -15,6 +15,7 @@ import (
 	"github.com/tailseal/tailseal/agent/config"
 	"github.com/tailseal/tailseal/sinks"
 	"github.com/tailseal/tailseal/sinks/alert"
+	"github.com/tailseal/tailseal/sinks/alertmanager"
 	"github.com/tailseal/tailseal/sinks/discord"
 	"github.com/tailseal/tailseal/sinks/email"
 	natssink "github.com/tailseal/tailseal/sinks/nats"
@@ -63,12 +64,16 @@ func newSinks(cfg *config.Config, origin string, log *slog.Logger) (*sinkSet, er
 		channels, set.metrics = append(channels, n), append(set.metrics, n.Collectors()...)
 	}
 	if cfg.SMTPAddr != "" {
-		n, err := email.New(email.Options{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, To: cfg.SMTPTo, Username: cfg.SMTPUsername,
-			Password: cfg.SMTPPassword, TLS: cfg.SMTPTLS, CAFile: cfg.SMTPCAFile, Timeout: cfg.HTTPTimeout})
+		n, err := email.New(emailOptions(cfg))
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", config.ErrInvalid, err)
 		}
 		channels = append(channels, n)
+	}
+	for i, u := range cfg.AlertmanagerURLs {
+		n := alertmanager.New(fmt.Sprintf("alertmanager-%d", i+1), u, hopt)
+		log.Info("alertmanager", "channel", n.Name(), "endpoint", sinks.Describe(u))
+		channels, set.metrics = append(channels, n), append(set.metrics, n.Collectors()...)
 	}
 	if len(channels) > 0 {
 		if err := set.addAlerts(cfg, stateDir, channels); err != nil {
@@ -76,6 +81,13 @@ func newSinks(cfg *config.Config, origin string, log *slog.Logger) (*sinkSet, er
 		}
 	}
 	return set, nil
+}
+
+// emailOptions are the email channel's, from cfg; tailseal config checks
+// them with email.New too (the CA file).
+func emailOptions(cfg *config.Config) email.Options {
+	return email.Options{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, To: cfg.SMTPTo, Username: cfg.SMTPUsername,
+		Password: cfg.SMTPPassword, TLS: cfg.SMTPTLS, CAFile: cfg.SMTPCAFile, Timeout: cfg.HTTPTimeout}
 }
 
 func (set *sinkSet) addWebhooks(cfg *config.Config, stateDir string, hopt sinks.HTTPOptions) error {
@@ -147,7 +159,7 @@ func (set *sinkSet) addAlerts(cfg *config.Config, stateDir string, channels []al
 		host = "unknown"
 	}
 	e, err := alert.New(alert.Options{Origin: set.origin, Host: host, Threshold: cfg.AlertThreshold, Window: cfg.AlertWindow, Cooldown: cfg.AlertCooldown,
-		PerfFactor: cfg.PerfDegradationFactor, StateDir: stateDir, Log: set.log, Now: time.Now}, channels)
+		PerfFactor: cfg.PerfDegradationFactor, Link: cfg.AlertLink, StateDir: stateDir, Log: set.log, Now: time.Now}, channels)
 	if err != nil {
 		return err
 	}

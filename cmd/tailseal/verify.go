@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,33 +28,65 @@ func runVerify(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "one JSON object per finding, then a summary object")
 	identity := fs.String("identity", "", "age identity `file` that opens the K0 sealed in the store's genesis record (default $TAILSEAL_VERIFY_IDENTITY_FILE)")
+	var origins originFlag
+	fs.Var(&origins, "origin", originUsage)
+	var flags config.Flags
+	dataDirFlag(fs, &flags)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: tailseal verify [--json] [--identity FILE]
+		fmt.Fprint(fs.Output(), `Usage: tailseal verify [--json] [--identity FILE] [--origin ORIGIN ...] [--data-dir DIR]
 
 Checks the whole store in $TAILSEAL_DATA_DIR: seq contiguity, the hash chain,
 every signature under its epoch key, epoch seals, the genesis record, and
-every checkpoint (TAILSEAL_VERIFIER). K0 comes from --identity (the auditor's
-age identity, when the store sealed K0 to TAILSEAL_VERIFY_RECIPIENT), or
-TAILSEAL_VERIFY_KEY (K0 from keygen); without either, from keys/ if the agent
-generated it there on first start.
+every checkpoint (TAILSEAL_VERIFIER: one key, or several separated by commas
+or newlines, a checkpoint verifies under any of them). K0 comes from
+--identity (the auditor's age identity, when the store sealed K0 to
+TAILSEAL_VERIFY_RECIPIENT), or TAILSEAL_VERIFY_KEY (K0 from keygen); without
+either, from keys/ if the agent generated it there on first start.
 Exit 0 when intact, 1 with findings, 2 on usage or key errors.
+
+On a collector's data dir (one with origins/), every origin's store, or
+those --origin names, each with its own keys: K0 opened from its genesis
+with --identity (one file may hold several identities; an origin whose K0
+is not sealed is checked without it), TAILSEAL_VERIFY_KEY only with one
+origin selected, and of the TAILSEAL_VERIFIER keys those no other origin's
+genesis names. Findings and summary lines start with "<origin>: ", and a
+last line covers all origins (--json: "origin" in each finding, a summary
+object per origin, then {"fleet":{…}}). Exit 0 when every origin is intact,
+1 when any has findings, else 2 when any could not be checked with the keys
+given (each such origin is named).
+
+A progress bar is drawn on stderr when it is a terminal, and cleared before
+the findings and the summary.
+
+Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return flagError(err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
-	cfg, err := loadConfig()
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "tailseal verify: unexpected argument %q: the store is $TAILSEAL_DATA_DIR or --data-dir DIR; see tailseal verify --help\n", fs.Arg(0))
+		return errUsage
+	}
+	cfg, err := loadConfig(flags)
 	if err != nil {
 		return err
 	}
-	storeDir := filepath.Join(cfg.DataDir, agent.StoreDir)
-	if _, err := os.Stat(storeDir); err != nil {
-		fmt.Fprintf(os.Stderr, "tailseal verify: no store in %s (set TAILSEAL_DATA_DIR)\n", cfg.DataDir)
-		return errUsage
-	}
 	if *identity != "" {
 		cfg.VerifyIdentityFile = *identity
+	}
+	srcs, err := selectSources("verify", cfg.DataDir, origins)
+	if err != nil {
+		return err
+	}
+	if srcs.fleet {
+		return verifyFleet(ctx, cfg, srcs, *asJSON)
+	}
+	storeDir := filepath.Join(cfg.DataDir, agent.StoreDir)
+	if _, err := os.Stat(storeDir); err != nil {
+		fmt.Fprintf(os.Stderr, "tailseal verify: no store in %s (set TAILSEAL_DATA_DIR or --data-dir)\n", cfg.DataDir)
+		return errUsage
 	}
 	opt, notes, err := verifyOptions(cfg)
 	if err != nil {
@@ -106,55 +139,118 @@ func printVerify(sum *verify.Summary, asJSON bool) {
 	for _, f := range sum.Findings {
 		fmt.Println(f)
 	}
+	for _, line := range summaryLines(sum) {
+		fmt.Println(line)
+	}
+}
+
+// summaryLines say what a run checked and whether the store is intact.
+func summaryLines(sum *verify.Summary) []string {
 	status := "intact"
 	if len(sum.Findings) > 0 {
 		status = "NOT intact"
 	}
-	fmt.Printf("%s: %d records (%.1f MB) in %d segments, %d checkpoints, %d findings\n",
-		status, sum.Records, float64(sum.Bytes)/1e6, sum.Segments, sum.Checkpoints, len(sum.Findings))
+	lines := []string{fmt.Sprintf("%s: %d records (%.1f MB) in %d segments, %d checkpoints, %d findings",
+		status, sum.Records, float64(sum.Bytes)/1e6, sum.Segments, sum.Checkpoints, len(sum.Findings))}
 	if sum.Origin != "" {
-		fmt.Printf("origin %s, genesis record sha256 %s\n", sum.Origin, sum.Genesis)
+		lines = append(lines, fmt.Sprintf("origin %s, genesis record sha256 %s", sum.Origin, sum.Genesis))
 	}
 	if sum.RetainedThrough > 0 {
-		fmt.Printf("records 1 to %d were deleted by retention (signed retention records say so)\n", sum.RetainedThrough)
+		lines = append(lines, fmt.Sprintf("records 1 to %d were deleted by retention (signed retention records say so)", sum.RetainedThrough))
 	}
+	return lines
 }
 
 // verifyOptions finds the keys to verify the configured store with, and
 // notes on what they are and what cannot be checked without them.
 func verifyOptions(cfg *config.Config) (verify.Options, []string, error) {
-	opt := verify.Options{}
-	g, err := agent.ReadGenesis(cfg.DataDir)
+	k, err := newKeyring(cfg, nil)
+	if err != nil {
+		return verify.Options{}, nil, err
+	}
+	return k.options(cfg.DataDir, "")
+}
+
+// keyring is what verify was given to check stores with, to be matched to
+// each store: K0's sources and the trusted checkpoint verifier keys.
+type keyring struct {
+	cfg     *config.Config
+	trusted []note.Verifier // TAILSEAL_VERIFIER; none: keys/ or the genesis name one
+	// fleet: the stores are origins of a collector's data dir. owners are
+	// the origins whose genesis names each trusted key (by signer.KeyID):
+	// such a key vouches for their checkpoints and no other origin's.
+	fleet   bool
+	owners  map[string][]string
+	running bool // the collector holds its data dir's lock: records may be arriving
+}
+
+// newKeyring reads the keys of cfg; fleet lists every origin of a
+// collector's data dir (nil for a single store).
+func newKeyring(cfg *config.Config, fleet []agent.FleetOrigin) (*keyring, error) {
+	k := &keyring{cfg: cfg, fleet: fleet != nil, owners: map[string][]string{}}
+	if cfg.Verifier != "" {
+		vs, err := signer.ParseVerifiers(cfg.Verifier)
+		if err != nil {
+			return nil, fmt.Errorf("TAILSEAL_VERIFIER: %w", err)
+		}
+		k.trusted = vs
+	}
+	for _, o := range fleet {
+		g, err := agent.ReadGenesis(o.DataDir)
+		if err != nil || g.Details.CheckpointVerifier == "" {
+			continue // its options say why, if it is selected
+		}
+		if v, err := note.NewVerifier(strings.TrimSpace(g.Details.CheckpointVerifier)); err == nil {
+			id := signer.KeyID(v)
+			k.owners[id] = append(k.owners[id], o.Origin)
+		}
+	}
+	if fleet != nil {
+		k.running = lock.Held(cfg.DataDir)
+	}
+	return k, nil
+}
+
+// options are the verify options of the store in dataDir, kept as origin
+// ("" for a single store), and notes on its keys.
+func (k *keyring) options(dataDir, origin string) (verify.Options, []string, error) {
+	opt := verify.Options{Origin: origin}
+	g, err := agent.ReadGenesis(dataDir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return opt, nil, err
 	}
-	if b, err := os.ReadFile(filepath.Join(cfg.DataDir, agent.GenesisFile)); err == nil {
+	if b, err := os.ReadFile(filepath.Join(dataDir, agent.GenesisFile)); err == nil {
 		opt.Genesis = bytes.TrimSuffix(b, []byte("\n"))
 	}
-	k0, notes, err := verifyKey(cfg, g)
+	k0, notes, err := k.verifyKey(dataDir, g)
 	if err != nil {
 		return opt, nil, err
 	}
-	v, vnotes, err := checkpointVerifier(cfg, g)
+	vs, vnotes, err := k.checkpointVerifiers(dataDir, origin, g)
 	if err != nil {
 		return opt, nil, err
 	}
-	opt.K0, opt.Verifier = k0, v
+	opt.K0, opt.Verifiers = k0, vs
+	opt.K0FromGenesis = k.cfg.VerifyIdentityFile != "" && g != nil && !g.InStore
 	// How the store ends is held to the clock and to whether an agent runs
-	// on it now (one holds the data dir's lock).
-	opt.Now, opt.Epoch, opt.AgentRunning = time.Now(), cfg.Epoch, lock.Held(cfg.DataDir)
+	// on it now (one holds the data dir's lock), or, for an origin of a
+	// collector, whether the collector runs and records may be arriving.
+	opt.Now, opt.Epoch, opt.AgentRunning = time.Now(), k.cfg.Epoch, lock.Held(dataDir) || k.running
 	return opt, append(notes, vnotes...), nil
 }
 
 // verifyKey returns K0: opened from the genesis with the auditor's
 // identity, given, the static key, or the one generated on first start.
-// Without any, signatures are not checked (the chain still is).
-func verifyKey(cfg *config.Config, g *agent.Genesis) ([]byte, []string, error) {
+// Without any, signatures are not checked (the chain still is). Over a
+// collector's origins, an identity opens the K0 of those that sealed it,
+// and the others are checked without.
+func (k *keyring) verifyKey(dataDir string, g *agent.Genesis) ([]byte, []string, error) {
+	cfg := k.cfg
 	sealed := g != nil && g.Details.SealedK0 != ""
 	switch {
 	case cfg.VerifyIdentityFile != "" && cfg.VerifyKey != "":
 		return nil, nil, errors.New("give K0 one way: an age identity (--identity, TAILSEAL_VERIFY_IDENTITY_FILE) or TAILSEAL_VERIFY_KEY, not both")
-	case cfg.VerifyIdentityFile != "":
+	case cfg.VerifyIdentityFile != "" && (sealed || !k.fleet):
 		return openSealedK0(cfg.VerifyIdentityFile, g)
 	case cfg.VerifyKey != "":
 		k, err := signer.ParseHexKey(cfg.VerifyKey)
@@ -169,24 +265,30 @@ func verifyKey(cfg *config.Config, g *agent.Genesis) ([]byte, []string, error) {
 		}
 		return k, []string{"checking signatures with the static TAILSEAL_HMAC_KEY"}, nil
 	}
-	path := filepath.Join(cfg.DataDir, agent.KeysDir, agent.VerifyKeyFile)
+	path := filepath.Join(dataDir, agent.KeysDir, agent.VerifyKeyFile)
 	b, err := os.ReadFile(path)
 	switch {
 	case err != nil && sealed:
 		return nil, []string{"K0 is sealed to " + g.Details.SealedTo + ": pass its identity with --identity to check signatures; only the chain and checkpoints are checked"}, nil
+	case err != nil && cfg.VerifyIdentityFile != "":
+		return nil, []string{"its K0 is not sealed in its genesis (created without TAILSEAL_VERIFY_RECIPIENT): signatures are not checked, only the chain and checkpoints"}, nil
 	case err != nil:
 		return nil, []string{"no TAILSEAL_VERIFY_KEY: signatures are not checked, only the chain and checkpoints"}, nil
 	}
-	k, err := signer.ParseHexKey(string(b))
+	key, err := signer.ParseHexKey(string(b))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return k, []string{"using the key generated on first start in " + path + " (whoever can change the store can change it too; see README)"}, nil
+	return key, []string{"using the key generated on first start in " + path + " (whoever can change the store can change it too; see README)"}, nil
 }
 
 // openSealedK0 opens the K0 sealed in the genesis with the identity file.
 func openSealedK0(path string, g *agent.Genesis) ([]byte, []string, error) {
-	if g == nil || g.Details.SealedK0 == "" {
+	switch {
+	case g == nil:
+		return nil, nil, fmt.Errorf("--identity %s: %w: the store has no genesis record to open it from (its seq 1 is not one, and there is no %s: "+
+			"a store made before origins, or retention deleted seq 1 and the copy is lost)", path, signer.ErrNotSealed, agent.GenesisFile)
+	case g.Details.SealedK0 == "":
 		return nil, nil, fmt.Errorf("--identity %s: %w (it was created without TAILSEAL_VERIFY_RECIPIENT; give K0 with TAILSEAL_VERIFY_KEY)", path, signer.ErrNotSealed)
 	}
 	ids, err := signer.ReadIdentities(path)
@@ -203,31 +305,47 @@ func openSealedK0(path string, g *agent.Genesis) ([]byte, []string, error) {
 	return k0, []string{"K0 opened from the genesis record with the identity in " + path}, nil
 }
 
-// checkpointVerifier returns the checkpoint verifier: given, or kept in
-// keys/, or named by the genesis record (which whoever could rewrite the
-// store could rewrite too: TAILSEAL_VERIFIER is the trusted one).
-func checkpointVerifier(cfg *config.Config, g *agent.Genesis) (note.Verifier, []string, error) {
-	vkey, src := cfg.Verifier, "TAILSEAL_VERIFIER"
-	var notes []string
-	if vkey == "" {
-		src = filepath.Join(cfg.DataDir, agent.KeysDir, agent.NotePubFile)
-		b, err := os.ReadFile(src)
-		switch {
-		case err == nil:
-			vkey = string(b)
-			notes = append(notes, "using the checkpoint verifier key in "+src)
-		case g != nil && g.Details.CheckpointVerifier != "":
-			vkey, src = g.Details.CheckpointVerifier, "the genesis record's checkpoint_verifier"
-			notes = append(notes, "using the checkpoint verifier key the genesis record names; set TAILSEAL_VERIFIER to the one you trust")
-		default:
-			return nil, []string{"no TAILSEAL_VERIFIER: checkpoint signatures are not checked"}, nil
+// checkpointVerifiers returns the checkpoint verifier keys: the trusted
+// ones given (over a collector's origins, those no other origin's genesis
+// names), or the one kept in keys/, or the one the genesis record names
+// (which whoever could rewrite the store could rewrite too:
+// TAILSEAL_VERIFIER is the trusted one).
+func (k *keyring) checkpointVerifiers(dataDir, origin string, g *agent.Genesis) ([]note.Verifier, []string, error) {
+	if len(k.trusted) > 0 {
+		var mine []note.Verifier
+		for _, v := range k.trusted {
+			if owners := k.owners[signer.KeyID(v)]; len(owners) == 0 || slices.Contains(owners, origin) {
+				mine = append(mine, v)
+			}
 		}
+		if len(mine) == 0 {
+			named := "no key"
+			if g != nil {
+				named = g.Details.CheckpointVerifier
+			}
+			return nil, nil, fmt.Errorf("%w: TAILSEAL_VERIFIER holds no key for this origin: each key listed is another origin's, and its genesis names %s "+
+				"(add the origin's keys/checkpoint.pub to the list)", verify.ErrWrongVerifier, named)
+		}
+		return mine, nil, nil
+	}
+	var notes []string
+	src := filepath.Join(dataDir, agent.KeysDir, agent.NotePubFile)
+	b, err := os.ReadFile(src)
+	vkey := string(b)
+	switch {
+	case err == nil:
+		notes = append(notes, "using the checkpoint verifier key in "+src)
+	case g != nil && g.Details.CheckpointVerifier != "":
+		vkey, src = g.Details.CheckpointVerifier, "the genesis record's checkpoint_verifier"
+		notes = append(notes, "using the checkpoint verifier key the genesis record names; set TAILSEAL_VERIFIER to the one you trust")
+	default:
+		return nil, []string{"no TAILSEAL_VERIFIER: checkpoint signatures are not checked"}, nil
 	}
 	v, err := note.NewVerifier(strings.TrimSpace(vkey))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: not a signed-note verifier key (name+hash+base64): %w", src, err)
 	}
-	return v, notes, nil
+	return []note.Verifier{v}, notes, nil
 }
 
 // diskBytes is the size on disk of the store's segments.

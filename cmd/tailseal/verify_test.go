@@ -610,8 +610,14 @@ func TestRetentionIsNotTampering(t *testing.T) {
 	p := e.start()
 	w.write(12000) // about 4 MB: several rotated, compressed segments
 	e.waitStored(12000)
-	p.stop(t)
 	storeDir := filepath.Join(e.dataDir, "store")
+	// Compression runs behind the rotations; on a loaded machine a stop
+	// right away leaves the last ones for the next start.
+	waitFor(t, "3 compressed segments", 20*time.Second, func() bool {
+		gz, _ := filepath.Glob(filepath.Join(storeDir, "*.jsonl.gz"))
+		return len(gz) >= 3
+	})
+	p.stop(t)
 	gz, _ := filepath.Glob(filepath.Join(storeDir, "*.jsonl.gz"))
 	if len(gz) < 3 {
 		t.Fatalf("%d compressed segments, want 3 or more", len(gz))

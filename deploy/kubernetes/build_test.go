@@ -21,6 +21,9 @@ type built struct {
 	secrets   []corev1.Secret
 	pvcs      []corev1.PersistentVolumeClaim
 	services  []corev1.Service
+	// With the monitoring component (monitoring_test.go).
+	podMonitors     []podMonitor
+	prometheusRules []prometheusRule
 }
 
 // workload is the part of a Deployment or a StatefulSet that the checks
@@ -93,6 +96,14 @@ func build(t *testing.T, fsys filesys.FileSystem, dir string) built {
 			var s corev1.Service
 			strict(&s)
 			b.services = append(b.services, s)
+		case "PodMonitor":
+			var p podMonitor
+			strict(&p)
+			b.podMonitors = append(b.podMonitors, p)
+		case "PrometheusRule":
+			var p prometheusRule
+			strict(&p)
+			b.prometheusRules = append(b.prometheusRules, p)
 		default:
 			t.Errorf("%s: a kind this test does not decode; add it", id)
 		}

@@ -1,8 +1,11 @@
 // Package kubernetes holds the example manifests: base/, a kustomize
-// Component with the one Secret and the tailseal native sidecar, and one
-// overlay per way to run it under overlays/. Its test builds every overlay
-// with kustomize, decodes the result strictly into the Kubernetes API types
-// and checks what a sidecar needs.
+// Component with the one Secret and the tailseal native sidecar, one
+// overlay per way to run it under overlays/, and monitoring/, an optional
+// Component with a PodMonitor and the alerting rules as a PrometheusRule
+// (Prometheus Operator). Its test builds every overlay with kustomize,
+// with and without monitoring, decodes the result strictly into the
+// Kubernetes API types (the operator's into local types) and checks what
+// a sidecar needs.
 package kubernetes
 
 import (
@@ -71,11 +74,14 @@ func TestOverlayList(t *testing.T) {
 }
 
 // TestEveryManifestIsUsed: no YAML file lies around that no overlay builds
-// from, such as a flat manifest left over from before the overlays.
+// from (alone, or with the optional monitoring component), such as a flat
+// manifest left over from before the overlays.
 func TestEveryManifestIsUsed(t *testing.T) {
 	fsys := readRecorder{filesys.MakeFsOnDisk(), map[string]bool{}}
 	for name := range overlays {
 		build(t, fsys, filepath.Join("overlays", name))
+		mem, dir := withMonitoring(t, name)
+		build(t, readRecorder{mem, fsys.read}, dir)
 	}
 	err := filepath.WalkDir(".", func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") && !strings.HasSuffix(p, ".yml") {

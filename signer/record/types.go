@@ -53,6 +53,9 @@ type RetentionDetails struct {
 	DeletedThrough uint64   `json:"deleted_through"`
 	Segments       []string `json:"segments"`
 	Reason         string   `json:"reason"`
+	// Genesis is the SHA-256 (standard base64) of the store's genesis
+	// record, whose copy (genesis.json) speaks for it once it is deleted.
+	Genesis string `json:"genesis,omitempty"`
 }
 
 // ParseRetention returns the details of a retention record line.

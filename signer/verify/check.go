@@ -38,9 +38,13 @@ type verifier struct {
 	sawEpochs  bool // a trusted record past epoch 0 or a seal: the agent seals every epoch
 	// What trusted index records attest: segment NUL digest, and segment.
 	attested, attestedSeg map[string]bool
-	sawSeq1               bool           // the store holds seq 1
-	genesisAt1            bool           // and it is a trusted genesis record
+	sawSeq1               bool   // the store holds seq 1
+	genesisAt1            bool   // and it is a trusted genesis record
+	genesisSeg            string // where the trusted genesis is: a segment, or genesis.json
+	genesisLine           int
 	noteOrigins           map[string]int // origin of the checkpoints: first line naming it
+	retainedGenesis       string         // the genesis hash trusted retention records name
+	firstSeq              uint64         // of the first record read
 
 	keys   *epochKeys // nil: signatures are not checked
 	probe  *epochKeys // the key probe's, until it has decided
@@ -54,7 +58,7 @@ type verifier struct {
 }
 
 func newVerifier(opt Options) *verifier {
-	v := &verifier{opt: opt, sum: &Summary{Signatures: opt.K0 != nil, Notes: opt.Verifier != nil},
+	v := &verifier{opt: opt, sum: &Summary{Signatures: opt.K0 != nil, Notes: len(opt.Verifiers) > 0},
 		ahead: map[uint64][32]byte{}, want: map[uint64]checkpointAt{}, attested: map[string]bool{}, attestedSeg: map[string]bool{},
 		noteOrigins: map[string]int{}}
 	v.spare = &v.items[0]
@@ -310,6 +314,9 @@ func (v *verifier) retained(line []byte) {
 		return
 	}
 	v.sum.RetainedThrough = max(v.sum.RetainedThrough, d.DeletedThrough)
+	if d.Genesis != "" {
+		v.retainedGenesis = d.Genesis
+	}
 	if v.startGap != nil && d.DeletedThrough >= v.startGap.Seq-1 {
 		v.startGap = nil
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/tailseal/tailseal/signer"
 	"golang.org/x/mod/sumdb/note"
@@ -40,8 +41,8 @@ func (v *verifier) loadCheckpoints(src Source) error {
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("read checkpoints: %w", err)
 	}
-	if v.opt.Verifier != nil && good == 0 && unknown > 0 && unknown == len(bad) {
-		return fmt.Errorf("%w (it names %s+%08x)", ErrWrongVerifier, v.opt.Verifier.Name(), v.opt.Verifier.KeyHash())
+	if len(v.opt.Verifiers) > 0 && good == 0 && unknown > 0 && unknown == len(bad) {
+		return fmt.Errorf("%w (%s)", ErrWrongVerifier, trustedKeys(v.opt.Verifiers))
 	}
 	v.sum.Checkpoints = n
 	v.sum.Findings = append(v.sum.Findings, bad...)
@@ -98,12 +99,24 @@ func (v *verifier) checkpoint(n int, line []byte) (badCheckpoint, bool) {
 
 // openNote verifies a note with the verifier, or only parses it without one.
 func (v *verifier) openNote(signed string) (signer.Checkpoint, error) {
-	if v.opt.Verifier != nil {
-		return signer.OpenCheckpoint(signed, v.opt.Verifier)
+	if len(v.opt.Verifiers) > 0 {
+		return signer.OpenCheckpoint(signed, v.opt.Verifiers...)
 	}
 	text, _, ok := bytes.Cut([]byte(signed), []byte("\n\n"))
 	if !ok {
 		return signer.Checkpoint{}, fmt.Errorf("%w: not a signed note", signer.ErrBadCheckpoint)
 	}
 	return signer.ParseCheckpoint(string(text) + "\n")
+}
+
+// trustedKeys names the verifier keys for an error message.
+func trustedKeys(vs []note.Verifier) string {
+	if len(vs) == 1 {
+		return "it names " + signer.KeyID(vs[0])
+	}
+	ids := make([]string, len(vs))
+	for i, k := range vs {
+		ids[i] = signer.KeyID(k)
+	}
+	return "the trusted keys are " + strings.Join(ids, ", ")
 }

@@ -28,6 +28,7 @@ func (v *verifier) genesis(it *item, h [32]byte) {
 		return
 	}
 	v.genesisAt1 = true
+	v.genesisSeg, v.genesisLine = it.seg.Name, it.lineNo
 	v.lastSeal = d.NextEpoch
 	v.sawEpochs = v.sawEpochs || d.NextEpoch > 0
 	v.sum.Origin, v.sum.Genesis = d.Origin, base64.StdEncoding.EncodeToString(h[:])
@@ -41,6 +42,18 @@ func (v *verifier) genesis(it *item, h [32]byte) {
 // holds (retention deleted seq 1), then the checkpoints' origins.
 func (v *verifier) checkGenesis() {
 	g := v.opt.Genesis
+	if !v.sawSeq1 && v.retainedGenesis != "" {
+		h := sha256.Sum256(g)
+		switch {
+		case g == nil:
+			v.sum.Findings = append(v.sum.Findings, Finding{Segment: genesisFile, Seq: 1, Kind: Deleted,
+				Detail: "retention deleted the genesis record (sha256 " + v.retainedGenesis + ") and its copy is missing: the store's origin and sealed K0 are lost"})
+		case base64.StdEncoding.EncodeToString(h[:]) != v.retainedGenesis:
+			v.sum.Findings = append(v.sum.Findings, Finding{Segment: genesisFile, Seq: 1, Kind: Edited,
+				Detail: "the copy is not the genesis record the retention record names (sha256 " + v.retainedGenesis + ")"})
+			g = nil
+		}
+	}
 	if !v.genesisAt1 && g != nil {
 		bad := func(kind, detail string) {
 			v.sum.Findings = append(v.sum.Findings, Finding{Segment: genesisFile, Seq: 1, Kind: kind, Detail: detail})
@@ -55,17 +68,27 @@ func (v *verifier) checkGenesis() {
 		case v.keys != nil && (p.epoch != 0 || !(&epochKeys{k0: v.opt.K0}).verifies(&p)):
 			bad(BadSignature, "the genesis record's signature does not verify under K0")
 		default:
+			v.genesisSeg = genesisFile
 			h := sha256.Sum256(g)
 			v.sum.Origin, v.sum.Genesis = d.Origin, base64.StdEncoding.EncodeToString(h[:])
 		}
 	}
-	if v.sum.Origin == "" {
+	want := v.opt.Origin
+	if v.sum.Origin != "" && want != "" && v.sum.Origin != want {
+		v.sum.Findings = append(v.sum.Findings, Finding{Segment: v.genesisSeg, Line: v.genesisLine, Seq: 1, Kind: WrongOrigin,
+			Detail: fmt.Sprintf("the genesis record names origin %q; this store is kept as origin %q's", v.sum.Origin, want)})
+	}
+	kind, whose := WrongOrigin, "this store is kept as origin %q's"
+	if v.sum.Origin != "" {
+		want, kind, whose = v.sum.Origin, BadCheckpoint, "this store's genesis names %q"
+	}
+	if want == "" {
 		return
 	}
 	for _, o := range slices.Sorted(maps.Keys(v.noteOrigins)) {
-		if o != v.sum.Origin {
-			v.sum.Findings = append(v.sum.Findings, Finding{Segment: "checkpoints.jsonl", Line: v.noteOrigins[o], Kind: BadCheckpoint,
-				Detail: fmt.Sprintf("the checkpoint names origin %q; this store's genesis names %q", o, v.sum.Origin)})
+		if o != want {
+			v.sum.Findings = append(v.sum.Findings, Finding{Segment: "checkpoints.jsonl", Line: v.noteOrigins[o], Kind: kind,
+				Detail: fmt.Sprintf("the checkpoint names origin %q; "+whose, o, want)})
 		}
 	}
 }

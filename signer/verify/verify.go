@@ -40,6 +40,7 @@ const (
 	EpochBackwards = "epoch backwards"
 	SealMissing    = "seal missing"
 	Unreadable     = "segment unreadable"
+	WrongOrigin    = "wrong origin" // the store is another origin's than expected (Options.Origin)
 )
 
 // Source is a store as the verifier reads it: its segments of lines and
@@ -65,9 +66,12 @@ type Segment struct {
 
 // Options say what to verify and with which keys.
 type Options struct {
-	Source   Source
-	K0       []byte        // nil: signatures are not checked
-	Verifier note.Verifier // nil: checkpoint signatures are not checked
+	Source Source
+	K0     []byte // nil: signatures are not checked
+	// Verifiers are the trusted checkpoint verifier keys: a checkpoint
+	// verifies when one of them signed it. None: checkpoint signatures
+	// are not checked.
+	Verifiers []note.Verifier
 
 	// The end of the store is held to the clock when Now is set: a store
 	// must end with a clean-stop record, unless AgentRunning (an agent
@@ -88,6 +92,16 @@ type Options struct {
 	// (genesis.json), nil when there is none: it must be the store's seq
 	// 1, and it names the store's origin when retention deleted that.
 	Genesis []byte
+	// K0FromGenesis says K0 was opened from Genesis: when the store no
+	// longer holds seq 1 and K0 verifies none of its first records, the
+	// copy is not this store's genesis, a finding, and signatures go
+	// unchecked (rather than ErrWrongKey).
+	K0FromGenesis bool
+
+	// Origin is the origin the store is expected to be (a collector keeps
+	// each origin's store under its name), "" for any: a genesis or a
+	// checkpoint naming another is a finding.
+	Origin string
 }
 
 // Finding is one thing wrong, with its place.
@@ -135,6 +149,27 @@ var (
 // within a few thousand lines with ctx.Err() and no summary: a check cut
 // short says nothing about the store.
 func Run(ctx context.Context, opt Options) (*Summary, error) {
+	sum, err := run(ctx, opt)
+	var ck errCopyKey
+	if errors.As(err, &ck) {
+		// The checks so far used a key that is not the store's: again
+		// without it, and the copy it came from is the finding.
+		opt.K0 = nil
+		if sum, err = run(ctx, opt); err == nil {
+			sum.Findings = append([]Finding{{Segment: genesisFile, Seq: 1, Kind: Edited,
+				Detail: fmt.Sprintf("the K0 sealed in the genesis copy verifies none of the first %d records: the copy is not this store's genesis; signatures are not checked", ck.probed)}},
+				sum.Findings...)
+		}
+	}
+	return sum, err
+}
+
+// errCopyKey: K0 from the genesis copy verifies none of the first records.
+type errCopyKey struct{ probed int }
+
+func (e errCopyKey) Error() string { return "the genesis copy's K0 is not this store's" }
+
+func run(ctx context.Context, opt Options) (*Summary, error) {
 	segs, err := opt.Source.Segments()
 	if err != nil {
 		return nil, err
@@ -234,6 +269,9 @@ func (v *verifier) probeKey(p parsed) error {
 	if v.probe == nil || !p.ok {
 		return nil
 	}
+	if v.probed == 0 {
+		v.firstSeq = p.seq
+	}
 	v.probed++
 	if v.probe.verifies(&p) {
 		v.probe = nil // the key is right
@@ -249,6 +287,9 @@ func (v *verifier) probeKey(p parsed) error {
 func (v *verifier) keyVerdict() error {
 	if v.probe == nil || v.probed == 0 {
 		return nil
+	}
+	if v.opt.K0FromGenesis && v.firstSeq > 1 {
+		return errCopyKey{probed: v.probed}
 	}
 	return fmt.Errorf("%w: none of the first %d records verifies with it (is it the K0 printed by `tailseal keygen` for this data dir?)", ErrWrongKey, v.probed)
 }

@@ -1,5 +1,5 @@
 // Package alert evaluates alert rules over the stored events and notifies
-// channels (Slack, Discord, email) at least once. It is a sink: it reads
+// channels (Slack, Discord, email, Alertmanager) at least once. It is a sink: it reads
 // the store through its own cursor, and its state (the recent errors, what
 // is firing, when it was last sent, the notifications not yet delivered)
 // is one file written atomically, so a restart neither re-sends nor
@@ -32,16 +32,25 @@ type Alert struct {
 	// Origin names the store the alert is about, Host the machine (or
 	// pod) of the agent that raised it; they may be equal, and every
 	// channel shows both.
-	Origin string    `json:"origin"`
-	Host   string    `json:"host"`
-	Rule   string    `json:"rule"`   // "error_threshold" or "performance:<operation>"
-	Status string    `json:"status"` // firing, still firing, resolved
-	Title  string    `json:"title"`
-	Text   string    `json:"text"` // one paragraph: the counts and the window
-	Count  int       `json:"count"`
-	Window string    `json:"window"`
-	First  string    `json:"first_event,omitempty"` // timestamps of the first and last event counted
-	Last   string    `json:"last_event,omitempty"`
+	Origin string `json:"origin"`
+	Host   string `json:"host"`
+	Rule   string `json:"rule"`   // RuleErrorThreshold or RulePerformance + the operation
+	Status string `json:"status"` // firing, still firing, resolved
+	Title  string `json:"title"`
+	Text   string `json:"text"` // one paragraph: the counts and the window
+	Count  int    `json:"count"`
+	// AtLeast: Count is a lower bound (the engine keeps only the latest
+	// errors, as many as the threshold).
+	AtLeast bool   `json:"count_at_least,omitempty"`
+	Window  string `json:"window"`
+	// First and Last are the timestamps of the first and last event
+	// counted; for a resolved alert, of the errors counted while it fired.
+	First string `json:"first_event,omitempty"`
+	Last  string `json:"last_event,omitempty"`
+	// Since is when the rule began to fire (for a resolved alert too).
+	Since time.Time `json:"since,omitzero"`
+	// Link is Options.Link for this alert; "" when none is configured.
+	Link   string    `json:"link,omitempty"`
 	Recent []string  `json:"recent,omitempty"` // recent error messages, anonymized as stored
 	Time   time.Time `json:"time"`
 }
@@ -61,6 +70,14 @@ type Notifier interface {
 	Notify(ctx context.Context, a Alert) error
 }
 
+// Refresher is a channel that forgets a firing alert it has not heard of
+// for a while (Alertmanager resolves it after its resolve_timeout): every
+// RefreshEvery while a rule fires, its last notification is queued again
+// for that channel, in the same outbox.
+type Refresher interface {
+	RefreshEvery() time.Duration
+}
+
 // Options configure the rules.
 type Options struct {
 	// Origin and Host name the agent in every alert (see Alert); both are
@@ -73,8 +90,12 @@ type Options struct {
 	// PerfFactor: an operation's p95 over the window above PerfFactor × its
 	// baseline p95 fires; 0 disables the rule.
 	PerfFactor float64
-	StateDir   string
-	Log        *slog.Logger
+	// Link, when set, goes into every alert (TAILSEAL_ALERT_LINK: a
+	// dashboard, a runbook); {origin} in it is replaced by the origin,
+	// query-escaped.
+	Link     string
+	StateDir string
+	Log      *slog.Logger
 	// Clock drives the rule tick, the delivery backoff and dead letters'
 	// time; nil is clock.Real.
 	Clock clock.Clock
@@ -99,17 +120,25 @@ type ruleState struct {
 	Firing   bool      `json:"firing"`
 	Since    time.Time `json:"since,omitempty"`
 	LastSent time.Time `json:"last_sent,omitempty"`
+	// First and Last: timestamps of the first and the latest event counted
+	// since it fired, for the resolved notice.
+	First string `json:"first_event,omitempty"`
+	Last  string `json:"last_event,omitempty"`
 }
 
 type perfOp struct {
 	Baseline float64   `json:"baseline_p95"`
 	Window   []float64 `json:"window"` // durations of the current window
+	// WindowFirst and WindowLast: timestamps of the window's first and last sample.
+	WindowFirst string `json:"window_first,omitempty"`
+	WindowLast  string `json:"window_last,omitempty"`
 	ruleState
 }
 
 type outboxEntry struct {
 	Channel string `json:"channel"`
 	Alert   Alert  `json:"alert"`
+	Refresh bool   `json:"refresh,omitempty"` // queued again for a Refresher
 }
 
 // state is the file state/alerts.json.
@@ -121,6 +150,10 @@ type state struct {
 	WindowEnd time.Time          `json:"perf_window_end"`
 	Outbox    []outboxEntry      `json:"outbox"`
 	NextID    uint64             `json:"next_id"`
+	// Active is the last notification of each rule that fires, and
+	// Refreshed when each Refresher channel last had them queued again.
+	Active    map[string]Alert     `json:"active,omitempty"`
+	Refreshed map[string]time.Time `json:"refreshed,omitempty"`
 }
 
 // Engine is the alert sink.
@@ -134,10 +167,14 @@ type Engine struct {
 	finish   chan struct{} // closed by Finish
 	finOnce  sync.Once
 	// Fired counts notifications queued, by status.
-	Fired       sync.Map // status -> *atomic.Uint64
-	Delivered   atomic.Uint64
-	DeadLetters atomic.Uint64
-	stopped     sync.Map // channel name -> bool
+	Fired   sync.Map // status -> *atomic.Uint64
+	counts  map[string]*channelCounts
+	stopped sync.Map // channel name -> bool
+}
+
+// channelCounts are one channel's notifications by result.
+type channelCounts struct {
+	Delivered, Refreshed, DeadLettered atomic.Uint64
 }
 
 // New loads the state from opt.StateDir.
@@ -150,7 +187,10 @@ func New(opt Options, channels []Notifier) (*Engine, error) {
 		opt.Now = opt.Clock.Now
 	}
 	e := &Engine{opt: opt, path: filepath.Join(opt.StateDir, "alerts.json"), channels: channels, wake: make(chan struct{}, 1),
-		finish: make(chan struct{})}
+		finish: make(chan struct{}), counts: map[string]*channelCounts{}}
+	for _, c := range channels {
+		e.counts[c.Name()] = new(channelCounts)
+	}
 	b, err := os.ReadFile(e.path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -163,6 +203,12 @@ func New(opt Options, channels []Notifier) (*Engine, error) {
 	}
 	if e.st.Perf == nil {
 		e.st.Perf = map[string]*perfOp{}
+	}
+	if e.st.Active == nil {
+		e.st.Active = map[string]Alert{}
+	}
+	if e.st.Refreshed == nil {
+		e.st.Refreshed = map[string]time.Time{}
 	}
 	for i := range e.st.Outbox { // queued by an agent whose alerts did not name it
 		if a := &e.st.Outbox[i].Alert; a.Origin == "" {
@@ -211,6 +257,10 @@ func (e *Engine) Deliver(_ context.Context, b sinks.Batch) error {
 				if len(op.Window) < 10_000 {
 					op.Window = append(op.Window, d)
 				}
+				if op.WindowFirst == "" {
+					op.WindowFirst = record.Text(h.Timestamp)
+				}
+				op.WindowLast = record.Text(h.Timestamp)
 			}
 		}
 	}
@@ -225,7 +275,9 @@ func (e *Engine) Tick() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	before := len(e.st.Outbox)
-	changed := e.evaluate(e.opt.Now())
+	now := e.opt.Now()
+	changed := e.evaluate(now)
+	changed = e.refresh(now) || changed
 	if !changed && len(e.st.Outbox) == before {
 		return nil
 	}
@@ -244,9 +296,13 @@ func (e *Engine) evaluate(now time.Time) bool {
 		}
 	}
 	r := &e.st.Errs
+	if r.Firing && len(in) > 0 {
+		r.Last = in[len(in)-1].Stamp
+	}
 	switch {
 	case len(in) >= e.opt.Threshold && !r.Firing:
 		r.Firing, r.Since, r.LastSent = true, now, now
+		r.First, r.Last = in[0].Stamp, in[len(in)-1].Stamp
 		e.queue(now, e.errorAlert(Firing, in, now))
 		changed = true
 	case len(in) >= e.opt.Threshold && now.Sub(r.LastSent) >= e.opt.Cooldown:
@@ -265,7 +321,9 @@ func (e *Engine) evaluate(now time.Time) bool {
 }
 
 func (e *Engine) errorAlert(status string, in []errEvent, now time.Time) Alert {
-	a := Alert{Rule: "error_threshold", Status: status, Count: len(in), Window: e.opt.Window.String(), Time: now}
+	keep := max(e.opt.Threshold, recentMessages)
+	a := Alert{Rule: RuleErrorThreshold, Status: status, Count: len(in), AtLeast: len(in) >= keep, Window: e.opt.Window.String(),
+		Since: e.st.Errs.Since, Time: now}
 	switch status {
 	case Resolved:
 		a.Title = "Resolved: errors are back under the threshold"
@@ -273,14 +331,18 @@ func (e *Engine) errorAlert(status string, in []errEvent, now time.Time) Alert {
 			len(in), e.opt.Window, e.opt.Threshold, e.st.Errs.Since.UTC().Format(time.RFC3339))
 	default:
 		a.Title = fmt.Sprintf("%d errors in %s (threshold %d)", len(in), e.opt.Window, e.opt.Threshold)
-		if len(in) >= max(e.opt.Threshold, recentMessages) {
+		if a.AtLeast {
 			a.Title = fmt.Sprintf("At least %d errors in %s (threshold %d)", len(in), e.opt.Window, e.opt.Threshold)
 		}
 		a.Text = fmt.Sprintf("Rule error_threshold is %s: %d or more error events within %s (threshold %d). Next reminder after %s.",
 			status, len(in), e.opt.Window, e.opt.Threshold, e.opt.Cooldown)
 	}
-	if len(in) > 0 {
+	if status == Resolved {
+		a.First, a.Last = e.st.Errs.First, e.st.Errs.Last
+	} else if len(in) > 0 {
 		a.First, a.Last = in[0].Stamp, in[len(in)-1].Stamp
+	}
+	if len(in) > 0 {
 		for i := len(in) - 1; i >= 0 && len(a.Recent) < recentMessages; i-- {
 			if in[i].Message != "" {
 				a.Recent = append(a.Recent, in[i].Message)
@@ -305,13 +367,15 @@ func (e *Engine) evaluatePerf(now time.Time) bool {
 	for _, name := range slices.Sorted(maps.Keys(e.st.Perf)) {
 		op := e.st.Perf[name]
 		n := len(op.Window)
+		first, last := op.WindowFirst, op.WindowLast
+		op.WindowFirst, op.WindowLast = "", ""
 		if n < minPerfSamples {
 			op.Window = op.Window[:0]
 			continue
 		}
 		p95 := record.Percentile(slices.Sorted(slices.Values(op.Window)), 95)
 		op.Window = op.Window[:0]
-		a := Alert{Rule: "performance:" + name, Count: n, Window: e.opt.Window.String(), Time: now}
+		a := Alert{Rule: RulePerformance + name, Count: n, Window: e.opt.Window.String(), First: first, Last: last, Time: now}
 		degraded := op.Baseline > 0 && p95 > e.opt.PerfFactor*op.Baseline
 		switch {
 		case op.Baseline == 0:
@@ -325,6 +389,7 @@ func (e *Engine) evaluatePerf(now time.Time) bool {
 			if a.Status == Firing {
 				op.Since = now
 			}
+			a.Since = op.Since
 			a.Title = fmt.Sprintf("%s is slow: p95 %.1f ms, %.1f× its baseline", name, p95, p95/op.Baseline)
 			a.Text = fmt.Sprintf("Over the last %s, %d %s operations had a p95 of %.1f ms against a baseline p95 of %.1f ms (threshold %.1f×).",
 				e.opt.Window, n, name, p95, op.Baseline, e.opt.PerfFactor)
@@ -333,7 +398,7 @@ func (e *Engine) evaluatePerf(now time.Time) bool {
 			op.Baseline = 0.8*op.Baseline + 0.2*p95
 			if op.Firing {
 				op.Firing, op.LastSent = false, now
-				a.Status = Resolved
+				a.Status, a.Since = Resolved, op.Since
 				a.Title = fmt.Sprintf("Resolved: %s p95 is back to %.1f ms", name, p95)
 				a.Text = fmt.Sprintf("Over the last %s, %d %s operations had a p95 of %.1f ms (baseline %.1f ms).", e.opt.Window, n, name, p95, op.Baseline)
 				e.queue(now, a)
@@ -343,13 +408,25 @@ func (e *Engine) evaluatePerf(now time.Time) bool {
 	return true
 }
 
-// queue adds the alert to every channel's outbox.
+// queue adds the alert to every channel's outbox, and keeps it as the
+// rule's active alert while the rule fires.
 func (e *Engine) queue(now time.Time, a Alert) {
 	e.st.NextID++
 	a.ID = fmt.Sprintf("alert-%d", e.st.NextID)
 	a.Origin, a.Host, a.Time = e.opt.Origin, e.opt.Host, now
+	if e.opt.Link != "" {
+		a.Link = link(e.opt.Link, a.Origin)
+	}
 	for _, c := range e.channels {
 		e.st.Outbox = append(e.st.Outbox, outboxEntry{Channel: c.Name(), Alert: a})
+		if _, ok := c.(Refresher); ok {
+			e.st.Refreshed[c.Name()] = now // it has just heard of it
+		}
+	}
+	if a.Status == Resolved {
+		delete(e.st.Active, a.Rule)
+	} else {
+		e.st.Active[a.Rule] = a
 	}
 	n, _ := e.Fired.LoadOrStore(a.Status, new(atomic.Uint64))
 	n.(*atomic.Uint64).Add(1)
@@ -360,154 +437,42 @@ func (e *Engine) queue(now time.Time, a Alert) {
 	}
 }
 
+// refresh queues the active alerts again for each Refresher channel whose
+// RefreshEvery has passed, unless one of the rule's notifications is
+// still pending for it (that one says the rule fires). It reports whether
+// it queued anything.
+func (e *Engine) refresh(now time.Time) bool {
+	if len(e.st.Active) == 0 {
+		return false
+	}
+	queued := false
+	for _, c := range e.channels {
+		r, ok := c.(Refresher)
+		if !ok || now.Sub(e.st.Refreshed[c.Name()]) < r.RefreshEvery() {
+			continue
+		}
+		e.st.Refreshed[c.Name()] = now
+		for _, rule := range slices.Sorted(maps.Keys(e.st.Active)) {
+			if slices.ContainsFunc(e.st.Outbox, func(o outboxEntry) bool { return o.Channel == c.Name() && o.Alert.Rule == rule }) {
+				continue
+			}
+			e.st.Outbox = append(e.st.Outbox, outboxEntry{Channel: c.Name(), Alert: e.st.Active[rule], Refresh: true})
+		}
+		queued = true
+	}
+	if queued {
+		select {
+		case e.wake <- struct{}{}:
+		default:
+		}
+	}
+	return queued
+}
+
 func (e *Engine) save() error {
 	b, err := json.Marshal(&e.st)
 	if err != nil {
 		return err
 	}
 	return atomicfile.WriteFile(e.path, b, 0o600)
-}
-
-// Finish tells Run that no record will come any more (the agent
-// stopped, and the engine's Runner delivered it what was stored): Run
-// stops evaluating and returns nil once every channel has delivered its
-// outbox or stopped. A channel that keeps failing keeps Run retrying
-// until ctx ends, so the caller bounds the wait with ctx.
-func (e *Engine) Finish() { e.finOnce.Do(func() { close(e.finish) }) }
-
-// Pending is how many notifications each channel has not delivered yet.
-func (e *Engine) Pending() map[string]int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	n := make(map[string]int, len(e.channels))
-	for _, c := range e.channels {
-		n[c.Name()] = 0
-	}
-	for _, o := range e.st.Outbox {
-		n[o.Channel]++
-	}
-	return n
-}
-
-// Run delivers the outbox to the channels, one goroutine per channel, and
-// ticks the rules, until ctx ends or, after Finish, the outbox is
-// delivered.
-func (e *Engine) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	wakes := make([]chan struct{}, len(e.channels))
-	for i, c := range e.channels {
-		wakes[i] = make(chan struct{}, 1)
-		wakes[i] <- struct{}{} // deliver what a previous run left
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e.deliverLoop(ctx, c, wakes[i])
-		}()
-	}
-	tick := e.opt.Clock.NewTicker(max(e.opt.Window/20, 100*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			wg.Wait()
-			return ctx.Err()
-		case <-e.finish:
-			wg.Wait()
-			return ctx.Err() // nil unless ctx ended while a channel still had its outbox
-		case <-tick.C():
-			if err := e.Tick(); err != nil {
-				e.opt.Log.Error("alerts: cannot save state", "error", err)
-			}
-		case <-e.wake:
-		}
-		for _, w := range wakes {
-			select {
-			case w <- struct{}{}:
-			default:
-			}
-		}
-	}
-}
-
-// deliverLoop sends the channel's outbox entries in order.
-func (e *Engine) deliverLoop(ctx context.Context, c Notifier, wake <-chan struct{}) {
-	log := e.opt.Log.With("channel", c.Name())
-	wait := time.Second
-	for {
-		e.mu.Lock()
-		i := slices.IndexFunc(e.st.Outbox, func(o outboxEntry) bool { return o.Channel == c.Name() })
-		var a Alert
-		if i >= 0 {
-			a = e.st.Outbox[i].Alert
-		}
-		e.mu.Unlock()
-		if i < 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-wake:
-				continue
-			case <-e.finish:
-				return // nothing pending: nothing to wait for
-			}
-		}
-		err := c.Notify(ctx, a)
-		var perm *sinks.Permanent
-		switch {
-		case ctx.Err() != nil:
-			return
-		case errors.Is(err, sinks.ErrStopped):
-			e.stopped.Store(c.Name(), true)
-			log.Error("ALERT CHANNEL STOPPED: it refuses for good; alerts for it are kept in state/alerts.json until it is fixed and the agent restarted", "error", err)
-			return
-		case errors.As(err, &perm):
-			e.DeadLetters.Add(1)
-			body, _ := json.Marshal(a)
-			if derr := sinks.DeadLetterAt(e.opt.Now(), e.opt.StateDir, "alerts-"+c.Name(), perm.Reason, sinks.Batch{Lines: [][]byte{body}}); derr != nil {
-				log.Error("alerts: cannot write dead letter", "error", derr)
-			}
-			log.Error("alert refused; dead-lettered", "alert", a.ID, "reason", perm.Reason)
-		case err != nil:
-			log.Warn("alert delivery failed; will retry", "alert", a.ID, "error", err, "retry_in", wait)
-			if clock.Wait(ctx, e.opt.Clock, wait) != nil {
-				return
-			}
-			wait = min(2*wait, time.Minute)
-			continue
-		default:
-			e.Delivered.Add(1)
-		}
-		wait = time.Second
-		e.mu.Lock()
-		if j := slices.IndexFunc(e.st.Outbox, func(o outboxEntry) bool { return o.Channel == c.Name() && o.Alert.ID == a.ID }); j >= 0 {
-			e.st.Outbox = slices.Delete(e.st.Outbox, j, j+1)
-		}
-		if err := e.save(); err != nil {
-			log.Error("alerts: cannot save state", "error", err)
-		}
-		e.mu.Unlock()
-	}
-}
-
-// FiredCount is how many notifications of a status were raised.
-func (e *Engine) FiredCount(status string) uint64 {
-	if n, ok := e.Fired.Load(status); ok {
-		return n.(*atomic.Uint64).Load()
-	}
-	return 0
-}
-
-// Channels names the channels.
-func (e *Engine) Channels() []string {
-	out := make([]string, len(e.channels))
-	for i, c := range e.channels {
-		out[i] = c.Name()
-	}
-	return out
-}
-
-// Stopped reports whether a channel stopped for good.
-func (e *Engine) Stopped(channel string) bool {
-	v, ok := e.stopped.Load(channel)
-	return ok && v.(bool)
 }

@@ -299,3 +299,161 @@ func TestFinish(t *testing.T) {
 		}
 	})
 }
+
+// Every alert carries where and what: the firing one its count (a lower
+// bound when capped), window, first and last event, when it began and the
+// link with the origin filled in; the resolved one the first and last
+// event of the errors it counted while it fired, and when it began.
+func TestAlertFacts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, Options{Threshold: 10, Window: time.Minute, Cooldown: time.Hour, Link: "https://grafana.example.com/d/tailseal?var-origin={origin}&x=1"})
+		defer func() { r.stop(); <-r.done }()
+		start := r.clk.now()
+		r.errors(25, time.Second)
+		r.want(Firing)
+		a := r.chans[0].got[0]
+		stamp := func(d time.Duration) string { return start.Add(d).UTC().Format(time.RFC3339Nano) }
+		if a.Count != 10 || !a.AtLeast || a.First != stamp(15*time.Second) || a.Last != stamp(24*time.Second) || a.Window != "1m0s" {
+			t.Errorf("firing: count %d (at least %v), window %s, events %s … %s", a.Count, a.AtLeast, a.Window, a.First, a.Last)
+		}
+		if !a.Since.Equal(r.clk.now()) || a.Link != "https://grafana.example.com/d/tailseal?var-origin=web-1&x=1" || a.Severity() != SeverityCritical {
+			t.Errorf("firing: since %v, link %q, severity %q", a.Since, a.Link, a.Severity())
+		}
+		var names []string
+		for _, f := range a.Facts() {
+			names = append(names, f.Name)
+		}
+		want := []string{FactOrigin, FactHost, FactRule, FactStatus, FactCount, FactWindow, FactFirst, FactLast, FactSince, FactLink}
+		if fmt.Sprint(names) != fmt.Sprint(want) {
+			t.Errorf("facts %v, want %v", names, want)
+		}
+		if f := a.Facts()[4]; f.Value != "at least 10" {
+			t.Errorf("count fact %q", f.Value)
+		}
+
+		r.clk.add(30 * time.Second)
+		r.errors(3, time.Second) // more errors while it fires: the last event moves on
+		r.clk.add(2 * time.Minute)
+		r.e.Tick()
+		r.want(Firing, Resolved)
+		res := r.chans[0].got[1]
+		if res.First != stamp(15*time.Second) || res.Last != stamp(57*time.Second) || !res.Since.Equal(a.Since) || res.Link != a.Link {
+			t.Errorf("resolved: events %s … %s, since %v, link %q; want %s … %s since %v", res.First, res.Last, res.Since, res.Link,
+				stamp(15*time.Second), stamp(57*time.Second), a.Since)
+		}
+	})
+}
+
+// refresher is a recorder that wants firing alerts again every minute.
+type refresher struct{ recorder }
+
+func (*refresher) RefreshEvery() time.Duration { return time.Minute }
+
+// A Refresher channel gets the firing alert again every RefreshEvery
+// while it fires, also after a restart, and never after it resolved;
+// other channels do not. Refreshes are counted apart.
+func TestRefresh(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := &stepClock{t: time.Date(2026, 2, 4, 12, 0, 0, 0, time.UTC)}
+		dir := t.TempDir()
+		var (
+			am    *refresher
+			slack *recorder
+			e     *Engine
+			stop  context.CancelFunc
+			done  chan struct{}
+		)
+		start := func() {
+			am, slack = &refresher{recorder{name: "alertmanager-1"}}, &recorder{name: "slack"}
+			var err error
+			e, err = New(Options{Origin: "web-1", Host: "node-a", Threshold: 3, Window: 10 * time.Minute, Cooldown: time.Hour,
+				StateDir: dir, Now: clk.now, Log: slog.New(slog.DiscardHandler)}, []Notifier{am, slack})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ctx context.Context
+			ctx, stop = context.WithCancel(context.Background())
+			done = make(chan struct{})
+			go func() { e.Run(ctx); close(done) }()
+		}
+		start()
+		b := sinks.Batch{First: 1, Last: 3}
+		for i := range 3 {
+			b.Lines = append(b.Lines, line(uint64(i+1), clk.now(), "error", `"message":"boom"`))
+		}
+		if err := e.Deliver(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		clk.add(30 * time.Second)
+		e.Tick() // not a minute yet
+		synctest.Wait()
+		if fmt.Sprint(am.statuses(), slack.statuses()) != "[firing] [firing]" {
+			t.Fatalf("before a minute: alertmanager %v, slack %v", am.statuses(), slack.statuses())
+		}
+		clk.add(31 * time.Second)
+		e.Tick()
+		synctest.Wait()
+		if fmt.Sprint(am.statuses(), slack.statuses()) != "[firing firing] [firing]" || am.got[1].ID != am.got[0].ID {
+			t.Fatalf("after a minute: alertmanager %v, slack %v", am.statuses(), slack.statuses())
+		}
+		if d, r, _ := e.Notifications("alertmanager-1"); d != 1 || r != 1 {
+			t.Errorf("alertmanager: %d delivered, %d refreshed; want 1 and 1", d, r)
+		}
+
+		stop() // a restart: the active alert is in the state file
+		<-done
+		start()
+		clk.add(time.Minute)
+		e.Tick()
+		synctest.Wait()
+		if len(am.got) != 1 || len(slack.got) != 0 {
+			t.Fatalf("after a restart: alertmanager %v, slack %v", am.statuses(), slack.statuses())
+		}
+
+		clk.add(10 * time.Minute) // the window empties: resolved, and no refresh after it
+		e.Tick()
+		clk.add(2 * time.Minute)
+		e.Tick()
+		synctest.Wait()
+		if fmt.Sprint(am.statuses(), slack.statuses()) != "[firing resolved] [resolved]" {
+			t.Fatalf("after the resolve: alertmanager %v, slack %v", am.statuses(), slack.statuses())
+		}
+		stop()
+		<-done
+	})
+}
+
+// refusingRefresher is an Alertmanager that is down.
+type refusingRefresher struct{ refusing }
+
+func (refusingRefresher) RefreshEvery() time.Duration { return time.Minute }
+
+// While a Refresher channel is down, its refreshes do not pile up: one
+// notification of the rule pending says all there is to say.
+func TestRefreshDoesNotPileUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := &stepClock{t: time.Date(2026, 2, 4, 12, 0, 0, 0, time.UTC)}
+		e, err := New(Options{Origin: "web-1", Host: "node-a", Threshold: 1, Window: time.Hour, Cooldown: time.Hour,
+			StateDir: t.TempDir(), Now: clk.now, Log: slog.New(slog.DiscardHandler)}, []Notifier{refusingRefresher{refusing{"alertmanager-1"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { e.Run(ctx); close(done) }()
+		if err := e.Deliver(ctx, sinks.Batch{First: 1, Last: 1, Lines: [][]byte{line(1, clk.now(), "error", "")}}); err != nil {
+			t.Fatal(err)
+		}
+		for range 10 {
+			clk.add(time.Minute)
+			e.Tick()
+		}
+		synctest.Wait()
+		if n := e.Pending()["alertmanager-1"]; n != 1 {
+			t.Errorf("%d notifications pending, want 1", n)
+		}
+		cancel()
+		<-done
+	})
+}

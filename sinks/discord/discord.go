@@ -61,6 +61,7 @@ type field struct {
 
 type embed struct {
 	Title       string  `json:"title"`
+	URL         string  `json:"url,omitempty"` // the title links to it
 	Description string  `json:"description"`
 	Color       int     `json:"color"`
 	Fields      []field `json:"fields,omitempty"`
@@ -80,16 +81,16 @@ func Message(a alert.Alert) []byte {
 			e.Fields = append(e.Fields, field{cut(name, FieldNameMax), cut(value, FieldValueMax), inline})
 		}
 	}
-	// First, so that trimming to the embed's limit, which drops fields
-	// from the end, keeps them.
-	add("Origin", a.Origin, true)
-	add("Host", a.Host, true)
-	add("Rule", a.Rule, true)
-	add("Status", a.Status, true)
-	add("Count", strconv.Itoa(a.Count), true)
-	add("Window", a.Window, true)
-	if a.First != "" {
-		add("Events", a.First+" … "+a.Last, false)
+	// The facts first, so that trimming to the embed's limit, which drops
+	// fields from the end, keeps them; the origin and the host lead.
+	for _, f := range a.Facts() {
+		if f.Name == alert.FactLink {
+			if utf8.RuneCountInString(f.Value) > FieldValueMax {
+				continue // a cut link leads nowhere
+			}
+			e.URL = f.Value
+		}
+		add(f.Name, f.Value, f.Name != alert.FactLink)
 	}
 	for i, m := range a.Recent {
 		add(fmt.Sprintf("Error %d", i+1), m, false)

@@ -107,23 +107,31 @@ func (n *Notifier) Name() string { return "email" }
 
 var htmlTmpl = sync.OnceValue(func() *template.Template { return template.Must(template.New("mail").Parse(mailHTML)) })
 
+// The HTML part shows what the plain-text part does: the facts
+// (alert.Facts, the link as a link) as a table.
 const mailHTML = `<!DOCTYPE html><html><body style="font-family:sans-serif">
-<h2 style="margin:0 0 8px">{{.Title}}</h2>
-<p><strong>{{.Status}}</strong> · rule <code>{{.Rule}}</code> · {{.Time.UTC.Format "2006-01-02 15:04:05"}} UTC</p>
-<p>Origin: <code>{{.Origin}}</code><br>Host: <code>{{.Host}}</code></p>
-<p>{{.Text}}</p>
-{{if .First}}<p>Events: {{.First}} … {{.Last}}</p>{{end}}
-{{if .Recent}}<p>Recent errors (anonymized as stored):</p><ul>{{range .Recent}}<li>{{.}}</li>{{end}}</ul>{{end}}
-<p style="color:#666;font-size:12px">tailseal · {{.ID}}</p>
+<h2 style="margin:0 0 8px">{{.A.Title}}</h2>
+<p><strong>{{.A.Status}}</strong> · {{.A.Time.UTC.Format "2006-01-02 15:04:05"}} UTC</p>
+<p>{{.A.Text}}</p>
+<table style="border-collapse:collapse">{{range .Facts}}
+<tr><td style="padding:2px 12px 2px 0;color:#555">{{.Name}}:</td><td><code>{{.Value}}</code></td></tr>{{end}}
+{{with .Link}}<tr><td style="padding:2px 12px 2px 0;color:#555">{{.Name}}:</td><td><a href="{{.Value}}">{{.Value}}</a></td></tr>{{end}}
+</table>
+{{if .A.Recent}}<p>Recent errors (anonymized as stored):</p><ul>{{range .A.Recent}}<li>{{.}}</li>{{end}}</ul>{{end}}
+<p style="color:#666;font-size:12px">tailseal · {{.A.ID}}</p>
 </body></html>`
 
-// Text is the plain-text part.
+// Text is the plain-text part: the title, the status, the text, one
+// line per fact (alert.Facts), the recent errors.
 func Text(a alert.Alert) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n\n%s · rule %s · %s UTC\nOrigin: %s\nHost: %s\n\n%s\n", a.Title, a.Status, a.Rule, a.Time.UTC().Format("2006-01-02 15:04:05"),
-		a.Origin, a.Host, a.Text)
-	if a.First != "" {
-		fmt.Fprintf(&b, "\nEvents: %s … %s\n", a.First, a.Last)
+	fmt.Fprintf(&b, "%s\n\n%s · %s UTC\n\n%s\n\n", a.Title, a.Status, a.Time.UTC().Format("2006-01-02 15:04:05"), a.Text)
+	facts, link := shown(a)
+	if link != nil {
+		facts = append(facts, *link)
+	}
+	for _, f := range facts {
+		fmt.Fprintf(&b, "%s: %s\n", f.Name, f.Value)
 	}
 	if len(a.Recent) > 0 {
 		b.WriteString("\nRecent errors (anonymized as stored):\n")
@@ -133,6 +141,21 @@ func Text(a alert.Alert) string {
 	}
 	fmt.Fprintf(&b, "\ntailseal · %s\n", a.ID)
 	return b.String()
+}
+
+// shown are the facts a mail lists (the status leads it already), the
+// link apart.
+func shown(a alert.Alert) (facts []alert.Fact, link *alert.Fact) {
+	for _, f := range a.Facts() {
+		switch f.Name {
+		case alert.FactStatus:
+		case alert.FactLink:
+			link = &f
+		default:
+			facts = append(facts, f)
+		}
+	}
+	return facts, link
 }
 
 // Notify sends one alert to all recipients.
@@ -153,7 +176,12 @@ func (n *Notifier) Notify(ctx context.Context, a alert.Alert) error {
 	m.SetMessageIDWithValue(fmt.Sprintf("%s.%d@tailseal", a.ID, a.Time.UnixNano()))
 	m.SetBodyString(mail.TypeTextPlain, Text(a))
 	var html strings.Builder
-	if err := htmlTmpl().Execute(&html, a); err == nil {
+	facts, link := shown(a)
+	if err := htmlTmpl().Execute(&html, struct {
+		A     alert.Alert
+		Facts []alert.Fact
+		Link  *alert.Fact
+	}{a, facts, link}); err == nil {
 		m.AddAlternativeString(mail.TypeTextHTML, html.String())
 	}
 	err := n.client.DialAndSendWithContext(ctx, m)

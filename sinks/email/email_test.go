@@ -92,6 +92,40 @@ func TestEmail(t *testing.T) {
 			t.Errorf("text/plain lacks the Origin and Host lines:\n%s", text)
 		}
 	})
+	t.Run("says where and what, firing and resolved, in both parts, the link a link", func(t *testing.T) {
+		for _, status := range []string{alert.Firing, alert.Resolved} {
+			srv := sinkstest.NewSMTP(t, false)
+			a := sample()
+			a.Status, a.AtLeast, a.Since = status, status == alert.Firing, time.Date(2026, 2, 4, 20, 31, 41, 0, time.UTC)
+			a.Link = "https://grafana.example.com/d/ts?var-origin=web-1&orgId=1"
+			if err := notifier(t, srv, "mandatory").Notify(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			_, parts := readMail(t, srv.Messages()[0].Data)
+			count := "25"
+			if a.AtLeast {
+				count = "at least 25"
+			}
+			lines := []string{"Origin: web-1", "Host: node-a", "Rule: error_threshold", "Count: " + count, "Window: 1m0s",
+				"First event: 2026-02-04T20:30:45Z", "Last event: 2026-02-04T20:31:40Z", "Started: 2026-02-04T20:31:41Z", "Link: " + a.Link}
+			text := parts["text/plain"]
+			for _, l := range lines {
+				if !strings.Contains(text, "\n"+l+"\n") {
+					t.Errorf("%s: text/plain lacks the line %q:\n%s", status, l, text)
+				}
+			}
+			html := parts["text/html"]
+			for _, l := range lines[:len(lines)-1] {
+				name, value, _ := strings.Cut(l, ": ")
+				if !strings.Contains(html, name+":</td><td><code>"+value+"</code>") {
+					t.Errorf("%s: text/html lacks %s %q:\n%s", status, name, value, html)
+				}
+			}
+			if !strings.Contains(html, `<a href="https://grafana.example.com/d/ts?var-origin=web-1&amp;orgId=1">`) {
+				t.Errorf("%s: text/html lacks the link:\n%s", status, html)
+			}
+		}
+	})
 	t.Run("implicit TLS", func(t *testing.T) {
 		srv := sinkstest.NewImplicitTLS(t)
 		if err := notifier(t, srv, "implicit").Notify(ctx, sample()); err != nil {

@@ -1,6 +1,7 @@
-// Package sinkstest holds stand-ins for the services sinks talk to, for
-// tests on loopback: Slack and Discord webhooks that enforce the real
-// limits and rate limits, and an SMTP server with STARTTLS and AUTH PLAIN.
+// Package sinkstest holds the services sinks talk to, for tests on
+// loopback: Slack and Discord stand-ins that enforce the real limits and
+// rate limits, a real SMTP server with STARTTLS and AUTH PLAIN, and a real
+// Prometheus Alertmanager run as a process.
 package sinkstest
 
 import (

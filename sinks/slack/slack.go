@@ -19,10 +19,11 @@ import (
 
 // Slack's limits for incoming webhooks.
 const (
-	SectionTextMax = 3000 // characters in a section block's text
-	HeaderTextMax  = 150  // characters in a header block's text
-	FieldTextMax   = 2000 // characters in a section field's text
-	Interval       = time.Second
+	SectionTextMax   = 3000 // characters in a section block's text
+	HeaderTextMax    = 150  // characters in a header block's text
+	FieldTextMax     = 2000 // characters in a section field's text
+	SectionFieldsMax = 10   // fields in a section block
+	Interval         = time.Second
 )
 
 // Notifier posts to one webhook URL.
@@ -47,14 +48,13 @@ func (n *Notifier) Retries() *sinks.RetryCounts { return &n.http.Retries }
 // Collectors are the channel's metrics.
 func (n *Notifier) Collectors() []prometheus.Collector { return n.http.Retries.Collectors(n.Name()) }
 
-// Message is the JSON Slack receives for an alert.
+// Message is the JSON Slack receives for an alert: a header with the
+// title; the origin and the host; the status, the text and the recent
+// errors; the other facts (alert.Facts) as fields; the alert's id.
 func Message(a alert.Alert) []byte {
 	icon := map[string]string{alert.Firing: ":rotating_light:", alert.StillFiring: ":warning:", alert.Resolved: ":white_check_mark:"}[a.Status]
 	var body strings.Builder
 	body.WriteString(a.Text)
-	if a.First != "" {
-		fmt.Fprintf(&body, "\n*Events:* %s … %s", a.First, a.Last)
-	}
 	if len(a.Recent) > 0 {
 		body.WriteString("\n*Recent errors:*")
 		for _, m := range a.Recent {
@@ -64,16 +64,30 @@ func Message(a alert.Alert) []byte {
 	field := func(name, value string) any {
 		return map[string]any{"type": "mrkdwn", "text": truncate("*"+name+"*\n"+escape(value), FieldTextMax)}
 	}
+	var facts []any // a section holds at most 10 fields
+	for _, f := range a.Facts() {
+		switch f.Name {
+		case alert.FactOrigin, alert.FactHost, alert.FactStatus: // shown above
+		case alert.FactLink:
+			if len(f.Value) < FieldTextMax-20 { // a cut link leads nowhere
+				facts = append(facts, map[string]any{"type": "mrkdwn", "text": "*" + f.Name + "*\n<" + escape(f.Value) + ">"})
+			}
+		default:
+			facts = append(facts, field(f.Name, f.Value))
+		}
+	}
+	blocks := []any{
+		map[string]any{"type": "header", "text": map[string]any{"type": "plain_text", "text": truncate(a.Title, HeaderTextMax)}},
+		map[string]any{"type": "section", "fields": []any{field(alert.FactOrigin, a.Origin), field(alert.FactHost, a.Host)}},
+		map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": truncate(icon+" *"+a.Status+"*\n"+body.String(), SectionTextMax)}},
+		map[string]any{"type": "section", "fields": facts[:min(len(facts), SectionFieldsMax)]},
+		map[string]any{"type": "context", "elements": []any{map[string]any{"type": "mrkdwn", "text": "tailseal · " + a.ID + " · " + a.Time.UTC().Format(time.RFC3339)}}},
+	}
 	msg := map[string]any{
 		// text is what a notification shows (the blocks replace it in
 		// the channel): it names the origin, as an email subject does.
-		"text": truncate(fmt.Sprintf("%s [%s] %s: %s", icon, a.Status, escape(a.Origin), a.Title), SectionTextMax),
-		"blocks": []any{
-			map[string]any{"type": "header", "text": map[string]any{"type": "plain_text", "text": truncate(a.Title, HeaderTextMax)}},
-			map[string]any{"type": "section", "fields": []any{field("Origin", a.Origin), field("Host", a.Host)}},
-			map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": truncate(icon+" *"+a.Status+"* · rule `"+a.Rule+"`\n"+body.String(), SectionTextMax)}},
-			map[string]any{"type": "context", "elements": []any{map[string]any{"type": "mrkdwn", "text": "tailseal · " + a.ID + " · " + a.Time.UTC().Format(time.RFC3339)}}},
-		},
+		"text":   truncate(fmt.Sprintf("%s [%s] %s: %s", icon, a.Status, escape(a.Origin), a.Title), SectionTextMax),
+		"blocks": blocks,
 	}
 	b, _ := json.Marshal(msg)
 	return b

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -52,13 +51,7 @@ type Sink struct {
 }
 
 // Describe names an endpoint for logs: its host, never its path or query.
-func Describe(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.Host == "" {
-		return "(unparsable URL)"
-	}
-	return u.Scheme + "://" + u.Host
-}
+func Describe(rawURL string) string { return sinks.Describe(rawURL) }
 
 // New returns a sink for one endpoint.
 func New(opt Options) *Sink {
