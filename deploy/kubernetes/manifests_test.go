@@ -1,11 +1,12 @@
 // Package kubernetes holds the example manifests: base/, a kustomize
 // Component with the one Secret and the tailseal native sidecar, one
-// overlay per way to run it under overlays/, and monitoring/, an optional
+// overlay per way to run it under overlays/, monitoring/, an optional
 // Component with a PodMonitor and the alerting rules as a PrometheusRule
-// (Prometheus Operator). Its test builds every overlay with kustomize,
-// with and without monitoring, decodes the result strictly into the
+// (Prometheus Operator), and collector/, tailseal collect with its own
+// Secret. Its test builds every overlay with kustomize, with and without
+// monitoring, and the collector, decodes the result strictly into the
 // Kubernetes API types (the operator's into local types) and checks what
-// a sidecar needs.
+// a sidecar and a collector need.
 package kubernetes
 
 import (
@@ -79,11 +80,13 @@ func TestOverlayList(t *testing.T) {
 	}
 }
 
-// TestEveryManifestIsUsed: no YAML file lies around that no overlay builds
-// from (alone, or with the optional monitoring component), such as a flat
-// manifest left over from before the overlays.
+// TestEveryManifestIsUsed: no YAML file lies around that neither an
+// overlay (alone, or with the optional monitoring component) nor the
+// collector builds from, such as a flat manifest left over from before the
+// overlays.
 func TestEveryManifestIsUsed(t *testing.T) {
 	fsys := readRecorder{filesys.MakeFsOnDisk(), map[string]bool{}}
+	build(t, fsys, collectorDir)
 	for name := range overlays {
 		build(t, fsys, filepath.Join("overlays", name))
 		mem, dir := withMonitoring(t, name)
@@ -95,7 +98,7 @@ func TestEveryManifestIsUsed(t *testing.T) {
 		}
 		abs, err := filepath.Abs(p)
 		if err == nil && !fsys.read[abs] {
-			t.Errorf("%s: no overlay uses it", p)
+			t.Errorf("%s: neither an overlay nor the collector uses it", p)
 		}
 		return err
 	})
