@@ -25,12 +25,12 @@ const podIndexLabel = "apps.kubernetes.io/pod-index"
 // which a collector has no use for.
 var agentKeys = []string{"checkpoint-key", "pii-key"}
 
-// TestCollector: the collector runs `tailseal collect`, not the agent,
+// TestCollectorManifest: the collector runs `tailseal collect`, not the agent,
 // as the only container; its data dir is on a claim per pod; its probes
 // are the real endpoints, with /readyz gating readiness only; the
 // security context is the sidecar's; NATS comes from its own Secret,
 // which holds no agent key; and its partition of the fleet is its pod's.
-func TestCollector(t *testing.T) {
+func TestCollectorManifest(t *testing.T) {
 	b := build(t, filesys.MakeFsOnDisk(), collectorDir)
 	w := theWorkload(t, b, "StatefulSet")
 	spec := w.template.Spec
@@ -116,12 +116,12 @@ func checkCollectorHTTP(t *testing.T, c *corev1.Container) {
 	checkEndpoints(t, []string{c.LivenessProbe.HTTPGet.Path, c.ReadinessProbe.HTTPGet.Path})
 }
 
-// TestCollectorPartitions scales the collector to n replicas with n
+// TestCollectorManifestPartitions scales the collector to n replicas with n
 // partitions, as statefulset.yaml says to, and resolves each pod's
 // environment as the kubelet would, with the labels the StatefulSet
 // controller gives its pods: pod k gets partition k of n, its own claim
 // and its own durable consumer, and config takes each one.
-func TestCollectorPartitions(t *testing.T) {
+func TestCollectorManifestPartitions(t *testing.T) {
 	b := build(t, filesys.MakeFsOnDisk(), collectorDir)
 	w := theWorkload(t, b, "StatefulSet")
 	s := filledCollectorSecret(t, b, "nats://nats.nats.svc:4222", "")
@@ -163,12 +163,12 @@ func TestCollectorPartitions(t *testing.T) {
 	}
 }
 
-// TestCollectorConfigFromTheSecret loads the collector's environment, as
+// TestCollectorManifestConfig loads the collector's environment, as
 // the kubelet gives it, with the configuration code tailseal collect
 // runs: the committed placeholder is refused, and an empty nats-url too
 // (collect needs servers); with the servers in, and a token or none, it
 // starts as partition 0 of 1 on the stream the agents fill.
-func TestCollectorConfigFromTheSecret(t *testing.T) {
+func TestCollectorManifestConfig(t *testing.T) {
 	b := build(t, filesys.MakeFsOnDisk(), collectorDir)
 	w := theWorkload(t, b, "StatefulSet")
 	spec := w.template.Spec
