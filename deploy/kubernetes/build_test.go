@@ -129,8 +129,8 @@ func secretValue(s corev1.Secret, key string) (string, bool) {
 }
 
 // podEnv is the environment the kubelet gives container c of a pod with
-// meta: values, the downward API (metadata.name, metadata.namespace) and
-// keys of the Secret s. Files of volumes from s are written below dir, and
+// meta: values, the downward API (metadata.name, metadata.namespace, a
+// label) and keys of the Secret s. Files of volumes from s are written below dir, and
 // variables pointing into their mounts point there instead.
 func podEnv(c corev1.Container, spec corev1.PodSpec, meta metav1.ObjectMeta, s corev1.Secret, dir string) (map[string]string, error) {
 	mounts := map[string]string{} // mount path in the pod → directory here
@@ -179,6 +179,13 @@ func resolve(e corev1.EnvVar, meta metav1.ObjectMeta, s corev1.Secret) (string, 
 		return meta.Name, nil
 	case f.FieldRef != nil && f.FieldRef.FieldPath == "metadata.namespace":
 		return meta.Namespace, nil
+	case f.FieldRef != nil && strings.HasPrefix(f.FieldRef.FieldPath, "metadata.labels['") && strings.HasSuffix(f.FieldRef.FieldPath, "']"):
+		key := strings.TrimSuffix(strings.TrimPrefix(f.FieldRef.FieldPath, "metadata.labels['"), "']")
+		v, ok := meta.Labels[key]
+		if !ok {
+			return "", fmt.Errorf("%s: the pod has no label %s", e.Name, key)
+		}
+		return v, nil
 	case f.SecretKeyRef != nil && f.SecretKeyRef.Name == s.Name:
 		v, ok := secretValue(s, f.SecretKeyRef.Key)
 		if !ok {

@@ -1,11 +1,12 @@
 // Package kubernetes holds the example manifests: base/, a kustomize
 // Component with the one Secret and the tailseal native sidecar, one
-// overlay per way to run it under overlays/, and monitoring/, an optional
+// overlay per way to run it under overlays/, monitoring/, an optional
 // Component with a PodMonitor and the alerting rules as a PrometheusRule
-// (Prometheus Operator). Its test builds every overlay with kustomize,
-// with and without monitoring, decodes the result strictly into the
+// (Prometheus Operator), and collector/, tailseal collect with its own
+// Secret. Its test builds every overlay with kustomize, with and without
+// monitoring, and the collector, decodes the result strictly into the
 // Kubernetes API types (the operator's into local types) and checks what
-// a sidecar needs.
+// a sidecar and a collector need.
 package kubernetes
 
 import (
@@ -45,15 +46,21 @@ var overlays = map[string]struct {
 	kind      string
 	store     storeKind
 	podOrigin bool // TAILSEAL_ORIGIN is the pod's name, not a fixed value
+	nats      bool // the JetStream sink is wired, from the Secret: the store alone does not outlive the pod
 }{
 	"sidecar":     {kind: "Deployment", store: onClaim},
 	"statefulset": {kind: "StatefulSet", store: perPodClaim, podOrigin: true},
-	"emptydir":    {kind: "Deployment", store: onEmptyDir, podOrigin: true},
+	"emptydir":    {kind: "Deployment", store: onEmptyDir, podOrigin: true, nats: true},
 }
 
 // keyEnvs are the key material every pod reads from the one Secret, each
 // as NAME (a secretKeyRef) or NAME_FILE (a file of the Secret's volume).
 var keyEnvs = []string{"TAILSEAL_VERIFY_RECIPIENT", "TAILSEAL_CHECKPOINT_KEY", "TAILSEAL_PII_KEY"}
+
+// natsEnvs are the JetStream settings that come from a Secret, the same
+// way: where the servers are (TAILSEAL_NATS_URL has no _FILE form, so a
+// secretKeyRef) and the token.
+var natsEnvs = []string{"TAILSEAL_NATS_URL", "TAILSEAL_NATS_TOKEN"}
 
 func TestOverlayList(t *testing.T) {
 	entries, err := os.ReadDir("overlays")
@@ -73,11 +80,13 @@ func TestOverlayList(t *testing.T) {
 	}
 }
 
-// TestEveryManifestIsUsed: no YAML file lies around that no overlay builds
-// from (alone, or with the optional monitoring component), such as a flat
-// manifest left over from before the overlays.
+// TestEveryManifestIsUsed: no YAML file lies around that neither an
+// overlay (alone, or with the optional monitoring component) nor the
+// collector builds from, such as a flat manifest left over from before the
+// overlays.
 func TestEveryManifestIsUsed(t *testing.T) {
 	fsys := readRecorder{filesys.MakeFsOnDisk(), map[string]bool{}}
+	build(t, fsys, collectorDir)
 	for name := range overlays {
 		build(t, fsys, filepath.Join("overlays", name))
 		mem, dir := withMonitoring(t, name)
@@ -89,7 +98,7 @@ func TestEveryManifestIsUsed(t *testing.T) {
 		}
 		abs, err := filepath.Abs(p)
 		if err == nil && !fsys.read[abs] {
-			t.Errorf("%s: no overlay uses it", p)
+			t.Errorf("%s: neither an overlay nor the collector uses it", p)
 		}
 		return err
 	})
@@ -134,6 +143,11 @@ func TestOverlays(t *testing.T) {
 			checkStore(t, b, w, ts, ov.store)
 			checkOrigin(t, ts, ov.podOrigin)
 			checkKeys(t, b, ts, spec)
+			if ov.nats {
+				// The store dies with the pod: the records live on in
+				// JetStream, whose servers and token are the Secret's.
+				fromSecret(t, b.secrets[0], ts, spec, natsEnvs)
+			}
 
 			// The app stops first (a native sidecar outlives the main
 			// containers); the agent then needs its drain timeout inside
@@ -392,8 +406,14 @@ func checkKeys(t *testing.T, b built, ts *corev1.Container, spec corev1.PodSpec)
 	if len(b.secrets) != 1 {
 		t.Fatalf("%d Secrets: want the one all pods share", len(b.secrets))
 	}
-	s := b.secrets[0]
-	for _, name := range keyEnvs {
+	fromSecret(t, b.secrets[0], ts, spec, keyEnvs)
+}
+
+// fromSecret: each of names is set in container ts, as NAME from a key of
+// the Secret s or as NAME_FILE, a file of s's volume, and s has that key.
+func fromSecret(t *testing.T, s corev1.Secret, ts *corev1.Container, spec corev1.PodSpec, names []string) {
+	t.Helper()
+	for _, name := range names {
 		plain, file := envVar(ts, name), envVar(ts, name+"_FILE")
 		var key string
 		switch {
