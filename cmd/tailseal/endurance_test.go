@@ -164,7 +164,9 @@ func TestEnduranceSinkOutage(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer srv.Close()
-	e := newEnv(t, "TAILSEAL_WEBHOOK_URLS="+srv.URL+"/hook", "TAILSEAL_RETRY_MAX_WAIT=2s", "TAILSEAL_SEGMENT_MAX_MB=1")
+	// The restart mid-outage is a stop with the receiver down: it gives
+	// the drain a second, not the default 20s.
+	e := newEnv(t, "TAILSEAL_WEBHOOK_URLS="+srv.URL+"/hook", "TAILSEAL_RETRY_MAX_WAIT=2s", "TAILSEAL_SEGMENT_MAX_MB=1", "TAILSEAL_DRAIN_TIMEOUT=1s")
 	w := newWriter(t, e.source)
 	p := e.start()
 	var samples []float64
