@@ -66,17 +66,7 @@ func (s *Store) Split(at uint64) error {
 	if err := s.f.Close(); err != nil {
 		return fmt.Errorf("close segment: %w", err)
 	}
-	if err := s.openActive(at); err != nil {
-		return err
-	}
-	s.segments.Add(1)
-	s.log.Info("store: segment split", "segment", old, "next", SegmentName(at, ActiveExt))
-	select {
-	case s.jobs <- old:
-	default:
-		s.log.Warn("store: compression queue full; will compress at next start", "segment", old)
-	}
-	return nil
+	return s.next(old, at, "split")
 }
 
 // offsetOf is where the line of seq at starts in seg.

@@ -417,11 +417,17 @@ func (s *Store) rotate(first uint64) error {
 	if err := s.f.Close(); err != nil {
 		return fmt.Errorf("close segment: %w", err)
 	}
+	return s.next(old, first, "rotated")
+}
+
+// next starts the active segment at seq first after old was closed, and
+// queues old for compression; how says why old ended (in the log).
+func (s *Store) next(old string, first uint64, how string) error {
 	if err := s.openActive(first); err != nil {
 		return err
 	}
 	s.segments.Add(1)
-	s.log.Info("store: segment rotated", "segment", old, "next", SegmentName(first, ActiveExt))
+	s.log.Info("store: segment "+how, "segment", old, "next", SegmentName(first, ActiveExt))
 	select {
 	case s.jobs <- old:
 	default:

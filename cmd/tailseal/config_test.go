@@ -82,6 +82,13 @@ func runCLI(t *testing.T, env []string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(binPath, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	return runOutputs(t, cmd)
+}
+
+// runOutputs runs cmd and returns its stdout, stderr and exit code; it
+// fails the test only when cmd cannot run at all.
+func runOutputs(t *testing.T, cmd *exec.Cmd) (string, string, int) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -142,17 +140,7 @@ func tailseal(t *testing.T, dataDir string, env []string, args ...string) (strin
 	}
 	cmd.Env = append(cmd.Env, "TAILSEAL_DATA_DIR="+dataDir)
 	cmd.Env = append(cmd.Env, env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		return stdout.String(), stderr.String(), exit.ExitCode()
-	case err != nil:
-		t.Fatal(err)
-	}
-	return stdout.String(), stderr.String(), 0
+	return runOutputs(t, cmd)
 }
 
 // mustRun is tailseal that wants exit 0.
