@@ -53,6 +53,7 @@ func TestKeysCollide(t *testing.T) {
 		want []string // keys in order
 	}{
 		{`"details":{"bob@example.org":1,"BOB@example.org":2,"Bob@Example.org":3}`, []string{p, p + "~2", p + "~3"}},
+		{`"details":{"bob@example.org":0,"bob@example.org":{"x":1}}`, []string{p, p + "~2"}}, // the same key twice: both kept
 		{`"details":{"bob@example.org":1,"` + p + `":2}`, []string{p + "~2", p}},
 		{`"details":{"` + p + `~2":0,"bob@example.org":1,"BOB@example.org":2,"` + p + `":3}`, []string{p + "~2", p + "~3", p + "~4", p}},
 		{`"details":{"a":{"bob@example.org":1},"b":{"bob@example.org":2}}`, nil}, // other objects: no suffix
