@@ -1,9 +1,11 @@
 // Package store owns the canonical store on disk: append-only segments named
 // by their first seq, group commit with fsync, rotation by size and age,
-// background gzip of rotated segments, a per-segment index, retention, and
-// reading segments back (SegmentReader, the one reader of segment files).
-// It knows the record layout only through package record, and imports
-// nothing of signer but that leaf.
+// background gzip of rotated segments, a per-segment index, retention,
+// reading segments back (SegmentReader, the one reader of segment files),
+// and the Merkle tree's hash tiles, written and recovered with the
+// segments (tree.go). It knows the record layout only through package
+// record and the tree only through package merkle, and imports nothing
+// else of signer.
 package store
 
 import (
@@ -74,6 +76,8 @@ type Store struct {
 	notify   chan struct{} // closed and replaced on each commit
 	notifyMu sync.Mutex
 
+	tree *tree // the Merkle tree's edge and tiles
+
 	bg     sync.WaitGroup
 	jobs   chan string
 	stop   chan struct{}
@@ -123,6 +127,10 @@ func Open(opt Options) (*Store, *Last, error) {
 	last, err := s.recover(segs)
 	if err != nil {
 		return nil, nil, err
+	}
+	if err := s.openTree(s.lastSeq); err != nil {
+		s.f.Close()
+		return nil, nil, fmt.Errorf("open Merkle tree: %w", err)
 	}
 	if err := s.count(); err != nil {
 		return nil, nil, err
@@ -360,6 +368,9 @@ func (s *Store) Append(data []byte, first, last uint64) error {
 	}
 	s.size += int64(n)
 	s.bytes.Add(int64(n))
+	if s.tree.ok {
+		s.tree.add(data)
+	}
 	s.lastSeq = last
 	s.dirty = true
 	return nil
@@ -369,6 +380,11 @@ func (s *Store) Append(data []byte, first, last uint64) error {
 func (s *Store) Commit() error {
 	if !s.dirty {
 		return nil
+	}
+	if s.tree.ok {
+		if err := s.tree.flush(); err != nil {
+			return err
+		}
 	}
 	start := time.Now()
 	if err := s.f.Sync(); err != nil {
@@ -382,6 +398,9 @@ func (s *Store) Commit() error {
 	}
 	s.dirty = false
 	s.durable.Store(s.lastSeq)
+	if s.tree.ok {
+		s.tree.afterCommit(s.opt.Now())
+	}
 	s.notifyMu.Lock()
 	close(s.notify)
 	s.notify = make(chan struct{})
@@ -429,5 +448,5 @@ func (s *Store) Close() error {
 	err := s.Commit()
 	close(s.stop)
 	s.bg.Wait()
-	return errors.Join(err, s.f.Close())
+	return errors.Join(err, s.tree.close(), s.f.Close())
 }
