@@ -369,7 +369,7 @@ func (s *Store) Append(data []byte, first, last uint64) error {
 	s.size += int64(n)
 	s.bytes.Add(int64(n))
 	if s.tree.ok {
-		s.tree.add(data)
+		s.tree.hand(data)
 	}
 	s.lastSeq = last
 	s.dirty = true
@@ -382,13 +382,13 @@ func (s *Store) Commit() error {
 		return nil
 	}
 	if s.tree.ok {
-		if err := s.tree.flush(); err != nil {
+		if err := s.tree.write(); err != nil {
 			return err
 		}
 	}
 	start := time.Now()
-	if err := s.f.Sync(); err != nil {
-		return fmt.Errorf("fsync segment: %w", err)
+	if err := s.tree.syncWith(s.syncSegment); err != nil {
+		return err
 	}
 	if s.opt.OnSync != nil {
 		s.opt.OnSync(time.Since(start))
@@ -398,13 +398,17 @@ func (s *Store) Commit() error {
 	}
 	s.dirty = false
 	s.durable.Store(s.lastSeq)
-	if s.tree.ok {
-		s.tree.afterCommit(s.opt.Now())
-	}
 	s.notifyMu.Lock()
 	close(s.notify)
 	s.notify = make(chan struct{})
 	s.notifyMu.Unlock()
+	return nil
+}
+
+func (s *Store) syncSegment() error {
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("fsync segment: %w", err)
+	}
 	return nil
 }
 

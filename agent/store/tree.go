@@ -2,84 +2,105 @@ package store
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
-	"time"
 
 	"github.com/tailseal/tailseal/agent/atomicfile"
 	"github.com/tailseal/tailseal/signer/merkle"
-	"github.com/tailseal/tailseal/signer/record"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// The Merkle tree's files in the store directory: hash tiles in the C2SP
-// tlog-tiles layout (tile/<L>/<N>[.p/<W>]), and TreeFile, which names
-// the largest tree size whose tiles are all fsynced, with its root.
-const (
-	TileDir  = "tile"
-	TreeFile = "tree.json"
-	tileTmp  = ".tiletmp" // tiles are written here, then renamed into place
-)
+// HashDir holds the Merkle tree's stored hashes, one file per tile level
+// (0, 1, 2, …), each the concatenation of C2SP tlog-tiles' tiles of its
+// level (see package merkle): append-only, like the segments.
+const HashDir = "hashes"
 
-// treeSyncEvery is how often the tiles written are fsynced and TreeFile
-// moves on, in the background: at 2 ms an fsync, the thousand tiles a
-// second of a full-speed ingest cannot be synced in the group commit.
-// After a crash the tree is rebuilt from TreeFile's size on, from the
-// segments, so this bounds that work to a second of records.
-const treeSyncEvery = time.Second
-
-// treeState is TreeFile's content.
-type treeState struct {
-	Size uint64    `json:"size"`
-	Root tlog.Hash `json:"root"`
-}
-
-// tree keeps the store's Merkle tree (see package merkle): the right edge
-// in memory, updated by Append, and the tiles on disk, written by Commit
-// before the records they hash count as durable, so that every reader
-// finds the hashes of every durable record. Append and Commit's goroutine
-// owns it, the syncer only the lists it is handed.
+// tree keeps the store's Merkle tree: the right edge in memory, updated
+// with every Append, and the level files, appended and fsynced by Commit
+// with the segment, before the records they hash count as durable.
+//
+// Hashing runs on a goroutine of its own (hasher), beside the agent's,
+// which only copies what it appends: two SHA-256 per record would
+// otherwise slow the one goroutine that signs every line. Append and
+// Commit's goroutine hands it the lines, and takes the edge and the
+// hashes back at a barrier (caughtUp); in between, hasher owns them.
 type tree struct {
-	dir    string // the store directory
+	dir    string // HashDir
 	log    *slog.Logger
 	ok     bool // the tree covers the store from seq 1
 	edge   merkle.Edge
-	onFull func(tlog.Tile, []tlog.Hash)
+	files  []*os.File // per level, appended to
+	size   []int64    // bytes of each level file written
+	pend   [][]byte   // per level: hashes not yet written
+	synced []bool     // per level: nothing written since the last fsync
+	onHash func(level int, h tlog.Hash)
 
-	pending []tileWrite // full tiles to write at the next flush
-	spare   [][]byte    // tile buffers to reuse
-	heads   []uint64    // sizes whose partial tiles the next flush writes
-	written []string    // tile files written since the last sync job
-	madeDir string      // the tile directory made last
-
-	lastJob time.Time
-	jobs    chan syncJob
-	wg      sync.WaitGroup
-	failed  []string // files whose fsync failed, for the next job (syncer's)
+	in      chan hashJob // lines for hasher, or a barrier
+	free    chan []byte  // buffers hasher is done with
+	running bool
+	behind  bool // lines were handed to hasher since the last barrier
 }
 
-type tileWrite struct {
-	tile tlog.Tile
-	data []byte
-}
-
-type syncJob struct {
-	files []string
-	state treeState
-	done  chan error // nil: nobody waits
+// hashJob is lines to hash, or (done set) a barrier: hasher answers it
+// once everything sent before is hashed.
+type hashJob struct {
+	lines []byte
+	done  chan struct{}
 }
 
 func newTree(dir string, log *slog.Logger) *tree {
-	t := &tree{dir: dir, log: log, jobs: make(chan syncJob, 1)}
-	t.onFull = t.full
+	t := &tree{dir: dir, log: log}
+	t.onHash = t.stored
 	return t
+}
+
+// start runs hasher.
+func (t *tree) start() {
+	t.in, t.free = make(chan hashJob, 2), make(chan []byte, 3)
+	t.running = true
+	go t.hasher()
+}
+
+func (t *tree) hasher() {
+	for j := range t.in {
+		if j.done != nil {
+			close(j.done)
+			continue
+		}
+		t.add(j.lines)
+		select {
+		case t.free <- j.lines[:0]:
+		default:
+		}
+	}
+}
+
+// hand gives hasher a copy of the newline-terminated lines of data.
+func (t *tree) hand(data []byte) {
+	var buf []byte
+	select {
+	case buf = <-t.free:
+	default:
+	}
+	t.in <- hashJob{lines: append(buf, data...)}
+	t.behind = true
+}
+
+// caughtUp waits until hasher has hashed every line handed to it: the
+// edge and the hashes are the caller's until it hands more.
+func (t *tree) caughtUp() {
+	if !t.behind {
+		return
+	}
+	done := make(chan struct{})
+	t.in <- hashJob{done: done}
+	<-done
+	t.behind = false
 }
 
 // add hashes the newline-terminated lines of data into the tree.
@@ -89,279 +110,254 @@ func (t *tree) add(data []byte) {
 		if i < 0 {
 			i = len(data)
 		}
-		t.edge.Append(merkle.LeafHash(data[:i]), t.onFull)
+		t.edge.Append(merkle.LeafHash(data[:i]), t.onHash)
 		data = data[min(i+1, len(data)):]
 	}
 }
 
-// full queues a completed tile for the next flush.
-func (t *tree) full(tile tlog.Tile, hs []tlog.Hash) {
-	var buf []byte
-	if n := len(t.spare); n > 0 {
-		buf, t.spare = t.spare[n-1][:0], t.spare[:n-1]
-	} else {
-		buf = make([]byte, 0, merkle.TileWidth*tlog.HashSize)
+func (t *tree) stored(level int, h tlog.Hash) {
+	for level >= len(t.pend) {
+		t.pend = append(t.pend, nil)
 	}
-	for i := range hs {
-		buf = append(buf, hs[i][:]...)
-	}
-	t.pending = append(t.pending, tileWrite{tile, buf})
+	t.pend[level] = append(t.pend[level], h[:]...)
 }
 
-// flush writes the full tiles completed since the last flush and the
-// partial tiles of the sizes TreeHead handed out. A tile that could not
-// be written stays queued: the next flush tries it again.
-func (t *tree) flush() error {
-	for len(t.pending) > 0 {
-		w := t.pending[0]
-		if err := t.write(w.tile, w.data); err != nil {
+// write appends the hashes not yet written to the level files. On error
+// nothing of them remains in the files, and the next write tries again.
+func (t *tree) write() error {
+	t.caughtUp()
+	for l, p := range t.pend {
+		if len(p) == 0 {
+			continue
+		}
+		f, err := t.level(l)
+		if err != nil {
 			return err
 		}
-		// C2SP lets a log delete partial tiles once the full one exists.
-		if err := os.RemoveAll(t.path(w.tile) + ".p"); err != nil {
-			return fmt.Errorf("remove partial tiles: %w", err)
-		}
-		t.spare = append(t.spare, w.data)
-		t.pending = t.pending[1:]
-	}
-	t.pending = t.pending[:0]
-	for len(t.heads) > 0 {
-		tiles, hs := t.edge.Partial(t.heads[0])
-		for i, tile := range tiles {
-			if err := t.write(tile, merkle.TileHashes(hs[i])); err != nil {
-				return err
-			}
-		}
-		t.heads = t.heads[1:]
-	}
-	return nil
-}
-
-func (t *tree) path(tile tlog.Tile) string {
-	return filepath.Join(t.dir, filepath.FromSlash(merkle.Path(tile)))
-}
-
-// write puts a tile in place whole (through a temporary file and a
-// rename: a reader never sees half a tile). fsync is the syncer's.
-func (t *tree) write(tile tlog.Tile, data []byte) error {
-	path := t.path(tile)
-	if dir := filepath.Dir(path); dir != t.madeDir {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("write tile: %w", err)
-		}
-		t.madeDir = dir
-	}
-	tmp := filepath.Join(t.dir, tileTmp, "tile")
-	err := os.WriteFile(tmp, data, 0o600)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err = os.MkdirAll(filepath.Dir(tmp), 0o700); err == nil {
-			err = os.WriteFile(tmp, data, 0o600)
-		}
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		return fmt.Errorf("write tile %s: %w", merkle.Path(tile), err)
-	}
-	t.written = append(t.written, path)
-	return nil
-}
-
-// afterCommit hands the tiles written so far to the syncer, at most
-// every treeSyncEvery and never while it is busy. size is durable.
-func (t *tree) afterCommit(now time.Time) {
-	if len(t.written) == 0 || now.Sub(t.lastJob) < treeSyncEvery {
-		return
-	}
-	job := syncJob{files: t.written, state: treeState{Size: t.edge.Size(), Root: t.edge.Root()}}
-	select {
-	case t.jobs <- job:
-		t.written, t.lastJob = nil, now
-	default:
-	}
-}
-
-// syncer fsyncs the tiles of each job, then their directories, then
-// records the job's tree size in TreeFile.
-func (t *tree) syncer() {
-	defer t.wg.Done()
-	for job := range t.jobs {
-		err := t.sync(job)
-		if err != nil {
-			t.log.Warn("store: syncing the Merkle tree's tiles failed; will retry", "error", err)
-		}
-		if job.done != nil {
-			job.done <- err
-		}
-	}
-}
-
-func (t *tree) sync(job syncJob) error {
-	files := append(t.failed, job.files...)
-	t.failed = nil
-	dirs := map[string]bool{}
-	var mu sync.Mutex
-	var failed []string
-	var firstErr error
-	work := make(chan string)
-	var wg sync.WaitGroup
-	// fsyncs wait on the disk, not the CPU: many at once finish in the
-	// time of a few.
-	for range 32 {
-		wg.Go(func() {
-			for p := range work {
-				if err := syncFile(p); err != nil {
-					mu.Lock()
-					failed = append(failed, p)
-					firstErr = cmpErr(firstErr, err)
-					mu.Unlock()
+		if n, err := f.Write(p); err != nil {
+			if n > 0 {
+				if terr := f.Truncate(t.size[l]); terr != nil {
+					return fmt.Errorf("append hashes: %w (and undo failed: %v)", err, terr)
 				}
 			}
-		})
+			return fmt.Errorf("append hashes: %w", err)
+		}
+		t.size[l] += int64(len(p))
+		t.pend[l] = p[:0]
+		t.synced[l] = false
 	}
-	for _, p := range files {
-		dirs[filepath.Dir(p)] = true
-		work <- p
+	return nil
+}
+
+// level opens level l's file, creating it.
+func (t *tree) level(l int) (*os.File, error) {
+	for l >= len(t.files) {
+		t.files, t.size, t.synced = append(t.files, nil), append(t.size, 0), append(t.synced, true)
 	}
-	close(work)
-	wg.Wait()
-	for d := range dirs {
-		if err := atomicfile.SyncDir(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			firstErr = cmpErr(firstErr, err)
+	if t.files[l] != nil {
+		return t.files[l], nil
+	}
+	if err := os.MkdirAll(t.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create hash dir: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(t.dir, merkle.LevelFile(l)), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open hashes: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open hashes: %w", err)
+	}
+	if _, err := f.Seek(fi.Size(), 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open hashes: %w", err)
+	}
+	if err := atomicfile.SyncDir(t.dir); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("sync hash dir: %w", err)
+	}
+	t.files[l], t.size[l] = f, fi.Size()
+	return f, nil
+}
+
+// sync fsyncs the level files written since the last sync.
+func (t *tree) sync() error {
+	for l, f := range t.files {
+		if t.synced[l] || f == nil {
+			continue
+		}
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("fsync hashes: %w", err)
+		}
+		t.synced[l] = true
+	}
+	return nil
+}
+
+// dirty reports whether a sync has anything to do.
+func (t *tree) dirty() bool {
+	for _, s := range t.synced {
+		if !s {
+			return true
 		}
 	}
-	if firstErr != nil {
-		t.failed = failed
-		return firstErr
-	}
-	b, _ := json.Marshal(job.state)
-	return atomicfile.WriteFile(filepath.Join(t.dir, TreeFile), append(b, '\n'), 0o600)
+	return false
 }
 
-func cmpErr(first, err error) error {
-	if first != nil {
-		return first
+// syncWith runs fsync, the segment's, beside the tree's: two fsyncs at
+// once take about as long as one.
+func (t *tree) syncWith(fsync func() error) error {
+	if !t.ok || !t.dirty() {
+		return fsync()
 	}
-	return err
+	var wg sync.WaitGroup
+	var terr error
+	wg.Go(func() { terr = t.sync() })
+	err := fsync()
+	wg.Wait()
+	return errors.Join(err, terr)
 }
 
-// syncFile fsyncs a file; one gone since (a partial tile the full tile
-// replaced) needs none.
-func syncFile(path string) error {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	return errors.Join(err, f.Close())
-}
-
-// close syncs everything written and records the tree's size, then stops
-// the syncer. The store is committed.
 func (t *tree) close() error {
-	var err error
-	if t.ok {
-		done := make(chan error, 1)
-		t.jobs <- syncJob{files: t.written, state: treeState{Size: t.edge.Size(), Root: t.edge.Root()}, done: done}
-		t.written = nil
-		err = <-done
+	if t.running {
+		close(t.in)
+		t.running = false
 	}
-	close(t.jobs)
-	t.wg.Wait()
+	var err error
+	for _, f := range t.files {
+		if f != nil {
+			err = errors.Join(err, f.Close())
+		}
+	}
+	t.files = nil
 	return err
 }
 
 // TreeHead returns the size and RFC 6962 root of the tree of every record
-// appended, and has the next Commit write that size's partial tiles, which
-// C2SP tlog-tiles has a log serve for each of its checkpoints. ok is false
-// when the store keeps no tree (see Open).
+// appended. ok is false when the store keeps no tree (see Open).
 func (s *Store) TreeHead() (size uint64, root tlog.Hash, ok bool) {
 	t := s.tree
 	if !t.ok {
 		return 0, tlog.Hash{}, false
 	}
-	t.heads = append(t.heads, t.edge.Size())
+	t.caughtUp()
 	return t.edge.Size(), t.edge.Root(), true
 }
 
-// openTree brings the tree up to the store's last record, lastSeq: it
-// drops tiles of records the store does not hold, trusts the tiles up to
-// TreeFile's size (its root checks them), and hashes every record after
-// it from the segments again. A store with records before the tree came
-// (made by an older agent) gets its tree built once, from seq 1; when its
-// first records are gone by retention it keeps none, and its checkpoints
-// stay chain heads (see the README).
+// openTree brings the tree up to the store's last record, lastSeq. It
+// takes the hashes on disk for as many records as every level file has
+// them (a torn or lost tail, after a crash, is hashed again from the
+// segments) and drops those of records after lastSeq, which the store
+// does not hold. A store with records from before the tree (made by an
+// older agent) gets its tree built once, from seq 1; when its first
+// records are gone by retention it keeps none, and its checkpoints stay
+// chain heads (see the README).
 func (s *Store) openTree(lastSeq uint64) error {
-	t := newTree(s.opt.Dir, s.log)
+	t := newTree(filepath.Join(s.opt.Dir, HashDir), s.log)
 	s.tree = t
-	os.RemoveAll(filepath.Join(s.opt.Dir, tileTmp))
-	if err := t.dropBeyond(lastSeq); err != nil {
+	have, err := t.onDisk(lastSeq)
+	if err != nil {
 		return err
 	}
-	var st treeState
-	if b, err := os.ReadFile(filepath.Join(s.opt.Dir, TreeFile)); err == nil && json.Unmarshal(b, &st) == nil && st.Size <= lastSeq {
-		from := st.Size &^ (merkle.TileWidth - 1)
-		if e, err := merkle.EdgeAt(from, merkle.NewTiles(os.DirFS(s.opt.Dir))); err == nil {
-			t.edge = *e
-			err = t.rehash(lastSeq, &st)
-			if err == nil {
-				t.ok = true
-				return t.start(lastSeq, st.Size)
-			}
-			s.log.Warn("store: the Merkle tree's tiles do not match the store; building the tree again from seq 1", "error", err)
-		}
-	}
-	t.edge = merkle.Edge{}
-	t.pending, t.heads, t.written = nil, nil, nil
-	if lastSeq > 0 {
+	if have == 0 && lastSeq > 0 {
 		segs, err := List(s.opt.Dir)
 		if err != nil {
 			return err
 		}
 		if len(segs) > 0 && segs[0].First != 1 {
-			s.log.Warn("store: the store holds no tree of Merkle hashes and its first records are gone (deleted by retention): "+
-				"checkpoints stay chain heads (the SHA-256 of their last line), and no inclusion proofs can be made", "first_seq", segs[0].First)
+			s.log.Warn("store: the store has no Merkle tree and its first records are gone (deleted by retention): "+
+				"its checkpoints stay chain heads (the SHA-256 of their last line), and no inclusion proofs can be made", "first_seq", segs[0].First)
 			return nil
 		}
 		s.log.Info("store: building the Merkle tree over the records already stored", "records", lastSeq)
 	}
-	if err := t.rehash(lastSeq, nil); err != nil {
-		s.log.Error("store: the Merkle tree cannot be built from the segments: checkpoints stay chain heads", "error", err)
-		return nil
-	}
-	t.ok = true
-	return t.start(lastSeq, 0)
-}
-
-// start runs the syncer, after syncing what rehash wrote when that was
-// more than the last tile's worth.
-func (t *tree) start(lastSeq, from uint64) error {
-	t.wg.Add(1)
-	go t.syncer()
-	if err := t.flush(); err != nil {
+	if err := t.truncate(have); err != nil {
 		return err
 	}
-	if lastSeq == 0 || lastSeq-from < merkle.TileWidth {
-		return nil // what was hashed again is a tile's worth at most
+	e, err := merkle.EdgeAt(have, merkle.NewTiles(os.DirFS(t.dir)))
+	if err != nil {
+		return fmt.Errorf("read the Merkle tree's edge: %w", err)
 	}
-	done := make(chan error, 1)
-	t.jobs <- syncJob{files: t.written, state: treeState{Size: t.edge.Size(), Root: t.edge.Root()}, done: done}
-	t.written = nil
-	return <-done
+	t.edge = *e
+	if have < lastSeq {
+		s.log.Info("store: hashing records into the Merkle tree again from the segments", "from_seq", have+1, "to_seq", lastSeq)
+		if err := t.rehash(s.opt.Dir, lastSeq); err != nil {
+			t.close()
+			s.log.Error("store: the Merkle tree cannot be brought up to the store: checkpoints stay chain heads", "error", err)
+			return nil
+		}
+	}
+	t.ok = true
+	t.start()
+	return nil
+}
+
+// onDisk is the largest tree size, up to lastSeq, whose hashes every
+// level file holds: level l must hold size>>(8l) of them.
+func (t *tree) onDisk(lastSeq uint64) (uint64, error) {
+	m := lastSeq
+	for l := 0; l == 0 || m>>(merkle.TileHeight*uint(l)) > 0; l++ {
+		c, err := t.count(l)
+		if err != nil {
+			return 0, err
+		}
+		if shift := merkle.TileHeight * uint(l); m>>shift > c {
+			m = (c+1)<<shift - 1 // the largest size needing c of them
+		}
+	}
+	return m, nil
+}
+
+// count is how many whole hashes level l's file holds (0: no file).
+func (t *tree) count(l int) (uint64, error) {
+	fi, err := os.Stat(filepath.Join(t.dir, merkle.LevelFile(l)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("stat hashes: %w", err)
+	}
+	return uint64(fi.Size() / tlog.HashSize), nil
+}
+
+// truncate cuts the level files to the hashes of a tree of size n: what
+// is beyond is a torn write, or hashes of records the store lost.
+func (t *tree) truncate(n uint64) error {
+	for l := 0; ; l++ {
+		if l > 0 {
+			if _, err := os.Stat(filepath.Join(t.dir, merkle.LevelFile(l))); err != nil {
+				return nil
+			}
+		}
+		f, err := t.level(l)
+		if err != nil {
+			return err
+		}
+		want := int64(n>>(merkle.TileHeight*uint(l))) * tlog.HashSize
+		if t.size[l] <= want {
+			continue
+		}
+		if t.size[l]-want >= tlog.HashSize {
+			t.log.Warn("store: dropping Merkle tree hashes of records the store does not hold", "level", l, "hashes", (t.size[l]-want)/tlog.HashSize)
+		}
+		if err := f.Truncate(want); err != nil {
+			return fmt.Errorf("truncate hashes: %w", err)
+		}
+		if _, err := f.Seek(want, 0); err != nil {
+			return fmt.Errorf("truncate hashes: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("fsync hashes: %w", err)
+		}
+		t.size[l] = want
+	}
 }
 
 // rehash appends the records after the edge's size, up to lastSeq, read
-// from the segments; when want is set, the root at its size must be its
-// root. Checkpoint records have their size's partial tiles written.
-func (t *tree) rehash(lastSeq uint64, want *treeState) error {
-	if want != nil && t.edge.Size() == want.Size && t.edge.Root() != want.Root {
-		return fmt.Errorf("the root of the tiles at size %d is not the one %s names", want.Size, TreeFile)
-	}
-	r := NewReader(t.dir, t.edge.Size()+1)
+// from the segments in dir, and makes their hashes durable.
+func (t *tree) rehash(dir string, lastSeq uint64) error {
+	r := NewReader(dir, t.edge.Size()+1)
 	defer r.Close()
 	for t.edge.Size() < lastSeq {
 		line, ok, err := r.Next(lastSeq)
@@ -371,53 +367,15 @@ func (t *tree) rehash(lastSeq uint64, want *treeState) error {
 		if !ok {
 			return fmt.Errorf("the segments end at seq %d, before %d", t.edge.Size(), lastSeq)
 		}
-		t.edge.Append(merkle.LeafHash(line), t.onFull)
-		if typ, _ := record.StringField(line, "event_type"); string(typ) == record.TypeCheckpoint {
-			t.heads = append(t.heads, t.edge.Size()-1)
-		}
-		if want != nil && t.edge.Size() == want.Size && t.edge.Root() != want.Root {
-			return fmt.Errorf("the root of records 1..%d is not the one %s names", want.Size, TreeFile)
-		}
-		if len(t.pending) >= 1024 {
-			if err := t.flush(); err != nil {
+		t.edge.Append(merkle.LeafHash(line), t.onHash)
+		if len(t.pend[0]) >= 1<<20 {
+			if err := t.write(); err != nil {
 				return err
 			}
 		}
 	}
-	return nil
-}
-
-// dropBeyond removes the tiles that hash records after lastSeq: a crash
-// can leave tiles of records whose segment bytes never reached the disk.
-func (t *tree) dropBeyond(lastSeq uint64) error {
-	for l := 0; 8*(l+1) < 64; l++ {
-		if _, err := os.Stat(filepath.Join(t.dir, TileDir, strconv.Itoa(l))); err != nil {
-			return nil
-		}
-		span := uint64(1) << (merkle.TileHeight * uint(l+1)) // records a full tile covers
-		for n := lastSeq / span; ; n++ {
-			full := tlog.Tile{H: merkle.TileHeight, L: l, N: int64(n), W: merkle.TileWidth}
-			path := t.path(full)
-			_, ferr := os.Stat(path)
-			entries, perr := os.ReadDir(path + ".p")
-			if ferr != nil && perr != nil {
-				break
-			}
-			if ferr == nil && (n+1)*span > lastSeq {
-				if err := os.Remove(path); err != nil {
-					return fmt.Errorf("drop tile: %w", err)
-				}
-			}
-			for _, e := range entries {
-				w, err := strconv.ParseUint(e.Name(), 10, 64)
-				if err == nil && n*span+w*(span>>merkle.TileHeight) <= lastSeq {
-					continue
-				}
-				if err := os.Remove(filepath.Join(path+".p", e.Name())); err != nil {
-					return fmt.Errorf("drop tile: %w", err)
-				}
-			}
-		}
+	if err := t.write(); err != nil {
+		return err
 	}
-	return nil
+	return t.sync()
 }

@@ -2,11 +2,9 @@ package store
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/tailseal/tailseal/signer/merkle"
 	"golang.org/x/mod/sumdb/tlog"
@@ -37,36 +35,24 @@ func reference(t *testing.T, n uint64) refTree {
 	return r
 }
 
-// crash abandons a store as kill -9 would after its last commit: nothing
-// more is written, nothing synced.
+// crash abandons a store as kill -9 would after its last commit.
 func crash(s *Store) {
 	close(s.stop)
 	s.bg.Wait()
-	close(s.tree.jobs)
-	s.tree.wg.Wait()
+	s.tree.close()
 	s.f.Close()
 }
 
-// checkpoint takes a tree head at size n, as the agent does for a
-// checkpoint, and appends record n+1 (the checkpoint record) and commits:
-// the tiles of size n are then on disk.
-func checkpoint(t *testing.T, s *Store, n uint64) {
-	t.Helper()
-	if size, _, ok := s.TreeHead(); !ok || size != n {
-		t.Fatalf("tree head at size %d, %v; want %d", size, ok, n)
-	}
-	appendN(t, s, n+1, n+1)
-}
-
-// checkTree holds the store's tiles to tlog: every tile a tree of size n
-// (a checkpoint's) needs, full or partial, is on disk and, read through
-// tlog's authenticated reader, gives proofs that check against the
-// reference root.
+// checkTree holds the store's level files to tlog: every tile of a tree
+// of size n, full or partial, is there and, read through tlog's
+// authenticated reader, gives proofs that check against the reference
+// root of the records' lines.
 func checkTree(t *testing.T, dir string, n uint64) {
 	t.Helper()
 	ref := reference(t, n)
 	root, _ := tlog.TreeHash(int64(n), ref)
-	tiles := merkle.NewTiles(os.DirFS(dir))
+	tiles := merkle.NewTiles(os.DirFS(filepath.Join(dir, HashDir)))
+	defer tiles.Close()
 	for _, tile := range tlog.NewTiles(merkle.TileHeight, 0, int64(n)) {
 		want, _ := tlog.ReadTileData(tile, ref)
 		got, err := tiles.Read(tile.L, tile.N, tile.W)
@@ -84,6 +70,16 @@ func checkTree(t *testing.T, dir string, n uint64) {
 			t.Fatal(err)
 		}
 	}
+	// Nothing beyond the tree.
+	for l := 0; ; l++ {
+		fi, err := os.Stat(filepath.Join(dir, HashDir, merkle.LevelFile(l)))
+		if err != nil {
+			break
+		}
+		if want := int64(n>>(8*l)) * 32; fi.Size() != want {
+			t.Fatalf("level %d: %d bytes, want %d", l, fi.Size(), want)
+		}
+	}
 }
 
 func TestTreeHeadIsTheRootOfTheRecords(t *testing.T) {
@@ -95,69 +91,51 @@ func TestTreeHeadIsTheRootOfTheRecords(t *testing.T) {
 	if !ok || size != 1000 || root != want {
 		t.Fatalf("tree head %d %v %v, want 1000 %v", size, root, ok, want)
 	}
-	appendN(t, s, 1001, 1001) // the checkpoint record: its commit writes size 1000's partial tiles
-	for _, p := range []string{"tile/0/003.p/232", "tile/1/000.p/3"} {
-		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
-			t.Errorf("partial tile of the checkpoint's size: %v", err)
-		}
-	}
-	appendN(t, s, 1002, 2100)
-	checkpoint(t, s, 2100)
+	checkTree(t, dir, 1000) // committed: on disk
+	appendN(t, s, 1001, 70000)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "tile/0/003.p")); err == nil {
-		t.Error("partial tiles kept after their full tile was written")
-	}
-	checkTree(t, dir, 1000)
-	checkTree(t, dir, 2100)
-	var st treeState
-	b, _ := os.ReadFile(filepath.Join(dir, TreeFile))
-	if json.Unmarshal(b, &st); st.Size != 2101 {
-		t.Fatalf("%s after a clean close: %s", TreeFile, b)
-	}
+	checkTree(t, dir, 70000)
 	s, _ = open(t, Options{Dir: dir})
 	defer s.Close()
-	if size, root, _ := s.TreeHead(); size != 2101 || root != st.Root {
+	want, _ = tlog.TreeHash(70000, reference(t, 70000))
+	if size, root, _ := s.TreeHead(); size != 70000 || root != want {
 		t.Fatalf("reopened: tree head %d %v", size, root)
 	}
 }
 
-// After a crash the tiles since the last sync may be gone or stale: the
-// tree is rebuilt from TreeFile's size on, from the segments, and tiles
-// of records the store lost are dropped.
+// After a crash the level files may have lost or torn their tails: the
+// tree takes what every level holds and hashes the rest again from the
+// segments.
 func TestTreeRecovery(t *testing.T) {
+	cut := func(level string, bytes int64) func(t *testing.T, dir string) {
+		return func(t *testing.T, dir string) {
+			p := filepath.Join(dir, HashDir, level)
+			fi, _ := os.Stat(p)
+			os.Truncate(p, fi.Size()-bytes)
+		}
+	}
 	for _, c := range []struct {
 		name string
 		harm func(t *testing.T, dir string)
 	}{
 		{"kill -9", func(*testing.T, string) {}},
-		{"tiles since the sync lost", func(t *testing.T, dir string) {
-			for _, p := range []string{"tile/0/005", "tile/0/006", "tile/0/007"} {
-				os.Remove(filepath.Join(dir, p))
-			}
-		}},
-		{"a tile zeroed", func(t *testing.T, dir string) {
-			os.WriteFile(filepath.Join(dir, "tile/0/006"), make([]byte, 8192), 0o600)
-		}},
-		{"no tree file", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, TreeFile)) }},
-		{"a tile below the synced size corrupted", func(t *testing.T, dir string) {
-			os.WriteFile(filepath.Join(dir, "tile/1/000.p/4"), make([]byte, 4*32), 0o600)
-			os.Remove(filepath.Join(dir, "tile/0/003"))
-		}},
+		{"level 0 lost its last 300 hashes", cut("0", 300*32)},
+		{"a torn hash", cut("0", 5)},
+		{"level 1 lost its last hash", cut("1", 32)},
+		{"level 1 gone", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, HashDir, "1")) }},
+		{"no hashes at all", func(t *testing.T, dir string) { os.RemoveAll(filepath.Join(dir, HashDir)) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			now := time.Unix(1e9, 0)
-			s, _ := open(t, Options{Dir: dir, Now: func() time.Time { return now }})
-			appendN(t, s, 1, 1100)    // the first commit syncs
-			s.tree.wait(t)            // and records its size
-			appendN(t, s, 1101, 2000) // within the second: not synced
+			opt := Options{Dir: dir, SegmentMax: 20 << 10} // segments of ~150 records, compressed
+			s, _ := open(t, opt)
+			appendN(t, s, 1, 2000)
 			crash(s)
 			c.harm(t, dir)
-			s, _ = open(t, Options{Dir: dir})
+			s, _ = open(t, opt)
 			appendN(t, s, 2001, 2050)
-			checkpoint(t, s, 2050)
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -166,23 +144,13 @@ func TestTreeRecovery(t *testing.T) {
 	}
 }
 
-// wait blocks until the syncer has no job.
-func (tr *tree) wait(t *testing.T) {
-	t.Helper()
-	done := make(chan error, 1)
-	tr.jobs <- syncJob{done: done, state: treeState{Size: tr.edge.Size(), Root: tr.edge.Root()}}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-}
-
-func TestTilesOfLostRecordsAreDropped(t *testing.T) {
+func TestHashesOfLostRecordsAreDropped(t *testing.T) {
 	dir := t.TempDir()
 	s, _ := open(t, Options{Dir: dir})
 	appendN(t, s, 1, 600)
 	crash(s)
 	// The segment loses its last 100 records (a power cut before their
-	// fsync reached the disk), the tiles do not.
+	// fsync reached the disk), the level files do not.
 	active := filepath.Join(dir, SegmentName(1, ActiveExt))
 	data, _ := os.ReadFile(active)
 	cut := 0
@@ -194,12 +162,9 @@ func TestTilesOfLostRecordsAreDropped(t *testing.T) {
 	if m := string(last.Line); m != rec(500) {
 		t.Fatalf("last %s", m)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "tile/0/001")); err == nil {
-		t.Fatal("a tile of records 257..512 survived the loss of 501..600")
-	}
+	checkTree(t, dir, 500)
 	// Other records take seqs 501..: their hashes, not the lost ones'.
 	appendN(t, s, 501, 800)
-	checkpoint(t, s, 800)
 	s.Close()
 	checkTree(t, dir, 800)
 }
@@ -211,8 +176,7 @@ func TestNoTreeWithoutTheFirstRecords(t *testing.T) {
 	s, _ := open(t, Options{Dir: dir, SegmentMax: 2 << 10})
 	appendN(t, s, 1, 100)
 	s.Close()
-	os.RemoveAll(filepath.Join(dir, TileDir))
-	os.Remove(filepath.Join(dir, TreeFile))
+	os.RemoveAll(filepath.Join(dir, HashDir))
 	os.Remove(filepath.Join(dir, SegmentName(1, CompressedExt)))
 	os.Remove(filepath.Join(dir, SegmentName(1, ActiveExt)))
 	s, _ = open(t, Options{Dir: dir})
@@ -221,4 +185,7 @@ func TestNoTreeWithoutTheFirstRecords(t *testing.T) {
 		t.Fatal("a tree over a store that lost its first records")
 	}
 	appendN(t, s, 101, 110)
+	if _, err := os.Stat(filepath.Join(dir, HashDir)); err == nil {
+		t.Fatal("hashes written for a store without a tree")
+	}
 }

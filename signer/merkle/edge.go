@@ -1,14 +1,17 @@
 // Package merkle owns the store's Merkle tree as the C2SP transparency-log
 // specifications define it: the RFC 6962 leaf hash of a stored line
 // (SHA-256 of 0x00 and the line without its newline; leaf index seq-1),
-// the right edge of the tree that turns appended leaves into full hash
-// tiles and roots, the tlog-tiles paths of those tiles, reading them back,
-// and the proof bundles that `tailseal prove` writes and anyone can check
-// with golang.org/x/mod/sumdb/tlog and the checkpoint verifier key.
+// the right edge of the tree that turns appended leaves into stored hashes
+// and roots, the tlog-tiles view of the stored hashes (tile paths, and a
+// tlog.TileReader), and the proof bundles that `tailseal prove` writes
+// and anyone can check with golang.org/x/mod/sumdb/tlog and the checkpoint
+// verifier key.
 //
-// It knows no store layout beyond the tile paths, which are the C2SP
-// contract: the agent writes tiles under its store directory, and readers
-// hand this package an fs.FS rooted there.
+// The stored hashes of level L (TileHeight levels of the tree apart) are
+// kept back to back in one file named L: that file is the concatenation
+// of C2SP tlog-tiles' level-L tiles, so tile L/N of width W is its bytes
+// from 8192·N, W·32 long. Readers hand this package an fs.FS holding
+// those files.
 package merkle
 
 import (
@@ -44,21 +47,23 @@ type Edge struct {
 // Size is how many leaves the edge has taken.
 func (e *Edge) Size() uint64 { return e.n }
 
-// Append adds the next leaf hash. Each tile it completes, from level 0
-// up, is passed to full with its 256 hashes, valid only during the call.
-func (e *Edge) Append(leaf tlog.Hash, full func(t tlog.Tile, hashes []tlog.Hash)) {
+// Append adds the next leaf hash. stored, if set, is told every hash the
+// tree stores for it, in order: the leaf hash at level 0, and the root
+// of each tile it completes at the level above (RFC 6962 hashes of
+// subtrees of 256, 65,536, … leaves): level L's hashes, back to back, are
+// C2SP tlog-tiles' level-L tiles, full ones and the partial last one.
+func (e *Edge) Append(leaf tlog.Hash, stored func(level int, h tlog.Hash)) {
 	h := leaf
 	for l := 0; ; l++ {
 		if l == len(e.levels) {
 			e.levels = append(e.levels, make([]tlog.Hash, 0, TileWidth))
 		}
 		e.levels[l] = append(e.levels[l], h)
+		if stored != nil {
+			stored(l, h)
+		}
 		if len(e.levels[l]) < TileWidth {
 			break
-		}
-		t := tlog.Tile{H: TileHeight, L: l, N: int64(e.n >> (TileHeight * uint(l+1))), W: TileWidth}
-		if full != nil {
-			full(t, e.levels[l])
 		}
 		h = e.subtree(e.levels[l])
 		e.levels[l] = e.levels[l][:0]
@@ -110,24 +115,6 @@ func (e *Edge) Root() tlog.Hash {
 		r = tlog.NodeHash(parts[i], r)
 	}
 	return r
-}
-
-// Partial returns the partial tiles of the tree of the given size that
-// the edge still holds: those C2SP tlog-tiles asks a log to serve for a
-// checkpoint of that size. A level whose tile has been completed since
-// is left out (its full tile serves instead); size may not exceed Size.
-// The hashes are valid until the next Append.
-func (e *Edge) Partial(size uint64) (tiles []tlog.Tile, hashes [][]tlog.Hash) {
-	for l := range e.levels {
-		w := int((size >> (TileHeight * uint(l))) % TileWidth)
-		n := int64(size >> (TileHeight * uint(l+1)))
-		if w == 0 || n != int64(e.n>>(TileHeight*uint(l+1))) || len(e.levels[l]) < w {
-			continue
-		}
-		tiles = append(tiles, tlog.Tile{H: TileHeight, L: l, N: n, W: w})
-		hashes = append(hashes, e.levels[l][:w])
-	}
-	return tiles, hashes
 }
 
 // Clone returns an independent copy of the edge.

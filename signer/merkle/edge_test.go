@@ -2,6 +2,7 @@ package merkle
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"testing"
 	"testing/fstest"
@@ -24,7 +25,7 @@ func (m memHashes) ReadHashes(idx []int64) ([]tlog.Hash, error) {
 func leaf(i int) []byte { return fmt.Appendf(nil, `{"seq":%d}`, i+1) }
 
 // build appends n leaves to an edge and to the reference store, and keeps
-// the full tiles the edge hands out, by path.
+// the hashes the edge stores in level files.
 func build(t *testing.T, n int, check func(size int, e *Edge, ref memHashes)) (*Edge, memHashes, fstest.MapFS) {
 	t.Helper()
 	var e Edge
@@ -36,8 +37,13 @@ func build(t *testing.T, n int, check func(size int, e *Edge, ref memHashes)) (*
 			t.Fatal(err)
 		}
 		ref = append(ref, hs...)
-		e.Append(LeafHash(leaf(i)), func(tile tlog.Tile, hashes []tlog.Hash) {
-			fsys[Path(tile)] = &fstest.MapFile{Data: TileHashes(hashes)}
+		e.Append(LeafHash(leaf(i)), func(level int, h tlog.Hash) {
+			f := fsys[LevelFile(level)]
+			if f == nil {
+				f = &fstest.MapFile{}
+				fsys[LevelFile(level)] = f
+			}
+			f.Data = append(f.Data, h[:]...)
 		})
 		if check != nil {
 			check(i+1, &e, ref)
@@ -64,48 +70,30 @@ func TestEdgeRootIsRFC6962(t *testing.T) {
 	})
 }
 
-// The full tiles the edge hands out are the tiles tlog computes.
-func TestEdgeTilesAreTlogTiles(t *testing.T) {
+// The level files hold the tiles tlog computes, full and partial, for
+// every size.
+func TestLevelFilesHoldTlogTiles(t *testing.T) {
 	const n = 65536 + 300
 	_, ref, fsys := build(t, n, nil)
-	for _, tile := range tlog.NewTiles(TileHeight, 0, n) {
-		want, err := tlog.ReadTileData(tile, ref)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tile.W < TileWidth {
-			continue // partial: see TestPartialTiles
-		}
-		f, ok := fsys[Path(tile)]
-		if !ok || !bytes.Equal(f.Data, want) {
-			t.Fatalf("tile %s: missing or different", Path(tile))
-		}
-	}
-	if got := len(fsys); got != n/256+1 {
-		t.Fatalf("%d full tiles, want %d", got, n/256+1)
-	}
-}
-
-func TestPartialTiles(t *testing.T) {
-	const n = 65536 + 300
-	e, ref, _ := build(t, n, nil)
-	for _, size := range []uint64{n, n - 1, n - 44} {
-		tiles, hs := e.Partial(size)
-		var want []tlog.Tile
-		for _, tile := range tlog.NewTiles(TileHeight, 0, int64(size)) {
-			if tile.W < TileWidth && int64(n)>>(TileHeight*uint(tile.L+1)) == tile.N {
-				want = append(want, tile)
+	tiles := NewTiles(fsys)
+	defer tiles.Close()
+	for _, size := range []int64{n, n - 44, 70000 - 65536, 256, 1} {
+		for _, tile := range tlog.NewTiles(TileHeight, 0, size) {
+			want, err := tlog.ReadTileData(tile, ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := tiles.Read(tile.L, tile.N, tile.W)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("size %d, tile %s: %v", size, Path(tile), err)
 			}
 		}
-		if fmt.Sprint(tiles) != fmt.Sprint(want) {
-			t.Fatalf("size %d: partial tiles %v, want %v", size, tiles, want)
-		}
-		for i, tile := range tiles {
-			data, _ := tlog.ReadTileData(tile, ref)
-			if !bytes.Equal(TileHashes(hs[i]), data) {
-				t.Fatalf("size %d: tile %s differs", size, Path(tile))
-			}
-		}
+	}
+	if _, err := tiles.Read(0, n/256, n%256+1); !errors.Is(err, ErrTileMissing) {
+		t.Fatalf("a tile wider than the tree: %v", err)
+	}
+	if got := len(fsys["0"].Data) + len(fsys["1"].Data) + len(fsys["2"].Data); got != 32*(n+n/256+n/65536) {
+		t.Fatalf("%d bytes stored", got)
 	}
 }
 
@@ -148,12 +136,9 @@ func TestEdgeAt(t *testing.T) {
 			e.Append(LeafHash(leaf(int(i))), nil)
 		}
 	}
-	// Without the level-0 tile, a level-1 hash that is in no tile on
-	// disk cannot be made.
-	_, _, small := build(t, 700, nil)
-	delete(small, "tile/0/000")
-	if _, err := EdgeAt(300, NewTiles(small)); err == nil {
-		t.Fatal("a missing level-0 tile went unnoticed")
+	short := fstest.MapFS{"0": &fstest.MapFile{Data: fsys["0"].Data[:32*299]}, "1": fsys["1"]}
+	if _, err := EdgeAt(300, NewTiles(short)); !errors.Is(err, ErrTileMissing) {
+		t.Fatalf("hashes missing went unnoticed: %v", err)
 	}
 }
 
@@ -161,10 +146,6 @@ func TestEdgeAt(t *testing.T) {
 func TestProofsFromTiles(t *testing.T) {
 	const n = 65536 + 700
 	e, ref, fsys := build(t, n, nil)
-	tiles, hs := e.Partial(n)
-	for i, tile := range tiles {
-		fsys[Path(tile)] = &fstest.MapFile{Data: TileHashes(hs[i])}
-	}
 	tree := tlog.Tree{N: n, Hash: e.Root()}
 	hr := tlog.TileHashReader(tree, NewTiles(fsys))
 	for _, i := range []int64{0, 255, 256, 40000, n - 1} {
@@ -187,9 +168,9 @@ func TestProofsFromTiles(t *testing.T) {
 		}
 	}
 	// A wrong tile is caught by tlog's reader, not turned into a proof.
-	bad := bytes.Clone(fsys["tile/0/100"].Data)
-	bad[40] ^= 1
-	fsys["tile/0/100"] = &fstest.MapFile{Data: bad}
+	bad := bytes.Clone(fsys["0"].Data)
+	bad[(100*256+7)*32] ^= 1
+	fsys["0"] = &fstest.MapFile{Data: bad}
 	hr = tlog.TileHashReader(tree, NewTiles(fsys))
 	if _, err := tlog.ProveRecord(n, 100*256+5, hr); err == nil {
 		t.Fatal("a proof from a corrupt tile")

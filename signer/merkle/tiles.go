@@ -3,8 +3,8 @@ package merkle
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
-	"path"
 	"strconv"
 	"strings"
 
@@ -32,29 +32,26 @@ func ParsePath(p string) (tlog.Tile, error) {
 	return t, nil
 }
 
-// ErrTileMissing says a tile the tree needs is not on disk.
-var ErrTileMissing = errors.New("hash tile missing")
+// LevelFile names the file of level l's stored hashes.
+func LevelFile(l int) string { return strconv.Itoa(l) }
 
-// Tiles reads the tiles of a tree from a file system rooted where its
-// tile/ directory is (the store directory, or a copy of it). A tile of
-// width w is served from its partial tile, a wider one or the full
-// tile, as C2SP lets a client fall back to; above level 0, from the
-// full tiles below it when it is on disk in no width at all. It
+// ErrTileMissing says hashes the tree needs are not on disk.
+var ErrTileMissing = errors.New("hashes missing")
+
+// Tiles reads tiles from the level files of a tree (see the package
+// doc) in fsys, whose files must be io.ReaderAt (os.DirFS's are). It
 // implements tlog.TileReader; tlog.TileHashReader checks what it reads
-// against a tree's root. Not safe for concurrent use.
+// against a tree's root. Not safe for concurrent use; Close it.
 type Tiles struct {
 	fsys  fs.FS
-	cache map[tlog.Tile][]byte // full tiles read
-	edge  Edge                 // scratch for subtree hashes
+	files map[int]io.ReaderAt
+	open  []io.Closer
 }
 
 var _ tlog.TileReader = (*Tiles)(nil)
 
 // NewTiles reads tiles from fsys.
-func NewTiles(fsys fs.FS) *Tiles { return &Tiles{fsys: fsys, cache: map[tlog.Tile][]byte{}} }
-
-// cacheTiles bounds the full tiles kept in memory (8 KiB each).
-const cacheTiles = 512
+func NewTiles(fsys fs.FS) *Tiles { return &Tiles{fsys: fsys, files: map[int]io.ReaderAt{}} }
 
 // Height implements tlog.TileReader.
 func (r *Tiles) Height() int { return TileHeight }
@@ -77,69 +74,48 @@ func (r *Tiles) SaveTiles([]tlog.Tile, [][]byte) {}
 
 // Read returns the first w hashes (w*32 bytes) of tile n at level l.
 func (r *Tiles) Read(l int, n int64, w int) ([]byte, error) {
-	full := tlog.Tile{H: TileHeight, L: l, N: n, W: TileWidth}
-	if data, ok := r.cache[full]; ok {
-		return data[:w*tlog.HashSize], nil
+	f, err := r.level(l)
+	if err != nil {
+		return nil, err
 	}
-	data, err := fs.ReadFile(r.fsys, Path(full))
-	if err == nil && len(data) == TileWidth*tlog.HashSize {
-		if len(r.cache) >= cacheTiles {
-			clear(r.cache)
-		}
-		r.cache[full] = data
-		return data[:w*tlog.HashSize], nil
+	data := make([]byte, w*tlog.HashSize)
+	if _, err := f.ReadAt(data, n*TileWidth*tlog.HashSize); err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, fmt.Errorf("%w: %s (width %d)", ErrTileMissing, Path(tlog.Tile{H: TileHeight, L: l, N: n, W: w}), w)
+	} else if err != nil {
+		return nil, fmt.Errorf("read %s: %w", Path(tlog.Tile{H: TileHeight, L: l, N: n, W: w}), err)
 	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("read %s: %w", Path(full), err)
-	}
-	if w < TileWidth {
-		if data, ok := r.partial(full, w); ok {
-			return data, nil
-		}
-	}
-	if l == 0 {
-		return nil, fmt.Errorf("%w: %s (width %d)", ErrTileMissing, Path(full), w)
-	}
-	// Each hash of a level-l tile is the root of a full tile below it.
-	out := make([]byte, 0, w*tlog.HashSize)
-	for i := range w {
-		below, err := r.Read(l-1, n*TileWidth+int64(i), TileWidth)
-		if err != nil {
-			return nil, err
-		}
-		h := r.edge.subtree(hashes(below))
-		out = append(out, h[:]...)
-	}
-	return out, nil
+	return data, nil
 }
 
-// partial reads the narrowest partial tile of full's coordinates that is
-// at least w wide.
-func (r *Tiles) partial(full tlog.Tile, w int) ([]byte, bool) {
-	exact := full
-	exact.W = w
-	if data, err := fs.ReadFile(r.fsys, Path(exact)); err == nil && len(data) == w*tlog.HashSize {
-		return data, true
+func (r *Tiles) level(l int) (io.ReaderAt, error) {
+	if f, ok := r.files[l]; ok {
+		return f, nil
 	}
-	dir := path.Dir(Path(exact))
-	entries, err := fs.ReadDir(r.fsys, dir)
+	f, err := r.fsys.Open(LevelFile(l))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: no level-%d hashes", ErrTileMissing, l)
+	}
 	if err != nil {
-		return nil, false
+		return nil, err
 	}
-	best := TileWidth
-	for _, e := range entries {
-		if ww, err := strconv.Atoi(e.Name()); err == nil && ww > w && ww < best {
-			best = ww
-		}
+	ra, ok := f.(io.ReaderAt)
+	if !ok {
+		f.Close()
+		return nil, fmt.Errorf("level-%d hashes: the file system cannot read at an offset", l)
 	}
-	if best == TileWidth {
-		return nil, false
+	r.files[l] = ra
+	r.open = append(r.open, f)
+	return ra, nil
+}
+
+// Close closes the files read.
+func (r *Tiles) Close() error {
+	var err error
+	for _, f := range r.open {
+		err = errors.Join(err, f.Close())
 	}
-	data, err := fs.ReadFile(r.fsys, dir+"/"+strconv.Itoa(best))
-	if err != nil || len(data) != best*tlog.HashSize {
-		return nil, false
-	}
-	return data[:w*tlog.HashSize], true
+	r.open, r.files = nil, map[int]io.ReaderAt{}
+	return err
 }
 
 // hashes views tile data as hashes.
@@ -152,8 +128,8 @@ func hashes(data []byte) []tlog.Hash {
 }
 
 // EdgeAt rebuilds the right edge of the tree of the given size from its
-// tiles. Nothing is checked: compare its Root with a trusted root, or
-// append leaves and compare a later one.
+// stored hashes. Nothing is checked: compare its Root with a trusted
+// root, or append leaves and compare a later one.
 func EdgeAt(size uint64, r *Tiles) (*Edge, error) {
 	e := &Edge{n: size}
 	for l := 0; l == 0 || size>>(TileHeight*uint(l)) > 0; l++ {
@@ -170,13 +146,4 @@ func EdgeAt(size uint64, r *Tiles) (*Edge, error) {
 		e.levels = append(e.levels, level)
 	}
 	return e, nil
-}
-
-// TileHashes is the data of a tile: its hashes back to back.
-func TileHashes(hs []tlog.Hash) []byte {
-	out := make([]byte, 0, len(hs)*tlog.HashSize)
-	for i := range hs {
-		out = append(out, hs[i][:]...)
-	}
-	return out
 }
