@@ -281,7 +281,9 @@ func (s *Store) openTree(lastSeq uint64) error {
 	}
 	t.edge = *e
 	if have < lastSeq {
-		s.log.Info("store: hashing records into the Merkle tree again from the segments", "from_seq", have+1, "to_seq", lastSeq)
+		if have > 0 {
+			s.log.Info("store: hashing records into the Merkle tree again from the segments (a torn or lost tail)", "from_seq", have+1, "to_seq", lastSeq)
+		}
 		if err := t.rehash(s.opt.Dir, lastSeq); err != nil {
 			t.close()
 			s.log.Error("store: the Merkle tree cannot be brought up to the store: checkpoints stay chain heads", "error", err)

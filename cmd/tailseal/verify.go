@@ -148,10 +148,34 @@ func summaryLines(sum *verify.Summary) []string {
 	if sum.Origin != "" {
 		lines = append(lines, fmt.Sprintf("origin %s, genesis record sha256 %s", sum.Origin, sum.Genesis))
 	}
+	if sum.Checkpoints > 0 {
+		lines = append(lines, checkpointKinds(sum))
+	}
 	if sum.RetainedThrough > 0 {
 		lines = append(lines, fmt.Sprintf("records 1 to %d were deleted by retention (signed retention records say so)", sum.RetainedThrough))
 	}
 	return lines
+}
+
+// checkpointKinds says what the checkpoints were held to.
+func checkpointKinds(sum *verify.Summary) string {
+	var parts []string
+	if sum.TreeHeads > 0 {
+		parts = append(parts, fmt.Sprintf("%d Merkle tree heads (each the RFC 6962 root of the records before it, recomputed)", sum.TreeHeads))
+	}
+	if sum.ChainHeads > 0 {
+		parts = append(parts, fmt.Sprintf("%d chain heads (the older kind: the SHA-256 of line #size)", sum.ChainHeads))
+	}
+	if sum.Consistent > 0 {
+		parts = append(parts, fmt.Sprintf("%d consistency proofs between successive tree heads", sum.Consistent))
+	}
+	if sum.Unchecked > 0 {
+		parts = append(parts, fmt.Sprintf("%d not checked (their records are gone and the stored hashes do not give their root)", sum.Unchecked))
+	}
+	if len(parts) == 0 {
+		return "checkpoints: none held to the records"
+	}
+	return "checkpoints: " + strings.Join(parts, "; ")
 }
 
 // verifyOptions finds the keys to verify the configured store with, and
@@ -429,6 +453,9 @@ func (s *storeSource) run(ctx context.Context, opt verify.Options) (*verify.Summ
 		return nil, err
 	}
 	opt.Source, opt.IndexDigests = s, digests
+	if fi, err := os.Stat(filepath.Join(s.dir, store.HashDir)); err == nil && fi.IsDir() {
+		opt.Hashes = os.DirFS(filepath.Join(s.dir, store.HashDir))
+	}
 	sum, err := verify.Run(ctx, opt)
 	if err != nil {
 		return sum, err
