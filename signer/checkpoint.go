@@ -50,6 +50,16 @@ func OpenCheckpoint(signed string, vs ...note.Verifier) (Checkpoint, error) {
 	return ParseCheckpoint(n.Text)
 }
 
+// ParseSigned parses the body of a signed checkpoint note without
+// checking any signature.
+func ParseSigned(signed string) (Checkpoint, error) {
+	text, _, ok := strings.Cut(signed, "\n\n")
+	if !ok {
+		return Checkpoint{}, fmt.Errorf("%w: not a signed note", ErrBadCheckpoint)
+	}
+	return ParseCheckpoint(text + "\n")
+}
+
 // ParseCheckpoint parses a checkpoint body without checking any signature.
 func ParseCheckpoint(text string) (Checkpoint, error) {
 	lines := strings.Split(text, "\n")

@@ -22,7 +22,7 @@ func (m memHashes) ReadHashes(idx []int64) ([]tlog.Hash, error) {
 	return out, nil
 }
 
-func leaf(i int) []byte { return fmt.Appendf(nil, `{"seq":%d}`, i+1) }
+func leaf(i int) []byte { return fmt.Appendf(nil, `{"seq":%d,"x":1}`, i+1) }
 
 // build appends n leaves to an edge and to the reference store, and keeps
 // the hashes the edge stores in level files.

@@ -2,7 +2,6 @@ package verify
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -102,11 +101,7 @@ func (v *verifier) openNote(signed string) (signer.Checkpoint, error) {
 	if len(v.opt.Verifiers) > 0 {
 		return signer.OpenCheckpoint(signed, v.opt.Verifiers...)
 	}
-	text, _, ok := bytes.Cut([]byte(signed), []byte("\n\n"))
-	if !ok {
-		return signer.Checkpoint{}, fmt.Errorf("%w: not a signed note", signer.ErrBadCheckpoint)
-	}
-	return signer.ParseCheckpoint(string(text) + "\n")
+	return signer.ParseSigned(signed)
 }
 
 // trustedKeys names the verifier keys for an error message.
