@@ -12,6 +12,7 @@ import (
 	"github.com/tailseal/tailseal/agent/atomicfile"
 	"github.com/tailseal/tailseal/agent/parse"
 	"github.com/tailseal/tailseal/agent/store"
+	"github.com/tailseal/tailseal/agent/witness"
 	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/record"
 )
@@ -100,7 +101,8 @@ func (a *Agent) checkpoint(ctx context.Context) error {
 	}
 	size := a.chain.Seq() // made durable with the checkpoint record below
 	head := a.chain.Prev()
-	if n, root, ok := a.store.TreeHead(); ok {
+	n, root, tree := a.store.TreeHead()
+	if tree {
 		if n != size {
 			return fmt.Errorf("checkpoint: the Merkle tree holds %d records and the chain %d", n, size)
 		}
@@ -120,6 +122,9 @@ func (a *Agent) checkpoint(ctx context.Context) error {
 	}
 	a.lastCheckpoint = a.chain.Seq()
 	a.Stats.Checkpoints.Add(1)
+	if a.witness != nil && tree {
+		a.witness.Checkpoint(witness.Checkpoint{Size: size, Root: root, Note: signed})
+	}
 	a.log.Debug("checkpoint", "size", strconv.FormatUint(size, 10))
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tailseal/tailseal/agent"
 	"github.com/tailseal/tailseal/agent/store"
+	"github.com/tailseal/tailseal/agent/witness"
 	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/merkle"
 	"github.com/tailseal/tailseal/signer/record"
@@ -90,6 +91,7 @@ usage errors.
 // treeStore is one store's tree and checkpoints, for proofs.
 type treeStore struct {
 	cmd      string
+	dataDir  string
 	storeDir string
 	cps      []record.CheckpointLine
 	prover   *merkle.Prover
@@ -138,7 +140,7 @@ func openTree(cmd, dataDir string) (*treeStore, error) {
 		fmt.Fprintf(os.Stderr, "tailseal %s: the store keeps no Merkle tree (no %s): a store whose first records were deleted before the tree came has none, and its checkpoints are chain heads\n", cmd, hashes)
 		return nil, errFinding
 	}
-	return &treeStore{cmd: cmd, storeDir: storeDir, cps: cps, prover: merkle.NewProver(os.DirFS(hashes))}, nil
+	return &treeStore{cmd: cmd, dataDir: dataDir, storeDir: storeDir, cps: cps, prover: merkle.NewProver(os.DirFS(hashes))}, nil
 }
 
 func (tp *treeStore) close() { tp.prover.Close() }
@@ -169,6 +171,7 @@ func (tp *treeStore) checkpoint(size uint64) (record.CheckpointLine, signer.Chec
 	if err != nil {
 		return cl, c, fmt.Errorf("checkpoint of size %d: %w", cl.Size, err)
 	}
+	cl.Note = withCosignatures(tp.dataDir, cl)
 	root, err := tlog.TreeHash(int64(c.Size), tp.prover)
 	if err != nil {
 		return cl, c, noProof("the stored Merkle hashes do not reach checkpoint %d: %v", c.Size, err)
@@ -260,4 +263,33 @@ func printConsistency(b *merkle.Consistency) {
 		fmt.Printf("%s checkpoint (size %d):\n  %s\n", n.what, n.size, strings.ReplaceAll(strings.TrimSuffix(n.note, "\n"), "\n", "\n  "))
 	}
 	fmt.Println("(--json writes the bundle tailseal verify-proof checks)")
+}
+
+// withCosignatures adds to a checkpoint's note the witnesses' cosignature
+// lines kept for it in cosignatures.jsonl: a bundle then shows, to whoever
+// trusts those witnesses, that the checkpoint was witnessed (verify-proof
+// checks the log's signature and ignores the others).
+func withCosignatures(dataDir string, cl record.CheckpointLine) string {
+	data, err := os.ReadFile(filepath.Join(dataDir, witness.CosignaturesFile))
+	if err != nil {
+		return cl.Note
+	}
+	body, sigs, _ := strings.Cut(cl.Note, "\n\n")
+	out := cl.Note
+	for _, l := range strings.Split(string(data), "\n") {
+		var c record.CheckpointLine
+		if json.Unmarshal([]byte(l), &c) != nil || c.Size != cl.Size {
+			continue
+		}
+		cb, csigs, _ := strings.Cut(c.Note, "\n\n")
+		if cb != body {
+			continue
+		}
+		for _, sig := range strings.SplitAfter(csigs, "\n") {
+			if sig != "" && !strings.Contains(sigs, sig) && !strings.HasSuffix(out, sig) && !strings.Contains(out, "\n"+sig) {
+				out += sig
+			}
+		}
+	}
+	return out
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/tailseal/tailseal/agent/config"
 	"github.com/tailseal/tailseal/agent/lock"
 	"github.com/tailseal/tailseal/agent/store"
+	"github.com/tailseal/tailseal/agent/witness"
 	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/verify"
 	"golang.org/x/mod/sumdb/note"
@@ -151,6 +152,15 @@ func summaryLines(sum *verify.Summary) []string {
 	if sum.Checkpoints > 0 {
 		lines = append(lines, checkpointKinds(sum))
 	}
+	if sum.WitnessQuorum > 0 {
+		w := fmt.Sprintf("witnesses: %d cosignatures of trusted witnesses; ", sum.Cosignatures)
+		if sum.WitnessedSize > 0 {
+			w += fmt.Sprintf("the log up to size %d is cosigned by a quorum of %d", sum.WitnessedSize, sum.WitnessQuorum)
+		} else {
+			w += fmt.Sprintf("no checkpoint has a quorum of %d", sum.WitnessQuorum)
+		}
+		lines = append(lines, w)
+	}
 	if sum.RetainedThrough > 0 {
 		lines = append(lines, fmt.Sprintf("records 1 to %d were deleted by retention (signed retention records say so)", sum.RetainedThrough))
 	}
@@ -248,6 +258,7 @@ func (k *keyring) options(dataDir, origin string) (verify.Options, []string, err
 		return opt, nil, err
 	}
 	opt.K0, opt.Verifiers = k0, vs
+	opt.WitnessKeys, opt.WitnessQuorum = k.cfg.Witnesses()
 	opt.K0FromGenesis = k.cfg.VerifyIdentityFile != "" && g != nil && !g.InStore
 	// How the store ends is held to the clock and to whether an agent runs
 	// on it now (one holds the data dir's lock), or, for an origin of a
@@ -381,6 +392,7 @@ func diskBytes(dir string) int64 {
 // store, read through store.OpenSegment, and its checkpoints file.
 type storeSource struct {
 	dir, checkpoints string
+	cosignatures     string
 	segs             map[string]store.Segment
 	index            map[string]store.IndexEntry
 	progress         func(bytes int64) // told the bytes read from disk; nil: nobody
@@ -390,7 +402,22 @@ type storeSource struct {
 var _ verify.Source = (*storeSource)(nil)
 
 func newStoreSource(dataDir string) *storeSource {
-	return &storeSource{dir: filepath.Join(dataDir, agent.StoreDir), checkpoints: filepath.Join(dataDir, agent.CheckpointsFile)}
+	return &storeSource{dir: filepath.Join(dataDir, agent.StoreDir), checkpoints: filepath.Join(dataDir, agent.CheckpointsFile),
+		cosignatures: filepath.Join(dataDir, witness.CosignaturesFile)}
+}
+
+var _ verify.Cosigned = (*storeSource)(nil)
+
+// Cosignatures opens cosignatures.jsonl; a store without one has none.
+func (s *storeSource) Cosignatures() (io.ReadCloser, error) {
+	f, err := os.Open(s.cosignatures)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return f, nil
 }
 
 func (s *storeSource) Segments() ([]verify.Segment, error) {

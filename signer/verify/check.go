@@ -15,6 +15,7 @@ import (
 type checkpointAt struct {
 	hash [32]byte
 	line int
+	file string // checkpoints.jsonl, or cosignatures.jsonl
 }
 
 // verifier holds what the checks of one line need from the lines before.
@@ -49,7 +50,8 @@ type verifier struct {
 	firstSeq              uint64         // of the first record read
 
 	tree      treeCheck
-	aheadLeaf map[uint64]tlog.Hash // leaf hashes of the lines in ahead
+	cosigners map[uint64]map[string]bool // size → trusted witnesses that cosigned it
+	aheadLeaf map[uint64]tlog.Hash       // leaf hashes of the lines in ahead
 
 	keys   *epochKeys // nil: signatures are not checked
 	probe  *epochKeys // the key probe's, until it has decided
@@ -65,7 +67,7 @@ type verifier struct {
 func newVerifier(opt Options) *verifier {
 	v := &verifier{opt: opt, sum: &Summary{Signatures: opt.K0 != nil, Notes: len(opt.Verifiers) > 0},
 		ahead: map[uint64][32]byte{}, want: map[uint64]checkpointAt{}, attested: map[string]bool{}, attestedSeg: map[string]bool{},
-		noteOrigins: map[string]int{}, aheadLeaf: map[uint64]tlog.Hash{}}
+		noteOrigins: map[string]int{}, aheadLeaf: map[uint64]tlog.Hash{}, cosigners: map[uint64]map[string]bool{}}
 	v.tree.held = map[uint64]bool{}
 	if opt.Hashes != nil {
 		v.tree.tiles = merkle.NewTiles(opt.Hashes)

@@ -83,7 +83,7 @@ func (v *verifier) checkHead(it *item, seq uint64, c checkpointAt, h [32]byte) {
 	case v.replacedIn == it.seg.Name:
 		return // its segment was reported replaced
 	}
-	detail := fmt.Sprintf("checkpoint %d (checkpoints.jsonl line %d) signed neither the Merkle root of records 1..%d as stored nor line %d", seq, c.line, seq, seq)
+	detail := fmt.Sprintf("checkpoint %d (%s line %d) signed neither the Merkle root of records 1..%d as stored nor line %d", seq, c.file, c.line, seq, seq)
 	switch {
 	case t.lastBad == 0:
 		detail += ": the records it covers are not the ones it signed"
@@ -119,7 +119,7 @@ func (v *verifier) finishTree() {
 		case err != nil:
 			v.sum.Unchecked++
 			v.sum.Findings = append(v.sum.Findings, Finding{Segment: "store/hashes", Seq: size, Kind: TreeHashes,
-				Detail: fmt.Sprintf("the stored Merkle hashes do not give the root of checkpoint %d (checkpoints.jsonl line %d), whose records are gone: %v", size, c.line, err)})
+				Detail: fmt.Sprintf("the stored Merkle hashes do not give the root of checkpoint %d (%s line %d), whose records are gone: %v", size, c.file, c.line, err)})
 		case root == tlog.Hash(c.hash):
 			v.sum.TreeHeads++
 			t.heads = append(t.heads, treeHead{size: size, root: c.hash, line: c.line})

@@ -45,6 +45,8 @@ const (
 	Unreadable     = "segment unreadable"
 	WrongOrigin    = "wrong origin" // the store is another origin's than expected (Options.Origin)
 	TreeHashes     = "tree hashes"  // the stored Merkle hashes do not give what the checkpoints sign
+	BadCosignature = "bad cosignature"
+	NotWitnessed   = "not witnessed" // no checkpoint has the quorum of trusted witnesses' cosignatures
 )
 
 // Source is a store as the verifier reads it: its segments of lines and
@@ -114,6 +116,13 @@ type Options struct {
 	// successive checkpoints. Whatever they say is checked against a
 	// signed root before it counts.
 	Hashes fs.FS
+
+	// WitnessKeys are the trusted witnesses' cosignature verifier keys
+	// (C2SP tlog-cosignature); none: cosignatures are held to the records
+	// as checkpoints, and not counted. With keys, some checkpoint must be
+	// cosigned by WitnessQuorum of them (0: all).
+	WitnessKeys   []note.Verifier
+	WitnessQuorum int
 }
 
 // Finding is one thing wrong, with its place.
@@ -158,6 +167,11 @@ type Summary struct {
 	ChainHeads int `json:"chain_heads"`
 	Consistent int `json:"consistency_proofs"`
 	Unchecked  int `json:"checkpoints_unchecked,omitempty"`
+	// With witness keys: the cosignatures of trusted witnesses found, the
+	// quorum asked, and the newest checkpoint size that quorum cosigned.
+	Cosignatures  int    `json:"cosignatures,omitempty"`
+	WitnessQuorum int    `json:"witness_quorum,omitempty"`
+	WitnessedSize uint64 `json:"witnessed_size,omitempty"`
 	// Unattested are the indexed segments no index record speaks for:
 	// their index lines are to be checked against the segments.
 	Unattested []string  `json:"-"`
@@ -323,6 +337,7 @@ func (v *verifier) keyVerdict() error {
 // checkpoints.jsonl has its own record at seq size+1.
 func (v *verifier) finish() {
 	v.finishTree()
+	v.checkWitnesses()
 	if v.startGap != nil {
 		v.sum.Findings = append([]Finding{*v.startGap}, v.sum.Findings...)
 	}
