@@ -44,7 +44,15 @@ func main() {
 	bin := flag.String("bin", "tailseal", "path to the tailseal binary")
 	events := flag.Int("events", 10_000_000, "events in the store")
 	dataDir := flag.String("data", "", "use (or build, if missing) the store in this data dir and keep it; default: a temporary one")
+	proofsOnly := flag.Bool("proofs", false, "only the proof figures (with -data: on a store built before)")
 	flag.Parse()
+	if *proofsOnly && *dataDir != "" {
+		if err := proofs(*bin, *dataDir, *events); err != nil {
+			fmt.Fprintln(os.Stderr, "tailseal-readbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*bin, *events, *dataDir); err != nil {
 		fmt.Fprintln(os.Stderr, "tailseal-readbench:", err)
 		os.Exit(1)
