@@ -41,7 +41,7 @@ type tree struct {
 	onHash func(level int, h tlog.Hash)
 
 	in      chan hashJob // lines for hasher, or a barrier
-	free    chan []byte  // buffers hasher is done with
+	free    chan []byte  // the hashBuffers buffers not in in
 	running bool
 	behind  bool // lines were handed to hasher since the last barrier
 }
@@ -59,9 +59,18 @@ func newTree(dir string, log *slog.Logger) *tree {
 	return t
 }
 
+// hashBuffers is how many copies of appended lines can be on their way
+// to hasher: a fixed set, reused, so that copying allocates nothing once
+// the buffers have grown to a batch (an allocation a batch made the
+// agent's GC, at GOGC 25, cost more than the copies).
+const hashBuffers = 3
+
 // start runs hasher.
 func (t *tree) start() {
-	t.in, t.free = make(chan hashJob, 2), make(chan []byte, 3)
+	t.in, t.free = make(chan hashJob, hashBuffers), make(chan []byte, hashBuffers)
+	for range hashBuffers {
+		t.free <- nil
+	}
 	t.running = true
 	go t.hasher()
 }
@@ -73,20 +82,14 @@ func (t *tree) hasher() {
 			continue
 		}
 		t.add(j.lines)
-		select {
-		case t.free <- j.lines[:0]:
-		default:
-		}
+		t.free <- j.lines[:0]
 	}
 }
 
-// hand gives hasher a copy of the newline-terminated lines of data.
+// hand gives hasher a copy of the newline-terminated lines of data,
+// waiting for a buffer when hasher is that far behind.
 func (t *tree) hand(data []byte) {
-	var buf []byte
-	select {
-	case buf = <-t.free:
-	default:
-	}
+	buf := <-t.free
 	t.in <- hashJob{lines: append(buf, data...)}
 	t.behind = true
 }
