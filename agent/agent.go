@@ -30,6 +30,7 @@ import (
 	"github.com/tailseal/tailseal/agent/parse"
 	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/agent/tailer"
+	"github.com/tailseal/tailseal/agent/witness"
 	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/pii"
 	"github.com/tailseal/tailseal/signer/record"
@@ -67,10 +68,11 @@ type Agent struct {
 	lastCheckpoint uint64   // seq covered by (or of) the last checkpoint
 	activeSeg      string
 	closed         bool
-	lock           *lock.Lock     // of the data dir, held from New to Close
-	requests       chan recordReq // records the store's background work asks for
-	running        atomic.Bool    // the ingest loop serves requests
-	paused         atomic.Bool    // a store write fails and is being retried
+	lock           *lock.Lock      // of the data dir, held from New to Close
+	requests       chan recordReq  // records the store's background work asks for
+	witness        *witness.Client // nil without TAILSEAL_WITNESS_URLS
+	running        atomic.Bool     // the ingest loop serves requests
+	paused         atomic.Bool     // a store write fails and is being retried
 }
 
 // Stats are the agent's counters, exported as metrics.
@@ -230,6 +232,10 @@ func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) 
 	}
 	a.chain = signer.NewChain(keys.sign, lastSeq, prev)
 	a.lastCheckpoint = lastSeq
+	if err := a.setupWitnesses(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	seen, err := store.RecentSources(filepath.Join(cfg.DataDir, StoreDir), 256)
 	if err != nil {
 		log.Warn("cannot list the source files already read; a copytruncate copy made before this start may be read again", "error", err)
@@ -363,6 +369,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	checkpoints := a.clk.NewTicker(a.cfg.CheckpointInterval)
 	defer checkpoints.Stop()
 	a.running.Store(true)
+	if a.witness != nil {
+		// Witnesses are asked in the background, and stopped once the
+		// store is closed: a last checkpoint waits for the next start.
+		wctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { a.witness.Run(wctx); close(done) }()
+		defer func() { cancel(); <-done }()
+	}
 	var err error
 	if a.chain.Seq() == 0 {
 		err = a.writeGenesis(ctx)

@@ -115,3 +115,24 @@ func moveLostStore(dataDir string, now time.Time) ([]string, error) {
 	}
 	return moved, nil
 }
+
+// ReadCheckpoints returns the entries of the data dir's checkpoints.jsonl
+// in file order (none when there is no file); a line that does not parse
+// (a torn last line) is left out. Their notes are not verified.
+func ReadCheckpoints(dataDir string) ([]record.CheckpointLine, error) {
+	data, err := os.ReadFile(filepath.Join(dataDir, CheckpointsFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoints: %w", err)
+	}
+	var out []record.CheckpointLine
+	for _, l := range bytes.Split(data, []byte("\n")) {
+		var cl record.CheckpointLine
+		if json.Unmarshal(l, &cl) == nil && cl.Size > 0 && cl.Note != "" {
+			out = append(out, cl)
+		}
+	}
+	return out, nil
+}

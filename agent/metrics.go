@@ -32,7 +32,11 @@ func gauge(name, help string, v func() float64) prometheus.GaugeFunc {
 
 // Collectors returns the agent's metrics, to be registered once.
 func (a *Agent) Collectors() []prometheus.Collector {
-	return append(append(a.sourceCollectors(), a.storeCollectors()...), a.piiCollectors()...)
+	cs := append(append(a.sourceCollectors(), a.storeCollectors()...), a.piiCollectors()...)
+	if a.witness != nil {
+		cs = append(cs, a.witness.Collectors()...)
+	}
+	return cs
 }
 
 func (a *Agent) sourceCollectors() []prometheus.Collector {

@@ -16,7 +16,9 @@ import (
 	"github.com/tailseal/tailseal/agent/clock"
 	"github.com/tailseal/tailseal/agent/config"
 	"github.com/tailseal/tailseal/agent/store"
+	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/record"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // The rig's timers have distinct durations, so that clock.Fake.Armed tells
@@ -216,6 +218,7 @@ func (r *rig) checkpointSizes(recs []rec) []uint64 {
 			r.t.Fatal(err)
 		}
 		sizes = append(sizes, c.Size)
+		r.isTreeHead(recs, c.Note)
 		var d record.CheckpointDetails
 		if c.Size >= uint64(len(recs)) || recs[c.Size].EventType != record.TypeCheckpoint ||
 			json.Unmarshal(recs[c.Size].Details, &d) != nil || d.Size != c.Size || d.Note != c.Note {
@@ -223,6 +226,31 @@ func (r *rig) checkpointSizes(recs []rec) []uint64 {
 		}
 	}
 	return sizes
+}
+
+// isTreeHead checks that a checkpoint note signs the RFC 6962 root of
+// the records before it, computed here with tlog from the stored lines.
+func (r *rig) isTreeHead(recs []rec, signed string) {
+	r.t.Helper()
+	c, err := signer.ParseCheckpoint(signed[:strings.Index(signed, "\n\n")+1])
+	if err != nil || c.Size > uint64(len(recs)) {
+		r.t.Fatalf("checkpoint %q: %v", signed, err)
+	}
+	var stored []tlog.Hash
+	hr := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			out[i] = stored[x]
+		}
+		return out, nil
+	})
+	for i := range c.Size {
+		hs, _ := tlog.StoredHashes(int64(i), recs[i].Line, hr)
+		stored = append(stored, hs...)
+	}
+	if root, _ := tlog.TreeHash(int64(c.Size), hr); root != c.Hash {
+		r.t.Errorf("checkpoint of size %d: %s is not the Merkle root of records 1..%d", c.Size, tlog.Hash(c.Hash), c.Size)
+	}
 }
 
 // checkEvents checks that the store holds each source line once, in order.

@@ -12,6 +12,7 @@ import (
 	"github.com/tailseal/tailseal/agent/atomicfile"
 	"github.com/tailseal/tailseal/agent/parse"
 	"github.com/tailseal/tailseal/agent/store"
+	"github.com/tailseal/tailseal/agent/witness"
 	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/record"
 )
@@ -88,16 +89,26 @@ func (a *Agent) rotated() bool {
 	return changed
 }
 
-// checkpoint signs the chain's current size and head hash when records came
-// since the last one. The note goes into the store first (so the webhook
-// stream carries it to witnesses), then into checkpoints.jsonl: every entry
-// there has its record at seq size+1.
+// checkpoint signs the store's current size and Merkle root (a C2SP
+// tlog-checkpoint) when records came since the last one; a store without
+// a tree (see store.Open) signs its chain head instead, the SHA-256 of
+// its last line, as every store did before. The note goes into the store
+// first (so the webhook stream carries it to witnesses), then into
+// checkpoints.jsonl: every entry there has its record at seq size+1.
 func (a *Agent) checkpoint(ctx context.Context) error {
 	if a.chain.Seq() == a.lastCheckpoint {
 		return nil
 	}
 	size := a.chain.Seq() // made durable with the checkpoint record below
-	signed, err := signer.SignCheckpoint(signer.Checkpoint{Origin: a.origin, Size: size, Hash: a.chain.Prev()}, a.keys.note)
+	head := a.chain.Prev()
+	n, root, tree := a.store.TreeHead()
+	if tree {
+		if n != size {
+			return fmt.Errorf("checkpoint: the Merkle tree holds %d records and the chain %d", n, size)
+		}
+		head = root
+	}
+	signed, err := signer.SignCheckpoint(signer.Checkpoint{Origin: a.origin, Size: size, Hash: head}, a.keys.note)
 	if err != nil {
 		return err
 	}
@@ -111,6 +122,9 @@ func (a *Agent) checkpoint(ctx context.Context) error {
 	}
 	a.lastCheckpoint = a.chain.Seq()
 	a.Stats.Checkpoints.Add(1)
+	if a.witness != nil && tree {
+		a.witness.Checkpoint(witness.Checkpoint{Size: size, Root: root, Note: signed})
+	}
 	a.log.Debug("checkpoint", "size", strconv.FormatUint(size, 10))
 	return nil
 }

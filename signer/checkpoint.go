@@ -11,9 +11,12 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// Checkpoint is a signed statement that the chain had Size lines and that
-// line #Size hashed to Hash: `<origin>\n<size>\n<base64 sha256>\n`, the
-// C2SP signed-note format.
+// Checkpoint is the body of a signed checkpoint note,
+// `<origin>\n<size>\n<base64 hash>\n` (C2SP tlog-checkpoint). Hash is the
+// RFC 6962 Merkle root of records 1..Size (a tree head, package merkle);
+// a store that keeps no tree, and every store before the tree, signs its
+// chain head instead: the SHA-256 of line #Size. Only the records tell
+// the two apart (verify tries the root first).
 type Checkpoint struct {
 	Origin string
 	Size   uint64
@@ -45,6 +48,16 @@ func OpenCheckpoint(signed string, vs ...note.Verifier) (Checkpoint, error) {
 		return Checkpoint{}, fmt.Errorf("%w: %w", ErrBadCheckpoint, err)
 	}
 	return ParseCheckpoint(n.Text)
+}
+
+// ParseSigned parses the body of a signed checkpoint note without
+// checking any signature.
+func ParseSigned(signed string) (Checkpoint, error) {
+	text, _, ok := strings.Cut(signed, "\n\n")
+	if !ok {
+		return Checkpoint{}, fmt.Errorf("%w: not a signed note", ErrBadCheckpoint)
+	}
+	return ParseCheckpoint(text + "\n")
 }
 
 // ParseCheckpoint parses a checkpoint body without checking any signature.

@@ -2,6 +2,7 @@ package benchdata
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/pii"
 	"github.com/tailseal/tailseal/signer/record"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // Operator events: what an application's audit log holds over weeks, for
@@ -62,6 +64,10 @@ type StoreOptions struct {
 	SegmentMax int64  // bytes
 	HMACKey    []byte // static signing key (TAILSEAL_HMAC_KEY)
 	PIIKey     []byte // pseudonymization key, hash mode
+	// Checkpoint, if set, signs a checkpoint of the whole store at its
+	// end, as the agent does at shutdown (record and checkpoints.jsonl).
+	Checkpoint note.Signer
+	Origin     string // the checkpoint's origin (default "bench")
 }
 
 // BuildStore writes Events operator events into a signed store in DataDir
@@ -112,12 +118,12 @@ func BuildStore(opt StoreOptions) error {
 	if err := store.CompressRotated(dir); err != nil {
 		return err
 	}
-	return appendEnd(dir, chain, opt.Start.Add(time.Duration(opt.Events)*opt.Step), offset)
+	return appendEnd(opt, dir, chain, opt.Start.Add(time.Duration(opt.Events)*opt.Step), offset)
 }
 
-// appendEnd appends the index records of the store in dir and a stop
-// record, continuing chain.
-func appendEnd(dir string, chain *signer.Chain, at time.Time, offset int64) error {
+// appendEnd appends the index records of the store in dir, a checkpoint
+// if asked, and a stop record, continuing chain.
+func appendEnd(opt StoreOptions, dir string, chain *signer.Chain, at time.Time, offset int64) error {
 	digests, err := store.ReadIndexDigests(dir)
 	if err != nil {
 		return err
@@ -144,6 +150,12 @@ func appendEnd(dir string, chain *signer.Chain, at time.Time, offset int64) erro
 			return err
 		}
 	}
+	if opt.Checkpoint != nil {
+		if err := addCheckpoint(opt, st, at, add); err != nil {
+			st.Close()
+			return err
+		}
+	}
 	if err := add(record.TypeStop, []byte(`{"reason":"signal"}`)); err != nil {
 		st.Close()
 		return err
@@ -153,4 +165,35 @@ func appendEnd(dir string, chain *signer.Chain, at time.Time, offset int64) erro
 		return err
 	}
 	return st.Close()
+}
+
+// addCheckpoint signs the store's tree head and appends its record, then
+// its line of checkpoints.jsonl.
+func addCheckpoint(opt StoreOptions, st *store.Store, at time.Time, add func(typ string, details []byte) error) error {
+	size, root, ok := st.TreeHead()
+	if !ok {
+		return fmt.Errorf("the store has no Merkle tree")
+	}
+	origin := opt.Origin
+	if origin == "" {
+		origin = "bench"
+	}
+	signed, err := signer.SignCheckpoint(signer.Checkpoint{Origin: origin, Size: size, Hash: root}, opt.Checkpoint)
+	if err != nil {
+		return err
+	}
+	d, _ := json.Marshal(record.CheckpointDetails{Size: size, Note: signed})
+	if err := add(record.TypeCheckpoint, d); err != nil {
+		return err
+	}
+	if err := st.Commit(); err != nil {
+		return err
+	}
+	line, _ := json.Marshal(record.CheckpointLine{Size: size, Time: at.UTC().Format(time.RFC3339Nano), Note: signed})
+	f, err := os.OpenFile(filepath.Join(opt.DataDir, "checkpoints.jsonl"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(line, '\n'))
+	return errors.Join(err, f.Close())
 }

@@ -61,6 +61,14 @@ type Config struct {
 	// CheckpointKey is the signed-note signer key (PRIVATE+KEY+…); empty:
 	// keys/checkpoint.key, generated on first start.
 	CheckpointKey string `envconfig:"CHECKPOINT_KEY"`
+	// Witnesses (C2SP tlog-witness) cosign the checkpoints: WitnessURLs
+	// are their submission prefixes, WitnessKeys their cosignature
+	// verifier keys in the same order (commas or newlines), and
+	// WitnessQuorum how many of them a checkpoint needs for verify
+	// (0: all of those WitnessKeys lists).
+	WitnessURLs   []string `envconfig:"WITNESS_URLS"`
+	WitnessKeys   string   `envconfig:"WITNESS_KEYS"`
+	WitnessQuorum int      `envconfig:"WITNESS_QUORUM"`
 
 	// PII: what personal data becomes (hash, redact, mask, off), the
 	// pseudonymization key (hex; generated into keys/pii.key when empty),
@@ -162,6 +170,7 @@ var secrets = []struct {
 	{"VERIFIER", func(c *Config) *string { return &c.Verifier }},
 	{"VERIFY_RECIPIENT", func(c *Config) *string { return &c.VerifyRecipient }}, // public, but kept in the same Secret
 	{"CHECKPOINT_KEY", func(c *Config) *string { return &c.CheckpointKey }},
+	{"WITNESS_KEYS", func(c *Config) *string { return &c.WitnessKeys }}, // public, but a list may be kept in a file
 	{"PII_KEY", func(c *Config) *string { return &c.PIIKey }},
 	{"WEBHOOK_SECRET", func(c *Config) *string { return &c.WebhookSecret }},
 	{"WEBHOOK_TOKEN", func(c *Config) *string { return &c.WebhookToken }},

@@ -44,6 +44,9 @@ func setenv(t *testing.T, kvs ...string) {
 
 // Each check is one row: a bad value and the message, which names the
 // variable. secret marks a value that must not appear in the message.
+// witnessKey is a witness's cosignature/v1 verifier key (litewitness's).
+const witnessKey = "witness.example/w1+aa4a09d1+BOpKbGPinFIKvvVQexMuxfmVR3auvr57kkIe6mkURtIs"
+
 func TestErrorsNameTheVariable(t *testing.T) {
 	tests := []struct {
 		env    []string
@@ -167,6 +170,13 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{env: []string{"TAILSEAL_LISTEN=127.0.0.1:99999"}, want: `TAILSEAL_LISTEN "127.0.0.1:99999": the port must be a number from 0 to 65535`},
 		{env: []string{"TAILSEAL_LISTEN=127.0.0.1:-1"}, want: `TAILSEAL_LISTEN "127.0.0.1:-1": the port must be a number from 0 to 65535`},
 		{env: []string{"TAILSEAL_LOG_LEVEL=loud"}, want: "TAILSEAL_LOG_LEVEL must be debug, info, warn or error"},
+
+		{env: []string{"TAILSEAL_WITNESS_URLS=http://w1:7380", "TAILSEAL_WITNESS_KEYS=" + vkeyA}, want: "TAILSEAL_WITNESS_KEYS: entry 1: not a cosignature/v1 verifier key"},
+		{env: []string{"TAILSEAL_WITNESS_KEYS=witness.example/w1+aa4a09d2+BOpKbGPinFIKvvVQexMuxfmVR3auvr57kkIe6mkURtIs"}, want: "TAILSEAL_WITNESS_KEYS: entry 1: not a cosignature/v1 verifier key: its hash"},
+		{env: []string{"TAILSEAL_WITNESS_URLS=http://w1:7380,http://w2:7380", "TAILSEAL_WITNESS_KEYS=" + witnessKey},
+			want: "TAILSEAL_WITNESS_URLS has 2 witnesses and TAILSEAL_WITNESS_KEYS 1 keys"},
+		{env: []string{"TAILSEAL_WITNESS_URLS=w1:7380", "TAILSEAL_WITNESS_KEYS=" + witnessKey}, want: "TAILSEAL_WITNESS_URLS: entry 1 is not an http or https URL"},
+		{env: []string{"TAILSEAL_WITNESS_KEYS=" + witnessKey, "TAILSEAL_WITNESS_QUORUM=2"}, want: "TAILSEAL_WITNESS_QUORUM is 2"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.env, " "), func(t *testing.T) {
@@ -250,6 +260,8 @@ func TestAcceptsWorkingValues(t *testing.T) {
 			"TAILSEAL_NATS_CA_FILE=/etc/ca.pem", "TAILSEAL_NATS_STREAM=AUDIT_2", "TAILSEAL_COLLECT_CONSUMER=collect-eu_1"},
 		{"TAILSEAL_NATS_URL=wss://nats.example.com", "TAILSEAL_NATS_CREDS_FILE=/etc/user.creds", "TAILSEAL_COLLECT_BATCH=1",
 			"TAILSEAL_COLLECT_ACK_WAIT=5s", "TAILSEAL_COLLECT_PARTITIONS=4", "TAILSEAL_COLLECT_PARTITION=3"},
+		{"TAILSEAL_WITNESS_URLS=http://127.0.0.1:7380,https://witness.example/w2", "TAILSEAL_WITNESS_KEYS=" + witnessKey + "\n" + witnessKey},
+		{"TAILSEAL_WITNESS_KEYS=" + witnessKey + "," + witnessKey, "TAILSEAL_WITNESS_QUORUM=1"},
 	}
 	for _, env := range tests {
 		t.Run(strings.Join(env, " "), func(t *testing.T) {

@@ -266,6 +266,39 @@ func (c *Config) validateKeys(p *problems) {
 			p.add("TAILSEAL_VERIFIER holds no key (name+hash+base64; several separated by commas or newlines)")
 		}
 	}
+	c.validateWitnesses(p)
+}
+
+// validateWitnesses checks the witness variables: a key for each URL, in
+// the same order, and a quorum that can be met.
+func (c *Config) validateWitnesses(p *problems) {
+	keys, err := signer.ParseWitnessKeys(c.WitnessKeys)
+	if err != nil {
+		p.add("TAILSEAL_WITNESS_KEYS: %w (from the witness: litewitness logs it as its verifier key)", err)
+		return
+	}
+	for i, u := range c.WitnessURLs {
+		if !httpURL(u) {
+			p.add("TAILSEAL_WITNESS_URLS: entry %d is not an http or https URL", i+1)
+		}
+	}
+	switch {
+	case len(c.WitnessURLs) > 0 && len(keys) != len(c.WitnessURLs):
+		p.add("TAILSEAL_WITNESS_URLS has %d witnesses and TAILSEAL_WITNESS_KEYS %d keys: give each witness's cosignature key, in the same order", len(c.WitnessURLs), len(keys))
+	case c.WitnessQuorum < 0 || c.WitnessQuorum > len(keys):
+		p.add("TAILSEAL_WITNESS_QUORUM is %d: it counts witnesses of TAILSEAL_WITNESS_KEYS (%d), 0 for all of them", c.WitnessQuorum, len(keys))
+	}
+}
+
+// Witnesses returns the witness cosignature verifier keys (checked by
+// Validate) and the quorum a checkpoint needs: WitnessQuorum, or all.
+func (c *Config) Witnesses() ([]note.Verifier, int) {
+	keys, _ := signer.ParseWitnessKeys(c.WitnessKeys)
+	q := c.WitnessQuorum
+	if q == 0 {
+		q = len(keys)
+	}
+	return keys, q
 }
 
 // validateSinks checks the webhooks and the alert channels. URLs carry

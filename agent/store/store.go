@@ -1,9 +1,11 @@
 // Package store owns the canonical store on disk: append-only segments named
 // by their first seq, group commit with fsync, rotation by size and age,
-// background gzip of rotated segments, a per-segment index, retention, and
-// reading segments back (SegmentReader, the one reader of segment files).
-// It knows the record layout only through package record, and imports
-// nothing of signer but that leaf.
+// background gzip of rotated segments, a per-segment index, retention,
+// reading segments back (SegmentReader, the one reader of segment files),
+// and the Merkle tree's hash tiles, written and recovered with the
+// segments (tree.go). It knows the record layout only through package
+// record and the tree only through package merkle, and imports nothing
+// else of signer.
 package store
 
 import (
@@ -80,6 +82,8 @@ type Store struct {
 	notify   chan struct{} // closed and replaced on each commit
 	notifyMu sync.Mutex
 
+	tree *tree // the Merkle tree's edge and tiles
+
 	bg     sync.WaitGroup
 	jobs   chan string
 	stop   chan struct{}
@@ -132,6 +136,10 @@ func Open(opt Options) (*Store, *Last, error) {
 	last, err := s.recover(segs)
 	if err != nil {
 		return nil, nil, err
+	}
+	if err := s.openTree(s.lastSeq); err != nil {
+		s.f.Close()
+		return nil, nil, fmt.Errorf("open Merkle tree: %w", err)
 	}
 	if err := s.count(); err != nil {
 		return nil, nil, err
@@ -369,6 +377,9 @@ func (s *Store) Append(data []byte, first, last uint64) error {
 	}
 	s.size += int64(n)
 	s.bytes.Add(int64(n))
+	if s.tree.ok {
+		s.tree.hand(data)
+	}
 	s.lastSeq = last
 	s.dirty = true
 	return nil
@@ -379,9 +390,14 @@ func (s *Store) Commit() error {
 	if !s.dirty {
 		return nil
 	}
+	if s.tree.ok {
+		if err := s.tree.write(); err != nil {
+			return err
+		}
+	}
 	start := time.Now()
-	if err := s.f.Sync(); err != nil {
-		return fmt.Errorf("fsync segment: %w", err)
+	if err := s.tree.syncWith(s.syncSegment); err != nil {
+		return err
 	}
 	if s.opt.OnSync != nil {
 		s.opt.OnSync(time.Since(start))
@@ -395,6 +411,13 @@ func (s *Store) Commit() error {
 	close(s.notify)
 	s.notify = make(chan struct{})
 	s.notifyMu.Unlock()
+	return nil
+}
+
+func (s *Store) syncSegment() error {
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("fsync segment: %w", err)
+	}
 	return nil
 }
 
@@ -444,5 +467,5 @@ func (s *Store) Close() error {
 	err := s.Commit()
 	close(s.stop)
 	s.bg.Wait()
-	return errors.Join(err, s.f.Close())
+	return errors.Join(err, s.tree.close(), s.f.Close())
 }

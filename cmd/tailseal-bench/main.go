@@ -8,8 +8,9 @@
 //	go run ./cmd/tailseal-bench -bin /tmp/tailseal -lines 1000000
 //
 // With -baseline /tmp/tailseal-old (a build of an earlier commit) the
-// older binary ingests in the same rounds and verifies the same store, so
-// a change is measured against its parent in one run.
+// older binary ingests in the same rounds and verifies the store it made
+// of the same input, so a change is measured against its parent in one
+// run; the median ratio of CPU per line is printed too.
 //
 // With -nats embedded (a nats-server with JetStream in this process, on
 // the same cores) or -nats nats://host:4222 (an external server), one more
@@ -122,7 +123,7 @@ func run(bin, baseline, natsSpec string, n int, keep string, modes []string, rsy
 	}
 	// Several rounds, the order reversed every other round, so that neither
 	// side always runs on a warmer page cache or a quieter machine.
-	rates := map[string][]float64{}
+	rates, cpus := map[string][]float64{}, map[string][]float64{}
 	var data string
 	for round := 1; round <= runs; round++ {
 		if runs > 1 {
@@ -162,9 +163,10 @@ func run(bin, baseline, natsSpec string, n int, keep string, modes []string, rsy
 				return err
 			}
 			rates[c] = append(rates[c], rate)
+			cpus[c] = append(cpus[c], lastCPU)
 		}
 	}
-	printRatios(contenders, rates)
+	printRatios(contenders, rates, cpus)
 	if js != nil {
 		printRatio("JetStream sink on / off, pii="+modes[0], rates["nats"], rates[modes[0]])
 	}
@@ -177,21 +179,30 @@ func run(bin, baseline, natsSpec string, n int, keep string, modes []string, rsy
 	if baseline == "" {
 		return verify(bin, data)
 	}
-	return verifyBoth(bin, baseline, data, runs)
+	return verifyBoth(bin, baseline, data, filepath.Join(dir, "data-baseline"), runs)
 }
 
 // printRatios prints the median ratio of the first contender's rates to
-// each other's, round by round.
-func printRatios(contenders []string, rates map[string][]float64) {
+// each other's, round by round, and of its CPU per line to the
+// baseline's (the cost of a change, when the machine is busy: the rates
+// move with the load, the CPU a line takes much less).
+func printRatios(contenders []string, rates, cpus map[string][]float64) {
 	first := contenders[0]
-	for _, c := range contenders[1:] {
+	median := func(a, b []float64) (float64, float64, float64, int) {
 		var ratios []float64
-		for i := range rates[first] {
-			ratios = append(ratios, rates[first][i]/rates[c][i])
+		for i := range a {
+			ratios = append(ratios, a[i]/b[i])
 		}
 		slices.Sort(ratios)
-		fmt.Printf("ratio %s / %s: median %.2f over %d rounds (min %.2f, max %.2f)\n",
-			label(first), label(c), ratios[len(ratios)/2], len(ratios), ratios[0], ratios[len(ratios)-1])
+		return ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1], len(ratios)
+	}
+	for _, c := range contenders[1:] {
+		m, lo, hi, n := median(rates[first], rates[c])
+		fmt.Printf("ratio %s / %s: median %.2f over %d rounds (min %.2f, max %.2f)\n", label(first), label(c), m, n, lo, hi)
+		if c == "baseline" {
+			m, lo, hi, n = median(cpus[first], cpus[c])
+			fmt.Printf("CPU per line %s / %s: median %.3f over %d rounds (min %.3f, max %.3f)\n", label(first), label(c), m, n, lo, hi)
+		}
 	}
 }
 
@@ -206,17 +217,18 @@ func printRatio(what string, a, b []float64) {
 		what, ratios[len(ratios)/2], len(ratios), ratios[0], ratios[len(ratios)-1])
 }
 
-// verifyBoth has both binaries verify the same store (-bin's), in
-// alternated order.
-func verifyBoth(bin, baseline, data string, runs int) error {
+// verifyBoth has both binaries verify, in alternated order, each the
+// store it made of the same input in the last round (an older build may
+// not know a newer store's checkpoints: the Merkle tree heads).
+func verifyBoth(bin, baseline, data, baselineData string, runs int) error {
 	for round := 1; round <= runs; round++ {
-		pair := [][2]string{{"bin", bin}, {"baseline", baseline}}
+		pair := [][3]string{{"bin", bin, data}, {"baseline", baseline, baselineData}}
 		if round%2 == 0 {
 			pair[0], pair[1] = pair[1], pair[0]
 		}
 		for _, b := range pair {
 			fmt.Printf("%-9s ", b[0])
-			if err := verify(b[1], data); err != nil {
+			if err := verify(b[1], b[2]); err != nil {
 				return err
 			}
 		}
@@ -324,8 +336,12 @@ func stop(cmd *exec.Cmd, start time.Time) (wall, cpu time.Duration, peakMiB floa
 }
 
 // row prints one line of the table and returns lines/s.
+// lastCPU is the CPU per line of the row printed last.
+var lastCPU float64
+
 func row(name string, lines int, size int64, wall, cpu time.Duration, peakMiB float64) float64 {
 	rate := float64(lines) / wall.Seconds()
+	lastCPU = cpu.Seconds() / float64(lines)
 	fmt.Printf("%-16s %12.0f %8.1f %8.2f %7.1f MiB\n", name, rate, float64(size)/1e6/wall.Seconds(), cpu.Seconds(), peakMiB)
 	return rate
 }

@@ -4,7 +4,10 @@
 // segments as the agent writes them), then runs the real binary:
 // query --lead (target under 1 s), a full-scan stats (target at least
 // 300 MB/s of uncompressed records) and export of everything (target peak
-// RSS at most 64 MiB), and prints wall time, CPU time and peak RSS.
+// RSS at most 64 MiB), and prints wall time, CPU time and peak RSS. The
+// store ends with a signed checkpoint of its Merkle tree: it also times
+// inclusion and consistency proofs from the stored hashes in process
+// (target under 10 ms each), and `tailseal prove` and `verify-proof`.
 //
 //	go build -o /tmp/tailseal ./cmd/tailseal
 //	go run ./cmd/tailseal-readbench -bin /tmp/tailseal
@@ -41,7 +44,15 @@ func main() {
 	bin := flag.String("bin", "tailseal", "path to the tailseal binary")
 	events := flag.Int("events", 10_000_000, "events in the store")
 	dataDir := flag.String("data", "", "use (or build, if missing) the store in this data dir and keep it; default: a temporary one")
+	proofsOnly := flag.Bool("proofs", false, "only the proof figures (with -data: on a store built before)")
 	flag.Parse()
+	if *proofsOnly && *dataDir != "" {
+		if err := proofs(*bin, *dataDir, *events); err != nil {
+			fmt.Fprintln(os.Stderr, "tailseal-readbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*bin, *events, *dataDir); err != nil {
 		fmt.Fprintln(os.Stderr, "tailseal-readbench:", err)
 		os.Exit(1)
@@ -60,8 +71,12 @@ func run(bin string, events int, data string) error {
 	step := 5 * time.Second // 10M events span about 19 months
 	if _, err := os.Stat(filepath.Join(data, "store")); err != nil {
 		t0 := time.Now()
-		err := benchdata.BuildStore(benchdata.StoreOptions{DataDir: data, Events: events, Start: start, Step: step,
-			SegmentMax: 50 << 20, HMACKey: hmacKey, PIIKey: piiKey})
+		cs, err := checkpointKey(data)
+		if err != nil {
+			return err
+		}
+		err = benchdata.BuildStore(benchdata.StoreOptions{DataDir: data, Events: events, Start: start, Step: step,
+			SegmentMax: 50 << 20, HMACKey: hmacKey, PIIKey: piiKey, Checkpoint: cs})
 		if err != nil {
 			return err
 		}
@@ -93,7 +108,7 @@ func run(bin string, events int, data string) error {
 			return err
 		}
 	}
-	return nil
+	return proofs(bin, data, events)
 }
 
 // measure runs one command to completion and prints its row.
@@ -101,6 +116,9 @@ func measure(bin, data string, args []string, check func(*counter, time.Duration
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "TAILSEAL_DATA_DIR="+data, "TAILSEAL_PII_KEY="+hex.EncodeToString(piiKey),
 		"TAILSEAL_HMAC_KEY="+hex.EncodeToString(hmacKey))
+	if vkey, err := os.ReadFile(filepath.Join(data, "keys", "checkpoint.pub")); err == nil {
+		cmd.Env = append(cmd.Env, "TAILSEAL_VERIFIER="+strings.TrimSpace(string(vkey)))
+	}
 	var out counter
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr

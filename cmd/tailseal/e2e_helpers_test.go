@@ -48,6 +48,9 @@ func TestMain(m *testing.M) {
 	if fleetTmp != "" {
 		os.RemoveAll(fleetTmp)
 	}
+	if treeLog.dir != "" {
+		os.RemoveAll(treeLog.dir)
+	}
 	for i := range pristines {
 		if d := pristines[i].val.dataDir; d != "" {
 			os.RemoveAll(filepath.Dir(d))

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/tailseal/tailseal/agent/query"
+	"github.com/tailseal/tailseal/signer"
+	"github.com/tailseal/tailseal/signer/merkle"
 	"github.com/tailseal/tailseal/signer/record"
 )
 
@@ -30,6 +33,13 @@ and jsonl are left as stored. FILE is written whole or not at all (Ctrl-C
 leaves no file); --output - writes to standard output. Seals and
 checkpoints are left out unless --type names them.
 
+--proofs (jsonl; one store, or one --origin) makes the export verifiable alone: its first
+line is the newest checkpoint ({"origin","size","checkpoint": the signed
+note}), and each record after it is {"index","record","proof"}, its
+inclusion proof against that checkpoint. tailseal verify-proof FILE checks
+it with the checkpoint verifier key alone. Records after that checkpoint
+are in no signed tree yet and are left out (stderr says how many).
+
 Across origins: origin after origin (by name), each in seq order. jsonl is
 {"origin":"…","record":<the stored line, byte for byte>} per line, json an
 array of those, and csv has an origin column first. To export one origin's
@@ -38,9 +48,21 @@ stored lines bare, point TAILSEAL_DATA_DIR at its origins/<token> directory.
 	rf.register(fs)
 	format := fs.String("format", "", "csv, json or jsonl")
 	output := fs.String("output", "", "the `FILE` to write, - for standard output")
+	proofs := fs.Bool("proofs", false, "with each record's inclusion proof against the newest checkpoint (jsonl, one store or --origin)")
 	_, rs, f, err := setup("export", fs, args, &rf)
 	if err != nil {
 		return err
+	}
+	var tp *treeStore
+	if *proofs {
+		if *format != "jsonl" || len(rs.targets) != 1 {
+			fmt.Fprintln(os.Stderr, "tailseal export: --proofs writes jsonl of one store (--format jsonl; on a collector, name one origin with --origin)")
+			return errUsage
+		}
+		if tp, err = openTree("export", rs.targets[0].dataDir); err != nil {
+			return err
+		}
+		defer tp.close()
 	}
 	if *format != "csv" && *format != "json" && *format != "jsonl" {
 		fmt.Fprintf(os.Stderr, "tailseal export: --format must be csv, json or jsonl (got %q)\n", *format)
@@ -63,7 +85,12 @@ stored lines bare, point TAILSEAL_DATA_DIR at its origins/<token> directory.
 		w = tmp
 	}
 	bw := bufio.NewWriterSize(w, 256<<10)
-	enc := newExporter(*format, bw, rs.fleet)
+	enc := newExporter(*format, bw, rs.fleet && tp == nil) // with proofs, the checkpoint names the origin
+	if tp != nil {
+		if err := enc.withProofs(tp); err != nil {
+			return tp.fail(err)
+		}
+	}
 	var bar *progressBar
 	if *output != "-" {
 		var total int64
@@ -112,7 +139,10 @@ stored lines bare, point TAILSEAL_DATA_DIR at its origins/<token> directory.
 		return err
 	}
 	if *output != "-" {
-		fmt.Fprintf(os.Stderr, "tailseal export: %d events written to %s\n", n, *output)
+		fmt.Fprintf(os.Stderr, "tailseal export: %d events written to %s\n", n-enc.unproven, *output)
+	}
+	if enc.unproven > 0 {
+		fmt.Fprintf(os.Stderr, "tailseal export: %d matching events after checkpoint %d are left out: they are in no signed tree yet\n", enc.unproven, enc.proofs.size)
 	}
 	return answeredAcross("export", problems, n, "events")
 }
@@ -128,6 +158,43 @@ type exporter struct {
 	fleet  bool
 	origin string
 	buf    []byte
+	// With --proofs: the tree and checkpoint every record is proven
+	// against, and how many records came after it.
+	proofs struct {
+		tree *treeStore
+		cl   record.CheckpointLine
+		c    signer.Checkpoint
+		size uint64
+	}
+	unproven int
+}
+
+// withProofs starts an export with proofs: the newest checkpoint first.
+func (e *exporter) withProofs(tp *treeStore) error {
+	cl, c, err := tp.checkpoint(0)
+	if err != nil {
+		return err
+	}
+	e.proofs.tree, e.proofs.cl, e.proofs.c, e.proofs.size = tp, cl, c, c.Size
+	b, _ := json.Marshal(merkle.ExportHeader{Origin: c.Origin, Size: c.Size, Checkpoint: cl.Note})
+	e.w.Write(append(b, '\n'))
+	return nil
+}
+
+// writeProven writes a record with its inclusion proof.
+func (e *exporter) writeProven(h *record.Head) error {
+	p := &e.proofs
+	if h.Seq > p.size {
+		e.unproven++
+		return nil
+	}
+	b, err := p.tree.inclusion(p.cl, p.c, h.Seq, h.Line)
+	if err != nil {
+		return err
+	}
+	line, _ := json.Marshal(merkle.ExportRecord{Index: b.Index, Record: b.Record, Proof: b.Proof})
+	_, err = e.w.Write(append(line, '\n'))
+	return err
 }
 
 // CSVHeader is the header row of a CSV export.
@@ -151,6 +218,9 @@ func newExporter(format string, w *bufio.Writer, fleet bool) *exporter {
 
 func (e *exporter) write(h *record.Head) error {
 	defer func() { e.n++ }()
+	if e.proofs.tree != nil {
+		return e.writeProven(h)
+	}
 	switch e.format {
 	case "csv":
 		e.row = e.row[:0]

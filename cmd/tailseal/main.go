@@ -73,7 +73,9 @@ Usage:
   tailseal stats      counts by type and workflow, errors, first/last event, per day
   tailseal errors     recent errors with their messages (--verbose: tracebacks)
   tailseal performance  duration percentiles per operation
-  tailseal export     --format csv|json|jsonl --output FILE, with the query filters
+  tailseal export     --format csv|json|jsonl --output FILE, with the query filters (--proofs: verifiable alone)
+  tailseal prove      --seq N: an inclusion proof of a record; --from M: a consistency proof
+  tailseal verify-proof FILE  check a proof or an export with proofs with the checkpoint verifier key alone
   tailseal report     self-contained HTML reports per day or week
   tailseal config     the effective configuration, where each value came from, and its problems
   tailseal version    print the version
@@ -110,6 +112,10 @@ func Run(ctx context.Context, args []string) error {
 		return runPerformance(ctx, args[1:])
 	case "export":
 		return runExport(ctx, args[1:])
+	case "prove":
+		return runProve(ctx, args[1:])
+	case "verify-proof":
+		return runVerifyProof(ctx, args[1:])
 	case "report":
 		return runReport(ctx, args[1:])
 	case "config":

@@ -19,6 +19,7 @@ import (
 	"github.com/tailseal/tailseal/agent/config"
 	"github.com/tailseal/tailseal/agent/lock"
 	"github.com/tailseal/tailseal/agent/store"
+	"github.com/tailseal/tailseal/agent/witness"
 	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/verify"
 	"golang.org/x/mod/sumdb/note"
@@ -155,10 +156,43 @@ func summaryLines(sum *verify.Summary) []string {
 	if sum.Origin != "" {
 		lines = append(lines, fmt.Sprintf("origin %s, genesis record sha256 %s", sum.Origin, sum.Genesis))
 	}
+	if sum.Checkpoints > 0 {
+		lines = append(lines, checkpointKinds(sum))
+	}
+	if sum.WitnessQuorum > 0 {
+		w := fmt.Sprintf("witnesses: %d cosignatures of trusted witnesses; ", sum.Cosignatures)
+		if sum.WitnessedSize > 0 {
+			w += fmt.Sprintf("the log up to size %d is cosigned by a quorum of %d", sum.WitnessedSize, sum.WitnessQuorum)
+		} else {
+			w += fmt.Sprintf("no checkpoint has a quorum of %d", sum.WitnessQuorum)
+		}
+		lines = append(lines, w)
+	}
 	if sum.RetainedThrough > 0 {
 		lines = append(lines, fmt.Sprintf("records 1 to %d were deleted by retention (signed retention records say so)", sum.RetainedThrough))
 	}
 	return lines
+}
+
+// checkpointKinds says what the checkpoints were held to.
+func checkpointKinds(sum *verify.Summary) string {
+	var parts []string
+	if sum.TreeHeads > 0 {
+		parts = append(parts, fmt.Sprintf("%d Merkle tree heads (each the RFC 6962 root of the records before it, recomputed)", sum.TreeHeads))
+	}
+	if sum.ChainHeads > 0 {
+		parts = append(parts, fmt.Sprintf("%d chain heads (the older kind: the SHA-256 of line #size)", sum.ChainHeads))
+	}
+	if sum.Consistent > 0 {
+		parts = append(parts, fmt.Sprintf("%d consistency proofs between successive tree heads", sum.Consistent))
+	}
+	if sum.Unchecked > 0 {
+		parts = append(parts, fmt.Sprintf("%d not checked (their records are gone and the stored hashes do not give their root)", sum.Unchecked))
+	}
+	if len(parts) == 0 {
+		return "checkpoints: none held to the records"
+	}
+	return "checkpoints: " + strings.Join(parts, "; ")
 }
 
 // verifyOptions finds the keys to verify the configured store with, and
@@ -231,6 +265,7 @@ func (k *keyring) options(dataDir, origin string) (verify.Options, []string, err
 		return opt, nil, err
 	}
 	opt.K0, opt.Verifiers = k0, vs
+	opt.WitnessKeys, opt.WitnessQuorum = k.cfg.Witnesses()
 	opt.K0FromGenesis = k.cfg.VerifyIdentityFile != "" && g != nil && !g.InStore
 	// How the store ends is held to the clock and to whether an agent runs
 	// on it now (one holds the data dir's lock), or, for an origin of a
@@ -364,6 +399,7 @@ func diskBytes(dir string) int64 {
 // store, read through store.OpenSegment, and its checkpoints file.
 type storeSource struct {
 	dir, checkpoints string
+	cosignatures     string
 	segs             map[string]store.Segment
 	index            map[string]store.IndexEntry
 	progress         func(bytes int64) // told the bytes read from disk; nil: nobody
@@ -373,7 +409,22 @@ type storeSource struct {
 var _ verify.Source = (*storeSource)(nil)
 
 func newStoreSource(dataDir string) *storeSource {
-	return &storeSource{dir: filepath.Join(dataDir, agent.StoreDir), checkpoints: filepath.Join(dataDir, agent.CheckpointsFile)}
+	return &storeSource{dir: filepath.Join(dataDir, agent.StoreDir), checkpoints: filepath.Join(dataDir, agent.CheckpointsFile),
+		cosignatures: filepath.Join(dataDir, witness.CosignaturesFile)}
+}
+
+var _ verify.Cosigned = (*storeSource)(nil)
+
+// Cosignatures opens cosignatures.jsonl; a store without one has none.
+func (s *storeSource) Cosignatures() (io.ReadCloser, error) {
+	f, err := os.Open(s.cosignatures)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return f, nil
 }
 
 func (s *storeSource) Segments() ([]verify.Segment, error) {
@@ -436,6 +487,9 @@ func (s *storeSource) run(ctx context.Context, opt verify.Options) (*verify.Summ
 		return nil, err
 	}
 	opt.Source, opt.IndexDigests = s, digests
+	if fi, err := os.Stat(filepath.Join(s.dir, store.HashDir)); err == nil && fi.IsDir() {
+		opt.Hashes = os.DirFS(filepath.Join(s.dir, store.HashDir))
+	}
 	sum, err := verify.Run(ctx, opt)
 	if err != nil {
 		return sum, err

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/tailseal/tailseal/signer/merkle"
 	"github.com/tailseal/tailseal/signer/record"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 type checkpointAt struct {
 	hash [32]byte
 	line int
+	file string // checkpoints.jsonl, or cosignatures.jsonl
 }
 
 // verifier holds what the checks of one line need from the lines before.
@@ -46,6 +49,10 @@ type verifier struct {
 	retainedGenesis       string         // the genesis hash trusted retention records name
 	firstSeq              uint64         // of the first record read
 
+	tree      treeCheck
+	cosigners map[uint64]map[string]bool // size → trusted witnesses that cosigned it
+	aheadLeaf map[uint64]tlog.Hash       // leaf hashes of the lines in ahead
+
 	keys   *epochKeys // nil: signatures are not checked
 	probe  *epochKeys // the key probe's, until it has decided
 	probed int        // records the probe tried
@@ -60,7 +67,11 @@ type verifier struct {
 func newVerifier(opt Options) *verifier {
 	v := &verifier{opt: opt, sum: &Summary{Signatures: opt.K0 != nil, Notes: len(opt.Verifiers) > 0},
 		ahead: map[uint64][32]byte{}, want: map[uint64]checkpointAt{}, attested: map[string]bool{}, attestedSeg: map[string]bool{},
-		noteOrigins: map[string]int{}}
+		noteOrigins: map[string]int{}, aheadLeaf: map[uint64]tlog.Hash{}, cosigners: map[uint64]map[string]bool{}}
+	v.tree.held = map[uint64]bool{}
+	if opt.Hashes != nil {
+		v.tree.tiles = merkle.NewTiles(opt.Hashes)
+	}
 	v.spare = &v.items[0]
 	if opt.K0 != nil {
 		v.keys, v.probe = &epochKeys{k0: opt.K0}, &epochKeys{k0: opt.K0}
@@ -69,6 +80,7 @@ func newVerifier(opt Options) *verifier {
 }
 
 func (v *verifier) add(it *item, seq uint64, kind, detail string) {
+	v.tree.lastBad = max(v.tree.lastBad, seq)
 	v.sum.Findings = append(v.sum.Findings, Finding{Segment: it.seg.Name, Line: it.lineNo, Seq: seq, Kind: kind, Detail: detail})
 }
 
@@ -92,6 +104,7 @@ func (v *verifier) line(it *item, next *parsed, atEnd bool) {
 	if !v.order(it, next, h) {
 		return // not part of the chain
 	}
+	v.tree.leaf(p.seq, merkle.LeafHash(it.data))
 	kind := classify(v.facts(it, next, h))
 	reported := kind != ""
 	v.report(it, kind)
@@ -103,8 +116,8 @@ func (v *verifier) line(it *item, next *parsed, atEnd bool) {
 			v.add(it, p.seq, kind, detail)
 		}
 	}
-	if c, ok := v.want[p.seq]; ok && c.hash != h && v.replacedIn != it.seg.Name {
-		v.add(it, p.seq, BadCheckpoint, fmt.Sprintf("checkpoint %d (checkpoints.jsonl line %d) signed a different line", p.seq, c.line))
+	if c, ok := v.want[p.seq]; ok {
+		v.checkHead(it, p.seq, c, h)
 	}
 	v.advance(it, h, reported)
 }
@@ -152,6 +165,7 @@ func (v *verifier) order(it *item, next *parsed, h [32]byte) bool {
 	case early:
 		v.add(it, p.seq, Reordered, fmt.Sprintf("seq %d comes before seq %d", p.seq, v.expected))
 		v.ahead[p.seq] = h
+		v.aheadLeaf[p.seq] = merkle.LeafHash(it.data)
 		return false
 	case behind:
 		if v.wasDeleted(p.seq) {
@@ -270,6 +284,8 @@ func (v *verifier) advance(it *item, h [32]byte, reported bool) {
 			break
 		}
 		delete(v.ahead, v.expected)
+		v.tree.leaf(v.expected, v.aheadLeaf[v.expected])
+		delete(v.aheadLeaf, v.expected)
 		v.lastSeq, v.last = v.expected, ah
 		v.expected++
 	}

@@ -1,12 +1,14 @@
 // Package verify owns checking a store end to end, with nothing but its
 // lines, its checkpoints and the verification keys: seq contiguity within
 // and across segments, the prev hash chain, each signature under the key
-// of its epoch, epoch order and seals, and every checkpoint.
+// of its epoch, epoch order and seals, and every checkpoint against the
+// Merkle tree of the records (package merkle) or, in older stores, the
+// line it names.
 //
 // It knows no files: a Source feeds it the segments' lines and the
-// checkpoints, so it imports only signer, signer/record, the signed-note
-// package and the standard library, and anyone can check a store from
-// anywhere.
+// checkpoints, and an fs.FS the stored Merkle hashes, so it imports only
+// signer, signer/record, signer/merkle, the signed-note and tlog packages
+// and the standard library, and anyone can check a store from anywhere.
 package verify
 
 import (
@@ -14,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"slices"
 	"time"
@@ -41,6 +44,9 @@ const (
 	SealMissing    = "seal missing"
 	Unreadable     = "segment unreadable"
 	WrongOrigin    = "wrong origin" // the store is another origin's than expected (Options.Origin)
+	TreeHashes     = "tree hashes"  // the stored Merkle hashes do not give what the checkpoints sign
+	BadCosignature = "bad cosignature"
+	NotWitnessed   = "not witnessed" // no checkpoint has the quorum of trusted witnesses' cosignatures
 )
 
 // Source is a store as the verifier reads it: its segments of lines and
@@ -102,6 +108,21 @@ type Options struct {
 	// each origin's store under its name), "" for any: a genesis or a
 	// checkpoint naming another is a finding.
 	Origin string
+
+	// Hashes holds the store's stored Merkle hashes (store/hashes, see
+	// package merkle), nil when there are none. The roots are recomputed
+	// from the records either way; the stored hashes stand in for records
+	// the store no longer holds, and give the consistency proofs between
+	// successive checkpoints. Whatever they say is checked against a
+	// signed root before it counts.
+	Hashes fs.FS
+
+	// WitnessKeys are the trusted witnesses' cosignature verifier keys
+	// (C2SP tlog-cosignature); none: cosignatures are held to the records
+	// as checkpoints, and not counted. With keys, some checkpoint must be
+	// cosigned by WitnessQuorum of them (0: all).
+	WitnessKeys   []note.Verifier
+	WitnessQuorum int
 }
 
 // Finding is one thing wrong, with its place.
@@ -133,6 +154,24 @@ type Summary struct {
 	// has another, which an auditor who noted it sees.
 	Origin  string `json:"origin,omitempty"`
 	Genesis string `json:"genesis,omitempty"`
+	// Checkpoints by kind: TreeHeads sign the Merkle root of the records
+	// before them (recomputed here, or, where the records are gone, taken
+	// from the stored hashes a later tree head vouches for), ChainHeads
+	// the SHA-256 of line #size (checkpoints of stores written before
+	// the tree). Consistent counts the consistency proofs checked between
+	// successive tree heads; Unchecked the checkpoints that could be
+	// held to neither: records before them are gone, and the stored
+	// hashes do not give their root (chain heads of deleted records, or
+	// no stored hashes).
+	TreeHeads  int `json:"tree_heads"`
+	ChainHeads int `json:"chain_heads"`
+	Consistent int `json:"consistency_proofs"`
+	Unchecked  int `json:"checkpoints_unchecked,omitempty"`
+	// With witness keys: the cosignatures of trusted witnesses found, the
+	// quorum asked, and the newest checkpoint size that quorum cosigned.
+	Cosignatures  int    `json:"cosignatures,omitempty"`
+	WitnessQuorum int    `json:"witness_quorum,omitempty"`
+	WitnessedSize uint64 `json:"witnessed_size,omitempty"`
 	// Unattested are the indexed segments no index record speaks for:
 	// their index lines are to be checked against the segments.
 	Unattested []string  `json:"-"`
@@ -297,6 +336,8 @@ func (v *verifier) keyVerdict() error {
 // finish reports a store shorter than its newest checkpoint: every entry of
 // checkpoints.jsonl has its own record at seq size+1.
 func (v *verifier) finish() {
+	v.finishTree()
+	v.checkWitnesses()
 	if v.startGap != nil {
 		v.sum.Findings = append([]Finding{*v.startGap}, v.sum.Findings...)
 	}
