@@ -51,11 +51,14 @@ type Agent struct {
 	Stats Stats
 	// OnDurable, if set before Run, is called after every group commit with
 	// how many source lines this run has made durable (benchmarks measure
-	// write-to-fsync latency with it). It runs on the ingest goroutine.
-	OnDurable func(lines uint64)
-	appended  uint64 // source lines appended by this run
-	fsync     prometheus.Histogram
-	types     *eventTypes // tailseal_events_by_type_total
+	// write-to-fsync latency with it). It runs on the ingest goroutine, or
+	// on the store's fsync goroutine for a commit that overlaps ingestion.
+	OnDurable    func(lines uint64)
+	appended     uint64        // source lines appended by this run
+	durableSeen  atomic.Uint64 // the store's durable seq Stats.Stored counted up to
+	groupCommits atomic.Uint64 // group commits started (for tests)
+	fsync        prometheus.Histogram
+	types        *eventTypes // tailseal_events_by_type_total
 	// The readers of the store (see WithReaders).
 	buildReaders func(origin string) error
 	keep         func() uint64
@@ -219,6 +222,7 @@ func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) 
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	a.store = st
+	a.durableSeen.Store(st.Durable())
 	pos, lastSeq, prev, err := a.resume(last)
 	if err == nil {
 		err = checkNotLost(cfg.DataDir, lastSeq)
@@ -405,7 +409,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			if len(ready) == 0 && len(a.tail.Batches()) == 0 {
 				commitTimer.Stop()
 				commitArmed = false
-				err = errors.Join(err, a.commit(ctx))
+				err = errors.Join(err, a.commitAsync(ctx))
 			} else if !commitArmed {
 				commitTimer.Reset(a.cfg.CommitInterval)
 				commitArmed = true
@@ -415,7 +419,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		case <-commitTimer.C():
 			commitArmed = false
-			err = a.commit(ctx)
+			err = a.commitAsync(ctx)
 		case <-checkpoints.C():
 			err = a.checkpoint(ctx)
 		case <-epochEnd.C():
@@ -579,14 +583,35 @@ func dataLength(l *tailer.Line) int64 {
 	return l.Length
 }
 
+// commit makes everything appended durable before it returns: for the
+// agent's own records (checkpoints, seals, a clean stop).
 func (a *Agent) commit(ctx context.Context) error {
-	before := a.store.Durable()
-	return a.retry(ctx, "fsync", a.store.Commit, func() {
-		a.Stats.Stored.Add(a.store.Durable() - before)
-		if a.OnDurable != nil {
-			a.OnDurable(a.appended)
-		}
-	})
+	return a.retry(ctx, "fsync", a.store.Commit, func() { a.madeDurable(a.appended) })
+}
+
+// commitAsync is the group commit of ingested batches: the fsync starts
+// and runs while the next batches are signed and appended (waiting only
+// for the fsync before it), so that the disk's latency does not hold up
+// the one goroutine that signs. What it made durable is counted when it
+// ends; an fsync that failed shows in the next commit, which retries.
+func (a *Agent) commitAsync(ctx context.Context) error {
+	appended := a.appended
+	a.groupCommits.Add(1)
+	return a.retry(ctx, "fsync", func() error {
+		return a.store.CommitAsync(func() { a.madeDurable(appended) })
+	}, func() {})
+}
+
+// madeDurable counts the records the store has made durable since the
+// last call, and tells OnDurable how many source lines are durable.
+func (a *Agent) madeDurable(lines uint64) {
+	cur := a.store.Durable()
+	if prev := a.durableSeen.Swap(cur); cur > prev {
+		a.Stats.Stored.Add(cur - prev)
+	}
+	if a.OnDurable != nil {
+		a.OnDurable(lines)
+	}
 }
 
 // retry runs op until it succeeds, backing off on errors such as a full

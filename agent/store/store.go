@@ -84,6 +84,12 @@ type Store struct {
 
 	tree *tree // the Merkle tree's edge and tiles
 
+	// An fsync started by CommitAsync and not yet waited for: syncing
+	// is closed when it ends, with syncErr set. Only the appending
+	// goroutine starts or waits for one.
+	syncing chan struct{}
+	syncErr error
+
 	bg     sync.WaitGroup
 	jobs   chan string
 	stop   chan struct{}
@@ -387,14 +393,93 @@ func (s *Store) Append(data []byte, first, last uint64) error {
 
 // Commit makes everything appended durable and wakes waiters.
 func (s *Store) Commit() error {
+	if err := s.waitSync(); err != nil {
+		return err
+	}
 	if !s.dirty {
 		return nil
 	}
+	seq, err := s.prepareSync()
+	if err != nil {
+		return err
+	}
+	if err := s.syncFiles(); err != nil {
+		s.dirty = true
+		return err
+	}
+	s.durableThrough(seq)
+	return nil
+}
+
+// CommitAsync starts making everything appended so far durable and
+// returns: the fsync runs beside the caller, which goes on signing and
+// appending, and Durable and Changed move when it ends (then done, if
+// not nil, runs on the fsync's goroutine). One fsync runs at a time: a
+// call while one runs first waits for it. An error is the previous
+// fsync's, or one before this one started; the next Commit or
+// CommitAsync tries again.
+func (s *Store) CommitAsync(done func()) error {
+	if err := s.waitSync(); err != nil {
+		return err
+	}
+	if !s.dirty {
+		if done != nil {
+			done()
+		}
+		return nil
+	}
+	seq, err := s.prepareSync()
+	if err != nil {
+		return err
+	}
+	s.syncing = make(chan struct{})
+	go func(finished chan struct{}) {
+		defer close(finished)
+		if s.syncErr = s.syncFiles(); s.syncErr == nil {
+			s.durableThrough(seq)
+			if done != nil {
+				done()
+			}
+		}
+	}(s.syncing)
+	return nil
+}
+
+// waitSync waits for CommitAsync's fsync, if one runs, and returns its
+// error: what it was to make durable is then dirty again.
+func (s *Store) waitSync() error {
+	if s.syncing == nil {
+		return nil
+	}
+	<-s.syncing
+	s.syncing = nil
+	err := s.syncErr
+	s.syncErr = nil
+	if err != nil {
+		s.dirty = true
+	}
+	return err
+}
+
+// prepareSync does, on the appending goroutine, what precedes an fsync:
+// the tree's pending hashes written, the active segment still linked. It
+// returns the last seq the fsync makes durable.
+func (s *Store) prepareSync() (uint64, error) {
 	if s.tree.ok {
 		if err := s.tree.write(); err != nil {
-			return err
+			return 0, err
 		}
 	}
+	if err := s.checkLinked(); err != nil {
+		return 0, err
+	}
+	s.dirty = false
+	return s.lastSeq, nil
+}
+
+// syncFiles fsyncs the active segment and the tree's level files. It
+// touches only files that appends do not replace while it runs.
+func (s *Store) syncFiles() error {
 	start := time.Now()
 	if err := s.tree.syncWith(s.syncSegment); err != nil {
 		return err
@@ -402,16 +487,16 @@ func (s *Store) Commit() error {
 	if s.opt.OnSync != nil {
 		s.opt.OnSync(time.Since(start))
 	}
-	if err := s.checkLinked(); err != nil {
-		return err
-	}
-	s.dirty = false
-	s.durable.Store(s.lastSeq)
+	return nil
+}
+
+// durableThrough makes seq the durable seq and wakes waiters.
+func (s *Store) durableThrough(seq uint64) {
+	s.durable.Store(seq)
 	s.notifyMu.Lock()
 	close(s.notify)
 	s.notify = make(chan struct{})
 	s.notifyMu.Unlock()
-	return nil
 }
 
 func (s *Store) syncSegment() error {

@@ -269,3 +269,62 @@ func TestListShowsACompressingSegmentOnce(t *testing.T) {
 		t.Errorf("the compressed segment's original is still there: %v", err)
 	}
 }
+
+// CommitAsync makes what was appended before it durable when its fsync
+// ends, while appends go on; rotating, a Commit or a second CommitAsync
+// wait for it, and nothing appended meanwhile is lost or counted durable
+// before its own commit.
+func TestCommitAsync(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, Options{Dir: dir, SegmentMax: 4 << 10})
+	var seq uint64
+	appendTo := func(to uint64) {
+		for seq < to {
+			seq++
+			if err := s.Append([]byte(rec(seq)+"\n"), seq, seq); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for round := range 50 {
+		appendTo(seq + 7)
+		target := seq
+		ended := make(chan uint64, 1)
+		if err := s.CommitAsync(func() { ended <- s.Durable() }); err != nil {
+			t.Fatal(err)
+		}
+		appendTo(seq + 5) // beside the fsync; rotates every few rounds
+		if got := s.Durable(); got > target {
+			t.Fatalf("round %d: durable %d before the commit of %d..%d", round, got, target+1, seq)
+		}
+		if round%2 == 0 {
+			if err := s.CommitAsync(nil); err != nil { // waits for the first
+				t.Fatal(err)
+			}
+		}
+		if got := <-ended; got != target {
+			t.Fatalf("round %d: the fsync of seq ..%d ended with durable %d", round, target, got)
+		}
+	}
+	if err := s.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Durable() != seq {
+		t.Fatalf("durable %d after Commit, want %d", s.Durable(), seq)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := seqs(t, dir)
+	if len(got) != int(seq) || got[len(got)-1] != seq {
+		t.Fatalf("%d records, last %v; want %d", len(got), got[len(got)-1:], seq)
+	}
+	for i, q := range got {
+		if q != uint64(i+1) {
+			t.Fatalf("record %d has seq %d", i, q)
+		}
+	}
+	if segs, _ := List(dir); len(segs) < 5 {
+		t.Fatalf("%d segments: the test should rotate under commits", len(segs))
+	}
+}

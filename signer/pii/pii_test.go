@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -104,21 +105,25 @@ func TestLinearTime(t *testing.T) {
 		small := strings.Repeat(unit, 2000)
 		large := strings.Repeat(unit, 20000)
 		ts, tl := timeAnon(small), timeAnon(large)
-		if tl > 30*ts && tl > 50*time.Millisecond {
+		if tl > 30*ts && tl > 10*time.Millisecond {
 			t.Errorf("%q: %v for 10x the input of %v: super-linear", unit, tl, ts)
 		}
 	}
 }
 
+// timeAnon is the fastest of several runs: on a loaded machine one run can
+// lose its core for tens of milliseconds, which says nothing of the code.
 func timeAnon(s string) time.Duration {
 	val, _ := json.Marshal(s)
 	body := []byte(`"details":{"x":` + string(val) + `}`)
 	a := New(Options{Mode: Hash, Key: testKey})
-	start := time.Now()
-	for range 5 {
+	best := time.Duration(math.MaxInt64)
+	for range 7 {
+		start := time.Now()
 		a.AppendBody(nil, body)
+		best = min(best, time.Since(start))
 	}
-	return time.Since(start)
+	return best
 }
 
 func BenchmarkAnonymize(b *testing.B) {
