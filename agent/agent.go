@@ -420,6 +420,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-commitTimer.C():
 			commitArmed = false
 			err = a.commitAsync(ctx)
+		case <-a.store.SyncDone():
+			// The group commit's fsync ended: what came meanwhile goes
+			// into the next one, started now.
+			err = a.commitAsync(ctx)
 		case <-checkpoints.C():
 			err = a.checkpoint(ctx)
 		case <-epochEnd.C():
@@ -590,10 +594,11 @@ func (a *Agent) commit(ctx context.Context) error {
 }
 
 // commitAsync is the group commit of ingested batches: the fsync starts
-// and runs while the next batches are signed and appended (waiting only
-// for the fsync before it), so that the disk's latency does not hold up
-// the one goroutine that signs. What it made durable is counted when it
-// ends; an fsync that failed shows in the next commit, which retries.
+// and runs while the next batches are signed and appended, so that the
+// disk's latency does not hold up the one goroutine that signs. While an
+// fsync runs nothing starts; when it ends (SyncDone, in Run) the next one
+// takes what came meanwhile. What an fsync made durable is counted when
+// it ends; one that failed shows in the next commit, which retries.
 func (a *Agent) commitAsync(ctx context.Context) error {
 	appended := a.appended
 	a.groupCommits.Add(1)

@@ -414,18 +414,22 @@ func (s *Store) Commit() error {
 // CommitAsync starts making everything appended so far durable and
 // returns: the fsync runs beside the caller, which goes on signing and
 // appending, and Durable and Changed move when it ends (then done, if
-// not nil, runs on the fsync's goroutine). One fsync runs at a time: a
-// call while one runs first waits for it. An error is the previous
-// fsync's, or one before this one started; the next Commit or
-// CommitAsync tries again.
+// not nil, runs on the fsync's goroutine). One fsync runs at a time: while
+// one runs, CommitAsync does nothing (done never runs), and the caller
+// calls it again when SyncDone is closed. An error is the previous fsync's, or one before this
+// one started; the next Commit or CommitAsync tries again.
 func (s *Store) CommitAsync(done func()) error {
+	if s.syncing != nil {
+		select {
+		case <-s.syncing:
+		default:
+			return nil // SyncDone will tell
+		}
+	}
 	if err := s.waitSync(); err != nil {
 		return err
 	}
 	if !s.dirty {
-		if done != nil {
-			done()
-		}
 		return nil
 	}
 	seq, err := s.prepareSync()
@@ -444,6 +448,11 @@ func (s *Store) CommitAsync(done func()) error {
 	}(s.syncing)
 	return nil
 }
+
+// SyncDone is closed when CommitAsync's fsync ends; nil when none runs.
+// The caller then calls CommitAsync (or Commit): it takes the fsync's
+// result, and starts the next one if anything was appended meanwhile.
+func (s *Store) SyncDone() <-chan struct{} { return s.syncing }
 
 // waitSync waits for CommitAsync's fsync, if one runs, and returns its
 // error: what it was to make durable is then dirty again.
