@@ -92,7 +92,7 @@ func rsyslogCopiers(bin string) map[string]copier {
 // flow control makes the source wait for the destination instead of
 // dropping.
 const syslogNGConf = `@version: {version}
-options { log-msg-size(1048576); stats-freq(0); mark-freq(0); use-dns(no); chain-hostnames(no); keep-hostname(yes); };
+options { log-msg-size(1048576); stats-freq(0); mark-freq(0); use-dns(no); dns-cache(no); chain-hostnames(no); keep-hostname(yes); };
 source s_audit { file("{src}" flags(no-parse) follow-freq(1) log-fetch-limit(1000) log-iw-size(10000)); };
 destination d_copy { file("{out}" template("${MSG}\n") flush-lines(1000) fsync(yes) log-fifo-size(10000)); };
 log { source(s_audit); destination(d_copy); flags(flow-control); };
