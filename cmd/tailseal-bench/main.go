@@ -7,10 +7,24 @@
 //	go build -o /tmp/tailseal ./cmd/tailseal
 //	go run ./cmd/tailseal-bench -bin /tmp/tailseal -lines 1000000
 //
+// Log daemons that copy the same file, line for line, run beside it as
+// more rows (-rows, see copiers.go): by default rsyslog tuned for
+// throughput with sync="on" (durable like the agent) and without, and
+// rsyslog's defaults; syslog-ng when -rows names it. A daemon that is not
+// installed is skipped with a message. Every row gives lines/s and the
+// child's CPU seconds per million lines (user and system, from wait4),
+// the agent's too; the run ends with each contender's median over
+// the rounds and the ratios of the first contender (tailseal in the first
+// -pii mode) to each other one, round by round, of lines/s and of CPU per
+// line:
+//
+//	go run ./cmd/tailseal-bench -bin /tmp/tailseal -pii hash -runs 5 \
+//		-rows tailseal,rsyslog-tuned-sync,rsyslog-tuned,rsyslog-default,syslog-ng
+//
 // With -baseline /tmp/tailseal-old (a build of an earlier commit) the
 // older binary ingests in the same rounds and verifies the store it made
 // of the same input, so a change is measured against its parent in one
-// run; the median ratio of CPU per line is printed too.
+// run.
 //
 // With -nats embedded (a nats-server with JetStream in this process, on
 // the same cores) or -nats nats://host:4222 (an external server), one more
@@ -32,13 +46,11 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -49,16 +61,20 @@ import (
 )
 
 func main() {
-	bin := flag.String("bin", "tailseal", "path to the tailseal binary")
-	lines := flag.Int("lines", 1000000, "lines to ingest")
-	keep := flag.String("keep", "", "copy the resulting data dir here (for other benchmarks)")
-	modes := flag.String("pii", "hash,off", "PII modes to ingest with, in this order, in one run")
-	rsyslogd := flag.String("rsyslogd", "", "path to rsyslogd to compare with (imfile -> omfile, plain copy); empty: look in PATH, none: skip")
+	var o options
+	flag.StringVar(&o.bin, "bin", "tailseal", "path to the tailseal binary")
+	flag.IntVar(&o.lines, "lines", 1000000, "lines to ingest")
+	flag.StringVar(&o.keep, "keep", "", "copy the resulting data dir here (for other benchmarks)")
+	modes := flag.String("pii", "hash,off", "PII modes to ingest with, in this order, in one run (the tailseal row)")
+	rows := flag.String("rows", "tailseal,rsyslog-tuned-sync,rsyslog-tuned,rsyslog-default",
+		"contenders, in this order, of tailseal (one per -pii mode), rsyslog-tuned-sync, rsyslog-tuned, rsyslog-default and syslog-ng; one not installed is skipped with a message")
+	rsyslogd := flag.String("rsyslogd", "", "path to rsyslogd for the rsyslog rows; empty: look in PATH, none: skip them")
+	syslogNG := flag.String("syslog-ng", "", "path to syslog-ng, or the prefix it was unpacked into (dpkg -x); empty: PATH, then /opt/syslog-ng; none: skip")
 	lat := flag.Duration("latency", 0, "instead: measure write-to-fsync latency for this long, in process, at -rate lines/s")
 	rate := flag.Int("rate", 10000, "lines per second for -latency")
-	runs := flag.Int("runs", 1, "rounds: each contender runs once per round, in reversed order every other round; ratios are medians")
-	baseline := flag.String("baseline", "", "another tailseal binary (an older build) to run as one more contender, in the first -pii mode, and to verify beside -bin")
-	natsSpec := flag.String("nats", "", "one more contender, -bin in the first -pii mode with the JetStream sink on: embedded (a nats-server in this process) or a server URL")
+	flag.IntVar(&o.runs, "runs", 1, "rounds: each contender runs once per round, in reversed order every other round; ratios are medians")
+	flag.StringVar(&o.baseline, "baseline", "", "another tailseal binary (an older build) to run as one more contender, in the first -pii mode, and to verify beside -bin")
+	flag.StringVar(&o.natsSpec, "nats", "", "one more contender, -bin in the first -pii mode with the JetStream sink on: embedded (a nats-server in this process) or a server URL")
 	flag.Parse()
 	if *lat > 0 {
 		if err := latency(*rate, *lat); err != nil {
@@ -67,31 +83,88 @@ func main() {
 		}
 		return
 	}
-	if *rsyslogd == "" {
-		if p, err := exec.LookPath("rsyslogd"); err == nil {
-			*rsyslogd = p
-		}
+	o.modes = strings.Split(*modes, ",")
+	o.runs = max(o.runs, 1)
+	var err error
+	if o.rows, o.copiers, err = contenders(strings.Split(*rows, ","), *rsyslogd, *syslogNG); err == nil {
+		err = run(o)
 	}
-	if err := run(*bin, *baseline, *natsSpec, *lines, *keep, strings.Split(*modes, ","), *rsyslogd, max(*runs, 1)); err != nil {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "tailseal-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, baseline, natsSpec string, n int, keep string, modes []string, rsyslogd string, runs int) error {
+// options are the benchmark's settings, from its flags.
+type options struct {
+	bin, baseline, natsSpec, keep string
+	lines, runs                   int
+	modes                         []string
+	rows                          []string // "tailseal" and the copiers' names, in -rows order
+	copiers                       map[string]copier
+}
+
+// contenders checks the -rows names and finds the daemons they need. A
+// daemon that is not installed takes its rows out, with one line that
+// says so (and, for syslog-ng, how to install it beside rsyslog).
+func contenders(names []string, rsyslogd, syslogNG string) ([]string, map[string]copier, error) {
+	if rsyslogd == "" {
+		if p, err := exec.LookPath("rsyslogd"); err == nil {
+			rsyslogd = p
+		}
+	}
+	var rows []string
+	copiers := map[string]copier{}
+	for _, name := range names {
+		switch {
+		case name == "tailseal":
+			rows = append(rows, name)
+		case strings.HasPrefix(name, "rsyslog-"):
+			c, ok := rsyslogCopiers(rsyslogd)[name]
+			if !ok {
+				return nil, nil, fmt.Errorf("-rows: no contender %q", name)
+			}
+			switch rsyslogd {
+			case "none":
+				continue
+			case "":
+				fmt.Printf("%s: skipped, no rsyslogd in PATH (apt-get install rsyslog)\n", name)
+				continue
+			}
+			rows, copiers[name] = append(rows, name), c
+		case name == "syslog-ng":
+			c, msg := findSyslogNG(syslogNG)
+			fmt.Println(msg)
+			if c.name != "" {
+				rows, copiers[name] = append(rows, name), c
+			}
+		default:
+			return nil, nil, fmt.Errorf("-rows: no contender %q (tailseal, rsyslog-tuned-sync, rsyslog-tuned, rsyslog-default, syslog-ng)", name)
+		}
+	}
+	if rsyslogd != "" && rsyslogd != "none" && slices.ContainsFunc(rows, func(r string) bool { return strings.HasPrefix(r, "rsyslog-") }) {
+		if out, err := exec.Command(rsyslogd, "-v").CombinedOutput(); err == nil {
+			fmt.Printf("rsyslog: %s (%s)\n", rsyslogd, firstLine(out))
+		}
+	}
+	return rows, copiers, nil
+}
+
+func run(o options) error {
 	dir, err := os.MkdirTemp("", "tailseal-bench")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
 	var js *natsTarget
-	if natsSpec != "" {
-		if js, err = startNATS(natsSpec, dir); err != nil {
+	if o.natsSpec != "" {
+		if js, err = startNATS(o.natsSpec, dir); err != nil {
 			return err
 		}
 		defer js.close()
 		fmt.Printf("JetStream: %s, stream %s\n", js.url, benchStream)
 	}
+	n, modes := o.lines, o.modes
 	src := filepath.Join(dir, "logs", "audit.log")
 	os.MkdirAll(filepath.Dir(src), 0o755)
 	f, err := os.Create(src)
@@ -110,99 +183,144 @@ func run(bin, baseline, natsSpec string, n int, keep string, modes []string, rsy
 	f.Close()
 	size := fi.Size()
 	fmt.Printf("%d lines, %.1f MB\n", n, float64(size)/1e6)
-	fmt.Printf("%-16s %12s %8s %8s %10s\n", "", "lines/s", "MB/s", "CPU s", "peak RSS")
-	contenders := slices.Clone(modes)
-	if baseline != "" {
-		contenders = append(contenders, "baseline")
+	var contenders []string
+	for _, r := range o.rows {
+		if r != "tailseal" {
+			contenders = append(contenders, r)
+			continue
+		}
+		contenders = append(contenders, modes...)
+		if o.baseline != "" {
+			contenders = append(contenders, "baseline")
+		}
+		if js != nil {
+			contenders = append(contenders, "nats")
+		}
 	}
-	if js != nil {
-		contenders = append(contenders, "nats")
+	if len(contenders) == 0 {
+		return fmt.Errorf("no contender to run")
 	}
-	if rsyslogd != "" && rsyslogd != "none" {
-		contenders = append(contenders, "rsyslog")
-	}
+	fmt.Printf("load average %s at the start\n", loadavg())
+	printHeader()
 	// Several rounds, the order reversed every other round, so that neither
 	// side always runs on a warmer page cache or a quieter machine.
-	rates, cpus := map[string][]float64{}, map[string][]float64{}
+	results := map[string][]result{}
 	var data string
-	for round := 1; round <= runs; round++ {
-		if runs > 1 {
-			fmt.Printf("round %d\n", round)
+	for round := 1; round <= o.runs; round++ {
+		if o.runs > 1 {
+			fmt.Printf("round %d (load average %s)\n", round, loadavg())
 		}
 		order := slices.Clone(contenders)
 		if round%2 == 0 {
 			slices.Reverse(order)
 		}
 		for _, c := range order {
-			var rate float64
+			var r result
 			var err error
 			// What the last contender wrote (its store, a stream) is written
 			// back now, not during the next one's run.
 			syscall.Sync()
 			switch c {
-			case "rsyslog":
-				out := filepath.Join(dir, "rsyslog")
-				os.RemoveAll(out)
-				rate, err = rsyslog(rsyslogd, src, out, size)
 			case "baseline":
 				data = filepath.Join(dir, "data-baseline")
 				os.RemoveAll(data)
-				rate, err = ingest(baseline, "baseline pii="+modes[0], src, data, modes[0], n, size, nil)
+				r, err = ingest(o.baseline, "baseline pii="+modes[0], src, data, modes[0], n, size, nil)
 			case "nats":
 				data = filepath.Join(dir, "data-nats")
 				os.RemoveAll(data)
 				if err = js.reset(); err == nil {
-					rate, err = ingest(bin, "tailseal +nats pii="+modes[0], src, data, modes[0], n, size, js)
+					r, err = ingest(o.bin, "tailseal +nats pii="+modes[0], src, data, modes[0], n, size, js)
 				}
 			default:
+				if cp, ok := o.copiers[c]; ok {
+					r, err = cp.copy(filepath.Join(dir, c), src, n, size)
+					break
+				}
 				data = filepath.Join(dir, "data-"+c)
 				os.RemoveAll(data)
-				rate, err = ingest(bin, "tailseal pii="+c, src, data, c, n, size, nil)
+				r, err = ingest(o.bin, "tailseal pii="+c, src, data, c, n, size, nil)
 			}
 			if err != nil {
 				return err
 			}
-			rates[c] = append(rates[c], rate)
-			cpus[c] = append(cpus[c], lastCPU)
+			results[c] = append(results[c], r)
 		}
 	}
-	printRatios(contenders, rates, cpus)
+	fmt.Printf("load average %s at the end\n", loadavg())
+	printSummary(contenders, results)
 	if js != nil {
-		printRatio("JetStream sink on / off, pii="+modes[0], rates["nats"], rates[modes[0]])
+		printRatio("JetStream sink on / off, pii="+modes[0], rate(results["nats"]), rate(results[modes[0]]))
+	}
+	if !slices.Contains(contenders, modes[0]) {
+		return nil // no store to verify
 	}
 	data = filepath.Join(dir, "data-"+modes[0]) // from the last round
-	if keep != "" {
-		if out, err := exec.Command("cp", "-a", data, keep).CombinedOutput(); err != nil {
+	if o.keep != "" {
+		if out, err := exec.Command("cp", "-a", data, o.keep).CombinedOutput(); err != nil {
 			return fmt.Errorf("keep data dir: %v %s", err, out)
 		}
 	}
-	if baseline == "" {
-		return verify(bin, data)
+	if o.baseline == "" {
+		return verify(o.bin, data)
 	}
-	return verifyBoth(bin, baseline, data, filepath.Join(dir, "data-baseline"), runs)
+	return verifyBoth(o.bin, o.baseline, data, filepath.Join(dir, "data-baseline"), o.runs)
 }
 
-// printRatios prints the median ratio of the first contender's rates to
-// each other's, round by round, and of its CPU per line to the
-// baseline's (the cost of a change, when the machine is busy: the rates
-// move with the load, the CPU a line takes much less).
-func printRatios(contenders []string, rates, cpus map[string][]float64) {
+func rate(rs []result) []float64 {
+	var a []float64
+	for _, r := range rs {
+		a = append(a, r.rate())
+	}
+	return a
+}
+
+func cpuPerM(rs []result) []float64 {
+	var a []float64
+	for _, r := range rs {
+		a = append(a, r.cpuPerM())
+	}
+	return a
+}
+
+// spread is the median, min and max of a.
+func spread(a []float64) (median, lo, hi float64) {
+	s := slices.Sorted(slices.Values(a))
+	return s[len(s)/2], s[0], s[len(s)-1]
+}
+
+// ratios is a[i]/b[i], round by round.
+func ratios(a, b []float64) []float64 {
+	var r []float64
+	for i := range a {
+		r = append(r, a[i]/b[i])
+	}
+	return r
+}
+
+// printSummary prints each contender's median (min–max) over the rounds,
+// then the ratios of the first contender to each other one, round by
+// round: of lines/s and of CPU per line. Within a round the contenders
+// ran minutes apart at most, so on a busy machine the ratios hold better
+// than the rates, and the CPU a line takes moves much less than either.
+func printSummary(contenders []string, results map[string][]result) {
 	first := contenders[0]
-	median := func(a, b []float64) (float64, float64, float64, int) {
-		var ratios []float64
-		for i := range a {
-			ratios = append(ratios, a[i]/b[i])
+	fmt.Printf("over %d rounds: median (min-max)\n", len(results[first]))
+	for _, c := range contenders {
+		rm, rlo, rhi := spread(rate(results[c]))
+		cm, clo, chi := spread(cpuPerM(results[c]))
+		var rss []float64
+		for _, r := range results[c] {
+			rss = append(rss, r.peakMiB)
 		}
-		slices.Sort(ratios)
-		return ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1], len(ratios)
+		_, slo, shi := spread(rss)
+		fmt.Printf("%-20s lines/s %.0f (%.0f-%.0f)  CPU s/1M %.2f (%.2f-%.2f)  peak RSS %.1f-%.1f MiB\n",
+			label(c), rm, rlo, rhi, cm, clo, chi, slo, shi)
 	}
 	for _, c := range contenders[1:] {
-		m, lo, hi, n := median(rates[first], rates[c])
-		fmt.Printf("ratio %s / %s: median %.2f over %d rounds (min %.2f, max %.2f)\n", label(first), label(c), m, n, lo, hi)
-		if c == "baseline" {
-			m, lo, hi, n = median(cpus[first], cpus[c])
-			fmt.Printf("CPU per line %s / %s: median %.3f over %d rounds (min %.3f, max %.3f)\n", label(first), label(c), m, n, lo, hi)
-		}
+		m, lo, hi := spread(ratios(rate(results[first]), rate(results[c])))
+		fmt.Printf("%s / %s: lines/s median %.2f (min %.2f, max %.2f)", label(first), label(c), m, lo, hi)
+		m, lo, hi = spread(ratios(cpuPerM(results[first]), cpuPerM(results[c])))
+		fmt.Printf(", CPU per line median %.3f (min %.3f, max %.3f)\n", m, lo, hi)
 	}
 }
 
@@ -240,7 +358,7 @@ func verifyBoth(bin, baseline, data, baselineData string, runs int) error {
 // row. With js, the agent publishes to it, and after the ingest it waits
 // until the stream holds every stored record and prints how fast they
 // were published; the row's CPU then includes that wait.
-func ingest(bin, name, src, data, mode string, n int, size int64, js *natsTarget) (float64, error) {
+func ingest(bin, name, src, data, mode string, n int, size int64, js *natsTarget) (result, error) {
 	// Default settings otherwise: epoch keys generated on first start (K0 in
 	// keys/, which verify then uses to check every signature), checkpoints on.
 	cmd := exec.Command(bin, "run")
@@ -250,138 +368,37 @@ func ingest(bin, name, src, data, mode string, n int, size int64, js *natsTarget
 		cmd.Env = append(cmd.Env, js.env()...)
 	}
 	cmd.Stderr = os.Stderr
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return 0, err
+	p, err := startProc(cmd)
+	if err != nil {
+		return result{}, err
 	}
 	last := uint64(0)
 	for ; last < uint64(n); time.Sleep(10 * time.Millisecond) {
 		last = lastSeq(filepath.Join(data, "store"))
+		if err := p.exited(); err != nil {
+			return result{}, fmt.Errorf("%s: exited with %d of %d lines stored: %v", name, last, n, err)
+		}
 	}
-	wall := time.Since(start)
+	wall := time.Since(p.start)
 	var pubWall time.Duration
 	var pubAtEnd uint64 // published when the ingest ended
 	if js != nil {
 		pubAtEnd = js.published()
 		var err error
-		if pubWall, err = js.waitPublished(last, start); err != nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-			return 0, err
+		if pubWall, err = js.waitPublished(last, p.start); err != nil {
+			p.kill()
+			return result{}, err
 		}
 	}
-	_, cpu, peak := stop(cmd, start)
-	rate := row(name, n, size, wall, cpu, peak)
+	r := p.stop()
+	r.wall, r.lines = wall, n
+	r.print(name, size, "")
 	if js != nil {
 		after := (pubWall - wall).Seconds()
-		fmt.Printf("%-16s published %d records in %.2fs = %.0f records/s: %d during the ingest, the rest in %.2fs after it = %.0f records/s\n",
+		fmt.Printf("%-20s published %d records in %.2fs = %.0f records/s: %d during the ingest, the rest in %.2fs after it = %.0f records/s\n",
 			"", last, pubWall.Seconds(), float64(last)/pubWall.Seconds(), pubAtEnd, after, float64(last-pubAtEnd)/after)
 	}
-	return rate, nil
-}
-
-// rsyslog runs rsyslogd (imfile in inotify mode -> omfile with a %msg%
-// template: a plain copy, no parsing or signing) over the same file until
-// its output holds every byte, and prints a row like ingest.
-func rsyslog(bin, src, dir string, size int64) (float64, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "work"), 0o755); err != nil {
-		return 0, err
-	}
-	out := filepath.Join(dir, "out.log")
-	conf := filepath.Join(dir, "rsyslog.conf")
-	err := os.WriteFile(conf, []byte(fmt.Sprintf(`global(workDirectory="%s/work" maxMessageSize="1m")
-module(load="imfile" mode="inotify")
-template(name="msg" type="string" string="%%msg%%\n")
-ruleset(name="copy") { action(type="omfile" file="%s" template="msg") }
-input(type="imfile" file="%s" tag="audit" ruleset="copy" freshStartTail="off")
-`, dir, out, src)), 0o644)
-	if err != nil {
-		return 0, err
-	}
-	cmd := exec.Command(bin, "-n", "-f", conf, "-i", filepath.Join(dir, "pid"))
-	cmd.Stderr = os.Stderr
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return 0, err
-	}
-	deadline := start.Add(5 * time.Minute)
-	for {
-		fi, err := os.Stat(out)
-		if err == nil && fi.Size() >= size {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			return 0, fmt.Errorf("rsyslog: output incomplete after 5 minutes")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	wall, cpu, peak := stop(cmd, start)
-	lines, err := countLines(out)
-	if err != nil {
-		return 0, err
-	}
-	return row("rsyslog", lines, size, wall, cpu, peak), nil
-}
-
-// stop ends a process that has done its work and returns the time since
-// start, its CPU time and its peak RSS in MiB.
-func stop(cmd *exec.Cmd, start time.Time) (wall, cpu time.Duration, peakMiB float64) {
-	wall = time.Since(start)
-	peakMiB = vmHWM(cmd.Process.Pid) // before it exits
-	cmd.Process.Signal(syscall.SIGTERM)
-	cmd.Wait()
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return wall, time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), peakMiB
-}
-
-// row prints one line of the table and returns lines/s.
-// lastCPU is the CPU per line of the row printed last.
-var lastCPU float64
-
-func row(name string, lines int, size int64, wall, cpu time.Duration, peakMiB float64) float64 {
-	rate := float64(lines) / wall.Seconds()
-	lastCPU = cpu.Seconds() / float64(lines)
-	fmt.Printf("%-16s %12.0f %8.1f %8.2f %7.1f MiB\n", name, rate, float64(size)/1e6/wall.Seconds(), cpu.Seconds(), peakMiB)
-	return rate
-}
-
-// countLines counts newlines without holding the file in memory.
-func countLines(path string) (int, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	buf := make([]byte, 1<<20)
-	n := 0
-	for {
-		m, err := f.Read(buf)
-		n += bytes.Count(buf[:m], []byte("\n"))
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-	}
-}
-
-// vmHWM is a running process's peak resident set in MiB, counted from its
-// exec. (wait4's ru_maxrss is not used for it: a child started with
-// CLONE_VM|CLONE_VFORK also counts the parent's resident memory before exec.)
-func vmHWM(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return -1
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
-			return float64(kb) / 1024
-		}
-	}
-	return -1
+	return r, nil
 }
 
 // verify times `tailseal verify` on the store just made, on one core.
@@ -441,7 +458,7 @@ func lastSeq(dir string) uint64 {
 
 func label(c string) string {
 	switch c {
-	case "rsyslog", "baseline":
+	case "baseline", "rsyslog-tuned-sync", "rsyslog-tuned", "rsyslog-default", "syslog-ng":
 		return c
 	case "nats":
 		return "tailseal +nats"
