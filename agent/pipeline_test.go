@@ -35,7 +35,7 @@ func TestGroupCommitWhenCaughtUp(t *testing.T) {
 // which the agent caught up before the interval passed (the timer was
 // stopped, nothing fired) tells nothing and is not counted.
 func TestGroupCommitUnderLoad(t *testing.T) {
-	const n = 60_000 // about 35 batches of 256 KiB
+	const n = 60_000 // about 70 batches of 128 KiB
 	r := newRig(t, "")
 	r.write(n, 150)
 	finished := make(chan struct{})
