@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -235,6 +236,9 @@ func segmentCases(t *testing.T) []segmentCase {
 		{"a segment signed under another key", func() *memStore {
 			return segs(records("eeeeeeeeee"+"xxxxxxxxxx"+"eeeeeeeeee"), 1, 11, 21)
 		}, nil},
+		{"the last segment signed under another key, after a clean stop", func() *memStore {
+			return segs(records("eeeeeeeeee"+"eeeeeeeeet"+"xxxxxxxxxx"), 1, 11, 21)
+		}, nil},
 		{"a segment torn and one unreadable in the middle", func() *memStore {
 			m := segs(plain(40), 1, 11, 21, 31)
 			d := m.data[m.segs[1].Name]
@@ -291,30 +295,36 @@ func report(sum *Summary, err error) string {
 }
 
 // Findings in several segments come out as the line-by-line verifier
-// reported them, in its order.
+// reported them, in its order, however many hashers there are and however
+// the segments are cut into chunks: chunks of one line, of a few, and of a
+// whole segment, with one hasher or more than chunks in flight.
 func TestSegments(t *testing.T) {
-	var got strings.Builder
-	for _, c := range segmentCases(t) {
-		for _, withKey := range []bool{true, false} {
-			opt := Options{Source: c.store(), Verifiers: c.notes, Now: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)}
-			if withKey {
-				opt.K0 = k0
-			}
-			fmt.Fprintf(&got, "== %s (key %v)\n", c.name, withKey)
-			got.WriteString(report(Run(context.Background(), opt)))
-		}
-	}
-	if *update {
-		if err := os.WriteFile(goldenFile, []byte(got.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	want, err := os.ReadFile(filepath.FromSlash(goldenFile))
-	if err != nil {
+	if err != nil && !*update {
 		t.Fatal(err)
 	}
-	if got.String() != string(want) {
-		t.Errorf("findings differ from %s:\n%s", goldenFile, diffLines(string(want), got.String()))
+	for _, cfg := range []struct{ workers, chunkLines int }{{1, 0}, {2, 1}, {4, 1}, {3, 2}, {2, 3}, {8, 7}} {
+		var got strings.Builder
+		for _, c := range segmentCases(t) {
+			for _, withKey := range []bool{true, false} {
+				opt := Options{Source: c.store(), Verifiers: c.notes, Now: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC),
+					workers: cfg.workers, chunkLines: cfg.chunkLines}
+				if withKey {
+					opt.K0 = k0
+				}
+				fmt.Fprintf(&got, "== %s (key %v)\n", c.name, withKey)
+				got.WriteString(report(Run(context.Background(), opt)))
+			}
+		}
+		if *update {
+			if err := os.WriteFile(goldenFile, []byte(got.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		if got.String() != string(want) {
+			t.Errorf("%d hashers, chunks of %d lines: findings differ from %s:\n%s", cfg.workers, cfg.chunkLines, goldenFile, diffLines(string(want), got.String()))
+		}
 	}
 }
 
@@ -337,4 +347,50 @@ func diffLines(want, got string) string {
 		}
 	}
 	return b.String()
+}
+
+// countingStore counts the lines its Lines handed out.
+type countingStore struct {
+	*memStore
+	read atomic.Int64
+}
+
+func (s *countingStore) Lines(seg Segment, fn func(int, []byte) error) error {
+	return s.memStore.Lines(seg, func(n int, line []byte) error {
+		s.read.Add(1)
+		return fn(n, line)
+	})
+}
+
+// The reader stays a few chunks ahead of the verifier, however far the
+// hashers could run: memory is bounded by chunks, not by segments.
+func TestPipelineBounded(t *testing.T) {
+	const workers, lines = 2, 3
+	src := &countingStore{memStore: segs(records(strings.Repeat("e", 300)), 1, 101, 201)}
+	segs, _ := src.Segments()
+	pl := startPipeline(src, segs, k0, workers, lines)
+	defer pl.close()
+	n := int64(cap(pl.free))
+	if n > 4*workers {
+		t.Errorf("%d chunks for %d hashers: more than a few each", n, workers)
+	}
+	released := int64(0)
+	h := newHasher(k0)
+	for c, ok := pl.next(h); ok; c, ok = pl.next(h) {
+		// The reader holds at most every chunk, and has the line that
+		// did not fit into the last.
+		if read := src.read.Load(); read > (released+n)*lines+1 {
+			t.Fatalf("%d lines read with %d chunks of %d given back: more than %d chunks ahead", read, released, lines, n)
+		}
+		for i := range c.ends {
+			if c.hashed[i].sig != sigGood {
+				t.Fatalf("%s line %d: %v", c.seg.Name, c.hashed[i].lineNo, c.hashed[i].sig)
+			}
+		}
+		pl.release(c)
+		released++
+	}
+	if src.read.Load() != 300 {
+		t.Errorf("%d lines read", src.read.Load())
+	}
 }
