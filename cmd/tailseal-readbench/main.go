@@ -12,6 +12,10 @@
 //	go build -o /tmp/tailseal ./cmd/tailseal
 //	go run ./cmd/tailseal-readbench -bin /tmp/tailseal
 //
+// With -verify OLD it only times `tailseal verify` of the store instead,
+// -bin against the binary OLD (a build of an earlier commit), alternated
+// for -rounds rounds (see verify.go).
+//
 // Peak RSS comes from wait4: Go starts children with CLONE_VFORK, so a
 // child's figure can include this process's own resident memory at the
 // start; that is printed too, and the figures are upper bounds.
@@ -45,9 +49,18 @@ func main() {
 	events := flag.Int("events", 10_000_000, "events in the store")
 	dataDir := flag.String("data", "", "use (or build, if missing) the store in this data dir and keep it; default: a temporary one")
 	proofsOnly := flag.Bool("proofs", false, "only the proof figures (with -data: on a store built before)")
+	verifyOld := flag.String("verify", "", "only time `verify` of the store: -bin against this other binary, alternated")
+	rounds := flag.Int("rounds", 5, "with -verify: rounds, each verifying with both binaries")
 	flag.Parse()
 	if *proofsOnly && *dataDir != "" {
 		if err := proofs(*bin, *dataDir, *events); err != nil {
+			fmt.Fprintln(os.Stderr, "tailseal-readbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *verifyOld != "" {
+		if err := verifyRounds(*bin, *verifyOld, *events, *dataDir, *rounds); err != nil {
 			fmt.Fprintln(os.Stderr, "tailseal-readbench:", err)
 			os.Exit(1)
 		}
@@ -60,28 +73,11 @@ func main() {
 }
 
 func run(bin string, events int, data string) error {
-	if data == "" {
-		dir, err := os.MkdirTemp("", "tailseal-readbench")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		data = filepath.Join(dir, "data")
+	data, cleanup, err := ensureStore(events, data)
+	if err != nil {
+		return err
 	}
-	step := 5 * time.Second // 10M events span about 19 months
-	if _, err := os.Stat(filepath.Join(data, "store")); err != nil {
-		t0 := time.Now()
-		cs, err := checkpointKey(data)
-		if err != nil {
-			return err
-		}
-		err = benchdata.BuildStore(benchdata.StoreOptions{DataDir: data, Events: events, Start: start, Step: step,
-			SegmentMax: 50 << 20, HMACKey: hmacKey, PIIKey: piiKey, Checkpoint: cs})
-		if err != nil {
-			return err
-		}
-		fmt.Printf("built a store of %d events in %.1fs\n", events, time.Since(t0).Seconds())
-	}
+	defer cleanup()
 	disk, segs := du(filepath.Join(data, "store"))
 	fmt.Printf("store: %d segments, %.0f MB on disk\n", segs, disk/1e6)
 	debug.FreeOSMemory()
@@ -89,7 +85,7 @@ func run(bin string, events int, data string) error {
 	fmt.Printf("%-44s %8s %8s %10s  %s\n", "command", "wall s", "CPU s", "peak RSS", "result")
 
 	lead := fmt.Sprintf("LEAD-%07d", events/2/5) // an event in the middle of the store
-	mid := start.Add(time.Duration(events/2) * step).Format(time.RFC3339)
+	mid := start.Add(time.Duration(events/2) * eventStep).Format(time.RFC3339)
 	for _, c := range []struct {
 		args  []string
 		check func(out *counter, wall time.Duration) string
@@ -111,14 +107,53 @@ func run(bin string, events int, data string) error {
 	return proofs(bin, data, events)
 }
 
+// ensureStore builds the store of events in data, unless there is one;
+// data "" is a temporary directory, which cleanup removes.
+func ensureStore(events int, data string) (string, func(), error) {
+	cleanup := func() {}
+	if data == "" {
+		dir, err := os.MkdirTemp("", "tailseal-readbench")
+		if err != nil {
+			return "", nil, err
+		}
+		cleanup = func() { os.RemoveAll(dir) }
+		data = filepath.Join(dir, "data")
+	}
+	if _, err := os.Stat(filepath.Join(data, "store")); err == nil {
+		return data, cleanup, nil
+	}
+	t0 := time.Now()
+	cs, err := checkpointKey(data)
+	if err == nil {
+		err = benchdata.BuildStore(benchdata.StoreOptions{DataDir: data, Events: events, Start: start, Step: eventStep,
+			SegmentMax: 50 << 20, HMACKey: hmacKey, PIIKey: piiKey, Checkpoint: cs})
+	}
+	if err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	fmt.Printf("built a store of %d events in %.1fs\n", events, time.Since(t0).Seconds())
+	return data, cleanup, nil
+}
+
+// eventStep is the time between two events: 10M events span about 19
+// months.
+const eventStep = 5 * time.Second
+
+// env is the environment the commands run in: the store, its keys.
+func env(data string) []string {
+	e := append(os.Environ(), "TAILSEAL_DATA_DIR="+data, "TAILSEAL_PII_KEY="+hex.EncodeToString(piiKey),
+		"TAILSEAL_HMAC_KEY="+hex.EncodeToString(hmacKey))
+	if vkey, err := os.ReadFile(filepath.Join(data, "keys", "checkpoint.pub")); err == nil {
+		e = append(e, "TAILSEAL_VERIFIER="+strings.TrimSpace(string(vkey)))
+	}
+	return e
+}
+
 // measure runs one command to completion and prints its row.
 func measure(bin, data string, args []string, check func(*counter, time.Duration) string) error {
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "TAILSEAL_DATA_DIR="+data, "TAILSEAL_PII_KEY="+hex.EncodeToString(piiKey),
-		"TAILSEAL_HMAC_KEY="+hex.EncodeToString(hmacKey))
-	if vkey, err := os.ReadFile(filepath.Join(data, "keys", "checkpoint.pub")); err == nil {
-		cmd.Env = append(cmd.Env, "TAILSEAL_VERIFIER="+strings.TrimSpace(string(vkey)))
-	}
+	cmd.Env = env(data)
 	var out counter
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr

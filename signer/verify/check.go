@@ -2,7 +2,6 @@ package verify
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"sort"
@@ -60,8 +59,7 @@ type verifier struct {
 	items   [2]item
 	cur     *item // the line waiting for its successor
 	spare   *item
-	lastB64 [44]byte // scratch for base64 hashes
-	hashB64 [44]byte
+	lastB64 [44]byte // last as a prev field holds it
 }
 
 func newVerifier(opt Options) *verifier {
@@ -99,13 +97,13 @@ func (v *verifier) line(it *item, next *parsed, atEnd bool) {
 		v.haveLast, v.lastFlag = false, true
 		return
 	}
-	h := sha256.Sum256(it.data)
+	h := it.h
 	v.sawSeq1 = v.sawSeq1 || p.seq == 1
 	if !v.order(it, next, h) {
 		return // not part of the chain
 	}
-	v.tree.leaf(p.seq, merkle.LeafHash(it.data))
-	kind := classify(v.facts(it, next, h))
+	v.tree.leaf(p.seq, it.leaf)
+	kind := classify(v.facts(it, next))
 	reported := kind != ""
 	v.report(it, kind)
 	if kind == inReplaced {
@@ -165,7 +163,7 @@ func (v *verifier) order(it *item, next *parsed, h [32]byte) bool {
 	case early:
 		v.add(it, p.seq, Reordered, fmt.Sprintf("seq %d comes before seq %d", p.seq, v.expected))
 		v.ahead[p.seq] = h
-		v.aheadLeaf[p.seq] = merkle.LeafHash(it.data)
+		v.aheadLeaf[p.seq] = it.leaf
 		return false
 	case behind:
 		if v.wasDeleted(p.seq) {
@@ -196,14 +194,14 @@ func (v *verifier) overGap(it *item, segStart bool) {
 }
 
 // facts gathers what classify decides on.
-func (v *verifier) facts(it *item, next *parsed, h [32]byte) lineFacts {
+func (v *verifier) facts(it *item, next *parsed) lineFacts {
 	p := &it.p
 	return lineFacts{
 		firstOfSegment: it.lineNo == 1,
 		haveKey:        v.keys != nil,
-		sigOK:          v.keys == nil || v.keys.verifies(p),
-		linkOK:         !v.haveLast || bytes.Equal(p.prev, b64(&v.lastB64, v.last)),
-		nextLinkOK:     !next.ok || next.seq != p.seq+1 || bytes.Equal(next.prev, b64(&v.hashB64, h)),
+		sigOK:          v.keys == nil || v.keys.verdict(p, it.sig),
+		linkOK:         !v.haveLast || bytes.Equal(p.prev, v.lastB64[:]),
+		nextLinkOK:     !next.ok || next.seq != p.seq+1 || bytes.Equal(next.prev, it.hb64[:]),
 		chained:        v.haveLast,
 		lastReported:   v.lastFlag,
 		inReplaced:     v.replacedIn == it.seg.Name,
@@ -276,7 +274,7 @@ func epochRule(lastEpoch, lastSeal, epoch uint64) (kind, detail string) {
 // their turn that now follow it.
 func (v *verifier) advance(it *item, h [32]byte, reported bool) {
 	p := &it.p
-	v.lastSeq, v.last, v.haveLast, v.lastFlag = p.seq, h, true, reported
+	v.lastSeq, v.last, v.lastB64, v.haveLast, v.lastFlag = p.seq, h, it.hb64, true, reported
 	v.expected = p.seq + 1
 	for {
 		ah, ok := v.ahead[v.expected]
@@ -287,14 +285,15 @@ func (v *verifier) advance(it *item, h [32]byte, reported bool) {
 		v.tree.leaf(v.expected, v.aheadLeaf[v.expected])
 		delete(v.aheadLeaf, v.expected)
 		v.lastSeq, v.last = v.expected, ah
+		base64.StdEncoding.Encode(v.lastB64[:], ah[:])
 		v.expected++
 	}
 	if !reported { // an edited line's epoch is not to be trusted
 		v.lastEpoch, v.haveEpoch = p.epoch, true
 		v.lastSeal = 0
-		// The newest trusted line, for the end-of-store check: a copy, as
-		// cheap as it gets on this path.
-		v.end.line = append(v.end.line[:0], it.data...)
+		// The newest trusted line, for the end-of-store check: copied
+		// out of its chunk only when the chunk goes back (see let).
+		v.end.line, v.end.chunk = it.data, it.chunk
 		v.end.segment, v.end.lineNo, v.end.seq = it.seg.Name, it.lineNo, p.seq
 		v.sawEpochs = v.sawEpochs || p.epoch > 0
 		switch string(p.eventType) {
@@ -315,7 +314,9 @@ func (v *verifier) advance(it *item, h [32]byte, reported bool) {
 
 // tailRecord is the newest trusted line and where it is.
 type tailRecord struct {
-	line    []byte
+	line    []byte // in chunk, or in own
+	chunk   *chunk
+	own     []byte
 	segment string
 	lineNo  int
 	seq     uint64
@@ -343,9 +344,4 @@ func (v *verifier) retained(line []byte) {
 func (v *verifier) wasDeleted(seq uint64) bool {
 	i := sort.Search(len(v.deleted), func(i int) bool { return v.deleted[i][1] >= seq })
 	return i < len(v.deleted) && seq >= v.deleted[i][0]
-}
-
-func b64(buf *[44]byte, h [32]byte) []byte {
-	base64.StdEncoding.Encode(buf[:], h[:])
-	return buf[:]
 }

@@ -61,18 +61,42 @@ type epochKeys struct {
 }
 
 // verifies checks a line's signature under the key of its epoch.
-func (k *epochKeys) verifies(p *parsed) bool {
-	if k.mac == nil || p.epoch != k.epoch {
-		from, key := uint64(0), k.k0
-		if k.mac != nil && p.epoch > k.epoch {
-			from, key = k.epoch, k.key
-		}
-		if p.epoch-from > maxEpochJump {
-			return false
-		}
-		key = signer.Derive(key, p.epoch-from)
-		k.epoch, k.key, k.mac = p.epoch, key, hmac.New(sha256.New, key)
+func (k *epochKeys) verifies(p *parsed) bool { return k.at(p.epoch) && k.macOK(p) }
+
+// verdict is verifies, taking a hasher's verdict where it has one: the
+// keys are derived as verifies derives them either way, so that a later
+// line's derivation starts from the same key.
+func (k *epochKeys) verdict(p *parsed, s sigVerdict) bool {
+	if !k.at(p.epoch) {
+		return false
 	}
+	if s == sigUnchecked {
+		return k.macOK(p)
+	}
+	return s == sigGood
+}
+
+// at makes K(epoch) the key, deriving it from the last one or, for an
+// earlier epoch, from K0; false when that is more than maxEpochJump
+// steps.
+func (k *epochKeys) at(epoch uint64) bool {
+	if k.mac != nil && epoch == k.epoch {
+		return true
+	}
+	from, key := uint64(0), k.k0
+	if k.mac != nil && epoch > k.epoch {
+		from, key = k.epoch, k.key
+	}
+	if epoch-from > maxEpochJump {
+		return false
+	}
+	key = signer.Derive(key, epoch-from)
+	k.epoch, k.key, k.mac = epoch, key, hmac.New(sha256.New, key)
+	return true
+}
+
+// macOK checks a line's signature under the current key.
+func (k *epochKeys) macOK(p *parsed) bool {
 	k.mac.Reset()
 	k.mac.Write(p.msg)
 	sum := k.mac.Sum(k.macSum[:0])

@@ -57,7 +57,9 @@ type Source interface {
 	// Lines calls fn with every line of seg in order: lineNo from 1, data
 	// without its newline and valid only during the call, a torn last line
 	// included. It returns fn's error, or else why seg could not be read
-	// to its end, which is reported as a finding.
+	// to its end, which is reported as a finding. Run calls it on a
+	// goroutine of its own, for one segment after the other in stored
+	// order, ahead of the checks, and never after Run returned.
 	Lines(seg Segment, fn func(lineNo int, data []byte) error) error
 	// Checkpoints returns the content of checkpoints.jsonl, or nil when
 	// there is none. The verifier closes it.
@@ -123,6 +125,10 @@ type Options struct {
 	// cosigned by WitnessQuorum of them (0: all).
 	WitnessKeys   []note.Verifier
 	WitnessQuorum int
+
+	// For tests: how many hashers (0: GOMAXPROCS) and the most lines in
+	// a chunk (0: checkEvery).
+	workers, chunkLines int
 }
 
 // Finding is one thing wrong, with its place.
@@ -229,50 +235,75 @@ func run(ctx context.Context, opt Options) (*Summary, error) {
 // enough to stop within milliseconds, rarely enough to cost nothing.
 const checkEvery = 4096
 
-// scan feeds every line of every segment to the checks, between segments
-// and every checkEvery lines looking whether ctx is done.
+// scan feeds every line of every segment to the checks, in order, from a
+// pipeline that reads and hashes them ahead (see pipeline.go), looking
+// whether ctx is done before each chunk of at most checkEvery lines.
 func (v *verifier) scan(ctx context.Context, src Source, segs []Segment) error {
-	n := 0
-	for _, seg := range segs {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	pl := startPipeline(src, segs, v.opt.K0, v.opt.workers, v.opt.chunkLines)
+	defer pl.close()
+	var held *chunk // the chunk v.cur's line is in
+	h := newHasher(v.opt.K0)
+	for {
+		c, ok := pl.next(h)
+		if !ok {
+			break
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var stopped error
-		err := src.Lines(seg, func(lineNo int, data []byte) error {
-			if n++; n%checkEvery == 0 {
-				if stopped = ctx.Err(); stopped != nil {
-					return stopped
-				}
+		for i := range c.ends {
+			if err := v.feed(c, i); err != nil {
+				return err
 			}
-			stopped = v.feed(seg, lineNo, data)
-			return stopped
-		})
-		if stopped != nil {
-			return stopped
+			if held != c {
+				v.let(pl, held)
+				held = c
+			}
 		}
-		if err != nil {
-			v.sum.Findings = append(v.sum.Findings, Finding{Segment: seg.Name, Seq: seg.First, Kind: Unreadable, Detail: err.Error()})
+		if c.last && c.err != nil {
+			v.sum.Findings = append(v.sum.Findings, Finding{Segment: c.seg.Name, Seq: c.seg.First, Kind: Unreadable, Detail: c.err.Error()})
+		}
+		if c != held {
+			pl.release(c)
 		}
 	}
-	return v.flush()
+	err := v.flush()
+	v.let(pl, held)
+	return err
+}
+
+// let gives a chunk back to the pipeline once no line the verifier keeps
+// is in it: the newest trusted line is copied out of it.
+func (v *verifier) let(pl *pipeline, c *chunk) {
+	if c == nil {
+		return
+	}
+	if v.end.chunk == c {
+		v.end.own = append(v.end.own[:0], v.end.line...)
+		v.end.line, v.end.chunk = v.end.own, nil
+	}
+	pl.release(c)
 }
 
 // item is a line kept while the one after it is read: the checks look one
 // line ahead.
 type item struct {
-	seg    Segment
-	lineNo int
-	data   []byte // a copy: the source's bytes are gone after its call
-	p      parsed
+	seg     Segment
+	lineNo  int
+	data    []byte // in chunk, which the verifier holds while it keeps the line
+	chunk   *chunk
+	*hashed // what the hashers found
 }
 
-// feed takes the next line and checks the one before it, whose successor
-// is now known.
-func (v *verifier) feed(seg Segment, lineNo int, data []byte) error {
+// feed takes line i of c and checks the one before it, whose successor is
+// now known.
+func (v *verifier) feed(c *chunk, i int) error {
 	it := v.spare
-	it.seg, it.lineNo = seg, lineNo
-	it.data = append(it.data[:0], data...)
-	it.p = parse(it.data)
+	it.seg, it.data, it.chunk, it.hashed = c.seg, c.line(i), c, &c.hashed[i]
+	it.lineNo = it.hashed.lineNo
 	if err := v.probeKey(it.p); err != nil {
 		return err
 	}
