@@ -80,16 +80,34 @@ type compiled struct {
 	lead, typ, workflow []byte
 	since, until        time.Time
 	subjects            [][]byte
-	appOnly             bool
+	// The subjects split: pseudonyms are found by walking a line's
+	// tokens once, raw values by a search each.
+	pseudonyms map[string]bool
+	raw        [][]byte
+	appOnly    bool
 }
 
 func compile(f Filter) compiled {
 	c := compiled{since: f.Since, until: f.Until, appOnly: f.AppOnly}
 	c.lead, c.typ, c.workflow = canonical(f.Lead), canonical(f.Type), canonical(f.Workflow)
 	for _, s := range f.Subjects {
-		c.subjects = append(c.subjects, canonical(s))
+		v := canonical(s)
+		c.subjects = append(c.subjects, v)
+		if tok, rest, ok := record.NextPseudonym(v); ok && len(tok) == len(v) && len(rest) == 0 {
+			if c.pseudonyms == nil {
+				c.pseudonyms = map[string]bool{}
+			}
+			c.pseudonyms[string(v)] = true
+		} else {
+			c.raw = append(c.raw, v)
+		}
 	}
 	return c
+}
+
+// unfiltered reports a filter that selects every record.
+func (f Filter) unfiltered() bool {
+	return f.Lead == "" && f.Type == "" && f.Workflow == "" && f.Since.IsZero() && f.Until.IsZero() && len(f.Subjects) == 0
 }
 
 // canonical is v as the agent writes it between the quotes of a JSON
@@ -124,17 +142,33 @@ func (c *compiled) match(h *record.Head) bool {
 // with escapes is also searched in canonical form, so that a raw value
 // (PII mode off) is found however the application escaped it.
 func (c *compiled) aboutSubject(line []byte) bool {
-	for _, s := range c.subjects {
-		if bytes.Contains(line, s) {
-			return true
-		}
+	if c.contains(line) {
+		return true
 	}
-	if bytes.IndexByte(line, '\\') < 0 {
+	// Only a \u escape can stand for a byte of a pseudonym (< > : and
+	// [a-z0-9_]); a raw value may hold any byte.
+	if bytes.IndexByte(line, '\\') < 0 || len(c.raw) == 0 && !bytes.Contains(line, []byte(`\u`)) {
 		return false
 	}
-	canon := record.AppendCanonicalJSON(nil, line)
-	for _, s := range c.subjects {
-		if bytes.Contains(canon, s) {
+	return c.contains(record.AppendCanonicalJSON(nil, line))
+}
+
+// contains reports whether b holds one of the subjects.
+func (c *compiled) contains(b []byte) bool {
+	if c.pseudonyms != nil {
+		for rest := b; ; {
+			tok, after, ok := record.NextPseudonym(rest)
+			if !ok {
+				break
+			}
+			if c.pseudonyms[string(tok)] {
+				return true
+			}
+			rest = after
+		}
+	}
+	for _, s := range c.raw {
+		if bytes.Contains(b, s) {
 			return true
 		}
 	}
@@ -145,36 +179,52 @@ func (c *compiled) aboutSubject(line []byte) bool {
 // keys are canonical in every entry (ReadIndex canonicalizes old ones);
 // the lead filter of an entry built before values were canonicalized
 // holds them as the application escaped them, so it is only asked about
-// a value that no JSON encoder escapes.
-func (c *compiled) mayMatch(e store.IndexEntry) bool {
+// a value that no JSON encoder escapes. The Bloom filters are read only
+// when a lead or a subject asks (see store.Filters); one that does not
+// match its entry rules nothing out, and the problem says so.
+func (s *Store) mayMatch(c *compiled, e *store.IndexEntry) (bool, *Problem) {
 	if c.typ != nil && e.Types != nil && e.Types[string(c.typ)] == 0 {
-		return false
+		return false, nil
 	}
 	if c.workflow != nil && e.Workflows != nil && e.Workflows[string(c.workflow)] == 0 {
-		return false
-	}
-	if c.lead != nil && (e.Canonical || neverEscaped(c.lead)) && !e.Leads.MayContain(c.lead) {
-		return false
-	}
-	if c.subjects != nil && e.Pseudonyms != nil {
-		hit := false
-		for _, s := range c.subjects {
-			if _, _, ok := record.NextPseudonym(s); !ok || e.Pseudonyms.MayContain(s) {
-				hit = true // a raw value is not in the filter: read the segment
-			}
-		}
-		if !hit {
-			return false
-		}
+		return false, nil
 	}
 	if e.MinTime != "" {
 		lo, err1 := time.Parse(time.RFC3339Nano, e.MinTime)
 		hi, err2 := time.Parse(time.RFC3339Nano, e.MaxTime)
 		if err1 == nil && err2 == nil && (!c.until.IsZero() && !lo.Before(c.until) || !c.since.IsZero() && hi.Before(c.since)) {
-			return false
+			return false, nil
 		}
 	}
-	return true
+	if c.lead != nil && (e.Canonical || neverEscaped(c.lead)) {
+		leads, err := store.LeadFilter(s.dir, e)
+		if err != nil {
+			return true, filterProblem(e, err)
+		}
+		if !leads.MayContain(c.lead) {
+			return false, nil
+		}
+	}
+	if c.subjects != nil && c.raw == nil { // a raw value is not in the filter: read the segment
+		tokens, err := store.PseudonymFilter(s.dir, e)
+		if err != nil {
+			return true, filterProblem(e, err)
+		}
+		if tokens == nil {
+			return true, nil
+		}
+		for _, s := range c.subjects {
+			if tokens.MayContain(s) {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	return true, nil
+}
+
+func filterProblem(e *store.IndexEntry, err error) *Problem {
+	return &Problem{store.IndexFile, fmt.Errorf("the filters of %s cannot be used (%v): the segment is read; run tailseal verify", e.Segment, err)}
 }
 
 // neverEscaped reports a value made only of bytes that JSON encoders write
@@ -189,10 +239,17 @@ func neverEscaped(v []byte) bool {
 	return true
 }
 
+// planned is a segment to read, with its index entry when the entry
+// holds to the segment.
+type planned struct {
+	store.Segment
+	entry *store.IndexEntry
+}
+
 // plan returns the segments that may hold matching records, in seq order,
 // and a problem for every gap in seq between two segments.
-func (s *Store) plan(c *compiled) ([]store.Segment, []Problem) {
-	var out []store.Segment
+func (s *Store) plan(c *compiled) ([]planned, []Problem) {
+	var out []planned
 	var problems []Problem
 	for i, seg := range s.segs {
 		e, indexed := s.index[seg.Name]
@@ -209,13 +266,20 @@ func (s *Store) plan(c *compiled) ([]store.Segment, []Problem) {
 			problems = append(problems, Problem{store.IndexFile, fmt.Errorf("the entry for %s contradicts the segment (%s): not used; run tailseal verify", seg.Name, d)})
 			indexed = false
 		}
-		if indexed && next != 0 && e.LastSeq < next {
-			problems = append(problems, Problem{seg.Name, fmt.Errorf("records %d to %d are missing after it (segment lost or deleted)", e.LastSeq+1, s.segs[i+1].First-1)})
-		}
-		if indexed && !c.mayMatch(e) {
+		if !indexed {
+			out = append(out, planned{Segment: seg})
 			continue
 		}
-		out = append(out, seg)
+		if next != 0 && e.LastSeq < next {
+			problems = append(problems, Problem{seg.Name, fmt.Errorf("records %d to %d are missing after it (segment lost or deleted)", e.LastSeq+1, s.segs[i+1].First-1)})
+		}
+		may, p := s.mayMatch(c, &e)
+		if p != nil {
+			problems = append(problems, *p)
+		}
+		if may {
+			out = append(out, planned{seg, &e})
+		}
 	}
 	return out, problems
 }
@@ -228,6 +292,12 @@ func (s *Store) plan(c *compiled) ([]store.Segment, []Problem) {
 func (s *Store) Each(ctx context.Context, f Filter, visit func(worker int, h *record.Head)) []Problem {
 	c := compile(f)
 	segs, problems := s.plan(&c)
+	return append(problems, s.each(ctx, &c, segs, visit)...)
+}
+
+// each is Each over the segments planned.
+func (s *Store) each(ctx context.Context, c *compiled, segs []planned, visit func(worker int, h *record.Head)) []Problem {
+	var problems []Problem
 	work := make(chan store.Segment)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -236,7 +306,7 @@ func (s *Store) Each(ctx context.Context, f Filter, visit func(worker int, h *re
 		go func() {
 			defer wg.Done()
 			for seg := range work {
-				if p := s.scan(ctx, seg, &c, func(h *record.Head) bool { visit(w, h); return true }); p != nil {
+				if p := s.scan(ctx, seg, c, func(h *record.Head) bool { visit(w, h); return true }); p != nil {
 					mu.Lock()
 					problems = append(problems, *p)
 					mu.Unlock()
@@ -248,7 +318,7 @@ func (s *Store) Each(ctx context.Context, f Filter, visit func(worker int, h *re
 		if ctx.Err() != nil {
 			break
 		}
-		work <- seg
+		work <- seg.Segment
 	}
 	close(work)
 	wg.Wait()
@@ -263,7 +333,7 @@ func (s *Store) Forward(ctx context.Context, f Filter, fn func(h *record.Head) e
 	segs, problems := s.plan(&c)
 	var ferr error
 	for _, seg := range segs {
-		if p := s.scan(ctx, seg, &c, func(h *record.Head) bool { ferr = fn(h); return ferr == nil }); p != nil {
+		if p := s.scan(ctx, seg.Segment, &c, func(h *record.Head) bool { ferr = fn(h); return ferr == nil }); p != nil {
 			problems = append(problems, *p)
 		}
 		if ferr == nil {
@@ -314,7 +384,7 @@ func (s *Store) NewestCounted(ctx context.Context, f Filter, limit int) ([]recor
 				defer wg.Done()
 				var last ring
 				last.size = limit
-				probs[i-start] = s.scan(ctx, segs[i], &c, func(h *record.Head) bool { counts[i-start]++; last.push(h.Record()); return true })
+				probs[i-start] = s.scan(ctx, segs[i].Segment, &c, func(h *record.Head) bool { counts[i-start]++; last.push(h.Record()); return true })
 				wave[i-start] = last.newestFirst()
 			}()
 		}

@@ -5,8 +5,10 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/signer/pii"
 	"github.com/tailseal/tailseal/signer/record"
 )
@@ -70,26 +72,11 @@ func (st *Stats) Add(h *record.Head) {
 // countPseudonyms counts <tag:hex> (hash mode) and <tag> (redact mode,
 // for the tags the anonymizer writes, so that "<b>" in a note is not one).
 func countPseudonyms(m map[string]int, b []byte) {
-	for {
-		i := bytes.IndexByte(b, '<')
-		if i < 0 {
-			return
+	record.Placeholders(b, func(tag []byte, hashed bool) {
+		if hashed || redactTags[string(tag)] {
+			count(m, tag)
 		}
-		b = b[i:]
-		if tok, rest, ok := record.NextPseudonym(b); ok && len(tok) == len(b)-len(rest) {
-			count(m, record.PseudonymTag(tok))
-			b = rest
-			continue
-		}
-		j := 1
-		for j < len(b) && (b[j] >= 'a' && b[j] <= 'z' || b[j] == '_') {
-			j++
-		}
-		if j < len(b) && b[j] == '>' && redactTags[string(b[1:j])] {
-			count(m, b[1:j])
-		}
-		b = b[1:]
-	}
+	})
 }
 
 // redactTags are what redact mode writes: the detector kinds and the
@@ -126,22 +113,79 @@ func (st *Stats) Merge(o *Stats) {
 	st.LastSeq = max(st.LastSeq, o.LastSeq)
 }
 
-// Stats scans every matching application record (seals and checkpoints
-// are left out) in parallel.
+// Stats counts every matching application record (seals and checkpoints
+// are left out). Without filters, a compressed segment whose index entry
+// has a summary is counted from it; the others are read in parallel.
 func (s *Store) Stats(ctx context.Context, f Filter) (*Stats, []Problem) {
+	c := compile(f)
+	segs, problems := s.plan(&c)
+	total := NewStats()
+	if f.unfiltered() {
+		rest := segs[:0]
+		for _, seg := range segs {
+			if e := seg.entry; e != nil && e.Summary != nil && seg.Compressed && store.Intact(s.dir, e) {
+				total.addSummary(e.Summary)
+			} else {
+				rest = append(rest, seg)
+			}
+		}
+		segs = rest
+	}
 	parts := make([]*Stats, max(s.Workers, 1))
 	for i := range parts {
 		parts[i] = NewStats()
 	}
-	problems := s.Each(ctx, f, func(w int, h *record.Head) {
+	problems = append(problems, s.each(ctx, &c, segs, func(w int, h *record.Head) {
 		if !h.Internal() {
 			parts[w].Add(h)
 		}
-	})
-	for _, p := range parts[1:] {
-		parts[0].Merge(p)
+	})...)
+	for _, p := range parts {
+		total.Merge(p)
 	}
-	return parts[0], problems
+	return total, problems
+}
+
+// addSummary counts a segment's records from its index entry's summary,
+// as Add would have counted them one by one.
+func (st *Stats) addSummary(z *store.Summary) {
+	st.Events += z.Events
+	st.Bytes += z.Bytes
+	st.Unparsable += z.Unparsable
+	st.Errors += z.Types[record.TypeError]
+	st.Malformed += z.Types[record.TypeMalformed]
+	for k, n := range z.Types {
+		countN(st.ByType, k, n)
+	}
+	for k, n := range z.Workflows {
+		countN(st.ByWorkflow, k, n)
+	}
+	for k, n := range z.PerDay {
+		st.PerDay[k] += n
+	}
+	for k, n := range z.Pseudonyms {
+		countN(st.Pseudonyms, k, n)
+	}
+	for k, n := range z.Words {
+		if redactTags[k] {
+			st.Pseudonyms[k] += n
+		}
+	}
+	first, err1 := time.Parse(time.RFC3339Nano, z.First)
+	last, err2 := time.Parse(time.RFC3339Nano, z.Last)
+	o := &Stats{FirstSeq: z.FirstSeq, LastSeq: z.LastSeq}
+	if err1 == nil && err2 == nil {
+		o.First, o.Last = first.UTC(), last.UTC()
+	}
+	st.Merge(o)
+}
+
+// countN adds n to m[k] as count does for a stored value: decoded.
+func countN(m map[string]int, k string, n int) {
+	if strings.IndexByte(k, '\\') >= 0 {
+		k = record.Text([]byte(k))
+	}
+	m[k] += n
 }
 
 // count increments m[record.Text(k)], the decoded value, without

@@ -126,6 +126,9 @@ func (s *Store) compress(name string) error {
 	}
 	indexed := s.opt.KeepIndexLine == nil || s.opt.KeepIndexLine(ix.entry.Segment, line)
 	if indexed {
+		if err := writeFilters(s.opt.Dir, ix.entry.Segment, ix.leads, ix.pseudonyms); err != nil {
+			return fmt.Errorf("write index filters: %w", err)
+		}
 		if err := appendIndex(s.opt.Dir, line); err != nil {
 			return fmt.Errorf("write index: %w", err)
 		}
@@ -187,6 +190,9 @@ func (s *Store) applyRetention() {
 		if err != nil {
 			s.log.Error("store: retention delete", "segment", seg.Name, "error", err)
 			return
+		}
+		if err := removeFilters(s.opt.Dir, seg.Name); err != nil {
+			s.log.Warn("store: retention: the segment's index filters stay", "segment", seg.Name, "error", err)
 		}
 		s.segments.Add(-1)
 		s.bytes.Add(-fi.Size())

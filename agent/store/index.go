@@ -35,8 +35,8 @@ type IndexEntry struct {
 	MinTime    string         `json:"min_time,omitempty"` // RFC 3339, over parsable timestamps
 	MaxTime    string         `json:"max_time,omitempty"`
 	Workflows  map[string]int `json:"workflows,omitempty"`  // nil when more than maxWorkflows
-	Leads      *Bloom         `json:"leads,omitempty"`      // lead_id values
-	Pseudonyms *Bloom         `json:"pseudonyms,omitempty"` // <kind:hex> tokens anywhere in the line
+	Leads      *Bloom         `json:"leads,omitempty"`      // lead_id values; v2 only (see Filters)
+	Pseudonyms *Bloom         `json:"pseudonyms,omitempty"` // <kind:hex> tokens anywhere in the line; v2 only
 	// Canonical says the seed values above (types, workflows, leads) were
 	// canonicalized (record.AppendCanonical) before they were counted and
 	// hashed. Older entries hold them as the application escaped them:
@@ -47,6 +47,13 @@ type IndexEntry struct {
 	// (dev:inode:fingerprint), at most maxSources, for the tailer to know
 	// copies of what it has read.
 	Sources []string `json:"sources,omitempty"`
+
+	// Since v3 of the index. Filters replace Leads and Pseudonyms: the
+	// same filters, their bits in a file of their own (FilterDir).
+	Filters *Filters `json:"filters,omitempty"`
+	// Summary counts the segment's records as stats does; nil when it
+	// would not be exact (then stats reads the segment).
+	Summary *Summary `json:"summary,omitempty"`
 }
 
 // maxSources bounds the source ids kept per segment.
@@ -58,6 +65,9 @@ const maxWorkflows = 256
 // indexer builds an IndexEntry from the bytes of a segment as they stream by.
 type indexer struct {
 	entry      IndexEntry
+	leads      *Bloom // lead_id values
+	pseudonyms *Bloom // <kind:hex> tokens anywhere in the line
+	sum        *summarizer
 	partial    []byte
 	minT, maxT time.Time
 	manyFlows  bool
@@ -73,10 +83,8 @@ type indexer struct {
 const filterBytes = 256
 
 func newIndexer(name string, size int64) *indexer {
-	return &indexer{entry: IndexEntry{
-		Segment: name, Types: map[string]int{}, Workflows: map[string]int{}, Canonical: true,
-		Leads: newBloom(int(size / filterBytes)), Pseudonyms: newBloom(int(size / filterBytes)),
-	}}
+	return &indexer{entry: IndexEntry{Segment: name, Types: map[string]int{}, Workflows: map[string]int{}, Canonical: true},
+		leads: newBloom(int(size / filterBytes)), pseudonyms: newBloom(int(size / filterBytes)), sum: newSummarizer()}
 }
 
 func (ix *indexer) Write(p []byte) (int, error) {
@@ -99,6 +107,7 @@ func (ix *indexer) Write(p []byte) (int, error) {
 }
 
 func (ix *indexer) add(line []byte) {
+	ix.sum.add(line)
 	seq, ok := record.Seq(line)
 	if !ok {
 		return
@@ -126,7 +135,7 @@ func (ix *indexer) add(line []byte) {
 		ix.manyFlows = len(e.Workflows) > maxWorkflows
 	}
 	if lead, ok := record.StringField(line, "lead_id"); ok && len(lead) > 0 {
-		e.Leads.Add(ix.canonical(lead))
+		ix.leads.Add(ix.canonical(lead))
 	}
 	if id, ok := record.SourceID(line); ok && len(e.Sources) < maxSources &&
 		(len(e.Sources) == 0 || e.Sources[len(e.Sources)-1] != string(id)) && !slices.Contains(e.Sources, string(id)) {
@@ -137,7 +146,7 @@ func (ix *indexer) add(line []byte) {
 		if !ok {
 			break
 		}
-		e.Pseudonyms.Add(tok)
+		ix.pseudonyms.Add(tok)
 		rest = after
 	}
 }
@@ -172,8 +181,10 @@ func (ix *indexer) finish() {
 	if ix.manyFlows {
 		e.Workflows = nil
 	}
-	e.Leads.fold()
-	e.Pseudonyms.fold()
+	ix.leads.fold()
+	ix.pseudonyms.fold()
+	e.Filters = &Filters{K: ix.leads.k, Leads: filterRef(ix.leads.words()), Pseudonyms: filterRef(ix.pseudonyms.words())}
+	e.Summary = ix.sum.summary()
 }
 
 // appendIndex adds an entry's line (its JSON) to the index file and makes

@@ -156,6 +156,9 @@ func TestRetentionKeepsWhatReadersNeed(t *testing.T) {
 	waitCompressed(t, dir)
 	s.Close()
 	before, _ := List(dir)
+	if filters, _ := filepath.Glob(filepath.Join(dir, FilterDir, "*.bloom")); len(filters) != len(before)-1 {
+		t.Fatalf("%d filter files for %d compressed segments", len(filters), len(before)-1)
+	}
 
 	now = now.Add(2 * time.Hour) // every rotated segment is now old
 	s, _ = open(t, opt)          // retention runs at start
@@ -169,6 +172,9 @@ func TestRetentionKeepsWhatReadersNeed(t *testing.T) {
 	after, _ := List(dir)
 	if len(after) != 1 || after[0].Compressed {
 		t.Fatalf("after retention: %v, want only the active segment", after)
+	}
+	if filters, _ := filepath.Glob(filepath.Join(dir, FilterDir, "*")); len(filters) > 0 {
+		t.Errorf("retention left the filters of deleted segments: %v", filters)
 	}
 }
 

@@ -1,16 +1,25 @@
 // Command tailseal-readbench measures the operator commands on a big store.
 // It builds a store of -events operator events (10 million by default,
 // through the agent's own parse, anonymize and sign code, in 50 MB
-// segments as the agent writes them), then runs the real binary:
-// query --lead (target under 1 s), a full-scan stats (target at least
-// 300 MB/s of uncompressed records) and export of everything (target peak
-// RSS at most 64 MiB), and prints wall time, CPU time and peak RSS. The
-// store ends with a signed checkpoint of its Merkle tree: it also times
+// segments as the agent writes them), then runs the real binary: stats,
+// query --lead, --type, --subject (a person in every segment, and one in
+// none), --since, performance, export and verify, -runs times each, and
+// prints min / median / max of wall time and CPU time and the peak RSS.
+// With -baseline it alternates another build (the parent commit's) with
+// this one, each on a store it built (-baseline-data): a store in this
+// build's index format would not be indexed for an older one. The store
+// ends with a signed checkpoint of its Merkle tree: it also times
 // inclusion and consistency proofs from the stored hashes in process
 // (target under 10 ms each), and `tailseal prove` and `verify-proof`.
 //
 //	go build -o /tmp/tailseal ./cmd/tailseal
-//	go run ./cmd/tailseal-readbench -bin /tmp/tailseal
+//	go run ./cmd/tailseal-readbench -bin /tmp/tailseal -data /tmp/rb10m/data
+//	go run ./cmd/tailseal-readbench -bin /tmp/tailseal -data /tmp/rb10m/data \
+//		-baseline /tmp/tailseal-old -baseline-data /tmp/rb10m/base-data -runs 5 -only stats,lead,type,subject
+//
+// Building a store of 10M events takes minutes: -data keeps it for the
+// next run, -rebuild makes it again (after a change of the index format;
+// build the baseline's store with the baseline's own readbench).
 //
 // With -verify OLD it only times `tailseal verify` of the store instead,
 // -bin against the binary OLD (a build of an earlier commit), alternated
@@ -23,10 +32,12 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"hash"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,6 +53,7 @@ var (
 	hmacKey = bytes.Repeat([]byte{1}, 32)
 	piiKey  = bytes.Repeat([]byte{2}, 32)
 	start   = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	step    = 5 * time.Second // 10M events span about 19 months
 )
 
 func main() {
@@ -49,6 +61,11 @@ func main() {
 	events := flag.Int("events", 10_000_000, "events in the store")
 	dataDir := flag.String("data", "", "use (or build, if missing) the store in this data dir and keep it; default: a temporary one")
 	proofsOnly := flag.Bool("proofs", false, "only the proof figures (with -data: on a store built before)")
+	runs := flag.Int("runs", 3, "runs of each command (per build)")
+	baseline := flag.String("baseline", "", "another tailseal binary to alternate with -bin (the parent build)")
+	baselineData := flag.String("baseline-data", "", "the data dir -baseline reads (default -data)")
+	only := flag.String("only", "", "only these `commands`, comma-separated: stats,lead,type,subject,subject-absent,since,performance,export,verify (no proofs then)")
+	rebuild := flag.Bool("rebuild", false, "with -data: remove the store there and build it again")
 	verifyOld := flag.String("verify", "", "only time `verify` of the store: -bin against this other binary, alternated")
 	rounds := flag.Int("rounds", 5, "with -verify: rounds, each verifying with both binaries")
 	flag.Parse()
@@ -66,13 +83,31 @@ func main() {
 		}
 		return
 	}
-	if err := run(*bin, *events, *dataDir); err != nil {
+	cases, err := selectCases(readCases(*events, step), *only)
+	if err == nil && *rebuild && *dataDir != "" {
+		err = os.RemoveAll(*dataDir)
+	}
+	if err == nil && *runs < 1 {
+		err = fmt.Errorf("-runs %d: at least 1", *runs)
+	}
+	if err == nil {
+		err = run(*bin, *events, *dataDir, bench{cases: cases, runs: *runs, baseline: *baseline, baselineData: *baselineData, proofs: *only == ""})
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "tailseal-readbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, events int, data string) error {
+// bench is what to run once the store is there.
+type bench struct {
+	cases                  []benchCase
+	runs                   int
+	baseline, baselineData string
+	proofs                 bool
+}
+
+func run(bin string, events int, data string, b bench) error {
 	data, cleanup, err := ensureStore(events, data)
 	if err != nil {
 		return err
@@ -82,28 +117,18 @@ func run(bin string, events int, data string) error {
 	fmt.Printf("store: %d segments, %.0f MB on disk\n", segs, disk/1e6)
 	debug.FreeOSMemory()
 	fmt.Printf("this process's RSS when starting the commands: %.1f MiB (see the note on peak RSS)\n\n", selfRSS())
-	fmt.Printf("%-44s %8s %8s %10s  %s\n", "command", "wall s", "CPU s", "peak RSS", "result")
-
-	lead := fmt.Sprintf("LEAD-%07d", events/2/5) // an event in the middle of the store
-	mid := start.Add(time.Duration(events/2) * eventStep).Format(time.RFC3339)
-	for _, c := range []struct {
-		args  []string
-		check func(out *counter, wall time.Duration) string
-	}{
-		{[]string{"query", "--lead", lead, "--json"}, countLines},
-		{[]string{"query", "--lead", lead, "--json"}, countLines},
-		{[]string{"query", "--subject", "lead1234@example.com", "--json", "--limit", "100000"}, countLines},
-		{[]string{"query", "--since", mid, "--limit", "20"}, countLines},
-		{[]string{"stats", "--json"}, scanRate},
-		{[]string{"stats", "--json"}, scanRate},
-		{[]string{"performance", "--json"}, countLines},
-		{[]string{"export", "--format", "csv", "--output", "-"}, outSize},
-		{[]string{"export", "--format", "jsonl", "--output", "-"}, outSize},
-	} {
-		if err := measure(bin, data, c.args, c.check); err != nil {
-			return err
-		}
+	cs := []contender{{"this", bin, data}}
+	if b.baseline != "" {
+		cs = append(cs, contender{"baseline", b.baseline, cmp.Or(b.baselineData, data)})
 	}
+	fmt.Printf("%d runs of each command per build, alternated\n", b.runs)
+	if err := repeated(cs, b.cases, b.runs); err != nil {
+		return err
+	}
+	if !b.proofs {
+		return nil
+	}
+	fmt.Printf("\n%-44s %8s %8s %10s  %s\n", "command", "wall s", "CPU s", "peak RSS", "result")
 	return proofs(bin, data, events)
 }
 
@@ -125,7 +150,7 @@ func ensureStore(events int, data string) (string, func(), error) {
 	t0 := time.Now()
 	cs, err := checkpointKey(data)
 	if err == nil {
-		err = benchdata.BuildStore(benchdata.StoreOptions{DataDir: data, Events: events, Start: start, Step: eventStep,
+		err = benchdata.BuildStore(benchdata.StoreOptions{DataDir: data, Events: events, Start: start, Step: step,
 			SegmentMax: 50 << 20, HMACKey: hmacKey, PIIKey: piiKey, Checkpoint: cs})
 	}
 	if err != nil {
@@ -135,10 +160,6 @@ func ensureStore(events int, data string) (string, func(), error) {
 	fmt.Printf("built a store of %d events in %.1fs\n", events, time.Since(t0).Seconds())
 	return data, cleanup, nil
 }
-
-// eventStep is the time between two events: 10M events span about 19
-// months.
-const eventStep = 5 * time.Second
 
 // env is the environment the commands run in: the store, its keys.
 func env(data string) []string {
@@ -174,11 +195,15 @@ type counter struct {
 	head  []byte
 	n     int64
 	lines int
+	sum   hash.Hash // of everything, when set
 }
 
 func (c *counter) Write(p []byte) (int, error) {
 	if room := 1<<20 - len(c.head); room > 0 {
 		c.head = append(c.head, p[:min(room, len(p))]...)
+	}
+	if c.sum != nil {
+		c.sum.Write(p)
 	}
 	c.n += int64(len(p))
 	c.lines += bytes.Count(p, []byte("\n"))

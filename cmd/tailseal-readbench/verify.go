@@ -56,9 +56,9 @@ func verifyRounds(bin, old string, events int, data string, rounds int) error {
 	for _, which := range []string{"new", "old"} {
 		rs := runs[which]
 		fmt.Printf("%s: %s MB/s wall, %s s CPU, %s MiB peak RSS\n", which,
-			spread(rs, func(r verifyRun) float64 { return r.mbps() }, "%.0f"),
-			spread(rs, func(r verifyRun) float64 { return r.cpu.Seconds() }, "%.2f"),
-			spread(rs, func(r verifyRun) float64 { return r.rssMiB }, "%.1f"))
+			spreadRuns(rs, func(r verifyRun) float64 { return r.mbps() }, "%.0f"),
+			spreadRuns(rs, func(r verifyRun) float64 { return r.cpu.Seconds() }, "%.2f"),
+			spreadRuns(rs, func(r verifyRun) float64 { return r.rssMiB }, "%.1f"))
 	}
 	var speedup, cpu []float64
 	for i := range rounds {
@@ -106,7 +106,7 @@ func verifyOnce(bin, data string) (verifyRun, error) {
 	return r, nil
 }
 
-func spread(rs []verifyRun, f func(verifyRun) float64, format string) string {
+func spreadRuns(rs []verifyRun, f func(verifyRun) float64, format string) string {
 	var xs []float64
 	for _, r := range rs {
 		xs = append(xs, f(r))

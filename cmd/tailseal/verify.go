@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -502,7 +503,27 @@ func (s *storeSource) run(ctx context.Context, opt verify.Options) (*verify.Summ
 			sum.Findings = append(sum.Findings, f)
 		}
 	}
+	sum.Findings = append(sum.Findings, s.checkFilters()...)
 	return sum, nil
+}
+
+// checkFilters holds the Bloom filter files to the index entries that
+// attest them. A filter that does not match is not used (queries read the
+// segment whole), so it hides nothing: still, something changed it.
+func (s *storeSource) checkFilters() []verify.Finding {
+	var out []verify.Finding
+	for _, name := range slices.Sorted(maps.Keys(s.index)) {
+		e := s.index[name]
+		seg, listed := s.segs[name]
+		if !listed {
+			continue // deleted by retention, or never there: verify says which
+		}
+		if err := store.CheckFilters(s.dir, &e); err != nil {
+			out = append(out, verify.Finding{Segment: store.IndexFile, Seq: seg.First, Kind: verify.IndexMismatch,
+				Detail: "entry for " + name + ": " + err.Error() + "; queries read the segment whole"})
+		}
+	}
+	return out
 }
 
 // rebuildIndex holds a segment's index entry to the segment's records.

@@ -145,6 +145,46 @@ func NextPseudonym(b []byte) (tok, rest []byte, ok bool) {
 	}
 }
 
+// Placeholders calls fn for every placeholder the anonymizer may have
+// written in b, in order: a pseudonym <tag:hex> (hashed, with its tag) and
+// a bare <word> of lower-case letters and '_' (what redact mode writes;
+// whether a word is one of its tags is the caller's to decide, so that
+// "<b>" in a note need not count). stats and the index count them so.
+func Placeholders(b []byte, fn func(tag []byte, hashed bool)) {
+	for {
+		i := bytes.IndexByte(b, '<')
+		if i < 0 {
+			return
+		}
+		b = b[i:]
+		if n := pseudonymAt(b); n > 0 {
+			fn(b[1:n-PseudonymHex-2], true)
+			b = b[n:]
+			continue
+		}
+		j := 1
+		for j < len(b) && (b[j] >= 'a' && b[j] <= 'z' || b[j] == '_') {
+			j++
+		}
+		if j > 1 && j < len(b) && b[j] == '>' {
+			fn(b[1:j], false)
+		}
+		b = b[1:]
+	}
+}
+
+// pseudonymAt is the length of the pseudonym b starts with, 0 if none.
+func pseudonymAt(b []byte) int {
+	j := 1
+	for j < len(b) && isTagByte(b[j]) {
+		j++
+	}
+	if j > 1 && len(b) >= j+PseudonymHex+2 && b[j] == ':' && b[j+PseudonymHex+1] == '>' && isHex(b[j+1:j+PseudonymHex+1]) {
+		return j + PseudonymHex + 2
+	}
+	return 0
+}
+
 // PseudonymTag returns the tag of a token NextPseudonym found.
 func PseudonymTag(tok []byte) []byte { return tok[1 : len(tok)-PseudonymHex-2] }
 

@@ -1,0 +1,108 @@
+package store
+
+import (
+	"time"
+
+	"github.com/tailseal/tailseal/signer/record"
+)
+
+// Summary is what `tailseal stats` counts of a segment's application
+// records (the agent's own left out), so that stats without filters reads
+// no compressed segment; since v3 of the index. Type and workflow keys are
+// as stored (canonical JSON string contents), days are UTC dates,
+// Pseudonyms counts <tag:hex> by tag and Words bare <word>s (redact mode's
+// tags among them; the reader knows which words are tags). An entry holds
+// one only when it is exact: every line of the segment a record, at most
+// maxSummaryKeys keys in each map.
+type Summary struct {
+	Events     int            `json:"events"`
+	Bytes      int64          `json:"bytes"`
+	FirstSeq   uint64         `json:"first_seq"`
+	LastSeq    uint64         `json:"last_seq"`
+	First      string         `json:"first,omitempty"` // RFC 3339 UTC, over parsable timestamps
+	Last       string         `json:"last,omitempty"`
+	Unparsable int            `json:"unparsable,omitempty"` // timestamps not RFC 3339
+	Types      map[string]int `json:"types"`
+	Workflows  map[string]int `json:"workflows"`
+	PerDay     map[string]int `json:"per_day"`
+	Pseudonyms map[string]int `json:"pseudonyms,omitempty"`
+	Words      map[string]int `json:"words,omitempty"`
+}
+
+// maxSummaryKeys bounds each map of a Summary, as maxWorkflows bounds the
+// entry's workflows: a segment with more is counted by reading it.
+const maxSummaryKeys = maxWorkflows
+
+// summarizer builds a Summary line by line, as stats counts records.
+type summarizer struct {
+	s          Summary
+	h          record.Head
+	minT, maxT time.Time
+	inexact    bool
+}
+
+func newSummarizer() *summarizer {
+	return &summarizer{s: Summary{Types: map[string]int{}, Workflows: map[string]int{}, PerDay: map[string]int{},
+		Pseudonyms: map[string]int{}, Words: map[string]int{}}}
+}
+
+func (z *summarizer) add(line []byte) {
+	if z.inexact {
+		return
+	}
+	h := &z.h
+	if !h.Parse(line) {
+		z.inexact = true // stats reads the segment and reports the line
+		return
+	}
+	if h.Internal() {
+		return
+	}
+	s := &z.s
+	s.Events++
+	s.Bytes += int64(len(line)) + 1
+	if s.FirstSeq == 0 || h.Seq < s.FirstSeq {
+		s.FirstSeq = h.Seq
+	}
+	s.LastSeq = max(s.LastSeq, h.Seq)
+	count(s.Types, h.Type)
+	count(s.Workflows, h.Workflow)
+	if t, ok := h.Time(); ok {
+		t = t.UTC()
+		if z.minT.IsZero() || t.Before(z.minT) {
+			z.minT = t
+		}
+		if t.After(z.maxT) {
+			z.maxT = t
+		}
+		var day [10]byte
+		count(s.PerDay, t.AppendFormat(day[:0], time.DateOnly))
+	} else {
+		s.Unparsable++
+	}
+	placeholder := func(tag []byte, hashed bool) {
+		if hashed {
+			count(s.Pseudonyms, tag)
+		} else {
+			count(s.Words, tag)
+		}
+	}
+	record.Placeholders(h.Actor, placeholder)
+	record.Placeholders(h.Details, placeholder)
+	for _, m := range []map[string]int{s.Types, s.Workflows, s.PerDay, s.Pseudonyms, s.Words} {
+		if len(m) > maxSummaryKeys {
+			z.inexact = true
+		}
+	}
+}
+
+// summary is the segment's Summary, nil when it would not be exact.
+func (z *summarizer) summary() *Summary {
+	if z.inexact {
+		return nil
+	}
+	if !z.minT.IsZero() {
+		z.s.First, z.s.Last = z.minT.Format(time.RFC3339Nano), z.maxT.Format(time.RFC3339Nano)
+	}
+	return &z.s
+}
