@@ -72,6 +72,8 @@ type indexer struct {
 	minT, maxT time.Time
 	manyFlows  bool
 	canon      []byte // scratch for canonical values
+	head       record.Head
+	lastTime   []byte // the last record's timestamp, for LastTime at finish
 }
 
 // Sizing the filters of a segment of a given size (they are folded down to
@@ -107,22 +109,50 @@ func (ix *indexer) Write(p []byte) (int, error) {
 }
 
 func (ix *indexer) add(line []byte) {
-	ix.sum.add(line)
-	seq, ok := record.Seq(line)
+	// One parse of the record's head serves the summary and the entry;
+	// a line without the record layout takes the slower field lookups.
+	h := &ix.head
+	parsed := h.Parse(line)
+	ix.sum.add(h, parsed)
+	seq, ok := h.Seq, parsed
+	if !parsed {
+		seq, ok = record.Seq(line)
+	}
 	if !ok {
 		return
 	}
 	e := &ix.entry
-	ts, _ := record.StringField(line, "timestamp")
+	ts, _ := record.StringField(line, "timestamp") // as written: h.Timestamp is canonical
 	if e.Count == 0 {
 		e.FirstSeq, e.FirstTime = seq, string(ts)
 	}
-	e.LastSeq, e.LastTime = seq, string(ts)
+	e.LastSeq = seq
+	ix.lastTime = append(ix.lastTime[:0], ts...)
 	e.Count++
-	if typ, ok := record.StringField(line, "event_type"); ok {
-		count(e.Types, ix.canonical(typ))
+	wf, lead, okFlow := h.Workflow, h.Lead, parsed // canonical, as the entry keeps them
+	if parsed {
+		count(e.Types, h.Type)
+	} else {
+		if typ, ok := record.StringField(line, "event_type"); ok {
+			count(e.Types, ix.canonical(typ))
+		}
+		if w, ok := record.StringField(line, "workflow"); ok {
+			wf, okFlow = bytes.Clone(ix.canonical(w)), true
+		}
+		if l, ok := record.StringField(line, "lead_id"); ok {
+			lead = bytes.Clone(ix.canonical(l))
+		}
 	}
-	if t, err := time.Parse(time.RFC3339Nano, string(ts)); err == nil {
+	var t time.Time
+	var tOK bool
+	if parsed && !record.NeedsCanonical(ts) {
+		t, tOK = h.Time() // parsed once, for the summary too
+	} else {
+		var err error
+		t, err = time.Parse(time.RFC3339Nano, string(ts))
+		tOK = err == nil
+	}
+	if tOK {
 		if ix.minT.IsZero() || t.Before(ix.minT) {
 			ix.minT = t
 		}
@@ -130,12 +160,12 @@ func (ix *indexer) add(line []byte) {
 			ix.maxT = t
 		}
 	}
-	if wf, ok := record.StringField(line, "workflow"); ok && !ix.manyFlows {
-		count(e.Workflows, ix.canonical(wf))
+	if okFlow && !ix.manyFlows {
+		count(e.Workflows, wf)
 		ix.manyFlows = len(e.Workflows) > maxWorkflows
 	}
-	if lead, ok := record.StringField(line, "lead_id"); ok && len(lead) > 0 {
-		ix.leads.Add(ix.canonical(lead))
+	if len(lead) > 0 {
+		ix.leads.Add(lead)
 	}
 	if id, ok := record.SourceID(line); ok && len(e.Sources) < maxSources &&
 		(len(e.Sources) == 0 || e.Sources[len(e.Sources)-1] != string(id)) && !slices.Contains(e.Sources, string(id)) {
@@ -175,6 +205,9 @@ func (ix *indexer) finish() {
 		ix.add(ix.partial)
 	}
 	e := &ix.entry
+	if e.Count > 0 {
+		e.LastTime = string(ix.lastTime)
+	}
 	if !ix.minT.IsZero() {
 		e.MinTime, e.MaxTime = ix.minT.UTC().Format(time.RFC3339Nano), ix.maxT.UTC().Format(time.RFC3339Nano)
 	}

@@ -46,12 +46,13 @@ func newSummarizer() *summarizer {
 		Pseudonyms: map[string]int{}, Words: map[string]int{}}}
 }
 
-func (z *summarizer) add(line []byte) {
+// add counts the line h holds; parsed is whether h.Parse took it (the
+// indexer parses each line once for both).
+func (z *summarizer) add(h *record.Head, parsed bool) {
 	if z.inexact {
 		return
 	}
-	h := &z.h
-	if !h.Parse(line) {
+	if !parsed {
 		z.inexact = true // stats reads the segment and reports the line
 		return
 	}
@@ -60,7 +61,7 @@ func (z *summarizer) add(line []byte) {
 	}
 	s := &z.s
 	s.Events++
-	s.Bytes += int64(len(line)) + 1
+	s.Bytes += int64(len(h.Line)) + 1
 	if s.FirstSeq == 0 || h.Seq < s.FirstSeq {
 		s.FirstSeq = h.Seq
 	}
