@@ -74,6 +74,8 @@ type indexer struct {
 	canon      []byte // scratch for canonical values
 	head       record.Head
 	lastTime   []byte // the last record's timestamp, for LastTime at finish
+	types      tally  // the entry's Types and Workflows, until finish
+	workflows  tally
 }
 
 // Sizing the filters of a segment of a given size (they are folded down to
@@ -85,7 +87,7 @@ type indexer struct {
 const filterBytes = 256
 
 func newIndexer(name string, size int64) *indexer {
-	return &indexer{entry: IndexEntry{Segment: name, Types: map[string]int{}, Workflows: map[string]int{}, Canonical: true},
+	return &indexer{entry: IndexEntry{Segment: name, Canonical: true}, types: tally{}, workflows: tally{},
 		leads: newBloom(int(size / filterBytes)), pseudonyms: newBloom(int(size / filterBytes)), sum: newSummarizer()}
 }
 
@@ -131,10 +133,10 @@ func (ix *indexer) add(line []byte) {
 	e.Count++
 	wf, lead, okFlow := h.Workflow, h.Lead, parsed // canonical, as the entry keeps them
 	if parsed {
-		count(e.Types, h.Type)
+		ix.types.add(h.Type)
 	} else {
 		if typ, ok := record.StringField(line, "event_type"); ok {
-			count(e.Types, ix.canonical(typ))
+			ix.types.add(ix.canonical(typ))
 		}
 		if w, ok := record.StringField(line, "workflow"); ok {
 			wf, okFlow = bytes.Clone(ix.canonical(w)), true
@@ -161,8 +163,8 @@ func (ix *indexer) add(line []byte) {
 		}
 	}
 	if okFlow && !ix.manyFlows {
-		count(e.Workflows, wf)
-		ix.manyFlows = len(e.Workflows) > maxWorkflows
+		ix.workflows.add(wf)
+		ix.manyFlows = len(ix.workflows) > maxWorkflows
 	}
 	if len(lead) > 0 {
 		ix.leads.Add(lead)
@@ -191,13 +193,26 @@ func (ix *indexer) canonical(v []byte) []byte {
 	return ix.canon
 }
 
-// count increments m[k] without allocating a key that is already there.
-func count(m map[string]int, k []byte) {
-	if n, ok := m[string(k)]; ok {
-		m[string(k)] = n + 1
-	} else {
-		m[string(k)] = 1
+// tally counts keys with one map lookup a line (a map of ints takes a
+// lookup and an assignment), allocating only a key's first time.
+type tally map[string]*int
+
+func (t tally) add(k []byte) {
+	if n := t[string(k)]; n != nil {
+		*n++
+		return
 	}
+	n := 1
+	t[string(k)] = &n
+}
+
+// counts is t as the index's JSON keeps it.
+func (t tally) counts() map[string]int {
+	m := make(map[string]int, len(t))
+	for k, n := range t {
+		m[k] = *n
+	}
+	return m
 }
 
 func (ix *indexer) finish() {
@@ -211,8 +226,9 @@ func (ix *indexer) finish() {
 	if !ix.minT.IsZero() {
 		e.MinTime, e.MaxTime = ix.minT.UTC().Format(time.RFC3339Nano), ix.maxT.UTC().Format(time.RFC3339Nano)
 	}
-	if ix.manyFlows {
-		e.Workflows = nil
+	e.Types, e.Workflows = ix.types.counts(), nil
+	if !ix.manyFlows {
+		e.Workflows = ix.workflows.counts()
 	}
 	ix.leads.fold()
 	ix.pseudonyms.fold()

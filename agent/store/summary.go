@@ -39,11 +39,17 @@ type summarizer struct {
 	h          record.Head
 	minT, maxT time.Time
 	inexact    bool
+	// The Summary's maps, until summary().
+	types, workflows, perDay, pseudonyms, words tally
+	// The UTC day of the last timestamp, and its count: lines come in
+	// time order, so a day's key is looked up once a run of lines.
+	day      [10]byte
+	dayCount *int
+	dayOf    time.Time // midnight UTC of day
 }
 
 func newSummarizer() *summarizer {
-	return &summarizer{s: Summary{Types: map[string]int{}, Workflows: map[string]int{}, PerDay: map[string]int{},
-		Pseudonyms: map[string]int{}, Words: map[string]int{}}}
+	return &summarizer{types: tally{}, workflows: tally{}, perDay: tally{}, pseudonyms: tally{}, words: tally{}}
 }
 
 // add counts the line h holds; parsed is whether h.Parse took it (the
@@ -66,8 +72,8 @@ func (z *summarizer) add(h *record.Head, parsed bool) {
 		s.FirstSeq = h.Seq
 	}
 	s.LastSeq = max(s.LastSeq, h.Seq)
-	count(s.Types, h.Type)
-	count(s.Workflows, h.Workflow)
+	z.types.add(h.Type)
+	z.workflows.add(h.Workflow)
 	if t, ok := h.Time(); ok {
 		t = t.UTC()
 		if z.minT.IsZero() || t.Before(z.minT) {
@@ -76,24 +82,27 @@ func (z *summarizer) add(h *record.Head, parsed bool) {
 		if t.After(z.maxT) {
 			z.maxT = t
 		}
-		var day [10]byte
-		count(s.PerDay, t.AppendFormat(day[:0], time.DateOnly))
+		if z.dayCount == nil || t.Before(z.dayOf) || !t.Before(z.dayOf.AddDate(0, 0, 1)) {
+			z.dayOf = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+			z.perDay.add(t.AppendFormat(z.day[:0], time.DateOnly))
+			z.dayCount = z.perDay[string(z.day[:])]
+		} else {
+			*z.dayCount++
+		}
 	} else {
 		s.Unparsable++
 	}
 	placeholder := func(tag []byte, hashed bool) {
 		if hashed {
-			count(s.Pseudonyms, tag)
+			z.pseudonyms.add(tag)
 		} else {
-			count(s.Words, tag)
+			z.words.add(tag)
 		}
 	}
 	record.Placeholders(h.Actor, placeholder)
 	record.Placeholders(h.Details, placeholder)
-	for _, m := range []map[string]int{s.Types, s.Workflows, s.PerDay, s.Pseudonyms, s.Words} {
-		if len(m) > maxSummaryKeys {
-			z.inexact = true
-		}
+	if max(len(z.types), len(z.workflows), len(z.perDay), len(z.pseudonyms), len(z.words)) > maxSummaryKeys {
+		z.inexact = true
 	}
 }
 
@@ -105,5 +114,7 @@ func (z *summarizer) summary() *Summary {
 	if !z.minT.IsZero() {
 		z.s.First, z.s.Last = z.minT.Format(time.RFC3339Nano), z.maxT.Format(time.RFC3339Nano)
 	}
+	z.s.Types, z.s.Workflows, z.s.PerDay = z.types.counts(), z.workflows.counts(), z.perDay.counts()
+	z.s.Pseudonyms, z.s.Words = z.pseudonyms.counts(), z.words.counts()
 	return &z.s
 }
