@@ -416,8 +416,9 @@ func (s *Store) Commit() error {
 // appending, and Durable and Changed move when it ends (then done, if
 // not nil, runs on the fsync's goroutine). One fsync runs at a time: while
 // one runs, CommitAsync does nothing (done never runs), and the caller
-// calls it again when SyncDone is closed. An error is the previous fsync's, or one before this
-// one started; the next Commit or CommitAsync tries again.
+// calls it again when SyncDone is closed. An error is the previous
+// fsync's, or one before this one started; the next Commit or
+// CommitAsync tries again.
 func (s *Store) CommitAsync(done func()) error {
 	if s.syncing != nil {
 		select {

@@ -36,7 +36,6 @@ const maxSummaryKeys = maxWorkflows
 // summarizer builds a Summary line by line, as stats counts records.
 type summarizer struct {
 	s          Summary
-	h          record.Head
 	minT, maxT time.Time
 	inexact    bool
 	// The Summary's maps, until summary().
