@@ -536,16 +536,9 @@ func tamper(t *testing.T, dataDir, old, repl string) {
 	if err != nil || len(segs) == 0 {
 		t.Fatal(segs, err)
 	}
-	path := filepath.Join(dataDir, "store", segs[len(segs)-1].Name)
-	lines := segLines(t, path)
-	for i, l := range lines {
-		if strings.Contains(l, old) {
-			lines[i] = strings.Replace(l, old, repl, 1)
-			writeSeg(t, path, lines)
-			return
-		}
+	if !editLine(t, filepath.Join(dataDir, "store", segs[len(segs)-1].Name), old, repl) {
+		t.Fatalf("no record holds %s", old)
 	}
-	t.Fatalf("no record holds %s", old)
 }
 
 // verify over the fleet checks each origin with its own keys: the

@@ -149,16 +149,26 @@ func findBytes(t *testing.T, dir string, needles ...[]byte) []string {
 func editEvent(t *testing.T, dataDir, old, repl string) {
 	t.Helper()
 	for _, seg := range segments(t, dataDir) {
-		lines := segLines(t, seg)
-		for i, l := range lines {
-			if strings.Contains(l, old) {
-				lines[i] = strings.Replace(l, old, repl, 1)
-				writeSeg(t, seg, lines)
-				return
-			}
+		if editLine(t, seg, old, repl) {
+			return
 		}
 	}
 	t.Fatalf("no record holds %s", old)
+}
+
+// editLine replaces old by repl in the first line of the segment at path
+// that holds it; false when none does.
+func editLine(t *testing.T, path, old, repl string) bool {
+	t.Helper()
+	lines := segLines(t, path)
+	for i, l := range lines {
+		if strings.Contains(l, old) {
+			lines[i] = strings.Replace(l, old, repl, 1)
+			writeSeg(t, path, lines)
+			return true
+		}
+	}
+	return false
 }
 
 // An origin is fixed when the store is created: the same store refuses

@@ -25,17 +25,9 @@ func verifySummary(t *testing.T, dataDir string, env ...string) (int, verify.Sum
 	cmd := exec.Command(binPath, "verify", "--json")
 	cmd.Env = append(os.Environ(), "TAILSEAL_DATA_DIR="+dataDir)
 	cmd.Env = append(cmd.Env, env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	stdout, stderr, code := runOutputs(t, cmd)
 	var sum verify.Summary
-	for _, l := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
 		var s struct {
 			Summary *verify.Summary `json:"summary"`
 		}
@@ -43,7 +35,7 @@ func verifySummary(t *testing.T, dataDir string, env ...string) (int, verify.Sum
 			sum = *s.Summary
 		}
 	}
-	return code, sum, stdout.String() + stderr.String()
+	return code, sum, stdout + stderr
 }
 
 // copyFixture copies a data dir kept in testdata, with the permissions
@@ -159,15 +151,7 @@ func tool(t *testing.T, env []string, args ...string) (stdout, stderr string, co
 		}
 	}
 	cmd.Env = append(cmd.Env, env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), errb.String(), code
+	return runOutputs(t, cmd)
 }
 
 // checkpointSizes lists the sizes in a data dir's checkpoints.jsonl.

@@ -227,23 +227,15 @@ func verifyStore(t *testing.T, dataDir string, env ...string) (int, []finding, s
 	cmd := exec.Command(binPath, "verify", "--json")
 	cmd.Env = append(os.Environ(), "TAILSEAL_DATA_DIR="+dataDir)
 	cmd.Env = append(cmd.Env, env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	stdout, stderr, code := runOutputs(t, cmd)
 	var fs []finding
-	for _, l := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
 		var f finding
 		if json.Unmarshal([]byte(l), &f) == nil && f.Kind != "" {
 			fs = append(fs, f)
 		}
 	}
-	return code, fs, stderr.String()
+	return code, fs, stderr
 }
 
 func TestVerifyDetectsTampering(t *testing.T) {
