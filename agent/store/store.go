@@ -391,24 +391,16 @@ func (s *Store) Append(data []byte, first, last uint64) error {
 	return nil
 }
 
-// Commit makes everything appended durable and wakes waiters.
+// Commit makes everything appended durable and wakes waiters: it waits
+// for a running fsync, then starts one for the rest and waits for it.
 func (s *Store) Commit() error {
 	if err := s.waitSync(); err != nil {
 		return err
 	}
-	if !s.dirty {
-		return nil
-	}
-	seq, err := s.prepareSync()
-	if err != nil {
+	if err := s.CommitAsync(nil); err != nil {
 		return err
 	}
-	if err := s.syncFiles(); err != nil {
-		s.dirty = true
-		return err
-	}
-	s.durableThrough(seq)
-	return nil
+	return s.waitSync()
 }
 
 // CommitAsync starts making everything appended so far durable and

@@ -113,8 +113,6 @@ func run(bin string, events int, data string, b bench) error {
 		return err
 	}
 	defer cleanup()
-	disk, segs := du(filepath.Join(data, "store"))
-	fmt.Printf("store: %d segments, %.0f MB on disk\n", segs, disk/1e6)
 	debug.FreeOSMemory()
 	fmt.Printf("this process's RSS when starting the commands: %.1f MiB (see the note on peak RSS)\n\n", selfRSS())
 	cs := []contender{{"this", bin, data}}
@@ -145,6 +143,7 @@ func ensureStore(events int, data string) (string, func(), error) {
 		data = filepath.Join(dir, "data")
 	}
 	if _, err := os.Stat(filepath.Join(data, "store")); err == nil {
+		printStore(data)
 		return data, cleanup, nil
 	}
 	t0 := time.Now()
@@ -158,7 +157,14 @@ func ensureStore(events int, data string) (string, func(), error) {
 		return "", nil, err
 	}
 	fmt.Printf("built a store of %d events in %.1fs\n", events, time.Since(t0).Seconds())
+	printStore(data)
 	return data, cleanup, nil
+}
+
+// printStore says how big the store in data is.
+func printStore(data string) {
+	disk, segs := du(filepath.Join(data, "store"))
+	fmt.Printf("store: %d segments, %.0f MB on disk\n", segs, disk/1e6)
 }
 
 // env is the environment the commands run in: the store, its keys.

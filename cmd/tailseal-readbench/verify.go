@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"syscall"
@@ -33,8 +32,6 @@ func verifyRounds(bin, old string, events int, data string, rounds int) error {
 		return err
 	}
 	defer cleanup()
-	disk, segs := du(filepath.Join(data, "store"))
-	fmt.Printf("store: %d segments, %.0f MB on disk\n", segs, disk/1e6)
 	fmt.Printf("%-5s %-4s %8s %8s %8s %10s\n", "round", "bin", "wall s", "CPU s", "MB/s", "peak RSS")
 	runs := map[string][]verifyRun{}
 	for round := 1; round <= rounds; round++ {
