@@ -344,3 +344,40 @@ func TestCommitAsync(t *testing.T) {
 		t.Fatalf("%d segments: the test should rotate under commits", len(segs))
 	}
 }
+
+// What an fsync makes durable is what was appended before it started, not
+// what was appended while it ran.
+func TestCommitAsyncDurableIsWhatWasSynced(t *testing.T) {
+	synced, release := make(chan struct{}), make(chan struct{})
+	s, _ := open(t, Options{Dir: t.TempDir(), OnSync: func(time.Duration) {
+		synced <- struct{}{}
+		<-release
+	}})
+	defer func() {
+		go func() {
+			for range synced { // Close's commit
+			}
+		}()
+		close(release)
+		s.Close()
+	}()
+	for seq := uint64(1); seq <= 5; seq++ {
+		if err := s.Append([]byte(rec(seq)+"\n"), seq, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CommitAsync(nil); err != nil {
+		t.Fatal(err)
+	}
+	<-synced // the fsync of 1..5 ran; it has not ended
+	for seq := uint64(6); seq <= 9; seq++ {
+		if err := s.Append([]byte(rec(seq)+"\n"), seq, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release <- struct{}{}
+	<-s.SyncDone()
+	if got := s.Durable(); got != 5 {
+		t.Fatalf("durable %d after the fsync of 1..5 (6..9 were appended while it ran)", got)
+	}
+}
