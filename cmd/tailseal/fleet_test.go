@@ -678,3 +678,33 @@ func TestNewestAcross(t *testing.T) {
 		t.Errorf("limit 3: %d", n)
 	}
 }
+
+// On a collector's data dir a proof is about one origin: prove and export
+// --proofs name the origins when none is chosen (exit 2), and with
+// --origin prove one origin's record, checkable with its key alone.
+func TestFleetProofs(t *testing.T) {
+	f := makeFleet(t)
+	env := []string{"TAILSEAL_DATA_DIR=" + f.dir}
+	_, stderr, code := tool(t, env, "prove", "--seq", "2")
+	if code != 2 || !strings.Contains(stderr, "checkout-0, web-1.example") || !strings.Contains(stderr, "--origin") {
+		t.Fatalf("prove without --origin: exit %d, stderr %s", code, stderr)
+	}
+	_, stderr, code = tool(t, env, "export", "--proofs", "--format", "jsonl", "--output", "-")
+	if code != 2 || !strings.Contains(stderr, "--origin") {
+		t.Fatalf("export --proofs without --origin: exit %d, stderr %s", code, stderr)
+	}
+	for _, origin := range fleetOrigins {
+		bundle, stderr, code := tool(t, env, "prove", "--seq", "2", "--origin", origin)
+		if code != 0 || !strings.HasPrefix(bundle, "c2sp.org/tlog-proof@v1") {
+			t.Fatalf("prove --origin %s: exit %d, stderr %s, out %.200s", origin, code, stderr, bundle)
+		}
+		path := filepath.Join(t.TempDir(), "bundle")
+		os.WriteFile(path, []byte(bundle), 0o600)
+		if _, stderr, code := tool(t, []string{"TAILSEAL_VERIFIER=" + f.verifier}, "verify-proof", path); code != 0 {
+			t.Fatalf("verify-proof of %s's bundle: exit %d, %s", origin, code, stderr)
+		}
+		if !strings.Contains(bundle, "\n"+origin+"\n") && !strings.Contains(bundle, "\n\n"+origin+"\n") {
+			t.Errorf("%s's bundle does not carry its checkpoint:\n%s", origin, bundle)
+		}
+	}
+}
