@@ -236,7 +236,7 @@ func TestSegmentCompressedWhileQuerying(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.CompressRotated(dir); err != nil {
+	if err := store.CompressRotated(store.Options{Dir: dir}); err != nil {
 		t.Fatal(err)
 	}
 	stats, problems := s.Stats(context.Background(), Filter{})

@@ -584,7 +584,7 @@ func TestVerifyReadsASegmentCompressedSinceTheListing(t *testing.T) {
 	if err != nil || len(segs) < 3 || src.segs[segs[len(segs)-2].Name].Compressed {
 		t.Fatalf("want rotated segments not compressed yet: %+v (%v)", segs, err)
 	}
-	if err := store.CompressRotated(dir); err != nil {
+	if err := store.CompressRotated(store.Options{Dir: dir}); err != nil {
 		t.Fatal(err)
 	}
 	n := 0
@@ -715,7 +715,7 @@ func TestEditedIndexAttested(t *testing.T) {
 // each unattested line to its segment, read again.
 func TestEditedIndexUnattested(t *testing.T) {
 	data, dir := handStore(t, "stop")
-	if err := store.CompressRotated(dir); err != nil {
+	if err := store.CompressRotated(store.Options{Dir: dir}); err != nil {
 		t.Fatal(err)
 	}
 	key := "TAILSEAL_HMAC_KEY=" + hex.EncodeToString(cliHMACKey)
