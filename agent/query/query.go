@@ -259,6 +259,9 @@ func (s *Store) members(e *store.IndexEntry, lead []byte, subjects [][]byte) (*m
 	if len(want) > len(ms)/2 {
 		return nil, nil
 	}
+	for i := range ms { // a plan holds every segment's table: not its filters
+		ms[i].Leads, ms[i].Pseudonyms = nil, nil
+	}
 	return &memberPlan{ms, want}, nil
 }
 
