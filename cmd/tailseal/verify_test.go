@@ -196,6 +196,22 @@ func writeSeg(t *testing.T, path string, lines []string) {
 	}
 }
 
+// rewriteSeg is writeSeg by a thief who covers their tracks: a
+// compressed segment goes back to its uncompressed name (and loses its
+// filter file) for store.CompressRotated to compress it again.
+func rewriteSeg(t *testing.T, path string, lines []string) {
+	t.Helper()
+	base, ok := strings.CutSuffix(path, store.CompressedExt)
+	if !ok {
+		writeSeg(t, path, lines)
+		return
+	}
+	dir := filepath.Dir(path)
+	os.Remove(filepath.Join(dir, store.FilterPath(filepath.Base(path))))
+	os.Remove(path)
+	writeSeg(t, base+store.ActiveExt, lines)
+}
+
 func segments(t *testing.T, dataDir string) []string {
 	t.Helper()
 	segs, err := store.List(filepath.Join(dataDir, "store"))
@@ -487,11 +503,16 @@ func stolenKeyCannotResign(t *testing.T, p pristine) {
 			prev = base64.StdEncoding.EncodeToString(sum[:])
 		}
 		if started {
-			writeSeg(t, seg, lines)
+			rewriteSeg(t, seg, lines)
 		}
 	}
 	if !started {
 		t.Fatal("the store has no event in epochs 1 to 4")
+	}
+	// and compresses them as the agent does, so that the gzip members
+	// are where the filter files say
+	if err := store.CompressRotated(store.Options{Dir: filepath.Join(d, "store")}); err != nil {
+		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(d, "checkpoints.jsonl")) // the thief drops the witnesses' evidence too
 	code, fs, stderr := verifyStore(t, d, p.keyEnv)
