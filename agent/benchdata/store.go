@@ -68,6 +68,9 @@ type StoreOptions struct {
 	// end, as the agent does at shutdown (record and checkpoints.jsonl).
 	Checkpoint note.Signer
 	Origin     string // the checkpoint's origin (default "bench")
+	// MemberBytes is store.Options.MemberBytes: where compression cuts
+	// gzip members (0: the default; negative: one member per segment).
+	MemberBytes int
 }
 
 // BuildStore writes Events operator events into a signed store in DataDir
@@ -80,7 +83,7 @@ func BuildStore(opt StoreOptions) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	st, last, err := store.Open(store.Options{Dir: dir, SegmentMax: opt.SegmentMax, SegmentMaxAge: 1 << 62})
+	st, last, err := store.Open(store.Options{Dir: dir, SegmentMax: opt.SegmentMax, SegmentMaxAge: 1 << 62, MemberBytes: opt.MemberBytes})
 	if err != nil {
 		return err
 	}
@@ -115,7 +118,7 @@ func BuildStore(opt StoreOptions) error {
 	}
 	// As the agent does: an index record attests each index line, and a
 	// store stopped cleanly ends with a stop record.
-	if err := store.CompressRotated(dir); err != nil {
+	if err := store.CompressRotated(store.Options{Dir: dir, MemberBytes: opt.MemberBytes}); err != nil {
 		return err
 	}
 	return appendEnd(opt, dir, chain, opt.Start.Add(time.Duration(opt.Events)*opt.Step), offset)

@@ -56,7 +56,7 @@ func buildLegacy(t *testing.T) (dir string, perValue int) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.CompressRotated(dir); err != nil {
+	if err := store.CompressRotated(store.Options{Dir: dir}); err != nil {
 		t.Fatal(err)
 	}
 	legacyIndex(t, dir)

@@ -181,46 +181,88 @@ func (c *compiled) contains(b []byte) bool {
 // holds them as the application escaped them, so it is only asked about
 // a value that no JSON encoder escapes. The Bloom filters are read only
 // when a lead or a subject asks (see store.Filters); one that does not
-// match its entry rules nothing out, and the problem says so.
-func (s *Store) mayMatch(c *compiled, e *store.IndexEntry) (bool, *Problem) {
+// match its entry rules nothing out, and the problem says so. For a
+// segment that may match, it also says which of its members may (nil:
+// read it whole).
+func (s *Store) mayMatch(c *compiled, e *store.IndexEntry) (bool, *memberPlan, *Problem) {
 	if c.typ != nil && e.Types != nil && e.Types[string(c.typ)] == 0 {
-		return false, nil
+		return false, nil, nil
 	}
 	if c.workflow != nil && e.Workflows != nil && e.Workflows[string(c.workflow)] == 0 {
-		return false, nil
+		return false, nil, nil
 	}
 	if e.MinTime != "" {
 		lo, err1 := time.Parse(time.RFC3339Nano, e.MinTime)
 		hi, err2 := time.Parse(time.RFC3339Nano, e.MaxTime)
 		if err1 == nil && err2 == nil && (!c.until.IsZero() && !lo.Before(c.until) || !c.since.IsZero() && hi.Before(c.since)) {
-			return false, nil
+			return false, nil, nil
 		}
 	}
+	var lead []byte
 	if c.lead != nil && (e.Canonical || neverEscaped(c.lead)) {
 		leads, err := store.LeadFilter(s.dir, e)
 		if err != nil {
-			return true, filterProblem(e, err)
+			return true, nil, filterProblem(e, err)
 		}
 		if !leads.MayContain(c.lead) {
-			return false, nil
+			return false, nil, nil
 		}
+		lead = c.lead
 	}
+	var present [][]byte                   // the subjects the segment's filter may hold
 	if c.subjects != nil && c.raw == nil { // a raw value is not in the filter: read the segment
 		tokens, err := store.PseudonymFilter(s.dir, e)
 		if err != nil {
-			return true, filterProblem(e, err)
+			return true, nil, filterProblem(e, err)
 		}
 		if tokens == nil {
-			return true, nil
+			return true, nil, nil
 		}
 		for _, s := range c.subjects {
 			if tokens.MayContain(s) {
-				return true, nil
+				present = append(present, s)
 			}
 		}
-		return false, nil
+		if present == nil {
+			return false, nil, nil
+		}
 	}
-	return true, nil
+	if lead == nil && present == nil {
+		return true, nil, nil
+	}
+	members, p := s.members(e, lead, present)
+	if members != nil && len(members.want) == 0 {
+		return false, nil, nil // the members' filters cover every line
+	}
+	return true, members, p
+}
+
+// memberPlan is a segment's member table and the members a query reads.
+type memberPlan struct {
+	table []store.Member
+	want  []int
+}
+
+// members returns the members of e's segment that may hold lead (nil:
+// any) and one of subjects (nil: any), or nil to read it whole: it is
+// one member, its table cannot be used, or most of it would be read
+// anyway (one stream reads faster than many members).
+func (s *Store) members(e *store.IndexEntry, lead []byte, subjects [][]byte) (*memberPlan, *Problem) {
+	ms, err := store.Members(s.dir, e)
+	if err != nil {
+		return nil, filterProblem(e, err)
+	}
+	if len(ms) < 2 {
+		return nil, nil
+	}
+	want := store.MemberCandidates(ms, lead, subjects)
+	if len(want) > len(ms)/2 {
+		return nil, nil
+	}
+	for i := range ms { // a plan holds every segment's table: not its filters
+		ms[i].Leads, ms[i].Pseudonyms = nil, nil
+	}
+	return &memberPlan{ms, want}, nil
 }
 
 func filterProblem(e *store.IndexEntry, err error) *Problem {
@@ -243,7 +285,8 @@ func neverEscaped(v []byte) bool {
 // holds to the segment.
 type planned struct {
 	store.Segment
-	entry *store.IndexEntry
+	entry   *store.IndexEntry
+	members *memberPlan // nil: read it whole
 }
 
 // plan returns the segments that may hold matching records, in seq order,
@@ -273,12 +316,12 @@ func (s *Store) plan(c *compiled) ([]planned, []Problem) {
 		if next != 0 && e.LastSeq < next {
 			problems = append(problems, Problem{seg.Name, fmt.Errorf("records %d to %d are missing after it (segment lost or deleted)", e.LastSeq+1, s.segs[i+1].First-1)})
 		}
-		may, p := s.mayMatch(c, &e)
+		may, members, p := s.mayMatch(c, &e)
 		if p != nil {
 			problems = append(problems, *p)
 		}
 		if may {
-			out = append(out, planned{seg, &e})
+			out = append(out, planned{seg, &e, members})
 		}
 	}
 	return out, problems
@@ -298,7 +341,7 @@ func (s *Store) Each(ctx context.Context, f Filter, visit func(worker int, h *re
 // each is Each over the segments planned.
 func (s *Store) each(ctx context.Context, c *compiled, segs []planned, visit func(worker int, h *record.Head)) []Problem {
 	var problems []Problem
-	work := make(chan store.Segment)
+	work := make(chan planned)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for w := range max(s.Workers, 1) {
@@ -318,7 +361,7 @@ func (s *Store) each(ctx context.Context, c *compiled, segs []planned, visit fun
 		if ctx.Err() != nil {
 			break
 		}
-		work <- seg.Segment
+		work <- seg
 	}
 	close(work)
 	wg.Wait()
@@ -333,7 +376,7 @@ func (s *Store) Forward(ctx context.Context, f Filter, fn func(h *record.Head) e
 	segs, problems := s.plan(&c)
 	var ferr error
 	for _, seg := range segs {
-		if p := s.scan(ctx, seg.Segment, &c, func(h *record.Head) bool { ferr = fn(h); return ferr == nil }); p != nil {
+		if p := s.scan(ctx, seg, &c, func(h *record.Head) bool { ferr = fn(h); return ferr == nil }); p != nil {
 			problems = append(problems, *p)
 		}
 		if ferr == nil {
@@ -384,7 +427,7 @@ func (s *Store) NewestCounted(ctx context.Context, f Filter, limit int) ([]recor
 				defer wg.Done()
 				var last ring
 				last.size = limit
-				probs[i-start] = s.scan(ctx, segs[i].Segment, &c, func(h *record.Head) bool { counts[i-start]++; last.push(h.Record()); return true })
+				probs[i-start] = s.scan(ctx, segs[i], &c, func(h *record.Head) bool { counts[i-start]++; last.push(h.Record()); return true })
 				wave[i-start] = last.newestFirst()
 			}()
 		}
@@ -429,16 +472,18 @@ func (r *ring) newestFirst() []record.Record {
 	return out
 }
 
-// scan reads one segment and calls fn for its matching records until fn
-// returns false or ctx ends (checked every few thousand lines). A line
-// that is not a record is a problem, reported once per segment with the
-// count; the scan goes on.
-func (s *Store) scan(ctx context.Context, seg store.Segment, c *compiled, fn func(h *record.Head) bool) *Problem {
+// scan reads one segment, or the members of it that p.members names,
+// and calls fn for its matching records until fn returns false or ctx
+// ends (checked every few thousand lines). A line that is not a record
+// is a problem, reported once per segment with the count; the scan goes
+// on. Members that do not match their table are a problem too: the
+// segment is then read whole (see store.ScanMembers).
+func (s *Store) scan(ctx context.Context, p planned, c *compiled, fn func(h *record.Head) bool) *Problem {
 	var h record.Head
-	bad, firstBad := 0, 0
+	bad, firstBad, lines := 0, 0, 0
 	stop := errors.New("stop")
 	visit := func(_ store.Segment, lineNo int, line []byte) error {
-		if lineNo%ctxCheckLines == 0 && ctx.Err() != nil {
+		if lines++; lines%ctxCheckLines == 0 && ctx.Err() != nil {
 			return stop
 		}
 		if !h.Parse(line) {
@@ -452,12 +497,20 @@ func (s *Store) scan(ctx context.Context, seg store.Segment, c *compiled, fn fun
 		}
 		return nil
 	}
+	var err, mismatch error
+	if p.members != nil {
+		mismatch, err = store.ScanMembers(s.dir, p.Segment, p.entry, p.members.table, p.members.want, visit)
+	} else {
+		err = store.ScanSegment(s.dir, p.Segment, visit)
+	}
 	var serr *store.SegmentError
-	switch err := store.ScanSegment(s.dir, seg, visit); {
+	switch {
 	case errors.As(err, &serr): // names the file read: the .gz if compressed since the listing
 		return &Problem{serr.Segment, serr.Err}
 	case bad > 0:
-		return &Problem{seg.Name, fmt.Errorf("%d lines are not records (first at line %d)", bad, firstBad)}
+		return &Problem{p.Name, fmt.Errorf("%d lines are not records (first at line %d)", bad, firstBad)}
+	case mismatch != nil:
+		return &Problem{p.Name, fmt.Errorf("%v: the segment was read whole; run tailseal verify", mismatch)}
 	}
 	return nil
 }

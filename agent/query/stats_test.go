@@ -83,7 +83,7 @@ func varied(t *testing.T) string {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.CompressRotated(dir); err != nil {
+	if err := store.CompressRotated(store.Options{Dir: dir}); err != nil {
 		t.Fatal(err)
 	}
 	return dir

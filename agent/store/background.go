@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-
 	"github.com/tailseal/tailseal/agent/atomicfile"
 	"golang.org/x/sys/unix"
 )
@@ -86,18 +84,17 @@ func (s *Store) compress(name string) error {
 	// last few percent of compression. The compressor writes a few hundred
 	// bytes at a time: buffered, that is one write(2) per 64 KiB.
 	bw := bufio.NewWriterSize(out, 64<<10)
-	zw, _ := gzip.NewWriterLevel(bw, gzip.BestSpeed)
 	st, err := in.Stat()
 	if err != nil {
 		return err
 	}
-	ix := newIndexer(name, st.Size())
-	r := io.TeeReader(stopReader{bufio.NewReaderSize(in, 256<<10), s.stop}, ix)
-	if _, err := io.Copy(zw, r); err != nil {
+	ix := newIndexer(name, st.Size(), s.memberBytes())
+	mw := newMemberWriter(bw, s.memberBytes(), ix)
+	if _, err := io.Copy(mw, stopReader{bufio.NewReaderSize(in, 256<<10), s.stop}); err != nil {
 		return err
 	}
 	ix.finish()
-	if err := zw.Close(); err != nil {
+	if err := mw.Close(); err != nil {
 		return err
 	}
 	if err := bw.Flush(); err != nil {
@@ -126,7 +123,11 @@ func (s *Store) compress(name string) error {
 	}
 	indexed := s.opt.KeepIndexLine == nil || s.opt.KeepIndexLine(ix.entry.Segment, line)
 	if indexed {
-		if err := writeFilters(s.opt.Dir, ix.entry.Segment, ix.leads, ix.pseudonyms); err != nil {
+		var members [][]byte
+		if ix.members != nil {
+			members = [][]byte{ix.memberSection, mw.offsets()}
+		}
+		if err := writeFilters(s.opt.Dir, ix.entry.Segment, ix.leads, ix.pseudonyms, members...); err != nil {
 			return fmt.Errorf("write index filters: %w", err)
 		}
 		if err := appendIndex(s.opt.Dir, line); err != nil {
@@ -146,6 +147,18 @@ func (s *Store) compress(name string) error {
 		}
 	}
 	return nil
+}
+
+// memberBytes is where compression cuts members (Options.MemberBytes).
+func (s *Store) memberBytes() int {
+	switch b := s.opt.MemberBytes; {
+	case b == 0:
+		return DefaultMemberBytes
+	case b < 0:
+		return 0
+	default:
+		return b
+	}
 }
 
 // ApplyRetention asks the background goroutine to apply retention now.
@@ -257,14 +270,16 @@ func birthTime(path string, now time.Time) time.Time {
 }
 
 // CompressRotated compresses and indexes, now, every rotated segment of the
-// store in dir that is not compressed yet. It is for tools that build a
-// store offline; the agent does this in the background.
-func CompressRotated(dir string) error {
+// store in opt.Dir that is not compressed yet (opt.MemberBytes applies).
+// It is for tools that build a store offline; the agent does this in the
+// background.
+func CompressRotated(opt Options) error {
+	dir := opt.Dir
 	segs, err := List(dir)
 	if err != nil || len(segs) == 0 {
 		return err
 	}
-	s := &Store{opt: Options{Dir: dir}, log: slog.New(slog.DiscardHandler), stop: make(chan struct{})}
+	s := &Store{opt: Options{Dir: dir, MemberBytes: opt.MemberBytes}, log: slog.New(slog.DiscardHandler), stop: make(chan struct{})}
 	for _, seg := range segs[:len(segs)-1] { // the last one is active
 		if !seg.Compressed {
 			if err := s.compress(seg.Name); err != nil {

@@ -51,8 +51,10 @@ func (b *Bloom) position(h uint64, i uint32) uint64 {
 }
 
 // Add puts v in the set.
-func (b *Bloom) Add(v []byte) {
-	h := Hash(v)
+func (b *Bloom) Add(v []byte) { b.addHash(Hash(v)) }
+
+// addHash puts the value of hash h in the set.
+func (b *Bloom) addHash(h uint64) {
 	for i := range b.k {
 		p := b.position(h, i)
 		b.bits[p/64] |= 1 << (p % 64)
@@ -61,10 +63,14 @@ func (b *Bloom) Add(v []byte) {
 
 // MayContain reports whether v may be in the set; false is certain.
 func (b *Bloom) MayContain(v []byte) bool {
+	return b.mayContainHash(Hash(v))
+}
+
+// mayContainHash is MayContain for the value of hash h.
+func (b *Bloom) mayContainHash(h uint64) bool {
 	if b == nil || len(b.bits) == 0 {
 		return true // no filter: cannot rule anything out
 	}
-	h := Hash(v)
 	for i := range b.k {
 		p := b.position(h, i)
 		if b.bits[p/64]&(1<<(p%64)) == 0 {

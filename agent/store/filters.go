@@ -24,11 +24,12 @@ const FilterDir = "filters"
 // the agent attests, holds their sizes and digests, so a reader checks
 // the bits it loads: a filter that does not match is not used and the
 // segment is read whole. A tampered filter file costs a scan, it cannot
-// hide records.
+// hide records. Since v4, the member table follows (see MemberRef).
 type Filters struct {
-	K          uint32    `json:"k"`
-	Leads      FilterRef `json:"leads"`
-	Pseudonyms FilterRef `json:"pseudonyms"`
+	K          uint32     `json:"k"`
+	Leads      FilterRef  `json:"leads"`
+	Pseudonyms FilterRef  `json:"pseudonyms"`
+	Members    *MemberRef `json:"members,omitempty"`
 }
 
 // FilterRef sizes and attests one filter in a segment's filter file.
@@ -65,8 +66,14 @@ func (b *Bloom) words() []byte {
 // writeFilters makes a segment's filter file durable (a temporary file,
 // fsync, rename, the directory synced): before the index line that
 // points to it, so that no entry names filters a crash lost.
-func writeFilters(dir, segment string, leads, pseudonyms *Bloom) error {
-	return atomicfile.WriteFile(filepath.Join(dir, FilterPath(segment)), append(leads.words(), pseudonyms.words()...), 0o600)
+// members is the attested member section and the compressed offsets
+// after it (nil for a segment of one member).
+func writeFilters(dir, segment string, leads, pseudonyms *Bloom, members ...[]byte) error {
+	raw := append(leads.words(), pseudonyms.words()...)
+	for _, m := range members {
+		raw = append(raw, m...)
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, FilterPath(segment)), raw, 0o600)
 }
 
 // removeFilters deletes a segment's filter file, if any.
@@ -134,16 +141,57 @@ func CheckFilters(dir string, e *IndexEntry) error {
 	if _, err := PseudonymFilter(dir, e); err != nil {
 		return err
 	}
+	want := 8 * int64(e.Filters.Leads.Words+e.Filters.Pseudonyms.Words)
+	if ref := e.Filters.Members; ref != nil {
+		ms, err := Members(dir, e)
+		if err != nil {
+			return err
+		}
+		if err := checkOffsets(dir, e, ms); err != nil {
+			return err
+		}
+		want += int64(ref.Bytes) + 8*int64(ref.Count)
+	}
 	fi, err := os.Stat(filepath.Join(dir, FilterPath(e.Segment)))
-	if err == nil && fi.Size() != 8*int64(e.Filters.Leads.Words+e.Filters.Pseudonyms.Words) {
-		return fmt.Errorf("%w: %s has %d bytes, the entry says %d", ErrFilter, FilterPath(e.Segment), fi.Size(), 8*(e.Filters.Leads.Words+e.Filters.Pseudonyms.Words))
+	if err == nil && fi.Size() != want {
+		return fmt.Errorf("%w: %s has %d bytes, the entry says %d", ErrFilter, FilterPath(e.Segment), fi.Size(), want)
 	}
 	return err
 }
 
+// checkOffsets holds the member table's compressed offsets, which no
+// entry attests, to the segment: a gzip header at each, and before the
+// next one (or the end) the trailer of a member of the size the table
+// says. Two small reads a member; a query reading a member checks more.
+func checkOffsets(dir string, e *IndexEntry, ms []Member) error {
+	f, err := os.Open(filepath.Join(dir, e.Segment))
+	if err != nil {
+		return nil // the segment's own problem: verify reports it
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	var b [4]byte
+	for i, m := range ms {
+		end, gzEnd := e.Bytes, fi.Size()
+		if i+1 < len(ms) {
+			end, gzEnd = ms[i+1].Offset, ms[i+1].GZ
+		}
+		_, err1 := f.ReadAt(b[:2], m.GZ)
+		head := b[0] == 0x1f && b[1] == 0x8b
+		_, err2 := f.ReadAt(b[:], gzEnd-4)
+		if err1 != nil || err2 != nil || !head || gzEnd-m.GZ < 18 || binary.LittleEndian.Uint32(b[:]) != uint32(end-m.Offset) {
+			return fmt.Errorf("%w: %s: member %d is not at the compressed offset its table gives", ErrFilter, FilterPath(e.Segment), i)
+		}
+	}
+	return nil
+}
+
 // Intact reports whether the compressed segment e describes, in the store
-// in dir, ends with the gzip trailer of e.Bytes bytes (its size modulo
-// 2^32): a check of a few bytes that it was not truncated or replaced
+// in dir, ends with the gzip trailer of its last member (e.Bytes bytes
+// for a segment of one member; the size modulo 2^32): a check of a few bytes that it was not truncated or replaced
 // since it was indexed, for readers that answer from the entry alone.
 func Intact(dir string, e *IndexEntry) bool {
 	f, err := os.Open(filepath.Join(dir, e.Segment))
@@ -159,5 +207,9 @@ func Intact(dir string, e *IndexEntry) bool {
 	if _, err := f.ReadAt(trailer[:], fi.Size()-4); err != nil {
 		return false
 	}
-	return binary.LittleEndian.Uint32(trailer[:]) == uint32(e.Bytes)
+	last := int64(0) // the last member's size is in the trailer
+	if e.Filters != nil && e.Filters.Members != nil {
+		last = e.Filters.Members.Last
+	}
+	return binary.LittleEndian.Uint32(trailer[:]) == uint32(e.Bytes-last)
 }

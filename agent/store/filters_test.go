@@ -24,7 +24,7 @@ func indexed(t *testing.T, n uint64) (string, map[string]IndexEntry) {
 		}
 	}
 	s.Close()
-	if err := CompressRotated(dir); err != nil {
+	if err := CompressRotated(Options{Dir: dir}); err != nil {
 		t.Fatal(err)
 	}
 	index, err := ReadIndex(dir)
@@ -150,7 +150,7 @@ func TestSummaryOnlyWhenExact(t *testing.T) {
 	line := func(seq int, wf string) []byte {
 		return fmt.Appendf(nil, `{"seq":%d,"timestamp":"2026-01-01T00:00:00Z","event_type":"t","actor":"","lead_id":"","workflow":%q,"details":{},"epoch":0,"prev":"","signature":"00"}`, seq, wf)
 	}
-	ix := newIndexer("s", 1<<20)
+	ix := newIndexer("s", 1<<20, 0)
 	for i := range maxSummaryKeys {
 		ix.add(line(i+1, fmt.Sprint("w", i)))
 	}
@@ -158,7 +158,7 @@ func TestSummaryOnlyWhenExact(t *testing.T) {
 	if ix.entry.Summary == nil || len(ix.entry.Summary.Workflows) != maxSummaryKeys {
 		t.Fatalf("%d workflows: summary %v", maxSummaryKeys, ix.entry.Summary)
 	}
-	ix = newIndexer("s", 1<<20)
+	ix = newIndexer("s", 1<<20, 0)
 	for i := range maxSummaryKeys + 1 {
 		ix.add(line(i+1, fmt.Sprint("w", i)))
 	}
@@ -166,7 +166,7 @@ func TestSummaryOnlyWhenExact(t *testing.T) {
 	if ix.entry.Summary != nil {
 		t.Errorf("%d workflows: a summary", maxSummaryKeys+1)
 	}
-	ix = newIndexer("s", 1<<20)
+	ix = newIndexer("s", 1<<20, 0)
 	ix.add(line(1, "w"))
 	ix.add([]byte("not a record"))
 	ix.finish()

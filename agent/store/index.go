@@ -76,6 +76,10 @@ type indexer struct {
 	lastTime   []byte // the last record's timestamp, for LastTime at finish
 	types      tally  // the entry's Types and Workflows, until finish
 	workflows  tally
+	lines      int          // lines added
+	members    *memberTable // nil: one member (index v3)
+	// memberSection is the attested part of the member table, at finish.
+	memberSection []byte
 }
 
 // Sizing the filters of a segment of a given size (they are folded down to
@@ -86,9 +90,22 @@ type indexer struct {
 // the agent matters more. 50 MB segments take 256 KiB per filter.
 const filterBytes = 256
 
-func newIndexer(name string, size int64) *indexer {
-	return &indexer{entry: IndexEntry{Segment: name, Canonical: true}, types: tally{}, workflows: tally{},
+// newIndexer indexes a segment of size bytes written in members cut at
+// memberBytes (0: one member, as before v4 of the index).
+func newIndexer(name string, size int64, memberBytes int) *indexer {
+	ix := &indexer{entry: IndexEntry{Segment: name, Canonical: true}, types: tally{}, workflows: tally{},
 		leads: newBloom(int(size / filterBytes)), pseudonyms: newBloom(int(size / filterBytes)), sum: newSummarizer()}
+	if memberBytes > 0 {
+		ix.members = newMemberTable(memberBytes)
+	}
+	return ix
+}
+
+// startMember ends the current member at a line boundary and starts the
+// next one.
+func (ix *indexer) startMember() {
+	ix.members.end()
+	ix.members.start(ix.entry.Bytes, ix.lines+1)
 }
 
 func (ix *indexer) Write(p []byte) (int, error) {
@@ -111,6 +128,11 @@ func (ix *indexer) Write(p []byte) (int, error) {
 }
 
 func (ix *indexer) add(line []byte) {
+	ix.lines++
+	var m *Member
+	if ix.members != nil {
+		m = &ix.members.cur
+	}
 	// One parse of the record's head serves the summary and the entry;
 	// a line without the record layout takes the slower field lookups.
 	h := &ix.head
@@ -122,6 +144,9 @@ func (ix *indexer) add(line []byte) {
 	}
 	if !ok {
 		return
+	}
+	if m != nil && m.Line == ix.lines {
+		m.Seq = seq
 	}
 	e := &ix.entry
 	ts, _ := record.StringField(line, "timestamp") // as written: h.Timestamp is canonical
@@ -167,7 +192,11 @@ func (ix *indexer) add(line []byte) {
 		ix.manyFlows = len(ix.workflows) > maxWorkflows
 	}
 	if len(lead) > 0 {
-		ix.leads.Add(lead)
+		hv := Hash(lead)
+		ix.leads.addHash(hv)
+		if m != nil {
+			m.Leads.addHash(hv)
+		}
 	}
 	if id, ok := record.SourceID(line); ok && len(e.Sources) < maxSources &&
 		(len(e.Sources) == 0 || e.Sources[len(e.Sources)-1] != string(id)) && !slices.Contains(e.Sources, string(id)) {
@@ -178,7 +207,11 @@ func (ix *indexer) add(line []byte) {
 		if !ok {
 			break
 		}
-		ix.pseudonyms.Add(tok)
+		hv := Hash(tok)
+		ix.pseudonyms.addHash(hv)
+		if m != nil {
+			m.Pseudonyms.addHash(hv)
+		}
 		rest = after
 	}
 }
@@ -233,6 +266,10 @@ func (ix *indexer) finish() {
 	ix.leads.fold()
 	ix.pseudonyms.fold()
 	e.Filters = &Filters{K: ix.leads.k, Leads: filterRef(ix.leads.words()), Pseudonyms: filterRef(ix.pseudonyms.words())}
+	if ix.members != nil {
+		ix.members.end()
+		ix.memberSection, e.Filters.Members = ix.members.section()
+	}
 	e.Summary = ix.sum.summary()
 }
 

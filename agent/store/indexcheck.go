@@ -10,18 +10,32 @@ import (
 // compressor built it, to hold the index file to the segment: an edited
 // index would make queries skip segments that hold matches.
 type IndexCheck struct {
-	want IndexEntry
-	ix   *indexer
+	want     IndexEntry
+	ix       *indexer
+	size     int64 // where members are cut, 0 for one member
+	inMember int64 // bytes in the current member
 }
 
 // NewIndexCheck starts checking entry, the index's entry for a segment.
 func NewIndexCheck(entry IndexEntry) *IndexCheck {
-	return &IndexCheck{want: entry, ix: newIndexer(entry.Segment, entry.Bytes)}
+	c := &IndexCheck{want: entry}
+	if f := entry.Filters; f != nil && f.Members != nil && f.Members.Size > 0 {
+		c.size = int64(f.Members.Size)
+	}
+	c.ix = newIndexer(entry.Segment, entry.Bytes, int(c.size))
+	return c
 }
 
-// Add takes the segment's next line (without its newline).
+// Add takes the segment's next line (without its newline). Members are
+// cut as the compressor cuts them (memberWriter): after the first line
+// that brings one to the entry's size.
 func (c *IndexCheck) Add(line []byte) {
+	if c.size > 0 && c.inMember >= c.size {
+		c.ix.startMember()
+		c.inMember = 0
+	}
 	c.ix.entry.Bytes += int64(len(line)) + 1
+	c.inMember += int64(len(line)) + 1
 	c.ix.add(line)
 }
 

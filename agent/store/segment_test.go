@@ -124,7 +124,7 @@ func TestOpenSegmentCompressedSinceListing(t *testing.T) {
 	writeFile(t, filepath.Join(dir, SegmentName(1, ActiveExt)), []byte(rec(1)+"\n"+rec(2)+"\n"))
 	writeFile(t, filepath.Join(dir, SegmentName(3, ActiveExt)), []byte(rec(3)+"\n"))
 	segs, _ := List(dir)
-	if err := CompressRotated(dir); err != nil {
+	if err := CompressRotated(Options{Dir: dir}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := OpenSegment(dir, segs[0])
@@ -197,7 +197,7 @@ func TestReaderFollowsTheStore(t *testing.T) {
 	}
 	appendN(t, s, 11, 40) // rotates several times
 	s.Close()
-	if err := CompressRotated(dir); err != nil {
+	if err := CompressRotated(Options{Dir: dir}); err != nil {
 		t.Fatal(err)
 	}
 	f, _ := os.OpenFile(filepath.Join(dir, s.ActiveSegment()), os.O_WRONLY|os.O_APPEND, 0)

@@ -56,8 +56,12 @@ type Options struct {
 	// The collector uses it so that its index never contradicts the
 	// index records of the agent it copies.
 	KeepIndexLine func(segment string, line []byte) bool
-	Logger        *slog.Logger
-	Now           func() time.Time
+	// MemberBytes is where compression cuts a segment into gzip members
+	// (see DefaultMemberBytes, the value for 0); negative writes one
+	// member, as before v4 of the index. For tests and measurements.
+	MemberBytes int
+	Logger      *slog.Logger
+	Now         func() time.Time
 }
 
 // Segment file name suffixes.

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/tailseal/tailseal/agent/store"
 )
 
 // extVerifier is testdata/extverify, built once: a checker of the store's
@@ -95,6 +97,12 @@ func TestExternalVerifier(t *testing.T) {
 	d, _, vkey := makeTreeLog(t)
 	if gz, _ := filepath.Glob(filepath.Join(d, "store", "*.jsonl.gz")); len(gz) < 5 {
 		t.Fatalf("%d compressed segments, want 5 or more", len(gz))
+	}
+	index, _ := store.ReadIndex(filepath.Join(d, "store"))
+	for name, e := range index {
+		if e.Filters == nil || e.Filters.Members == nil || e.Filters.Members.Count < 2 {
+			t.Fatalf("%s is not in gzip members: %+v", name, e.Filters)
+		}
 	}
 	if out, code := ext(t, "roots", vkey, d); code != 0 || !strings.Contains(out, "compressed") {
 		t.Fatalf("roots: exit %d: %s", code, out)

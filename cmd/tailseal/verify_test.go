@@ -22,6 +22,7 @@ import (
 
 	"filippo.io/age"
 	"github.com/tailseal/tailseal/agent"
+	"github.com/tailseal/tailseal/agent/benchdata"
 	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/record"
@@ -193,6 +194,22 @@ func writeSeg(t *testing.T, path string, lines []string) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// rewriteSeg is writeSeg by a thief who covers their tracks: a
+// compressed segment goes back to its uncompressed name (and loses its
+// filter file) for store.CompressRotated to compress it again.
+func rewriteSeg(t *testing.T, path string, lines []string) {
+	t.Helper()
+	base, ok := strings.CutSuffix(path, store.CompressedExt)
+	if !ok {
+		writeSeg(t, path, lines)
+		return
+	}
+	dir := filepath.Dir(path)
+	os.Remove(filepath.Join(dir, store.FilterPath(filepath.Base(path))))
+	os.Remove(path)
+	writeSeg(t, base+store.ActiveExt, lines)
 }
 
 func segments(t *testing.T, dataDir string) []string {
@@ -486,11 +503,16 @@ func stolenKeyCannotResign(t *testing.T, p pristine) {
 			prev = base64.StdEncoding.EncodeToString(sum[:])
 		}
 		if started {
-			writeSeg(t, seg, lines)
+			rewriteSeg(t, seg, lines)
 		}
 	}
 	if !started {
 		t.Fatal("the store has no event in epochs 1 to 4")
+	}
+	// and compresses them as the agent does, so that the gzip members
+	// are where the filter files say
+	if err := store.CompressRotated(store.Options{Dir: filepath.Join(d, "store")}); err != nil {
+		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(d, "checkpoints.jsonl")) // the thief drops the witnesses' evidence too
 	code, fs, stderr := verifyStore(t, d, p.keyEnv)
@@ -584,7 +606,7 @@ func TestVerifyReadsASegmentCompressedSinceTheListing(t *testing.T) {
 	if err != nil || len(segs) < 3 || src.segs[segs[len(segs)-2].Name].Compressed {
 		t.Fatalf("want rotated segments not compressed yet: %+v (%v)", segs, err)
 	}
-	if err := store.CompressRotated(dir); err != nil {
+	if err := store.CompressRotated(store.Options{Dir: dir}); err != nil {
 		t.Fatal(err)
 	}
 	n := 0
@@ -715,7 +737,7 @@ func TestEditedIndexAttested(t *testing.T) {
 // each unattested line to its segment, read again.
 func TestEditedIndexUnattested(t *testing.T) {
 	data, dir := handStore(t, "stop")
-	if err := store.CompressRotated(dir); err != nil {
+	if err := store.CompressRotated(store.Options{Dir: dir}); err != nil {
 		t.Fatal(err)
 	}
 	key := "TAILSEAL_HMAC_KEY=" + hex.EncodeToString(cliHMACKey)
@@ -790,5 +812,88 @@ func TestChangedFilterFile(t *testing.T) {
 	}
 	if code, fs, stderr := verifyStore(t, d); code != 1 || len(fs) != 1 || fs[0].Kind != "index mismatch" || fs[0].Seq != e.FirstSeq {
 		t.Errorf("verify with a changed filter: exit %d, %v, %s", code, fs, stderr)
+	}
+}
+
+// memberStore builds the cli store's events with compression cutting
+// members at memberBytes (negative: one member, an index v3 store).
+func memberStore(t *testing.T, memberBytes int) string {
+	t.Helper()
+	d := filepath.Join(t.TempDir(), "data")
+	err := benchdata.BuildStore(benchdata.StoreOptions{DataDir: d, Events: 6000,
+		Start: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Step: time.Minute,
+		SegmentMax: 64 << 10, HMACKey: cliHMACKey, PIIKey: cliPIIKey, MemberBytes: memberBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// Segments in gzip members answer lead and subject queries as a store of
+// one-member segments (index v3) does. A member table or member filter
+// changed by hand, or offsets that point elsewhere: the query reads the
+// segment, finds every record and says why; verify reports it.
+func TestChangedMemberTable(t *testing.T) {
+	v3, members := memberStore(t, -1), memberStore(t, 2<<10)
+	queries := [][]string{
+		{"query", "--lead", "LEAD-0000600", "--json"},
+		{"query", "--subject", "Lead7@Example.com", "--json"},
+		{"query", "--subject", "nobody@example.com", "--json"},
+		{"query", "--lead", "LEAD-0000600", "--subject", "lead3000@example.com", "--json"},
+	}
+	for _, q := range queries {
+		want, wantErr, wantCode := cli(t, v3, q...)
+		got, errOut, code := cli(t, members, q...)
+		if got != want || code != wantCode || errOut != wantErr {
+			t.Errorf("%v: exit %d, %d lines (%s); the v3 store: exit %d, %d lines", q, code, strings.Count(got, "\n"), errOut, wantCode, strings.Count(want, "\n"))
+		}
+	}
+	if code, fs, stderr := verifyStore(t, members); code != 0 {
+		t.Fatalf("untouched: exit %d %v %s", code, fs, stderr)
+	}
+	const lead = "LEAD-0000600" // events 3000 to 3004
+	want, _, _ := cli(t, v3, "query", "--lead", lead, "--json")
+	for _, c := range []struct {
+		name, problem string
+		edit          func(b []byte, f *store.Filters)
+	}{
+		{"member filters cleared", "cannot be used", func(b []byte, f *store.Filters) {
+			rows := 8*(f.Leads.Words+f.Pseudonyms.Words) + 32*f.Members.Count
+			clear(b[rows : rows+f.Members.Bytes-32*f.Members.Count])
+		}},
+		{"compressed offsets shifted", "member", func(b []byte, f *store.Filters) {
+			off := b[8*(f.Leads.Words+f.Pseudonyms.Words)+f.Members.Bytes:]
+			for i := 8; i < 8*f.Members.Count; i++ {
+				off[i]++
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := filepath.Join(t.TempDir(), "data")
+			copyDir(t, members, d)
+			dir := filepath.Join(d, "store")
+			segs, _ := store.List(dir)
+			index, _ := store.ReadIndex(dir)
+			var e store.IndexEntry
+			for _, seg := range segs {
+				if seg.First <= 3002 {
+					e = index[seg.Name]
+				}
+			}
+			if e.Filters == nil || e.Filters.Members == nil || e.Filters.Members.Count < 10 || strings.Count(want, "\n") != 5 {
+				t.Fatalf("entry %+v, %q", e, want)
+			}
+			path := filepath.Join(dir, store.FilterPath(e.Segment))
+			b, _ := os.ReadFile(path)
+			c.edit(b, e.Filters)
+			os.WriteFile(path, b, 0o600)
+			got, errOut, code := cli(t, d, "query", "--lead", lead, "--json")
+			if got != want || code != 1 || !strings.Contains(errOut, c.problem) {
+				t.Errorf("query: exit %d, %d records, %s", code, strings.Count(got, "\n"), errOut)
+			}
+			if code, fs, stderr := verifyStore(t, d); code != 1 || len(fs) != 1 || fs[0].Kind != "index mismatch" || fs[0].Seq != e.FirstSeq {
+				t.Errorf("verify: exit %d, %v, %s", code, fs, stderr)
+			}
+		})
 	}
 }

@@ -1,0 +1,218 @@
+package store
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const testMemberBytes = 4 << 10
+
+// membered writes 600 records, some longer than a member, into 64 KiB
+// segments cut into members of testMemberBytes, compressed through the
+// store's rotation, and returns the store dir, its index and each
+// compressed segment's bytes as they were written.
+func membered(t *testing.T) (string, map[string]IndexEntry, map[string][]byte) {
+	t.Helper()
+	dir := t.TempDir()
+	s, _ := open(t, Options{Dir: dir, SegmentMax: 64 << 10, MemberBytes: testMemberBytes})
+	var all []byte
+	starts := map[uint64]int{}
+	for seq := uint64(1); seq <= 600; seq++ {
+		pad := strings.Repeat("x", int(seq*37%300))
+		if seq%97 == 0 {
+			pad = strings.Repeat("y", 2*testMemberBytes) // a line longer than a member
+		}
+		line := fmt.Sprintf(`{"seq":%d,"timestamp":"2026-01-01T00:00:00Z","event_type":"t","actor":"","lead_id":"LEAD-%d","workflow":"w","details":{"email":"<email:%012x>","pad":"%s"},"source":{"file":"a","id":"x","offset":0,"length":1},"epoch":0,"prev":"","signature":"00"}`,
+			seq, seq/10, seq, pad)
+		starts[seq] = len(all)
+		all = append(append(all, line...), '\n')
+		if err := s.Append([]byte(line+"\n"), seq, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	if err := CompressRotated(Options{Dir: dir, MemberBytes: testMemberBytes}); err != nil {
+		t.Fatal(err)
+	}
+	index, err := ReadIndex(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := map[string][]byte{}
+	for name, e := range index {
+		end := len(all)
+		if s, ok := starts[e.LastSeq+1]; ok {
+			end = s
+		}
+		content[name] = all[starts[e.FirstSeq]:end]
+	}
+	if len(index) < 3 {
+		t.Fatalf("%d compressed segments", len(index))
+	}
+	return dir, index, content
+}
+
+// A compressed segment is gzip members cut at the first line boundary
+// after testMemberBytes, and still one gzip file: Go's reader and zcat
+// read it whole, byte for byte what was written, and each member read
+// alone from its compressed offset is the table's slice of it.
+func TestMembersCutAtLineBoundaries(t *testing.T) {
+	dir, index, content := membered(t)
+	zcat, _ := exec.LookPath("zcat")
+	for name, e := range index {
+		want := content[name]
+		f, _ := os.Open(filepath.Join(dir, name))
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(zr)
+		f.Close()
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: gzip.Reader reads %d bytes (%v), %d were written", name, len(got), err, len(want))
+		}
+		if zcat != "" {
+			if got, err := exec.Command(zcat, filepath.Join(dir, name)).Output(); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("%s: zcat reads %d bytes (%v), %d were written", name, len(got), err, len(want))
+			}
+		}
+		ms, err := Members(dir, &e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) < 5 || e.Filters.Members.Size != testMemberBytes || !Intact(dir, &e) {
+			t.Fatalf("%s: %d members, size %d, intact %v", name, len(ms), e.Filters.Members.Size, Intact(dir, &e))
+		}
+		raw, _ := os.ReadFile(filepath.Join(dir, name))
+		for i, m := range ms {
+			end, gzEnd := int64(len(want)), int64(len(raw))
+			if i+1 < len(ms) {
+				end, gzEnd = ms[i+1].Offset, ms[i+1].GZ
+			}
+			part := want[m.Offset:end]
+			lastLine := part[bytes.LastIndexByte(part[:len(part)-1], '\n')+1:]
+			if part[len(part)-1] != '\n' || m.Offset > 0 && want[m.Offset-1] != '\n' ||
+				i+1 < len(ms) && (len(part) < testMemberBytes || len(part)-len(lastLine) >= testMemberBytes) {
+				t.Fatalf("%s member %d: %d bytes, its last line %d: not cut at the first line end after %d", name, i, len(part), len(lastLine), testMemberBytes)
+			}
+			if line := bytes.Count(want[:m.Offset], []byte{'\n'}) + 1; m.Line != line || m.Seq != e.FirstSeq+uint64(line-1) {
+				t.Fatalf("%s member %d: line %d seq %d, want line %d", name, i, m.Line, m.Seq, line)
+			}
+			zr, err := gzip.NewReader(bytes.NewReader(raw[m.GZ:gzEnd]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			zr.Multistream(false)
+			alone, err := io.ReadAll(zr)
+			if err != nil || !bytes.Equal(alone, part) {
+				t.Fatalf("%s member %d read alone: %d bytes (%v), want %d", name, i, len(alone), err, len(part))
+			}
+			if !m.Leads.MayContain(fmt.Appendf(nil, "LEAD-%d", m.Seq/10)) || !m.Pseudonyms.MayContain(fmt.Appendf(nil, "<email:%012x>", m.Seq)) {
+				t.Fatalf("%s member %d: its first record is not in its filters", name, i)
+			}
+		}
+		if err := CheckFilters(dir, &e); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// IndexCheck cuts members as the compressor does, so it holds an entry's
+// member table (and its size) to the segment's lines.
+func TestIndexCheckOfMembers(t *testing.T) {
+	dir, index, _ := membered(t)
+	segs, _ := List(dir)
+	check := func(e IndexEntry) string {
+		c := NewIndexCheck(e)
+		ScanSegment(dir, segs[1], func(_ Segment, _ int, line []byte) error { c.Add(line); return nil })
+		return c.Mismatch()
+	}
+	e := index[segs[1].Name]
+	if d := check(e); d != "" {
+		t.Fatalf("untouched entry: %s", d)
+	}
+	for _, edit := range []func(r *MemberRef){
+		func(r *MemberRef) { r.Size *= 2 },
+		func(r *MemberRef) { r.SHA256 = IndexDigest(nil) },
+		func(r *MemberRef) { r.Last-- },
+	} {
+		edited := e
+		f, ref := *e.Filters, *e.Filters.Members
+		edit(&ref)
+		f.Members, edited.Filters = &ref, &f
+		if check(edited) == "" {
+			t.Errorf("an edited member reference %+v passes the check", ref)
+		}
+	}
+}
+
+// Members whose compressed offsets point elsewhere are found out as they
+// are read; the segment is then read whole, and every line goes to fn
+// once.
+func TestScanMembersFallsBack(t *testing.T) {
+	dir, index, content := membered(t)
+	segs, _ := List(dir)
+	seg := segs[1]
+	e := index[seg.Name]
+	path := filepath.Join(dir, FilterPath(e.Segment))
+	raw, _ := os.ReadFile(path)
+	off := raw[8*(e.Filters.Leads.Words+e.Filters.Pseudonyms.Words)+e.Filters.Members.Bytes:]
+	for i := 3; i < e.Filters.Members.Count; i++ { // from member 3 on
+		binary.LittleEndian.PutUint64(off[8*i:], binary.LittleEndian.Uint64(off[8*i:])+1)
+	}
+	os.WriteFile(path, raw, 0o600)
+	if err := CheckFilters(dir, &e); err == nil {
+		t.Error("CheckFilters: shifted offsets are fine")
+	}
+	ms, err := Members(dir, &e) // the attested part is intact
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := content[seg.Name]
+	member := func(i int) []byte {
+		if i+1 < len(ms) {
+			return whole[ms[i].Offset:ms[i+1].Offset]
+		}
+		return whole[ms[i].Offset:]
+	}
+	const bad = 2 // its end, member 3's offset, is off by one
+	for _, want := range [][]int{{0, 1}, {0, 1, 2, 3, 4}, {1, 4}, {3}} {
+		var got []byte
+		mismatch, err := ScanMembers(dir, seg, &e, ms, want, func(_ Segment, _ int, line []byte) error {
+			got = append(append(got, line...), '\n')
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The members read before the first mismatch, then the rest of
+		// the segment without them.
+		var expect []byte
+		read := map[int]bool{}
+		for _, i := range want {
+			if i >= bad {
+				break
+			}
+			read[i] = true
+			expect = append(expect, member(i)...)
+		}
+		if len(read) < len(want) {
+			for i := range ms {
+				if !read[i] {
+					expect = append(expect, member(i)...)
+				}
+			}
+		}
+		if (mismatch != nil) != (len(read) < len(want)) || !bytes.Equal(got, expect) {
+			t.Errorf("members %v: mismatch %v, %d bytes, want %d: every line once", want, mismatch, len(got), len(expect))
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/tailseal/tailseal/signer/record"
+)
+
+// ErrMember means a member of a compressed segment is not what its table
+// says: the table's compressed offsets are not attested, so a reader
+// holds every member it reads to the attested rest of the row.
+var ErrMember = errors.New("segment member does not match its table")
+
+// maxMemberBytes bounds what a member read takes in memory.
+const maxMemberBytes = 64 << 20
+
+// ScanMembers is ScanSegment over the members of a compressed segment
+// that want lists (indexes into ms, ascending), ms being the segment's
+// table (Members) and e its index entry. Each member is decompressed and
+// held to its row (length, lines, first seq) before its lines go to fn.
+// When one does not match, the rest of the segment is read whole, the
+// lines of the members already given to fn left out, and mismatch says
+// what was wrong: fn still sees every line of the members wanted, and
+// maybe more. err is an error of reading (a *SegmentError) or of fn.
+func ScanMembers(dir string, seg Segment, e *IndexEntry, ms []Member, want []int, fn func(seg Segment, lineNo int, line []byte) error) (mismatch, err error) {
+	f, err := os.Open(filepath.Join(dir, seg.Name))
+	if err != nil {
+		return nil, &SegmentError{Segment: seg.Name, Err: err}
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, &SegmentError{Segment: seg.Name, Err: err}
+	}
+	var zr gzip.Reader
+	var buf []byte
+	br := bufio.NewReaderSize(nil, 64<<10)
+	for n, i := range want {
+		buf, err = readMember(f, fi.Size(), e, ms, i, &zr, br, buf)
+		if errors.Is(err, ErrMember) {
+			return fmt.Errorf("member %d: %w", i, err), scanRest(dir, seg, ms, want[:n], fn)
+		}
+		if err != nil {
+			return nil, &SegmentError{Segment: seg.Name, Line: ms[i].Line, Err: err}
+		}
+		lineNo := ms[i].Line
+		for rest := buf; len(rest) > 0; lineNo++ {
+			line := rest
+			if j := bytes.IndexByte(rest, '\n'); j >= 0 {
+				line, rest = rest[:j], rest[j+1:]
+			} else {
+				rest = nil
+			}
+			if err := fn(seg, lineNo, line); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return nil, nil
+}
+
+// readMember decompresses member i into buf and holds it to its row.
+func readMember(f *os.File, size int64, e *IndexEntry, ms []Member, i int, zr *gzip.Reader, br *bufio.Reader, buf []byte) ([]byte, error) {
+	m := &ms[i]
+	end, gzEnd, lines := e.Bytes, size, -1
+	if i+1 < len(ms) {
+		end, gzEnd, lines = ms[i+1].Offset, ms[i+1].GZ, ms[i+1].Line-m.Line
+	}
+	n := end - m.Offset
+	if n <= 0 || n > maxMemberBytes || gzEnd <= m.GZ {
+		return buf, fmt.Errorf("%w: %d bytes from compressed offset %d to %d", ErrMember, n, m.GZ, gzEnd)
+	}
+	br.Reset(io.NewSectionReader(f, m.GZ, gzEnd-m.GZ))
+	if err := zr.Reset(br); err != nil {
+		return buf, fmt.Errorf("%w: %v", ErrMember, err)
+	}
+	zr.Multistream(false)
+	buf = slices.Grow(buf[:0], int(n)+1)[:n+1]
+	got, err := io.ReadFull(zr, buf)
+	switch {
+	case err == nil || int64(got) < n && err == io.ErrUnexpectedEOF:
+		return buf, fmt.Errorf("%w: %d bytes, the table says %d", ErrMember, got, n)
+	case err != io.ErrUnexpectedEOF:
+		return buf, fmt.Errorf("%w: %v", ErrMember, err)
+	}
+	buf = buf[:n]
+	if _, err := br.ReadByte(); err != io.EOF {
+		return buf, fmt.Errorf("%w: it does not end where the next one begins", ErrMember)
+	}
+	if lines >= 0 && (buf[n-1] != '\n' || bytes.Count(buf, []byte{'\n'}) != lines) {
+		return buf, fmt.Errorf("%w: not %d whole lines", ErrMember, lines)
+	}
+	first, _, _ := bytes.Cut(buf, []byte{'\n'})
+	if seq, ok := record.Seq(first); ok != (m.Seq != 0) || seq != m.Seq {
+		return buf, fmt.Errorf("%w: its first line is seq %d, the table says %d", ErrMember, seq, m.Seq)
+	}
+	return buf, nil
+}
+
+// scanRest reads the segment whole, leaving out the lines of the members
+// done already.
+func scanRest(dir string, seg Segment, ms []Member, done []int, fn func(seg Segment, lineNo int, line []byte) error) error {
+	return ScanSegment(dir, seg, func(seg Segment, lineNo int, line []byte) error {
+		for _, i := range done {
+			if lineNo >= ms[i].Line && (i+1 == len(ms) || lineNo < ms[i+1].Line) {
+				return nil
+			}
+		}
+		return fn(seg, lineNo, line)
+	})
+}
