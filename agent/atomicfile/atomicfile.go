@@ -10,6 +10,12 @@ import (
 // WriteFile writes data to path through a synced temporary file and a
 // rename, so that a crash leaves either the old or the new content.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return WriteParts(path, perm, data)
+}
+
+// WriteParts is WriteFile of the concatenation of parts, written one
+// after the other rather than copied together first.
+func WriteParts(path string, perm os.FileMode, parts ...[]byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -24,9 +30,11 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 		f.Close()
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
+	for _, data := range parts {
+		if _, err := f.Write(data); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()

@@ -125,7 +125,7 @@ func (s *Store) compress(name string) error {
 	if indexed {
 		var members [][]byte
 		if ix.members != nil {
-			members = [][]byte{ix.memberSection, mw.offsets()}
+			members = append(ix.memberSection, mw.offsets())
 		}
 		if err := writeFilters(s.opt.Dir, ix.entry.Segment, ix.leads, ix.pseudonyms, members...); err != nil {
 			return fmt.Errorf("write index filters: %w", err)

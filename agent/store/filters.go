@@ -66,14 +66,10 @@ func (b *Bloom) words() []byte {
 // writeFilters makes a segment's filter file durable (a temporary file,
 // fsync, rename, the directory synced): before the index line that
 // points to it, so that no entry names filters a crash lost.
-// members is the attested member section and the compressed offsets
-// after it (nil for a segment of one member).
+// members are the attested member section and the compressed offsets
+// after it (none for a segment of one member).
 func writeFilters(dir, segment string, leads, pseudonyms *Bloom, members ...[]byte) error {
-	raw := append(leads.words(), pseudonyms.words()...)
-	for _, m := range members {
-		raw = append(raw, m...)
-	}
-	return atomicfile.WriteFile(filepath.Join(dir, FilterPath(segment)), raw, 0o600)
+	return atomicfile.WriteParts(filepath.Join(dir, FilterPath(segment)), 0o600, append([][]byte{leads.words(), pseudonyms.words()}, members...)...)
 }
 
 // removeFilters deletes a segment's filter file, if any.

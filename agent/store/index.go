@@ -79,7 +79,7 @@ type indexer struct {
 	lines      int          // lines added
 	members    *memberTable // nil: one member (index v3)
 	// memberSection is the attested part of the member table, at finish.
-	memberSection []byte
+	memberSection [][]byte
 }
 
 // Sizing the filters of a segment of a given size (they are folded down to
@@ -96,7 +96,7 @@ func newIndexer(name string, size int64, memberBytes int) *indexer {
 	ix := &indexer{entry: IndexEntry{Segment: name, Canonical: true}, types: tally{}, workflows: tally{},
 		leads: newBloom(int(size / filterBytes)), pseudonyms: newBloom(int(size / filterBytes)), sum: newSummarizer()}
 	if memberBytes > 0 {
-		ix.members = newMemberTable(memberBytes)
+		ix.members = newMemberTable(memberBytes, size)
 	}
 	return ix
 }
