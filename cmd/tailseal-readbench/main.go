@@ -49,6 +49,9 @@ import (
 	"github.com/tailseal/tailseal/agent/benchdata"
 )
 
+// memberBytes is -member-bytes.
+var memberBytes int
+
 var (
 	hmacKey = bytes.Repeat([]byte{1}, 32)
 	piiKey  = bytes.Repeat([]byte{2}, 32)
@@ -68,6 +71,7 @@ func main() {
 	rebuild := flag.Bool("rebuild", false, "with -data: remove the store there and build it again")
 	verifyOld := flag.String("verify", "", "only time `verify` of the store: -bin against this other binary, alternated")
 	rounds := flag.Int("rounds", 5, "with -verify: rounds, each verifying with both binaries")
+	flag.IntVar(&memberBytes, "member-bytes", 0, "when building a store: cut compressed segments into gzip members of this many bytes (0: the store's default, store.DefaultMemberBytes)")
 	flag.Parse()
 	if *proofsOnly && *dataDir != "" {
 		if err := proofs(*bin, *dataDir, *events); err != nil {
@@ -150,7 +154,7 @@ func ensureStore(events int, data string) (string, func(), error) {
 	cs, err := checkpointKey(data)
 	if err == nil {
 		err = benchdata.BuildStore(benchdata.StoreOptions{DataDir: data, Events: events, Start: start, Step: step,
-			SegmentMax: 50 << 20, HMACKey: hmacKey, PIIKey: piiKey, Checkpoint: cs})
+			SegmentMax: 50 << 20, HMACKey: hmacKey, PIIKey: piiKey, Checkpoint: cs, MemberBytes: memberBytes})
 	}
 	if err != nil {
 		cleanup()

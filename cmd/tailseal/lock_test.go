@@ -44,7 +44,7 @@ func TestOneAgentPerDataDir(t *testing.T) {
 	e.waitStored(200)
 	before := dirState(t, e.dataDir)
 	second := e.start()
-	if code := second.waitExit(t, time.Second); code != 2 {
+	if code := second.waitExit(t, 15*time.Second); code != 2 {
 		t.Errorf("second agent: exit %d, want 2", code)
 	}
 	msg := second.stderr.String()
@@ -61,22 +61,21 @@ func TestOneAgentPerDataDir(t *testing.T) {
 	first.stop(t)
 	e.checkExactly(s, 400)
 
-	// Started together on a new data dir: exactly one runs.
+	// Started together on a new data dir: one exits, the other runs (it
+	// stores the lines below; had both exited, it would not). A fixed
+	// wait for the loser to exit failed on a loaded machine.
 	e2 := newEnv(t)
 	a, b := e2.start(), e2.start()
 	var running *proc
-	codes := 0
-	for _, p := range []*proc{a, b} {
-		select {
-		case <-p.done:
-			p.done <- nil
-			codes++
-		case <-time.After(1500 * time.Millisecond):
-			running = p
-		}
-	}
-	if codes != 1 || running == nil {
-		t.Fatalf("%d of two agents started together exited, want exactly 1", codes)
+	select {
+	case <-a.done:
+		a.done <- nil
+		running = b
+	case <-b.done:
+		b.done <- nil
+		running = a
+	case <-time.After(30 * time.Second):
+		t.Fatal("neither of two agents started together on one data dir exited")
 	}
 	w2 := newWriter(t, e2.source)
 	for range 100 {
