@@ -79,6 +79,7 @@ type memberTable struct {
 // segment up front: grown by appends, they had cost the agent 1 MiB of
 // peak memory at each compression.
 func newMemberTable(size int, segment int64) *memberTable {
+	segment = min(max(segment, 0), 1<<30) // a guess only: an edited entry may claim anything
 	n := int(segment/int64(size)) + 1
 	t := &memberTable{size: size, leadBits: newBloom(size / filterBytes).bits, tokBits: newBloom(size / memberTokenBytes).bits,
 		rows: make([]byte, 0, n*memberRowSize), bits: make([]byte, 0, segment/recordsPerFilterByte)}
@@ -236,8 +237,13 @@ func Members(dir string, e *IndexEntry) ([]Member, error) {
 		return nil, fmt.Errorf("%w: %v", ErrFilter, err)
 	}
 	defer f.Close()
+	at := 8 * int64(e.Filters.Leads.Words+e.Filters.Pseudonyms.Words)
+	if fi, err := f.Stat(); err != nil || at < 0 || fi.Size() < at+int64(ref.Bytes+8*ref.Count) {
+		// before allocating what an edited entry claims
+		return nil, fmt.Errorf("%w: %s is shorter than its entry says", ErrFilter, FilterPath(e.Segment))
+	}
 	raw := make([]byte, ref.Bytes+8*ref.Count)
-	if _, err := f.ReadAt(raw, 8*int64(e.Filters.Leads.Words+e.Filters.Pseudonyms.Words)); err != nil {
+	if _, err := f.ReadAt(raw, at); err != nil {
 		return nil, fmt.Errorf("%w: %s: members: %v", ErrFilter, FilterPath(e.Segment), err)
 	}
 	section, offsets := raw[:ref.Bytes], raw[ref.Bytes:]
