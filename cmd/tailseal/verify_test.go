@@ -781,6 +781,20 @@ func handStore(t *testing.T, lastType string) (data, dir string) {
 	return data, dir
 }
 
+// entryHolding is the index entry of the segment of the store in dir
+// that holds seq (a zero entry when there is none).
+func entryHolding(dir string, seq uint64) store.IndexEntry {
+	segs, _ := store.List(dir)
+	index, _ := store.ReadIndex(dir)
+	var e store.IndexEntry
+	for _, seg := range segs {
+		if seg.First <= seq {
+			e = index[seg.Name]
+		}
+	}
+	return e
+}
+
 // A Bloom filter file changed by hand: verify says so; a lead lookup does
 // not trust it, reads the segment, finds every record and says why.
 func TestChangedFilterFile(t *testing.T) {
@@ -790,14 +804,7 @@ func TestChangedFilterFile(t *testing.T) {
 	d := filepath.Join(t.TempDir(), "data")
 	copyDir(t, src, d)
 	dir := filepath.Join(d, "store")
-	segs, _ := store.List(dir)
-	index, _ := store.ReadIndex(dir)
-	var e store.IndexEntry
-	for _, seg := range segs {
-		if seg.First <= 3002 {
-			e = index[seg.Name]
-		}
-	}
+	e := entryHolding(dir, 3002)
 	if e.Filters == nil || strings.Count(want, "\n") != 5 {
 		t.Fatalf("entry %+v, %q", e, want)
 	}
@@ -872,14 +879,7 @@ func TestChangedMemberTable(t *testing.T) {
 			d := filepath.Join(t.TempDir(), "data")
 			copyDir(t, members, d)
 			dir := filepath.Join(d, "store")
-			segs, _ := store.List(dir)
-			index, _ := store.ReadIndex(dir)
-			var e store.IndexEntry
-			for _, seg := range segs {
-				if seg.First <= 3002 {
-					e = index[seg.Name]
-				}
-			}
+			e := entryHolding(dir, 3002)
 			if e.Filters == nil || e.Filters.Members == nil || e.Filters.Members.Count < 10 || strings.Count(want, "\n") != 5 {
 				t.Fatalf("entry %+v, %q", e, want)
 			}
