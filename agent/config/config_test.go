@@ -93,6 +93,9 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{env: []string{"TAILSEAL_PII_PHONE_REGIONS=US,XX"}, want: `TAILSEAL_PII_PHONE_REGIONS: entry 2 ("XX") is not a two-letter region code`},
 		{env: []string{"TAILSEAL_PII_PHONE_REGIONS=DEU"}, want: `TAILSEAL_PII_PHONE_REGIONS: entry 1 ("DEU") is not a two-letter region code`},
 		{env: []string{"TAILSEAL_PII_PHONE_REGIONS=de;fr"}, want: `TAILSEAL_PII_PHONE_REGIONS: entry 1 ("de;fr") is not a two-letter region code`},
+		{env: []string{"TAILSEAL_PII_PHONE_REGIONS="}, want: `TAILSEAL_PII_PHONE_REGIONS is set but empty: unset it for the default (US,GB,DE,FR,ES,NL,PL,IT), or set it to none`},
+		{env: []string{"TAILSEAL_PII_PHONE_REGIONS= , "}, want: `TAILSEAL_PII_PHONE_REGIONS is set but empty`},
+		{env: []string{"TAILSEAL_PII_PHONE_REGIONS=none,US"}, want: `TAILSEAL_PII_PHONE_REGIONS: entry 1 ("none") is not a two-letter region code`},
 
 		{env: []string{"TAILSEAL_WEBHOOK_URLS=" + okHook + ",ftp://example.com/sEcReT"},
 			want: "TAILSEAL_WEBHOOK_URLS: entry 2 is not an http or https URL", secret: "sEcReT"},
@@ -231,7 +234,7 @@ func TestAcceptsWorkingValues(t *testing.T) {
 		{"TAILSEAL_RETENTION_DAYS=0"}, {"TAILSEAL_RETENTION_DAYS=36500"},
 		{"TAILSEAL_MAX_LINE_BYTES=1024"}, {"TAILSEAL_MAX_LINE_BYTES=16777216"},
 		{"TAILSEAL_EPOCH=1s", "TAILSEAL_CHECKPOINT_EVERY=500", "TAILSEAL_CHECKPOINT_INTERVAL=100ms", "TAILSEAL_POLL_INTERVAL=100ms"},
-		{"TAILSEAL_PII_PHONE_REGIONS=us,gb, BR"}, {"TAILSEAL_PII_PHONE_REGIONS="},
+		{"TAILSEAL_PII_PHONE_REGIONS=us,gb, BR"}, {"TAILSEAL_PII_PHONE_REGIONS=none"}, {"TAILSEAL_PII_PHONE_REGIONS= None "},
 		{"TAILSEAL_PII_MODE=hash"}, {"TAILSEAL_PII_MODE=redact"}, {"TAILSEAL_PII_MODE=mask"}, {"TAILSEAL_PII_MODE=off"}, {"TAILSEAL_PII_MODE=Mask"},
 		{"TAILSEAL_HMAC_KEY=" + hexKey, "TAILSEAL_VERIFY_KEY=" + strings.ToUpper(hexKey), "TAILSEAL_PII_KEY=" + hexKey},
 		{"TAILSEAL_CHECKPOINT_KEY=" + skey, "TAILSEAL_VERIFIER=" + vkey}, {"TAILSEAL_VERIFIER=" + vkey + "\n"},
@@ -306,9 +309,9 @@ func TestPhoneRegions(t *testing.T) {
 	if got := strings.Join(c.PhoneRegions(), ","); got != strings.Join(pii.DefaultPhoneRegions, ",") {
 		t.Errorf("default regions %s, want pii's %v", got, pii.DefaultPhoneRegions)
 	}
-	setenv(t, "TAILSEAL_PII_PHONE_REGIONS=")
+	setenv(t, "TAILSEAL_PII_PHONE_REGIONS=none")
 	if c, err = Load(); err != nil || c.PhoneRegions() == nil || len(c.PhoneRegions()) != 0 {
-		t.Errorf("empty variable: %v, %#v", err, c)
+		t.Errorf("none: %v, %#v", err, c)
 	}
 	setenv(t, "TAILSEAL_PII_PHONE_REGIONS= br ,jp")
 	if c, err = Load(); err != nil || strings.Join(c.PhoneRegions(), ",") != "BR,JP" {

@@ -140,9 +140,15 @@ func (c *Config) Validate() error {
 	if _, err := pii.ParseMode(c.PIIMode); err != nil || c.PIIMode == "" {
 		p.add("TAILSEAL_PII_MODE must be hash, redact, mask or off")
 	}
-	for i, r := range c.PIIPhoneRegions {
-		if r = strings.TrimSpace(r); r != "" && !pii.KnownPhoneRegion(r) {
-			p.add("TAILSEAL_PII_PHONE_REGIONS: entry %d (%q) is not a two-letter region code that libphonenumber knows (for example US, DE, FR)", i+1, r)
+	// Set to nothing, it would turn off national numbers unannounced
+	// (E.164 and field rules still apply): that takes "none".
+	if regions := c.PhoneRegions(); len(regions) == 0 && !c.noPhoneRegions() {
+		p.add("TAILSEAL_PII_PHONE_REGIONS is set but empty: unset it for the default (%s), or set it to none to look for no national phone numbers", strings.Join(pii.DefaultPhoneRegions, ","))
+	} else if !c.noPhoneRegions() {
+		for i, r := range c.PIIPhoneRegions {
+			if r = strings.TrimSpace(r); r != "" && !pii.KnownPhoneRegion(r) {
+				p.add("TAILSEAL_PII_PHONE_REGIONS: entry %d (%q) is not a two-letter region code that libphonenumber knows (for example US, DE, FR), or none alone", i+1, r)
+			}
 		}
 	}
 
@@ -197,15 +203,23 @@ func (c *Config) EventTypeLabels() []string {
 
 // PhoneRegions is TAILSEAL_PII_PHONE_REGIONS for pii.Options.PhoneRegions:
 // upper case, without empty entries, and not nil (nil would mean pii's
-// defaults; an empty variable means none).
+// defaults); "none" is none.
 func (c *Config) PhoneRegions() []string {
 	regions := []string{}
+	if c.noPhoneRegions() {
+		return regions
+	}
 	for _, r := range c.PIIPhoneRegions {
 		if r = strings.ToUpper(strings.TrimSpace(r)); r != "" {
 			regions = append(regions, r)
 		}
 	}
 	return regions
+}
+
+// noPhoneRegions reports whether TAILSEAL_PII_PHONE_REGIONS is "none".
+func (c *Config) noPhoneRegions() bool {
+	return len(c.PIIPhoneRegions) == 1 && strings.EqualFold(strings.TrimSpace(c.PIIPhoneRegions[0]), "none")
 }
 
 // PII is the anonymization mode that TAILSEAL_PII_MODE names. Validate

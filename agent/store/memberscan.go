@@ -26,11 +26,14 @@ const maxMemberBytes = 64 << 20
 // ScanMembers is ScanSegment over the members of a compressed segment
 // that want lists (indexes into ms, ascending), ms being the segment's
 // table (Members) and e its index entry. Each member is decompressed and
-// held to its row (length, lines, first seq) before its lines go to fn.
-// When one does not match, the rest of the segment is read whole, the
-// lines of the members already given to fn left out, and mismatch says
-// what was wrong: fn still sees every line of the members wanted, and
-// maybe more. err is an error of reading (a *SegmentError) or of fn.
+// held to its row (length, lines, first seq, its records' seqs in a
+// row) before its lines go to fn. When one does not match, the segment
+// is read whole, the records already given to fn left out by their seqs
+// (the table's offsets are not attested: in a segment edited before
+// them, its line numbers no longer point at the same lines), and
+// mismatch says what was wrong: fn sees every record of the members
+// wanted once, and maybe more. err is an error of reading (a
+// *SegmentError) or of fn.
 func ScanMembers(dir string, seg Segment, e *IndexEntry, ms []Member, want []int, fn func(seg Segment, lineNo int, line []byte) error) (mismatch, err error) {
 	f, err := os.Open(filepath.Join(dir, seg.Name))
 	if err != nil {
@@ -43,11 +46,13 @@ func ScanMembers(dir string, seg Segment, e *IndexEntry, ms []Member, want []int
 	}
 	var zr gzip.Reader
 	var buf []byte
+	var done []seqRange // the records given to fn
 	br := bufio.NewReaderSize(nil, 64<<10)
-	for n, i := range want {
-		buf, err = readMember(f, fi.Size(), e, ms, i, &zr, br, buf)
+	for _, i := range want {
+		var next uint64
+		buf, next, err = readMember(f, fi.Size(), e, ms, i, &zr, br, buf)
 		if errors.Is(err, ErrMember) {
-			return fmt.Errorf("member %d: %w", i, err), scanRest(dir, seg, ms, want[:n], fn)
+			return fmt.Errorf("member %d: %w", i, err), scanRest(dir, seg, done, fn)
 		}
 		if err != nil {
 			return nil, &SegmentError{Segment: seg.Name, Line: ms[i].Line, Err: err}
@@ -64,12 +69,42 @@ func ScanMembers(dir string, seg Segment, e *IndexEntry, ms []Member, want []int
 				return nil, err
 			}
 		}
+		if ms[i].Seq != 0 {
+			done = append(done, seqRange{ms[i].Seq, next})
+		}
 	}
 	return nil, nil
 }
 
-// readMember decompresses member i into buf and holds it to its row.
-func readMember(f *os.File, size int64, e *IndexEntry, ms []Member, i int, zr *gzip.Reader, br *bufio.Reader, buf []byte) ([]byte, error) {
+// seqRange is the seqs from first up to, not including, end.
+type seqRange struct{ first, end uint64 }
+
+// readMember decompresses member i into buf and holds it to its row;
+// next is the seq after its last record.
+func readMember(f *os.File, size int64, e *IndexEntry, ms []Member, i int, zr *gzip.Reader, br *bufio.Reader, buf []byte) (_ []byte, next uint64, _ error) {
+	buf, err := readMemberBytes(f, size, e, ms, i, zr, br, buf)
+	if err != nil {
+		return buf, 0, err
+	}
+	// Its records' seqs follow one another from the row's: the fallback
+	// leaves out exactly these.
+	next = ms[i].Seq
+	for rest := buf; len(rest) > 0 && next != 0; {
+		line, after, _ := bytes.Cut(rest, []byte{'\n'})
+		if seq, ok := record.Seq(line); ok {
+			if seq != next {
+				return buf, 0, fmt.Errorf("%w: seq %d where %d follows", ErrMember, seq, next)
+			}
+			next++
+		}
+		rest = after
+	}
+	return buf, next, nil
+}
+
+// readMemberBytes decompresses member i into buf and holds it to its
+// row's length, lines and first seq.
+func readMemberBytes(f *os.File, size int64, e *IndexEntry, ms []Member, i int, zr *gzip.Reader, br *bufio.Reader, buf []byte) ([]byte, error) {
 	m := &ms[i]
 	end, gzEnd, lines := e.Bytes, size, -1
 	if i+1 < len(ms) {
@@ -106,13 +141,14 @@ func readMember(f *os.File, size int64, e *IndexEntry, ms []Member, i int, zr *g
 	return buf, nil
 }
 
-// scanRest reads the segment whole, leaving out the lines of the members
-// done already.
-func scanRest(dir string, seg Segment, ms []Member, done []int, fn func(seg Segment, lineNo int, line []byte) error) error {
+// scanRest reads the segment whole, leaving out the records done already.
+func scanRest(dir string, seg Segment, done []seqRange, fn func(seg Segment, lineNo int, line []byte) error) error {
 	return ScanSegment(dir, seg, func(seg Segment, lineNo int, line []byte) error {
-		for _, i := range done {
-			if lineNo >= ms[i].Line && (i+1 == len(ms) || lineNo < ms[i+1].Line) {
-				return nil
+		if seq, ok := record.Seq(line); ok {
+			for _, r := range done {
+				if seq >= r.first && seq < r.end {
+					return nil
+				}
 			}
 		}
 		return fn(seg, lineNo, line)
