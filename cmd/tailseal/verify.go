@@ -172,6 +172,10 @@ func summaryLines(sum *verify.Summary) []string {
 	if sum.RetainedThrough > 0 {
 		lines = append(lines, fmt.Sprintf("records 1 to %d were deleted by retention (signed retention records say so)", sum.RetainedThrough))
 	}
+	if n := len(sum.Unindexed); n > 0 {
+		lines = append(lines, fmt.Sprintf("note: store/index has no entry for %d segment(s) the agent indexed and attested (%s): queries read them whole; "+
+			"a collector leaves out entries it would write otherwise than the agent, anything else removed them", n, strings.Join(sum.Unindexed, ", ")))
+	}
 	return lines
 }
 

@@ -725,6 +725,24 @@ func TestEditedIndexAttested(t *testing.T) {
 	if code, fs, stderr := verifyStore(t, d, "TAILSEAL_VERIFY_KEY="+p.k0); code != 0 {
 		t.Fatalf("untouched: exit %d %v %s", code, fs, stderr)
 	}
+	// An attested line deleted: queries read the segment whole, and
+	// verify says so (a note, not a finding: a collector leaves out the
+	// lines it would write otherwise than its agent).
+	os.WriteFile(path, []byte(strings.Join(lines[1:], "\n")+"\n"), 0o600)
+	code, sum, _ := verifySummary(t, d, "TAILSEAL_VERIFY_KEY="+p.k0)
+	var first struct {
+		Segment string `json:"segment"`
+	}
+	json.Unmarshal([]byte(lines[0]), &first)
+	if code != 0 || len(sum.Unindexed) != 1 || sum.Unindexed[0] != first.Segment {
+		t.Errorf("attested index line deleted: exit %d, unindexed %v, want [%s]", code, sum.Unindexed, first.Segment)
+	}
+	cmd := exec.Command(binPath, "verify")
+	cmd.Env = append(os.Environ(), "TAILSEAL_DATA_DIR="+d, "TAILSEAL_VERIFY_KEY="+p.k0)
+	if out, _, _ := runOutputs(t, cmd); !strings.Contains(out, "note: store/index has no entry for 1 segment(s) the agent indexed and attested ("+first.Segment+")") {
+		t.Errorf("verify's summary does not name the segment without an entry:\n%s", out)
+	}
+
 	lines[0] = strings.Replace(lines[0], `"types":{`, `"types":{"forged":1,`, 1)
 	os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
 	code, fs, _ := verifyStore(t, d, "TAILSEAL_VERIFY_KEY="+p.k0)

@@ -40,9 +40,10 @@ type verifier struct {
 	sawEpochs  bool // a trusted record past epoch 0 or a seal: the agent seals every epoch
 	// What trusted index records attest: segment NUL digest, and segment.
 	attested, attestedSeg map[string]bool
-	sawSeq1               bool   // the store holds seq 1
-	genesisAt1            bool   // and it is a trusted genesis record
-	genesisSeg            string // where the trusted genesis is: a segment, or genesis.json
+	present               map[string]bool // the store's segments, by name
+	sawSeq1               bool            // the store holds seq 1
+	genesisAt1            bool            // and it is a trusted genesis record
+	genesisSeg            string          // where the trusted genesis is: a segment, or genesis.json
 	genesisLine           int
 	noteOrigins           map[string]int // origin of the checkpoints: first line naming it
 	retainedGenesis       string         // the genesis hash trusted retention records name
@@ -64,7 +65,7 @@ type verifier struct {
 
 func newVerifier(opt Options) *verifier {
 	v := &verifier{opt: opt, sum: &Summary{Signatures: opt.K0 != nil, Notes: len(opt.Verifiers) > 0},
-		ahead: map[uint64][32]byte{}, want: map[uint64]checkpointAt{}, attested: map[string]bool{}, attestedSeg: map[string]bool{},
+		ahead: map[uint64][32]byte{}, want: map[uint64]checkpointAt{}, attested: map[string]bool{}, attestedSeg: map[string]bool{}, present: map[string]bool{},
 		noteOrigins: map[string]int{}, aheadLeaf: map[uint64]tlog.Hash{}, cosigners: map[uint64]map[string]bool{}}
 	v.tree.held = map[uint64]bool{}
 	if opt.Hashes != nil {

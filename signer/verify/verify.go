@@ -180,8 +180,13 @@ type Summary struct {
 	WitnessedSize uint64 `json:"witnessed_size,omitempty"`
 	// Unattested are the indexed segments no index record speaks for:
 	// their index lines are to be checked against the segments.
-	Unattested []string  `json:"-"`
-	Findings   []Finding `json:"findings"`
+	Unattested []string `json:"-"`
+	// Unindexed are compressed segments an index record attests whose
+	// line store/index no longer has: not a finding (a collector leaves
+	// out the lines it would write otherwise than the agent), but queries
+	// read them whole.
+	Unindexed []string  `json:"unindexed,omitempty"`
+	Findings  []Finding `json:"findings"`
 }
 
 // Errors for keys that cannot be right: a clear error, not false findings.
@@ -221,6 +226,9 @@ func run(ctx context.Context, opt Options) (*Summary, error) {
 	}
 	v := newVerifier(opt)
 	v.sum.Segments = len(segs)
+	for _, seg := range segs {
+		v.present[seg.Name] = true
+	}
 	if err := v.loadCheckpoints(opt.Source); err != nil {
 		return nil, err
 	}
@@ -420,6 +428,11 @@ func (v *verifier) checkIndex() {
 				Detail: "the entry for " + seg + " is not the one the agent wrote and attested in its index record; queries may skip or misread the segment"})
 		default:
 			v.sum.Unattested = append(v.sum.Unattested, seg)
+		}
+	}
+	for _, seg := range slices.Sorted(maps.Keys(v.attestedSeg)) {
+		if _, ok := v.opt.IndexDigests[seg]; !ok && v.present[seg] {
+			v.sum.Unindexed = append(v.sum.Unindexed, seg)
 		}
 	}
 }
