@@ -36,10 +36,11 @@ func KnownPhoneRegion(region string) bool {
 //
 // A region's patterns are compiled when the first run is looked up in
 // it, as the library compiles them (about 100 KiB of memory a region).
-// Not safe for concurrent use, as the Anonymizer that holds it.
+// Safe for concurrent use: the forks of an Anonymizer share it.
 type phoneRegions struct {
 	ids     []string
-	regions []*phoneRegion // compiled, nil until the first lookup
+	once    sync.Once
+	regions []*phoneRegion // compiled, by once, at the first lookup
 }
 
 func newPhoneRegions(codes []string) *phoneRegions {
@@ -70,11 +71,11 @@ func (p *phoneRegions) national(digits []byte, groups []string) bool {
 	if len(groups) == 1 && len(digits) < 9 {
 		return false // a bare run this short is a count or an id
 	}
-	if p.regions == nil {
+	p.once.Do(func() {
 		for _, id := range p.ids {
 			p.regions = append(p.regions, compiledRegion(id))
 		}
-	}
+	})
 	for _, r := range p.regions {
 		nsn, ok := r.parse(string(digits))
 		if !ok || r.numberType(nsn) == otherNumber {

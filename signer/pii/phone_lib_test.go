@@ -216,3 +216,25 @@ func BenchmarkNational(b *testing.B) {
 		})
 	}
 }
+
+// The forks of an Anonymizer, one per body builder, share its phone
+// regions, whose patterns compile at the first lookup: from two forks at
+// once, under -race, with the answers of one alone.
+func TestForksLookUpPhonesTogether(t *testing.T) {
+	body := []byte(`"note":"call 0151 23456789 or 01 23 45 67 89","lot":"12-3456789"`)
+	want := string(New(Options{Mode: Hash, Key: testKey}).AppendBody(nil, body))
+	if !strings.Contains(want, "<phone:") {
+		t.Fatalf("no national number found in %s", want)
+	}
+	a := New(Options{Mode: Hash, Key: testKey})
+	out := make(chan string, 2)
+	for range 2 {
+		f := a.Fork()
+		go func() { out <- string(f.AppendBody(nil, body)) }()
+	}
+	for range 2 {
+		if got := <-out; got != want {
+			t.Errorf("a fork gives %s, alone %s", got, want)
+		}
+	}
+}
