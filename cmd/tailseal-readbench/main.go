@@ -19,7 +19,8 @@
 //
 // Building a store of 10M events takes minutes: -data keeps it for the
 // next run, -rebuild makes it again (after a change of the index format;
-// build the baseline's store with the baseline's own readbench).
+// build the baseline's store with the baseline's own readbench), and
+// -member-bytes builds it in gzip members of another size.
 //
 // With -verify OLD it only times `tailseal verify` of the store instead,
 // -bin against the binary OLD (a build of an earlier commit), alternated
