@@ -78,14 +78,23 @@ func (p *phoneRegions) national(digits []byte, groups []string) bool {
 	})
 	for _, r := range p.regions {
 		nsn, ok := r.parse(string(digits))
-		if !ok || r.numberType(nsn) == otherNumber {
+		if !ok {
+			continue
+		}
+		kind := r.numberType(nsn)
+		if kind == otherNumber {
 			continue
 		}
 		// The type is the one of the region the number belongs to among
 		// those that share the country code, and it is formatted as the
 		// main one of those formats it.
-		typed := regionOfNumber(nsn, r.countryCode)
-		if typed == nil || typed.numberType(nsn) != personalNumber {
+		if typed := regionOfNumber(nsn, r.countryCode); typed != r {
+			kind = otherNumber
+			if typed != nil {
+				kind = typed.numberType(nsn)
+			}
+		}
+		if kind != personalNumber {
 			// Pagers, premium, shared-cost and service numbers overlap
 			// timestamps and ids ("1648013504093" is a German pager
 			// number), and a person is rarely reached on one.
@@ -100,7 +109,6 @@ func (p *phoneRegions) national(digits []byte, groups []string) bool {
 
 // phoneRegion is a region's metadata with its patterns compiled.
 type phoneRegion struct {
-	id                 string
 	countryCode        int
 	code               string // countryCode in decimal
 	idd                *regexp.Regexp
@@ -163,7 +171,6 @@ func compiledRegion(id string) *phoneRegion {
 		return nil
 	}
 	r := &phoneRegion{
-		id:                 m.id,
 		countryCode:        m.countryCode,
 		code:               strconv.Itoa(m.countryCode),
 		idd:                regexp.MustCompile(m.internationalPrefix), // "" too: it matches
