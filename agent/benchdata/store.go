@@ -69,8 +69,9 @@ type StoreOptions struct {
 	Checkpoint note.Signer
 	Origin     string // the checkpoint's origin (default "bench")
 	// MemberBytes is store.Options.MemberBytes: where compression cuts
-	// gzip members (0: the default; negative: one member per segment).
+	// members (0: the default; negative: one member per segment).
 	MemberBytes int
+	Compression store.Compression // "": gzip
 }
 
 // BuildStore writes Events operator events into a signed store in DataDir
@@ -83,7 +84,7 @@ func BuildStore(opt StoreOptions) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	st, last, err := store.Open(store.Options{Dir: dir, SegmentMax: opt.SegmentMax, SegmentMaxAge: 1 << 62, MemberBytes: opt.MemberBytes})
+	st, last, err := store.Open(store.Options{Dir: dir, SegmentMax: opt.SegmentMax, SegmentMaxAge: 1 << 62, MemberBytes: opt.MemberBytes, Compression: opt.Compression})
 	if err != nil {
 		return err
 	}
@@ -118,7 +119,7 @@ func BuildStore(opt StoreOptions) error {
 	}
 	// As the agent does: an index record attests each index line, and a
 	// store stopped cleanly ends with a stop record.
-	if err := store.CompressRotated(store.Options{Dir: dir, MemberBytes: opt.MemberBytes}); err != nil {
+	if err := store.CompressRotated(store.Options{Dir: dir, MemberBytes: opt.MemberBytes, Compression: opt.Compression}); err != nil {
 		return err
 	}
 	return appendEnd(opt, dir, chain, opt.Start.Add(time.Duration(opt.Events)*opt.Step), offset)

@@ -59,6 +59,9 @@ func (o *origin) special(m msg, seq uint64, now time.Time) error {
 		}
 		o.mu.Lock()
 		o.attested[d.Segment] = d.SHA256
+		if c, ok := store.CompressionOf(d.Segment); ok {
+			o.compression = c
+		}
 		o.mu.Unlock()
 		o.splits = append(o.splits, first)
 	case record.TypeRetention:
@@ -72,12 +75,9 @@ func (o *origin) special(m msg, seq uint64, now time.Time) error {
 
 // segmentFirst is the first seq a segment's name gives.
 func segmentFirst(name string) (uint64, bool) {
-	base := name
-	for _, ext := range []string{store.CompressedExt, store.ActiveExt} {
-		if b, ok := cutSuffix(name, ext); ok {
-			base = b
-			break
-		}
+	base, ok := store.CutCompressedExt(name)
+	if !ok {
+		base, _ = cutSuffix(name, store.ActiveExt)
 	}
 	n, err := strconv.ParseUint(base, 10, 64)
 	return n, err == nil && len(base) == 16 && n > 0
@@ -141,6 +141,35 @@ func (o *origin) learnAttested(seg string) error {
 // agent did not attest where its next segment began, after a crash, so
 // this one spans two of the agent's) stays out of store/index, which
 // then never contradicts the agent's index records.
+// compressionFor is how the agent compressed the segment (the active
+// segment's name), as its index record names it; or, for a segment whose
+// record is not known yet, as it compressed its last one (gzip when none).
+// The collector compresses it the same, so that their index lines agree.
+func (o *origin) compressionFor(segment string) store.Compression {
+	base, _ := cutSuffix(segment, store.ActiveExt)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, c := range []store.Compression{store.Gzip, store.Zstd} {
+		if _, ok := o.attested[base+c.Ext()]; ok {
+			return c
+		}
+	}
+	return o.compression
+}
+
+// lastCompression is how the newest compressed segment in dir is
+// compressed: until the agent's next index record says, the collector
+// goes on so after a restart. Gzip when there is none.
+func lastCompression(dir string) store.Compression {
+	segs, _ := store.List(dir)
+	for i := len(segs) - 1; i >= 0; i-- {
+		if c, ok := store.CompressionOf(segs[i].Name); ok {
+			return c
+		}
+	}
+	return store.Gzip
+}
+
 func (o *origin) keepIndexLine(segment string, line []byte) bool {
 	o.mu.Lock()
 	want, ok := o.attested[segment]

@@ -67,7 +67,9 @@ type origin struct {
 
 	mu       sync.Mutex
 	attested map[string]string // segment name → digest its agent's index record attests
-	retained atomic.Uint64     // the highest deleted_through of the agent's retention records
+	// compression is how the agent compressed the last segment it indexed
+	compression store.Compression
+	retained    atomic.Uint64 // the highest deleted_through of the agent's retention records
 
 	reader *store.Reader // reads stored records for duplicate checks; nil: none open
 }
@@ -82,9 +84,10 @@ func openOrigin(dataDir, name, tok string, retention time.Duration, log *slog.Lo
 		return nil, fmt.Errorf("origin %s: %w", name, err)
 	}
 	o.lock = l
+	o.compression = lastCompression(filepath.Join(o.dir, agent.StoreDir))
 	st, last, err := store.Open(store.Options{
 		Dir: filepath.Join(o.dir, agent.StoreDir), SegmentMax: noRotationSize, SegmentMaxAge: noRotationAge,
-		Retention: retention, Keep: o.keep, KeepIndexLine: o.keepIndexLine, Logger: o.log,
+		Retention: retention, Keep: o.keep, KeepIndexLine: o.keepIndexLine, CompressionFor: o.compressionFor, Logger: o.log,
 	})
 	if err != nil {
 		l.Release()

@@ -16,6 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/pii"
 	"golang.org/x/mod/sumdb/note"
@@ -134,6 +135,9 @@ func (c *Config) Validate() error {
 		if err := CheckOrigin(c.Origin); err != nil {
 			p.add("TAILSEAL_ORIGIN: %w", err)
 		}
+	}
+	if _, err := store.ParseCompression(c.Compression); err != nil {
+		p.add("TAILSEAL_COMPRESSION must be gzip or zstd (default gzip)")
 	}
 	// pii.ParseMode owns the names; it reads "" as hash for its library
 	// callers, but a variable set to nothing is a mistake here.

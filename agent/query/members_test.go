@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/signer/pii"
 	"github.com/tailseal/tailseal/signer/record"
@@ -161,71 +163,83 @@ func TestTamperedMembersCostAScan(t *testing.T) {
 		{"segment recompressed", func(b []byte, e store.IndexEntry) {}, "member"},
 		{"filter file lost", nil, "cannot be used"},
 	}
-	for _, c := range tamper {
-		t.Run(c.name, func(t *testing.T) {
-			dir := buildMembers(t, 2<<10)
-			want := scanned(t, dir, match)
-			s := mustOpen(t, dir)
-			for _, seg := range s.segs {
-				e, ok := s.index[seg.Name]
-				if !ok {
-					continue
+	for _, comp := range []store.Compression{store.Gzip, store.Zstd} {
+		for _, c := range tamper {
+			t.Run(string(comp)+"/"+c.name, func(t *testing.T) {
+				dir := buildCompressed(t, 2<<10, comp)
+				want := scanned(t, dir, match)
+				s := mustOpen(t, dir)
+				for _, seg := range s.segs {
+					e, ok := s.index[seg.Name]
+					if !ok {
+						continue
+					}
+					path := filepath.Join(dir, store.FilterPath(e.Segment))
+					if c.edit == nil {
+						os.Remove(path)
+						continue
+					}
+					b, err := os.ReadFile(path)
+					if err != nil {
+						t.Fatal(err)
+					}
+					c.edit(b, e)
+					os.WriteFile(path, b, 0o600)
+					if c.name == "segment recompressed" {
+						recompress(t, comp, filepath.Join(dir, seg.Name))
+					}
+					if err := store.CheckFilters(dir, &e); err == nil {
+						t.Fatalf("%s: CheckFilters finds nothing wrong", seg.Name)
+					}
 				}
-				path := filepath.Join(dir, store.FilterPath(e.Segment))
-				if c.edit == nil {
-					os.Remove(path)
-					continue
+				s = mustOpen(t, dir)
+				got, problems := seqsOf(t, s, Filter{Lead: lead})
+				if !slices.Equal(got, want) {
+					t.Fatalf("%d records, a full scan finds %d", len(got), len(want))
 				}
-				b, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatal(err)
+				if len(problems) == 0 || !strings.Contains(fmt.Sprint(problems), c.problem) {
+					t.Errorf("problems %v, want one saying %q", problems, c.problem)
 				}
-				c.edit(b, e)
-				os.WriteFile(path, b, 0o600)
-				if c.name == "segment recompressed" {
-					recompress(t, filepath.Join(dir, seg.Name))
+				t.Log(problems[0])
+				newest, _ := s.Newest(context.Background(), Filter{Lead: lead}, 100)
+				if len(newest) != len(want) {
+					t.Errorf("Newest: %d records, want %d", len(newest), len(want))
 				}
-				if err := store.CheckFilters(dir, &e); err == nil {
-					t.Fatalf("%s: CheckFilters finds nothing wrong", seg.Name)
-				}
-			}
-			s = mustOpen(t, dir)
-			got, problems := seqsOf(t, s, Filter{Lead: lead})
-			if !slices.Equal(got, want) {
-				t.Fatalf("%d records, a full scan finds %d", len(got), len(want))
-			}
-			if len(problems) == 0 || !strings.Contains(fmt.Sprint(problems), c.problem) {
-				t.Errorf("problems %v, want one saying %q", problems, c.problem)
-			}
-			t.Log(problems[0])
-			newest, _ := s.Newest(context.Background(), Filter{Lead: lead}, 100)
-			if len(newest) != len(want) {
-				t.Errorf("Newest: %d records, want %d", len(newest), len(want))
-			}
-		})
+			})
+		}
 	}
 }
 
 // recompress writes the gzip file at path again as one member.
-func recompress(t *testing.T, path string) {
+func recompress(t *testing.T, c store.Compression, path string) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := io.ReadAll(zr)
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&out, gzip.BestCompression)
-	zw.Write(data)
-	zw.Close()
+	if c == store.Zstd {
+		d, _ := zstd.NewReader(nil)
+		data, err := d.DecodeAll(raw, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, _ := zstd.NewWriter(&out, zstd.WithEncoderLevel(zstd.SpeedBetterCompression))
+		e.Write(data)
+		e.Close()
+	} else {
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zw, _ := gzip.NewWriterLevel(&out, gzip.BestCompression)
+		zw.Write(data)
+		zw.Close()
+	}
 	if err := os.WriteFile(path, out.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -33,10 +33,15 @@ func build(t testing.TB) string { return buildMembers(t, 0) }
 // buildMembers is build with compression cutting members at memberBytes
 // (store.Options.MemberBytes).
 func buildMembers(t testing.TB, memberBytes int) string {
+	return buildCompressed(t, memberBytes, store.Gzip)
+}
+
+// buildCompressed is buildMembers with compression c.
+func buildCompressed(t testing.TB, memberBytes int, c store.Compression) string {
 	t.Helper()
 	data := t.TempDir()
 	err := benchdata.BuildStore(benchdata.StoreOptions{DataDir: data, Events: events, Start: start, Step: time.Minute,
-		SegmentMax: 64 << 10, HMACKey: bytes.Repeat([]byte{1}, 32), PIIKey: piiKey, MemberBytes: memberBytes})
+		SegmentMax: 64 << 10, HMACKey: bytes.Repeat([]byte{1}, 32), PIIKey: piiKey, MemberBytes: memberBytes, Compression: c})
 	if err != nil {
 		t.Fatal(err)
 	}

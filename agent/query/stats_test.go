@@ -139,16 +139,20 @@ func TestStatsFromIndexMatchesAFullScan(t *testing.T) {
 // A segment truncated since it was indexed is read, not counted from its
 // entry: the answer is the full scan's, with the problem.
 func TestStatsReadsATruncatedSegment(t *testing.T) {
-	dir := build(t)
-	segs, _ := store.List(dir)
-	if err := os.Truncate(filepath.Join(dir, segs[2].Name), 5000); err != nil {
-		t.Fatal(err)
-	}
-	s, _ := Open(dir)
-	got, gotProblems := s.Stats(context.Background(), Filter{})
-	want, wantProblems := fullScan(t, s)
-	if asJSON(got) != asJSON(want) || len(gotProblems) != 1 || asJSON(gotProblems) != asJSON(wantProblems) {
-		t.Errorf("from the index: %d events, problems %v; full scan: %d, %v", got.Events, gotProblems, want.Events, wantProblems)
+	for _, c := range []store.Compression{store.Gzip, store.Zstd} {
+		t.Run(string(c), func(t *testing.T) {
+			dir := buildCompressed(t, 0, c)
+			segs, _ := store.List(dir)
+			if err := os.Truncate(filepath.Join(dir, segs[2].Name), 5000); err != nil {
+				t.Fatal(err)
+			}
+			s, _ := Open(dir)
+			got, gotProblems := s.Stats(context.Background(), Filter{})
+			want, wantProblems := fullScan(t, s)
+			if asJSON(got) != asJSON(want) || len(gotProblems) != 1 || asJSON(gotProblems) != asJSON(wantProblems) {
+				t.Errorf("from the index: %d events, problems %v; full scan: %d, %v", got.Events, gotProblems, want.Events, wantProblems)
+			}
+		})
 	}
 }
 

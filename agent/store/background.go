@@ -62,12 +62,16 @@ func (r stopReader) Read(p []byte) (int, error) {
 	}
 }
 
-// compress writes name.gz through a temporary file, makes it durable,
-// records the segment in the index, then removes the original.
+// compress writes name.gz (or .zst) through a temporary file, makes it
+// durable, records the segment in the index, then removes the original.
 func (s *Store) compress(name string) error {
 	src := filepath.Join(s.opt.Dir, name)
 	base := name[:len(name)-len(ActiveExt)]
-	dst := filepath.Join(s.opt.Dir, base+CompressedExt)
+	ext := s.opt.Compression.Ext()
+	if s.opt.CompressionFor != nil {
+		ext = s.opt.CompressionFor(name).Ext()
+	}
+	dst := filepath.Join(s.opt.Dir, base+ext)
 	tmp := dst + ".tmp"
 
 	in, err := os.Open(src)
@@ -80,16 +84,16 @@ func (s *Store) compress(name string) error {
 		return err
 	}
 	defer out.Close()
-	// BestSpeed: on a small sidecar, CPU for ingest matters more than the
-	// last few percent of compression. The compressor writes a few hundred
-	// bytes at a time: buffered, that is one write(2) per 64 KiB.
+	// The compressor writes a few hundred bytes at a time: buffered, that
+	// is one write(2) per 64 KiB.
 	bw := bufio.NewWriterSize(out, 64<<10)
 	st, err := in.Stat()
 	if err != nil {
 		return err
 	}
 	ix := newIndexer(name, st.Size(), s.memberBytes())
-	mw := newMemberWriter(bw, s.memberBytes(), ix)
+	c, _ := CompressionOf(ext)
+	mw := newMemberWriter(bw, c, s.memberBytes(), ix)
 	if _, err := io.Copy(mw, stopReader{bufio.NewReaderSize(in, 256<<10), s.stop}); err != nil {
 		return err
 	}
@@ -116,7 +120,7 @@ func (s *Store) compress(name string) error {
 	if err := atomicfile.SyncDir(s.opt.Dir); err != nil {
 		return err
 	}
-	ix.entry.Segment = base + CompressedExt
+	ix.entry.Segment = base + ext
 	line, err := json.Marshal(ix.entry)
 	if err != nil {
 		return err
@@ -138,7 +142,7 @@ func (s *Store) compress(name string) error {
 		return err
 	}
 	s.bytes.Add(gz.Size() - st.Size())
-	s.log.Debug("store: segment compressed", "segment", base+CompressedExt)
+	s.log.Debug("store: segment compressed", "segment", base+ext)
 	// Once the compression is complete: a reader must never find the
 	// segment twice while the agent writes the record.
 	if indexed && s.opt.OnIndexed != nil {
@@ -239,7 +243,7 @@ func (s *Store) expired() (old []Segment, through uint64, err error) {
 }
 
 // lastLine returns the last line of a (compressed) segment, reading it
-// whole: gzip cannot be read backwards.
+// whole: neither gzip nor zstd can be read backwards.
 func lastLine(dir string, seg Segment) ([]byte, error) {
 	r, err := OpenSegment(dir, seg)
 	if err != nil {
@@ -279,7 +283,7 @@ func CompressRotated(opt Options) error {
 	if err != nil || len(segs) == 0 {
 		return err
 	}
-	s := &Store{opt: Options{Dir: dir, MemberBytes: opt.MemberBytes}, log: slog.New(slog.DiscardHandler), stop: make(chan struct{})}
+	s := &Store{opt: Options{Dir: dir, MemberBytes: opt.MemberBytes, Compression: opt.Compression}, log: slog.New(slog.DiscardHandler), stop: make(chan struct{})}
 	for _, seg := range segs[:len(segs)-1] { // the last one is active
 		if !seg.Compressed {
 			if err := s.compress(seg.Name); err != nil {

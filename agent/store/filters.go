@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/tailseal/tailseal/agent/atomicfile"
 )
@@ -45,7 +44,8 @@ var ErrFilter = errors.New("Bloom filter does not match the index entry")
 // FilterPath is where the filters of a segment (named as in the index)
 // are kept, relative to the store directory.
 func FilterPath(segment string) string {
-	return filepath.Join(FilterDir, strings.TrimSuffix(segment, CompressedExt)+".bloom")
+	base, _ := CutCompressedExt(segment)
+	return filepath.Join(FilterDir, base+".bloom")
 }
 
 // filterRef returns the reference to b's bytes.
@@ -158,7 +158,8 @@ func CheckFilters(dir string, e *IndexEntry) error {
 // checkOffsets holds the member table's compressed offsets, which no
 // entry attests, to the segment: a gzip header at each, and before the
 // next one (or the end) the trailer of a member of the size the table
-// says. Two small reads a member; a query reading a member checks more.
+// says; or a zstd frame header that gives that size. One or two small
+// reads a member; a query reading a member checks more.
 func checkOffsets(dir string, e *IndexEntry, ms []Member) error {
 	f, err := os.Open(filepath.Join(dir, e.Segment))
 	if err != nil {
@@ -169,16 +170,13 @@ func checkOffsets(dir string, e *IndexEntry, ms []Member) error {
 	if err != nil {
 		return err
 	}
-	var b [4]byte
+	c, _ := CompressionOf(e.Segment)
 	for i, m := range ms {
-		end, gzEnd := e.Bytes, fi.Size()
+		end, gzEnd := e.Bytes, membersEnd(c, fi.Size())
 		if i+1 < len(ms) {
 			end, gzEnd = ms[i+1].Offset, ms[i+1].GZ
 		}
-		_, err1 := f.ReadAt(b[:2], m.GZ)
-		head := b[0] == 0x1f && b[1] == 0x8b
-		_, err2 := f.ReadAt(b[:], gzEnd-4)
-		if err1 != nil || err2 != nil || !head || gzEnd-m.GZ < 18 || binary.LittleEndian.Uint32(b[:]) != uint32(end-m.Offset) {
+		if !memberStartsAt(c, f, m.GZ, gzEnd, end-m.Offset) {
 			return fmt.Errorf("%w: %s: member %d is not at the compressed offset its table gives", ErrFilter, FilterPath(e.Segment), i)
 		}
 	}
@@ -187,8 +185,10 @@ func checkOffsets(dir string, e *IndexEntry, ms []Member) error {
 
 // Intact reports whether the compressed segment e describes, in the store
 // in dir, ends with the gzip trailer of its last member (e.Bytes bytes
-// for a segment of one member; the size modulo 2^32): a check of a few bytes that it was not truncated or replaced
-// since it was indexed, for readers that answer from the entry alone.
+// for a segment of one member; the size modulo 2^32), or with the zstd
+// trailer of a segment of e.Bytes: a check of a few bytes that it was not
+// truncated or replaced since it was indexed, for readers that answer
+// from the entry alone.
 func Intact(dir string, e *IndexEntry) bool {
 	f, err := os.Open(filepath.Join(dir, e.Segment))
 	if err != nil {
@@ -196,8 +196,14 @@ func Intact(dir string, e *IndexEntry) bool {
 	}
 	defer f.Close()
 	fi, err := f.Stat()
-	if err != nil || fi.Size() < 18 { // a gzip header and trailer
+	if err != nil || fi.Size() < 18 { // a gzip header and trailer; more than a zstd trailer
 		return false
+	}
+	if c, _ := CompressionOf(e.Segment); c == Zstd {
+		var b [zstdTrailerLen]byte
+		_, err := f.ReadAt(b[:], fi.Size()-zstdTrailerLen)
+		size, ok := zstdTrailerSize(b[:])
+		return err == nil && ok && size == e.Bytes
 	}
 	var trailer [4]byte
 	if _, err := f.ReadAt(trailer[:], fi.Size()-4); err != nil {

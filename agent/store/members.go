@@ -10,14 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-
-	"github.com/klauspost/compress/gzip"
 )
 
 // A compressed segment is a series of gzip members (RFC 1952 allows any
-// number, and every gzip reader reads them as one stream), cut at line
-// boundaries: a member ends with the first line that brings it to
-// MemberBytes uncompressed bytes. Since v4 of the index, the segment's
+// number, and every gzip reader reads them as one stream), or of zstd
+// frames (likewise), cut at line boundaries: a member ends with the first
+// line that brings it to MemberBytes uncompressed bytes. Since v4 of the index, the segment's
 // filter file describes every member (where it starts, uncompressed and
 // compressed, its first seq and line) with a lead and a pseudonym Bloom
 // filter of its own, so that a lead or subject query decompresses only
@@ -42,7 +40,7 @@ const DefaultMemberBytes = 64 << 10
 type MemberRef struct {
 	Size   int    `json:"size"`  // the cut: MemberBytes when written
 	Count  int    `json:"count"` // members
-	Last   int64  `json:"last"`  // uncompressed offset of the last member: its gzip trailer holds Bytes-Last
+	Last   int64  `json:"last"`  // uncompressed offset of the last member: a gzip one's trailer holds Bytes-Last
 	Bytes  int    `json:"bytes"`
 	SHA256 string `json:"sha256"`
 }
@@ -52,12 +50,12 @@ type MemberRef struct {
 // pseudonym filters (uint32 each), little-endian.
 const memberRowSize = 32
 
-// Member is one gzip member of a compressed segment.
+// Member is one gzip member (or zstd frame) of a compressed segment.
 type Member struct {
 	Offset     int64  // uncompressed, in the segment
 	Seq        uint64 // of its first line; 0 when that line is not a record
 	Line       int    // 1-based number of its first line in the segment
-	GZ         int64  // compressed offset in the file: unattested
+	GZ         int64  // compressed offset in the file (gzip or zstd): unattested
 	Leads      *Bloom // its lead_id values
 	Pseudonyms *Bloom // its <kind:hex> tokens
 }
@@ -137,18 +135,20 @@ func (t *memberTable) section() ([][]byte, *MemberRef) {
 // memberWriter compresses a segment into members cut at line boundaries,
 // feeding the indexer the same bytes and telling it where members start.
 type memberWriter struct {
-	size int64
-	in   int64 // uncompressed bytes in the open member
-	open bool
-	zw   *gzip.Writer
-	out  *countingWriter
-	ix   *indexer
-	gz   []int64 // compressed offset of each member
+	size  int64
+	in    int64 // uncompressed bytes in the open member
+	total int64 // in the segment
+	open  bool
+	zw    memberEncoder
+	out   *countingWriter
+	ix    *indexer
+	gz    []int64 // compressed offset of each member
 }
 
-func newMemberWriter(w io.Writer, size int, ix *indexer) *memberWriter {
+func newMemberWriter(w io.Writer, c Compression, size int, ix *indexer) *memberWriter {
 	out := &countingWriter{w: w}
-	zw, _ := gzip.NewWriterLevel(out, gzip.BestSpeed)
+	zw := newMemberEncoder(c)
+	zw.begin(out)
 	return &memberWriter{size: int64(size), open: true, zw: zw, out: out, ix: ix, gz: []int64{0}}
 }
 
@@ -156,7 +156,7 @@ func (w *memberWriter) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		if !w.open {
-			w.zw.Reset(w.out)
+			w.zw.begin(w.out)
 			w.gz = append(w.gz, w.out.n)
 			w.ix.startMember()
 			w.open, w.in = true, 0
@@ -175,8 +175,9 @@ func (w *memberWriter) Write(p []byte) (int, error) {
 			return n - len(p), err
 		}
 		w.in += int64(k)
+		w.total += int64(k)
 		if w.size > 0 && w.in >= w.size && p[k-1] == '\n' {
-			if err := w.zw.Close(); err != nil {
+			if err := w.zw.end(); err != nil {
 				return n - len(p), err
 			}
 			w.open = false
@@ -186,13 +187,15 @@ func (w *memberWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// Close ends the last member.
+// Close ends the last member, and the segment.
 func (w *memberWriter) Close() error {
-	if !w.open {
-		return nil
+	if w.open {
+		w.open = false
+		if err := w.zw.end(); err != nil {
+			return err
+		}
 	}
-	w.open = false
-	return w.zw.Close()
+	return w.zw.finish(w.out, w.total)
 }
 
 // offsets is the unattested tail of the filter file: each member's

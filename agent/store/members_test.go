@@ -13,19 +13,28 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/tailseal/tailseal/signer/record"
 )
 
 const testMemberBytes = 4 << 10
 
+// bothCompressions runs test for gzip and zstd segments.
+func bothCompressions(t *testing.T, test func(t *testing.T, c Compression)) {
+	for _, c := range []Compression{Gzip, Zstd} {
+		t.Run(string(c), func(t *testing.T) { test(t, c) })
+	}
+}
+
 // membered writes 600 records, some longer than a member, into 64 KiB
-// segments cut into members of testMemberBytes, compressed through the
-// store's rotation, and returns the store dir, its index and each
-// compressed segment's bytes as they were written.
-func membered(t *testing.T) (string, map[string]IndexEntry, map[string][]byte) {
+// segments cut into members of testMemberBytes, compressed (with c)
+// through the store's rotation, and returns the store dir, its index and
+// each compressed segment's bytes as they were written.
+func membered(t *testing.T, c Compression) (string, map[string]IndexEntry, map[string][]byte) {
 	t.Helper()
 	dir := t.TempDir()
-	s, _ := open(t, Options{Dir: dir, SegmentMax: 64 << 10, MemberBytes: testMemberBytes})
+	s, _ := open(t, Options{Dir: dir, SegmentMax: 64 << 10, MemberBytes: testMemberBytes, Compression: c})
 	var all []byte
 	starts := map[uint64]int{}
 	for seq := uint64(1); seq <= 600; seq++ {
@@ -42,7 +51,7 @@ func membered(t *testing.T) (string, map[string]IndexEntry, map[string][]byte) {
 		}
 	}
 	s.Close()
-	if err := CompressRotated(Options{Dir: dir, MemberBytes: testMemberBytes}); err != nil {
+	if err := CompressRotated(Options{Dir: dir, MemberBytes: testMemberBytes, Compression: c}); err != nil {
 		t.Fatal(err)
 	}
 	index, err := ReadIndex(dir)
@@ -60,31 +69,82 @@ func membered(t *testing.T) (string, map[string]IndexEntry, map[string][]byte) {
 	if len(index) < 3 {
 		t.Fatalf("%d compressed segments", len(index))
 	}
+	for name := range index {
+		if got, _ := CompressionOf(name); got != c {
+			t.Fatalf("%s: not %s", name, c)
+		}
+	}
 	return dir, index, content
 }
 
-// A compressed segment is gzip members cut at the first line boundary
-// after testMemberBytes, and still one gzip file: Go's reader and zcat
-// read it whole, byte for byte what was written, and each member read
-// alone from its compressed offset is the table's slice of it.
-func TestMembersCutAtLineBoundaries(t *testing.T) {
-	dir, index, content := membered(t)
-	zcat, _ := exec.LookPath("zcat")
+// readWhole reads a compressed segment file as a reader of its format
+// does: Go's standard gzip reader, or klauspost's zstd one.
+func readWhole(t *testing.T, c Compression, raw []byte) ([]byte, error) {
+	if c == Zstd {
+		d, err := zstd.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		return io.ReadAll(d)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(zr)
+}
+
+// readAlone reads one member, and only one, from its bytes.
+func readAlone(c Compression, raw []byte) ([]byte, error) {
+	if c == Zstd {
+		var h zstd.Header
+		if err := h.Decode(raw); err != nil || !h.HasFCS {
+			return nil, fmt.Errorf("frame header: %v, size given %v", err, h.HasFCS)
+		}
+		d, _ := zstd.NewReader(nil)
+		defer d.Close()
+		out, err := d.DecodeAll(raw, nil)
+		if err == nil && uint64(len(out)) != h.FrameContentSize {
+			err = fmt.Errorf("%d bytes, the frame header says %d: more than one frame", len(out), h.FrameContentSize)
+		}
+		return out, err
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	zr.Multistream(false)
+	return io.ReadAll(zr)
+}
+
+// A compressed segment is gzip members (or zstd frames) cut at the first
+// line boundary after testMemberBytes, and still one gzip (zstd) file:
+// Go's reader and zcat (zstdcat) read it whole, byte for byte what was
+// written, and each member read alone from its compressed offset is the
+// table's slice of it.
+func TestMembersCutAtLineBoundaries(t *testing.T) { bothCompressions(t, testMembersCut) }
+
+func testMembersCut(t *testing.T, c Compression) {
+	dir, index, content := membered(t, c)
+	cat := map[Compression]string{Gzip: "zcat", Zstd: "zstdcat"}[c]
+	if _, err := exec.LookPath(cat); err != nil {
+		if os.Getenv("TAILSEAL_REQUIRE_ZSTD") != "" { // .ci/run installs both
+			t.Fatalf("%s: %v, and TAILSEAL_REQUIRE_ZSTD is set", cat, err)
+		}
+		t.Logf("%s: %v: segments not read by the standard tool", cat, err)
+		cat = ""
+	}
 	for name, e := range index {
 		want := content[name]
-		f, _ := os.Open(filepath.Join(dir, name))
-		zr, err := gzip.NewReader(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(zr)
-		f.Close()
+		raw, _ := os.ReadFile(filepath.Join(dir, name))
+		got, err := readWhole(t, c, raw)
 		if err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("%s: gzip.Reader reads %d bytes (%v), %d were written", name, len(got), err, len(want))
+			t.Fatalf("%s: the reader reads %d bytes (%v), %d were written", name, len(got), err, len(want))
 		}
-		if zcat != "" {
-			if got, err := exec.Command(zcat, filepath.Join(dir, name)).Output(); err != nil || !bytes.Equal(got, want) {
-				t.Fatalf("%s: zcat reads %d bytes (%v), %d were written", name, len(got), err, len(want))
+		if cat != "" {
+			if got, err := exec.Command(cat, filepath.Join(dir, name)).Output(); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("%s: %s reads %d bytes (%v), %d were written", name, cat, len(got), err, len(want))
 			}
 		}
 		ms, err := Members(dir, &e)
@@ -94,9 +154,8 @@ func TestMembersCutAtLineBoundaries(t *testing.T) {
 		if len(ms) < 5 || e.Filters.Members.Size != testMemberBytes || !Intact(dir, &e) {
 			t.Fatalf("%s: %d members, size %d, intact %v", name, len(ms), e.Filters.Members.Size, Intact(dir, &e))
 		}
-		raw, _ := os.ReadFile(filepath.Join(dir, name))
 		for i, m := range ms {
-			end, gzEnd := int64(len(want)), int64(len(raw))
+			end, gzEnd := int64(len(want)), membersEnd(c, int64(len(raw)))
 			if i+1 < len(ms) {
 				end, gzEnd = ms[i+1].Offset, ms[i+1].GZ
 			}
@@ -109,12 +168,7 @@ func TestMembersCutAtLineBoundaries(t *testing.T) {
 			if line := bytes.Count(want[:m.Offset], []byte{'\n'}) + 1; m.Line != line || m.Seq != e.FirstSeq+uint64(line-1) {
 				t.Fatalf("%s member %d: line %d seq %d, want line %d", name, i, m.Line, m.Seq, line)
 			}
-			zr, err := gzip.NewReader(bytes.NewReader(raw[m.GZ:gzEnd]))
-			if err != nil {
-				t.Fatal(err)
-			}
-			zr.Multistream(false)
-			alone, err := io.ReadAll(zr)
+			alone, err := readAlone(c, raw[m.GZ:gzEnd])
 			if err != nil || !bytes.Equal(alone, part) {
 				t.Fatalf("%s member %d read alone: %d bytes (%v), want %d", name, i, len(alone), err, len(part))
 			}
@@ -131,7 +185,7 @@ func TestMembersCutAtLineBoundaries(t *testing.T) {
 // IndexCheck cuts members as the compressor does, so it holds an entry's
 // member table (and its size) to the segment's lines.
 func TestIndexCheckOfMembers(t *testing.T) {
-	dir, index, _ := membered(t)
+	dir, index, _ := membered(t, Gzip)
 	segs, _ := List(dir)
 	check := func(e IndexEntry) string {
 		c := NewIndexCheck(e)
@@ -160,8 +214,10 @@ func TestIndexCheckOfMembers(t *testing.T) {
 // Members whose compressed offsets point elsewhere are found out as they
 // are read; the segment is then read whole, and every line goes to fn
 // once.
-func TestScanMembersFallsBack(t *testing.T) {
-	dir, index, content := membered(t)
+func TestScanMembersFallsBack(t *testing.T) { bothCompressions(t, testScanMembersFallsBack) }
+
+func testScanMembersFallsBack(t *testing.T, c Compression) {
+	dir, index, content := membered(t, c)
 	segs, _ := List(dir)
 	seg := segs[1]
 	e := index[seg.Name]
@@ -227,7 +283,11 @@ func TestScanMembersFallsBack(t *testing.T) {
 // lines. The fallback leaves out the records given already by their
 // seqs: every record left in the file goes to fn once.
 func TestScanMembersFallsBackAfterMembersCut(t *testing.T) {
-	dir, index, _ := membered(t)
+	bothCompressions(t, testScanMembersFallsBackAfterMembersCut)
+}
+
+func testScanMembersFallsBackAfterMembersCut(t *testing.T, c Compression) {
+	dir, index, _ := membered(t, c)
 	segs, _ := List(dir)
 	seg := segs[1]
 	e := index[seg.Name]

@@ -1,16 +1,11 @@
 package store
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"slices"
-
-	"github.com/klauspost/compress/gzip"
 
 	"github.com/tailseal/tailseal/signer/record"
 )
@@ -44,13 +39,14 @@ func ScanMembers(dir string, seg Segment, e *IndexEntry, ms []Member, want []int
 	if err != nil {
 		return nil, &SegmentError{Segment: seg.Name, Err: err}
 	}
-	var zr gzip.Reader
+	c, _ := CompressionOf(seg.Name)
+	var dec memberDecoder
+	defer dec.release()
 	var buf []byte
 	var done []seqRange // the records given to fn
-	br := bufio.NewReaderSize(nil, 64<<10)
 	for _, i := range want {
 		var next uint64
-		buf, next, err = readMember(f, fi.Size(), e, ms, i, &zr, br, buf)
+		buf, next, err = readMember(f, c, fi.Size(), e, ms, i, &dec, buf)
 		if errors.Is(err, ErrMember) {
 			return fmt.Errorf("member %d: %w", i, err), scanRest(dir, seg, done, fn)
 		}
@@ -81,8 +77,8 @@ type seqRange struct{ first, end uint64 }
 
 // readMember decompresses member i into buf and holds it to its row;
 // next is the seq after its last record.
-func readMember(f *os.File, size int64, e *IndexEntry, ms []Member, i int, zr *gzip.Reader, br *bufio.Reader, buf []byte) (_ []byte, next uint64, _ error) {
-	buf, err := readMemberBytes(f, size, e, ms, i, zr, br, buf)
+func readMember(f *os.File, c Compression, size int64, e *IndexEntry, ms []Member, i int, dec *memberDecoder, buf []byte) (_ []byte, next uint64, _ error) {
+	buf, err := readMemberBytes(f, c, size, e, ms, i, dec, buf)
 	if err != nil {
 		return buf, 0, err
 	}
@@ -104,9 +100,9 @@ func readMember(f *os.File, size int64, e *IndexEntry, ms []Member, i int, zr *g
 
 // readMemberBytes decompresses member i into buf and holds it to its
 // row's length, lines and first seq.
-func readMemberBytes(f *os.File, size int64, e *IndexEntry, ms []Member, i int, zr *gzip.Reader, br *bufio.Reader, buf []byte) ([]byte, error) {
+func readMemberBytes(f *os.File, c Compression, size int64, e *IndexEntry, ms []Member, i int, dec *memberDecoder, buf []byte) ([]byte, error) {
 	m := &ms[i]
-	end, gzEnd, lines := e.Bytes, size, -1
+	end, gzEnd, lines := e.Bytes, membersEnd(c, size), -1
 	if i+1 < len(ms) {
 		end, gzEnd, lines = ms[i+1].Offset, ms[i+1].GZ, ms[i+1].Line-m.Line
 	}
@@ -114,22 +110,9 @@ func readMemberBytes(f *os.File, size int64, e *IndexEntry, ms []Member, i int, 
 	if n <= 0 || n > maxMemberBytes || gzEnd <= m.GZ {
 		return buf, fmt.Errorf("%w: %d bytes from compressed offset %d to %d", ErrMember, n, m.GZ, gzEnd)
 	}
-	br.Reset(io.NewSectionReader(f, m.GZ, gzEnd-m.GZ))
-	if err := zr.Reset(br); err != nil {
+	buf, err := dec.decode(c, f, m.GZ, gzEnd, n, buf)
+	if err != nil {
 		return buf, fmt.Errorf("%w: %v", ErrMember, err)
-	}
-	zr.Multistream(false)
-	buf = slices.Grow(buf[:0], int(n)+1)[:n+1]
-	got, err := io.ReadFull(zr, buf)
-	switch {
-	case err == nil || int64(got) < n && err == io.ErrUnexpectedEOF:
-		return buf, fmt.Errorf("%w: %d bytes, the table says %d", ErrMember, got, n)
-	case err != io.ErrUnexpectedEOF:
-		return buf, fmt.Errorf("%w: %v", ErrMember, err)
-	}
-	buf = buf[:n]
-	if _, err := br.ReadByte(); err != io.EOF {
-		return buf, fmt.Errorf("%w: it does not end where the next one begins", ErrMember)
 	}
 	if lines >= 0 && (buf[n-1] != '\n' || bytes.Count(buf, []byte{'\n'}) != lines) {
 		return buf, fmt.Errorf("%w: not %d whole lines", ErrMember, lines)

@@ -9,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/klauspost/compress/gzip"
 )
 
 // SegmentError says which segment, and which line of it (0: while
@@ -59,7 +57,7 @@ type SegmentReader struct {
 	seg     Segment
 	f       *os.File
 	disk    countingReader
-	zr      *gzip.Reader
+	zclose  func() // releases the decompressor
 	br      *bufio.Reader
 	pending []byte // a line read in parts: longer than br, or not yet complete
 	lineNo  int
@@ -68,14 +66,19 @@ type SegmentReader struct {
 }
 
 // OpenSegment opens seg in dir. A segment listed uncompressed that the
-// agent compressed since the listing is read from its .gz; Segment then
-// names the file read.
+// agent compressed since the listing is read from its .gz (or .zst);
+// Segment then names the file read.
 func OpenSegment(dir string, seg Segment) (*SegmentReader, error) {
 	f, err := os.Open(filepath.Join(dir, seg.Name))
 	if errors.Is(err, fs.ErrNotExist) && !seg.Compressed {
-		seg.Name = strings.TrimSuffix(seg.Name, ActiveExt) + CompressedExt
+		base := strings.TrimSuffix(seg.Name, ActiveExt)
 		seg.Compressed = true
-		f, err = os.Open(filepath.Join(dir, seg.Name))
+		for _, c := range []Compression{Zstd, Gzip} { // gone: named as gzip
+			seg.Name = base + c.Ext()
+			if f, err = os.Open(filepath.Join(dir, seg.Name)); !errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+		}
 	}
 	if err != nil {
 		return nil, &SegmentError{Segment: seg.Name, Err: err}
@@ -83,12 +86,11 @@ func OpenSegment(dir string, seg Segment) (*SegmentReader, error) {
 	r := &SegmentReader{seg: seg, f: f}
 	r.disk.r = f
 	var src io.Reader = &r.disk
-	if seg.Compressed {
-		if r.zr, err = gzip.NewReader(bufio.NewReaderSize(&r.disk, diskBufSize)); err != nil {
+	if c, ok := CompressionOf(seg.Name); ok && seg.Compressed {
+		if src, r.zclose, err = segmentDecoder(c, bufio.NewReaderSize(&r.disk, diskBufSize)); err != nil {
 			f.Close()
 			return nil, &SegmentError{Segment: seg.Name, Err: err}
 		}
-		src = r.zr
 	}
 	r.br = bufio.NewReaderSize(src, lineBufSize)
 	return r, nil
@@ -152,8 +154,9 @@ func (r *SegmentReader) Bytes() int64 { return r.disk.n }
 
 // Close releases the file.
 func (r *SegmentReader) Close() error {
-	if r.zr != nil {
-		r.zr.Close()
+	if r.zclose != nil {
+		r.zclose()
+		r.zclose = nil
 	}
 	return r.f.Close()
 }

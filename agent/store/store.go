@@ -60,15 +60,19 @@ type Options struct {
 	// (see DefaultMemberBytes, the value for 0); negative writes one
 	// member, as before v4 of the index. For tests and measurements.
 	MemberBytes int
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// Compression is how rotated segments are compressed; "" is Gzip.
+	Compression Compression
+	// CompressionFor, if set, chooses it for each segment instead (named
+	// as the active one was): the collector compresses each as its agent
+	// did, so that their index lines are the same.
+	CompressionFor func(segment string) Compression
+	Logger         *slog.Logger
+	Now            func() time.Time
 }
 
-// Segment file name suffixes.
-const (
-	ActiveExt     = ".jsonl"
-	CompressedExt = ".jsonl.gz"
-)
+// ActiveExt is the suffix of a segment not compressed (yet); see
+// Compression for the others.
+const ActiveExt = ".jsonl"
 
 // Store appends lines to the active segment. Append and Commit are called
 // from one goroutine; Durable may be read from any.
@@ -180,7 +184,7 @@ func List(dir string) ([]Segment, error) {
 	var segs []Segment
 	for _, e := range entries {
 		name := e.Name()
-		base, compressed := strings.CutSuffix(name, CompressedExt)
+		base, compressed := CutCompressedExt(name)
 		if !compressed {
 			var ok bool
 			if base, ok = strings.CutSuffix(name, ActiveExt); !ok {
@@ -196,8 +200,9 @@ func List(dir string) ([]Segment, error) {
 	sort.Slice(segs, func(i, j int) bool {
 		return segs[i].First < segs[j].First || segs[i].First == segs[j].First && segs[i].Compressed
 	})
-	// Between the rename of a new .gz and the removal of its .jsonl both
-	// exist, with the same records: list the segment once, compressed.
+	// Between the rename of a new .gz (or .zst) and the removal of its
+	// .jsonl both exist, with the same records: list the segment once,
+	// compressed.
 	return slices.CompactFunc(segs, func(a, b Segment) bool { return a.First == b.First }), nil
 }
 
@@ -237,7 +242,8 @@ func (s *Store) cleanup(segs []Segment) error {
 		if !seg.Compressed {
 			continue
 		}
-		orig := filepath.Join(s.opt.Dir, strings.TrimSuffix(seg.Name, CompressedExt)+ActiveExt)
+		base, _ := CutCompressedExt(seg.Name)
+		orig := filepath.Join(s.opt.Dir, base+ActiveExt)
 		if err := os.Remove(orig); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove compressed segment's original: %w", err)
 		}

@@ -65,7 +65,7 @@ func main() {
 	flag.StringVar(&o.bin, "bin", "tailseal", "path to the tailseal binary")
 	flag.IntVar(&o.lines, "lines", 1000000, "lines to ingest")
 	flag.StringVar(&o.keep, "keep", "", "copy the resulting data dir here (for other benchmarks)")
-	modes := flag.String("pii", "hash,off", "PII modes to ingest with, in this order, in one run (the tailseal row)")
+	modes := flag.String("pii", "hash,off", "PII modes to ingest with, in this order, in one run (the tailseal row); hash+zstd is hash with TAILSEAL_COMPRESSION=zstd")
 	rows := flag.String("rows", "tailseal,rsyslog-tuned-sync,rsyslog-tuned,rsyslog-default",
 		"contenders, in this order, of tailseal (one per -pii mode), rsyslog-tuned-sync, rsyslog-tuned, rsyslog-default and syslog-ng; one not installed is skipped with a message")
 	rsyslogd := flag.String("rsyslogd", "", "path to rsyslogd for the rsyslog rows; empty: look in PATH, none: skip them")
@@ -362,8 +362,12 @@ func ingest(bin, name, src, data, mode string, n int, size int64, js *natsTarget
 	// Default settings otherwise: epoch keys generated on first start (K0 in
 	// keys/, which verify then uses to check every signature), checkpoints on.
 	cmd := exec.Command(bin, "run")
+	mode, compression, _ := strings.Cut(mode, "+") // hash+zstd
 	cmd.Env = append(os.Environ(), "TAILSEAL_SOURCE="+src, "TAILSEAL_DATA_DIR="+data, "TAILSEAL_LOG_LEVEL=error",
 		"TAILSEAL_LISTEN=", "TAILSEAL_PII_MODE="+mode)
+	if compression != "" {
+		cmd.Env = append(cmd.Env, "TAILSEAL_COMPRESSION="+compression)
+	}
 	if js != nil {
 		cmd.Env = append(cmd.Env, js.env()...)
 	}

@@ -20,7 +20,8 @@
 // Building a store of 10M events takes minutes: -data keeps it for the
 // next run, -rebuild makes it again (after a change of the index format;
 // build the baseline's store with the baseline's own readbench), and
-// -member-bytes builds it in gzip members of another size.
+// -member-bytes builds it in members of another size, -compression zstd
+// in zstd instead of gzip.
 //
 // With -verify OLD it only times `tailseal verify` of the store instead,
 // -bin against the binary OLD (a build of an earlier commit), alternated
@@ -48,10 +49,14 @@ import (
 	"time"
 
 	"github.com/tailseal/tailseal/agent/benchdata"
+	"github.com/tailseal/tailseal/agent/store"
 )
 
-// memberBytes is -member-bytes.
-var memberBytes int
+// memberBytes is -member-bytes, compression -compression.
+var (
+	memberBytes int
+	compression string
+)
 
 var (
 	hmacKey = bytes.Repeat([]byte{1}, 32)
@@ -72,8 +77,13 @@ func main() {
 	rebuild := flag.Bool("rebuild", false, "with -data: remove the store there and build it again")
 	verifyOld := flag.String("verify", "", "only time `verify` of the store: -bin against this other binary, alternated")
 	rounds := flag.Int("rounds", 5, "with -verify: rounds, each verifying with both binaries")
+	flag.StringVar(&compression, "compression", "gzip", "when building a store: compress rotated segments with gzip or zstd (TAILSEAL_COMPRESSION)")
 	flag.IntVar(&memberBytes, "member-bytes", 0, "when building a store: cut compressed segments into gzip members of this many bytes (0: the store's default, store.DefaultMemberBytes)")
 	flag.Parse()
+	if _, err := store.ParseCompression(compression); err != nil {
+		fmt.Fprintln(os.Stderr, "tailseal-readbench: -compression:", err)
+		os.Exit(2)
+	}
 	if *proofsOnly && *dataDir != "" {
 		if err := proofs(*bin, *dataDir, *events); err != nil {
 			fmt.Fprintln(os.Stderr, "tailseal-readbench:", err)
@@ -155,7 +165,7 @@ func ensureStore(events int, data string) (string, func(), error) {
 	cs, err := checkpointKey(data)
 	if err == nil {
 		err = benchdata.BuildStore(benchdata.StoreOptions{DataDir: data, Events: events, Start: start, Step: step,
-			SegmentMax: 50 << 20, HMACKey: hmacKey, PIIKey: piiKey, Checkpoint: cs, MemberBytes: memberBytes})
+			SegmentMax: 50 << 20, HMACKey: hmacKey, PIIKey: piiKey, Checkpoint: cs, MemberBytes: memberBytes, Compression: store.Compression(compression)})
 	}
 	if err != nil {
 		cleanup()
@@ -247,7 +257,7 @@ func du(dir string) (float64, int) {
 	for _, e := range entries {
 		if fi, err := e.Info(); err == nil {
 			total += float64(fi.Size())
-			if strings.HasSuffix(e.Name(), ".jsonl.gz") || strings.HasSuffix(e.Name(), ".jsonl") {
+			if _, ok := store.CutCompressedExt(e.Name()); ok || strings.HasSuffix(e.Name(), ".jsonl") {
 				n++
 			}
 		}

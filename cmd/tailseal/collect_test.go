@@ -24,9 +24,9 @@ import (
 // segments, waits until every rotated segment is compressed and attested
 // by an index record, and stops it cleanly (its store ends with a stop
 // record). It returns the agent's environment, its data dir intact.
-func agentStore(t *testing.T, origin string, n int) *env {
+func agentStore(t *testing.T, origin string, n int, extra ...string) *env {
 	t.Helper()
-	e := newEnv(t, "TAILSEAL_ORIGIN="+origin, "TAILSEAL_SEGMENT_MAX_MB=1", "TAILSEAL_CHECKPOINT_EVERY=500", "TAILSEAL_LOG_LEVEL=info")
+	e := newEnv(t, append([]string{"TAILSEAL_ORIGIN=" + origin, "TAILSEAL_SEGMENT_MAX_MB=1", "TAILSEAL_CHECKPOINT_EVERY=500", "TAILSEAL_LOG_LEVEL=info"}, extra...)...)
 	p := e.start()
 	w := newWriter(t, e.source)
 	for w.next < n {
@@ -168,7 +168,9 @@ func sameStore(t *testing.T, dir string, e *env) {
 // Two real agents' stores published to JetStream while the collector,
 // a real process, is killed with kill -9 again and again: in the end each
 // collected origin is the agent's store byte for byte, segment for
-// segment, and verifies with the agent's keys.
+// segment, and verifies with the agent's keys. One agent compresses with
+// zstd: the collector (on the default, gzip) compresses that origin's
+// segments as its agent did.
 func TestCollectKill9(t *testing.T) { collectKill9(t, 9000, 6) }
 
 // collectKill9 publishes two agents' stores of n source lines each in
@@ -181,8 +183,8 @@ func collectKill9(t *testing.T, n, chunks int) {
 	origins := []string{"shop-0.eu", "shop-1"}
 	agents := map[string]*env{}
 	lines := map[string][][]byte{}
-	for _, o := range origins {
-		agents[o] = agentStore(t, o, n)
+	for i, o := range origins {
+		agents[o] = agentStore(t, o, n, "TAILSEAL_COMPRESSION="+[]string{"gzip", "zstd"}[i%2])
 		lines[o] = agentLines(t, agents[o])
 	}
 	c := newEnv(t, "TAILSEAL_NATS_URL="+srv.URL, "TAILSEAL_COLLECT_BATCH=100", "TAILSEAL_LOG_LEVEL=info")

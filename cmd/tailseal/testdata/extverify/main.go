@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -120,7 +121,7 @@ func (h hashes) ReadHashes(idx []int64) ([]tlog.Hash, error) {
 	return out, nil
 }
 
-var segName = regexp.MustCompile(`^(\d{16})\.jsonl(\.gz)?$`)
+var segName = regexp.MustCompile(`^(\d{16})\.jsonl(\.gz|\.zst)?$`)
 
 // roots reads every segment of DATADIR/store in seq order, builds the
 // tree of the lines with tlog, and holds every checkpoint of
@@ -130,7 +131,7 @@ func roots(keys note.Verifiers, dataDir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	segs := map[string]string{} // first seq -> file; a .gz wins over its .jsonl
+	segs := map[string]string{} // first seq -> file; a .gz (.zst) wins over its .jsonl
 	for _, e := range entries {
 		if m := segName.FindStringSubmatch(e.Name()); m != nil && (segs[m[1]] == "" || m[2] != "") {
 			segs[m[1]] = e.Name()
@@ -149,11 +150,24 @@ func roots(keys note.Verifiers, dataDir string) (string, error) {
 			return "", err
 		}
 		var r io.Reader = f
-		if strings.HasSuffix(segs[first], ".gz") {
+		wait := func() error { return nil }
+		switch {
+		case strings.HasSuffix(segs[first], ".gz"):
 			gz++
 			if r, err = gzip.NewReader(f); err != nil {
 				return "", err
 			}
+		case strings.HasSuffix(segs[first], ".zst"): // the standard library has no zstd: the zstd tool reads it
+			gz++
+			zstd := exec.Command("zstd", "-dc")
+			zstd.Stdin, zstd.Stderr = f, os.Stderr
+			if r, err = zstd.StdoutPipe(); err != nil {
+				return "", err
+			}
+			if err := zstd.Start(); err != nil {
+				return "", err
+			}
+			wait = zstd.Wait
 		}
 		sc := bufio.NewScanner(r)
 		sc.Buffer(make([]byte, 1<<20), 8<<20)
@@ -168,10 +182,13 @@ func roots(keys note.Verifiers, dataDir string) (string, error) {
 			tree = append(tree, hs...)
 			n++
 		}
-		f.Close()
 		if err := sc.Err(); err != nil {
 			return "", err
 		}
+		if err := wait(); err != nil {
+			return "", fmt.Errorf("zstd -dc %s: %v", segs[first], err)
+		}
+		f.Close()
 	}
 	data, err := os.ReadFile(filepath.Join(dataDir, "checkpoints.jsonl"))
 	if err != nil {
