@@ -160,6 +160,12 @@ func TestTamperedMembersCostAScan(t *testing.T) {
 				binary.LittleEndian.PutUint64(off[8*i:], binary.LittleEndian.Uint64(off[8*i:])+1)
 			}
 		}, "member"},
+		{"offsets past the end", func(b []byte, e store.IndexEntry) {
+			off := b[8*(e.Filters.Leads.Words+e.Filters.Pseudonyms.Words)+e.Filters.Members.Bytes:]
+			for i := 1; i < e.Filters.Members.Count; i++ {
+				binary.LittleEndian.PutUint64(off[8*i:], uint64(1<<40+i))
+			}
+		}, "member"},
 		{"segment recompressed", func(b []byte, e store.IndexEntry) {}, "member"},
 		{"filter file lost", nil, "cannot be used"},
 	}

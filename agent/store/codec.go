@@ -105,11 +105,13 @@ const maxZstdMemory = 2 * maxMemberBytes
 // tables are a few hundred KB. A frame is a member of about 64 KiB, so a
 // window of 128 KiB loses nothing, and with the lower memory option the
 // encoder takes 0.8 MB of heap instead of 2.7 (1 MiB window, the default
-// memory): the agent's peak RSS is a target.
+// memory): the agent's peak RSS is a target. Each frame ends with its
+// checksum, as a gzip member does: a damaged segment is then unreadable
+// where it is damaged, to zstd -t as to verify, not a line that differs.
 var (
 	zstdEncoders = sync.Pool{New: func() any {
 		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
-			zstd.WithEncoderCRC(false), zstd.WithWindowSize(128<<10), zstd.WithLowerEncoderMem(true))
+			zstd.WithEncoderCRC(true), zstd.WithWindowSize(128<<10), zstd.WithLowerEncoderMem(true))
 		return e
 	}}
 	zstdDecoders = sync.Pool{New: func() any {
@@ -271,11 +273,14 @@ func (d *memberDecoder) release() {
 // at the file's offset off (for gzip, its trailer, before end, says n
 // modulo 2^32): the two small reads checkOffsets makes of each member.
 func memberStartsAt(c Compression, f io.ReaderAt, off, end, n int64) bool {
+	if off < 0 || end-off < 6 { // offsets are not attested: anything may be there
+		return false
+	}
 	if c == Zstd {
 		var b [zstd.HeaderMaxSize]byte
 		k, _ := f.ReadAt(b[:min(int64(len(b)), end-off)], off)
 		var h zstd.Header
-		return end-off > 4 && h.Decode(b[:k]) == nil && !h.Skippable && h.HasFCS && h.FrameContentSize == uint64(n)
+		return h.Decode(b[:k]) == nil && !h.Skippable && h.HasFCS && h.FrameContentSize == uint64(n)
 	}
 	var b [4]byte
 	_, err1 := f.ReadAt(b[:2], off)
