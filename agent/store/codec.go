@@ -222,18 +222,27 @@ func (d *memberDecoder) decodeGzip(f io.ReaderAt, from, to, n int64, buf []byte)
 		return buf, err
 	}
 	d.gz.Multistream(false)
-	buf = slices.Grow(buf[:0], int(n)+1)[:n+1]
-	got, err := io.ReadFull(&d.gz, buf)
-	switch {
-	case err == nil || int64(got) < n && err == io.ErrUnexpectedEOF:
-		return buf[:0], fmt.Errorf("%d bytes, the table says %d", got, n)
-	case err != io.ErrUnexpectedEOF:
+	buf = slices.Grow(buf[:0], int(n))[:n]
+	if got, err := io.ReadFull(&d.gz, buf); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			err = fmt.Errorf("%d bytes or fewer, the table says %d", got, n)
+		}
 		return buf[:0], err
+	}
+	// Then the member's end: io.EOF only once its trailer was read whole
+	// and held to the bytes (a trailer cut short by the next offset gives
+	// io.ErrUnexpectedEOF, and its CRC is not checked).
+	var one [1]byte
+	switch k, err := d.gz.Read(one[:]); {
+	case k > 0:
+		return buf[:0], fmt.Errorf("more bytes than the table's %d", n)
+	case err != io.EOF:
+		return buf[:0], fmt.Errorf("its gzip trailer: %v", err)
 	}
 	if _, err := d.br.ReadByte(); err != io.EOF {
 		return buf[:0], errNotOneMember
 	}
-	return buf[:n], nil
+	return buf, nil
 }
 
 func (d *memberDecoder) decodeZstd(f io.ReaderAt, from, to, n int64, buf []byte) ([]byte, error) {
