@@ -51,9 +51,9 @@ const (
 	// MaxSegmentMB keeps SegmentMaxMB << 20 far inside int64: 1 TiB.
 	MaxSegmentMB = 1 << 20
 	// MaxLineBytes keeps a stored record (the line plus its envelope and
-	// JSON escaping) well below the 64 MiB line limit of the store's segment
-	// scan (agent/store), and the tailer's MaxLine + buffer size inside an
-	// int: 16 MiB.
+	// pseudonyms) below the line limit of the store's segment reader
+	// (store.MaxLineBytes), and the tailer's MaxLine + buffer size inside
+	// an int: 16 MiB.
 	MaxLineBytes = 16 << 20
 	// MaxMetricTypes bounds TAILSEAL_METRIC_TYPES: each type is a series
 	// of tailseal_events_by_type_total.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -166,7 +167,9 @@ func TestTamperedMembersCostAScan(t *testing.T) {
 				binary.LittleEndian.PutUint64(off[8*i:], uint64(1<<40+i))
 			}
 		}, "member"},
-		{"segment recompressed", func(b []byte, e store.IndexEntry) {}, "member"},
+		// zstd: the recompressed file has no trailer, which the read of
+		// the whole segment finds at its end
+		{"segment recompressed", func(b []byte, e store.IndexEntry) {}, "member|trailer"},
 		{"filter file lost", nil, "cannot be used"},
 	}
 	for _, comp := range []store.Compression{store.Gzip, store.Zstd} {
@@ -203,7 +206,7 @@ func TestTamperedMembersCostAScan(t *testing.T) {
 				if !slices.Equal(got, want) {
 					t.Fatalf("%d records, a full scan finds %d", len(got), len(want))
 				}
-				if len(problems) == 0 || !strings.Contains(fmt.Sprint(problems), c.problem) {
+				if len(problems) == 0 || !regexp.MustCompile(c.problem).MatchString(fmt.Sprint(problems)) {
 					t.Errorf("problems %v, want one saying %q", problems, c.problem)
 				}
 				t.Log(problems[0])

@@ -38,6 +38,20 @@ const (
 	diskBufSize = 256 << 10
 )
 
+// MaxLineBytes is the longest line a segment may hold. The agent's records
+// stay below it: a source line is at most 16 MiB (agent/config
+// MaxLineBytes), and pseudonyms make it at most 4 times longer (the
+// shortest email, 5 bytes, becomes 20). A longer one is damage, and
+// reading it whole could take any memory: a zstd frame of 32 KB
+// decompresses to a line of 1 GiB.
+const MaxLineBytes = 128 << 20
+
+// maxLineBytes is MaxLineBytes, smaller in tests.
+var maxLineBytes = MaxLineBytes
+
+// ErrLineTooLong means a segment holds a line longer than MaxLineBytes.
+var ErrLineTooLong = errors.New("a line too long to be a record the agent writes")
+
 // SegmentReader reads the lines of one segment, compressed or not. It is
 // the one reader of segment lines: sinks, queries, the index, recovery
 // and verification all go through it. (Only repairTail reads an active
@@ -58,6 +72,11 @@ type SegmentReader struct {
 	f       *os.File
 	disk    countingReader
 	zclose  func() // releases the decompressor
+	out     countingReader // what the decompressor gave
+	// trailer is the size a zstd segment's trailer gives, -1 when it has
+	// none (cut short, appended to, emptied): then its end is an error.
+	trailer int64
+	zstd    bool
 	br      *bufio.Reader
 	pending []byte // a line read in parts: longer than br, or not yet complete
 	lineNo  int
@@ -87,10 +106,15 @@ func OpenSegment(dir string, seg Segment) (*SegmentReader, error) {
 	r.disk.r = f
 	var src io.Reader = &r.disk
 	if c, ok := CompressionOf(seg.Name); ok && seg.Compressed {
+		if c == Zstd {
+			r.zstd, r.trailer = true, readZstdTrailer(f)
+		}
 		if src, r.zclose, err = segmentDecoder(c, bufio.NewReaderSize(&r.disk, diskBufSize)); err != nil {
 			f.Close()
 			return nil, &SegmentError{Segment: seg.Name, Err: err}
 		}
+		r.out.r = src
+		src = &r.out
 	}
 	r.br = bufio.NewReaderSize(src, lineBufSize)
 	return r, nil
@@ -119,6 +143,11 @@ func (r *SegmentReader) Next() ([]byte, error) {
 func (r *SegmentReader) slow(line []byte, err error) ([]byte, error) {
 	r.pending = append(r.pending, line...)
 	for err == bufio.ErrBufferFull {
+		if len(r.pending) > maxLineBytes {
+			r.pending = nil
+			r.err = &SegmentError{Segment: r.seg.Name, Line: r.lineNo + 1, Err: fmt.Errorf("%w (over %d MiB)", ErrLineTooLong, maxLineBytes>>20)}
+			return nil, r.err
+		}
 		line, err = r.br.ReadSlice('\n')
 		r.pending = append(r.pending, line...)
 	}
@@ -129,6 +158,12 @@ func (r *SegmentReader) slow(line []byte, err error) ([]byte, error) {
 		r.err = &SegmentError{Segment: r.seg.Name, Line: r.lineNo + 1, Err: err}
 		return nil, r.err
 	case len(r.pending) == 0:
+		if r.zstd && r.trailer != r.out.n {
+			// zstd readers take an empty file, or one cut at a frame's
+			// end, for a whole stream: the trailer says what it held.
+			r.err = &SegmentError{Segment: r.seg.Name, Line: r.lineNo + 1, Err: errZstdEnd(r.trailer, r.out.n)}
+			return nil, r.err
+		}
 		return nil, io.EOF
 	case !r.seg.Compressed && !r.IncludeTorn:
 		return nil, io.EOF // not yet there; kept in pending
@@ -159,6 +194,29 @@ func (r *SegmentReader) Close() error {
 		r.zclose = nil
 	}
 	return r.f.Close()
+}
+
+// readZstdTrailer is the size the trailer at the end of f gives, or -1.
+func readZstdTrailer(f *os.File) int64 {
+	fi, err := f.Stat()
+	if err != nil || fi.Size() < zstdTrailerLen {
+		return -1
+	}
+	var b [zstdTrailerLen]byte
+	if _, err := f.ReadAt(b[:], fi.Size()-zstdTrailerLen); err != nil {
+		return -1
+	}
+	if size, ok := zstdTrailerSize(b[:]); ok {
+		return size
+	}
+	return -1
+}
+
+func errZstdEnd(trailer, got int64) error {
+	if trailer < 0 {
+		return fmt.Errorf("the segment does not end with its zstd trailer: cut short, emptied or appended to, after %d bytes", got)
+	}
+	return fmt.Errorf("the segment decompresses to %d bytes, its trailer says %d", got, trailer)
 }
 
 type countingReader struct {

@@ -8,8 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/tailseal/tailseal/signer/record"
 )
@@ -213,5 +216,60 @@ func TestReaderFollowsTheStore(t *testing.T) {
 	}
 	if r.Seq() != 41 {
 		t.Errorf("Seq %d, want 41", r.Seq())
+	}
+}
+
+// A compressed segment whose first line decompresses to more than
+// MaxLineBytes (21 KB of zstd give 200 MiB of one byte) is an error at
+// that line, not a read of all of it: memory stays bounded whatever a
+// damaged file holds. (The limit is 2 MiB here: inflating 128 MiB takes
+// seconds.)
+func TestSegmentLineTooLong(t *testing.T) {
+	defer func(n int) { maxLineBytes = n }(maxLineBytes)
+	maxLineBytes = 2 << 20
+	chunk := bytes.Repeat([]byte("x"), 1<<20)
+	for _, c := range []Compression{Gzip, Zstd} {
+		t.Run(string(c), func(t *testing.T) {
+			// One member (frame) of 1 MiB of x, repeated: one stream, one line.
+			var m bytes.Buffer
+			var w io.WriteCloser
+			if c == Zstd {
+				w, _ = zstd.NewWriter(&m, zstd.WithEncoderConcurrency(1))
+			} else {
+				w = gzip.NewWriter(&m)
+			}
+			w.Write(chunk)
+			w.Close()
+			b := bytes.NewBuffer(bytes.Repeat(m.Bytes(), 16*maxLineBytes>>20))
+			if c == Zstd {
+				w, _ = zstd.NewWriter(b)
+			} else {
+				w = gzip.NewWriter(b)
+			}
+			w.Write([]byte("\n{\"seq\":1}\n"))
+			w.Close()
+			dir := t.TempDir()
+			seg := Segment{Name: SegmentName(1, c.Ext()), First: 1, Compressed: true}
+			writeFile(t, filepath.Join(dir, seg.Name), b.Bytes())
+			r, err := OpenSegment(dir, seg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			lines, err := readAll(r)
+			runtime.ReadMemStats(&after)
+			var se *SegmentError
+			if len(lines) != 0 || !errors.Is(err, ErrLineTooLong) || !errors.As(err, &se) || se.Line != 1 {
+				t.Fatalf("%d lines, %v: want line 1 too long", len(lines), err)
+			}
+			// Less than the line: reading it whole would take twice that
+			// (the zstd decoder's own window is 8 MiB).
+			if took := after.TotalAlloc - before.TotalAlloc; took > 16*uint64(maxLineBytes) {
+				t.Errorf("the reader allocated %d MiB for a limit of %d", took>>20, maxLineBytes>>20)
+			}
+			t.Logf("%d KB compressed: %v", b.Len()>>10, err)
+		})
 	}
 }
