@@ -68,11 +68,11 @@ type SegmentReader struct {
 	// reports it). Set it before the first Next.
 	IncludeTorn bool
 
-	seg     Segment
-	f       *os.File
-	disk    countingReader
-	zclose  func() // releases the decompressor
-	out     countingReader // what the decompressor gave
+	seg    Segment
+	f      *os.File
+	disk   countingReader
+	zclose func()         // releases the decompressor
+	out    countingReader // what the decompressor gave
 	// trailer is the size a zstd segment's trailer gives, -1 when it has
 	// none (cut short, appended to, emptied): then its end is an error.
 	trailer int64
