@@ -477,12 +477,17 @@ func (r *ring) newestFirst() []record.Record {
 // ends (checked every few thousand lines). A line that is not a record
 // is a problem, reported once per segment with the count; the scan goes
 // on. Members that do not match their table are a problem too: the
-// segment is then read whole (see store.ScanMembers).
+// segment is then read whole (see store.ScanMembers). So is an indexed
+// segment read whole to its end that does not hold the bytes its index
+// line says: cut at a member's end, or with members appended, a gzip file
+// still reads as a whole, shorter or longer, stream.
 func (s *Store) scan(ctx context.Context, p planned, c *compiled, fn func(h *record.Head) bool) *Problem {
 	var h record.Head
 	bad, firstBad, lines := 0, 0, 0
+	read := int64(0)
 	stop := errors.New("stop")
 	visit := func(_ store.Segment, lineNo int, line []byte) error {
+		read += int64(len(line)) + 1
 		if lines++; lines%ctxCheckLines == 0 && ctx.Err() != nil {
 			return stop
 		}
@@ -511,6 +516,8 @@ func (s *Store) scan(ctx context.Context, p planned, c *compiled, fn func(h *rec
 		return &Problem{p.Name, fmt.Errorf("%d lines are not records (first at line %d)", bad, firstBad)}
 	case mismatch != nil:
 		return &Problem{p.Name, fmt.Errorf("%v: the segment was read whole; run tailseal verify", mismatch)}
+	case p.members == nil && p.entry != nil && err == nil && read != p.entry.Bytes:
+		return &Problem{p.Name, fmt.Errorf("it holds %d bytes of records, its index line says %d: cut short or added to since it was indexed; run tailseal verify", read, p.entry.Bytes)}
 	}
 	return nil
 }

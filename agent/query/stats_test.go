@@ -221,3 +221,41 @@ func mustOpen(t *testing.T, dir string) *Store {
 	}
 	return s
 }
+
+// A gzip segment cut at a member's end, or with a member appended, still
+// reads as one whole stream, shorter or longer; read whole, it is held to
+// its index line, and stats and queries say it differs (exit 1 in the
+// CLI) instead of answering from it silently.
+func TestWholeReadsHeldToTheIndexLine(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		edit func(raw []byte, ms []store.Member) []byte
+	}{
+		{"cut at a member's end", func(raw []byte, ms []store.Member) []byte { return raw[:ms[len(ms)-1].GZ] }},
+		{"a member appended", func(raw []byte, ms []store.Member) []byte {
+			return append(raw, raw[ms[1].GZ:ms[2].GZ]...) // member 1 again
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := buildMembers(t, 2<<10)
+			s := mustOpen(t, dir)
+			seg := s.segs[1]
+			e := s.index[seg.Name]
+			ms, err := store.Members(dir, &e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, seg.Name)
+			raw, _ := os.ReadFile(path)
+			os.WriteFile(path, c.edit(raw, ms), 0o600)
+			s = mustOpen(t, dir)
+			_, problems := s.Stats(context.Background(), Filter{})
+			_, typeProblems := seqsOf(t, s, Filter{Type: "error"})
+			for _, ps := range [][]Problem{problems, typeProblems} {
+				if !strings.Contains(fmt.Sprint(ps), seg.Name+": it holds ") {
+					t.Errorf("problems %v: none says %s differs from its index line", ps, seg.Name)
+				}
+			}
+		})
+	}
+}

@@ -106,8 +106,10 @@ const maxZstdMemory = 2 * maxMemberBytes
 // window of 128 KiB loses nothing, and with the lower memory option the
 // encoder takes 0.8 MB of heap instead of 2.7 (1 MiB window, the default
 // memory): the agent's peak RSS is a target. Each frame ends with its
-// checksum, as a gzip member does: a damaged segment is then unreadable
-// where it is damaged, to zstd -t as to verify, not a line that differs.
+// checksum, as a gzip member ends with its CRC: a damaged member is an
+// error at its end, to zstd -t as to every reader. A reader of the whole
+// segment may have given out the member's lines before that, as with
+// gzip; a reader of one member (ScanMembers) checks it first.
 var (
 	zstdEncoders = sync.Pool{New: func() any {
 		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),

@@ -176,7 +176,7 @@ func answeredAcross(cmd string, ps []problemsOf, matched int, what string) error
 		}
 	}
 	if n > 0 {
-		fmt.Fprintf(os.Stderr, "tailseal %s: the answer leaves out what could not be read; run tailseal verify\n", cmd)
+		fmt.Fprintf(os.Stderr, "tailseal %s: the answer may miss what could not be read, or hold what was damaged; only tailseal verify can tell\n", cmd)
 		return errFinding
 	}
 	if matched == 0 {
