@@ -136,11 +136,6 @@ func (o *origin) learnAttested(seg string) error {
 	return nil
 }
 
-// keepIndexLine is the store's KeepIndexLine: a collected segment whose
-// index line is not the one the agent attested for the same name (the
-// agent did not attest where its next segment began, after a crash, so
-// this one spans two of the agent's) stays out of store/index, which
-// then never contradicts the agent's index records.
 // compressionFor is how the agent compressed the segment (the active
 // segment's name), as its index record names it; or, for a segment whose
 // record is not known yet, as it compressed its last one (gzip when none).
@@ -170,6 +165,11 @@ func lastCompression(dir string) store.Compression {
 	return store.Gzip
 }
 
+// keepIndexLine is the store's KeepIndexLine: a collected segment whose
+// index line is not the one the agent attested for the same name (the
+// agent did not attest where its next segment began, after a crash, so
+// this one spans two of the agent's) stays out of store/index, which
+// then never contradicts the agent's index records.
 func (o *origin) keepIndexLine(segment string, line []byte) bool {
 	o.mu.Lock()
 	want, ok := o.attested[segment]

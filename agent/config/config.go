@@ -30,7 +30,7 @@ type Config struct {
 	SegmentMaxAge time.Duration `envconfig:"SEGMENT_MAX_AGE" default:"24h"`
 	RetentionDays int           `envconfig:"RETENTION_DAYS" default:"90"`
 	// Compression of rotated segments: gzip (.jsonl.gz, zcat reads it) or
-	// zstd (.jsonl.zst: reads about 3.7 times faster, see store.Compression).
+	// zstd (.jsonl.zst: reads several times faster, see store.Compression).
 	Compression    string        `envconfig:"COMPRESSION" default:"gzip"`
 	CommitInterval time.Duration `envconfig:"COMMIT_INTERVAL" default:"5ms"`
 	MaxLineBytes   int           `envconfig:"MAX_LINE_BYTES" default:"1048576"`

@@ -67,10 +67,11 @@ func (r stopReader) Read(p []byte) (int, error) {
 func (s *Store) compress(name string) error {
 	src := filepath.Join(s.opt.Dir, name)
 	base := name[:len(name)-len(ActiveExt)]
-	ext := s.opt.Compression.Ext()
+	c := s.opt.Compression
 	if s.opt.CompressionFor != nil {
-		ext = s.opt.CompressionFor(name).Ext()
+		c = s.opt.CompressionFor(name)
 	}
+	ext := c.Ext()
 	dst := filepath.Join(s.opt.Dir, base+ext)
 	tmp := dst + ".tmp"
 
@@ -92,7 +93,6 @@ func (s *Store) compress(name string) error {
 		return err
 	}
 	ix := newIndexer(name, st.Size(), s.memberBytes())
-	c, _ := CompressionOf(ext)
 	mw := newMemberWriter(bw, c, s.memberBytes(), ix)
 	if _, err := io.Copy(mw, stopReader{bufio.NewReaderSize(in, 256<<10), s.stop}); err != nil {
 		return err

@@ -15,8 +15,8 @@ import (
 // A compressed segment is a series of gzip members (RFC 1952 allows any
 // number, and every gzip reader reads them as one stream), or of zstd
 // frames (likewise), cut at line boundaries: a member ends with the first
-// line that brings it to MemberBytes uncompressed bytes. Since v4 of the index, the segment's
-// filter file describes every member (where it starts, uncompressed and
+// line that brings it to MemberBytes uncompressed bytes. Since v4 of the
+// index, the segment's filter file describes every member (where it starts, uncompressed and
 // compressed, its first seq and line) with a lead and a pseudonym Bloom
 // filter of its own, so that a lead or subject query decompresses only
 // the members that may hold it instead of the whole segment.
