@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -88,12 +89,19 @@ func zstdTrailer(size int64) []byte {
 	return b[:]
 }
 
-// zstdTrailerSize is the size a segment's trailer gives.
-func zstdTrailerSize(b []byte) (int64, bool) {
-	if len(b) != zstdTrailerLen || binary.LittleEndian.Uint32(b) != zstdTrailerMagic || binary.LittleEndian.Uint32(b[4:]) != 8 {
-		return 0, false
+// readZstdTrailer is the size the trailer at the end of f gives, or -1
+// when f does not end with one.
+func readZstdTrailer(f *os.File) int64 {
+	fi, err := f.Stat()
+	if err != nil || fi.Size() < zstdTrailerLen {
+		return -1
 	}
-	return int64(binary.LittleEndian.Uint64(b[8:])), true
+	var b [zstdTrailerLen]byte
+	if _, err := f.ReadAt(b[:], fi.Size()-zstdTrailerLen); err != nil ||
+		binary.LittleEndian.Uint32(b[:]) != zstdTrailerMagic || binary.LittleEndian.Uint32(b[4:]) != 8 {
+		return -1
+	}
+	return int64(binary.LittleEndian.Uint64(b[8:]))
 }
 
 // maxZstdMemory bounds what a zstd reader may allocate for a frame: the

@@ -200,10 +200,8 @@ func Intact(dir string, e *IndexEntry) bool {
 		return false
 	}
 	if c, _ := CompressionOf(e.Segment); c == Zstd {
-		var b [zstdTrailerLen]byte
-		_, err := f.ReadAt(b[:], fi.Size()-zstdTrailerLen)
-		size, ok := zstdTrailerSize(b[:])
-		return err == nil && ok && size == e.Bytes
+		size := readZstdTrailer(f)
+		return size >= 0 && size == e.Bytes
 	}
 	var trailer [4]byte
 	if _, err := f.ReadAt(trailer[:], fi.Size()-4); err != nil {

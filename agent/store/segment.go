@@ -196,22 +196,6 @@ func (r *SegmentReader) Close() error {
 	return r.f.Close()
 }
 
-// readZstdTrailer is the size the trailer at the end of f gives, or -1.
-func readZstdTrailer(f *os.File) int64 {
-	fi, err := f.Stat()
-	if err != nil || fi.Size() < zstdTrailerLen {
-		return -1
-	}
-	var b [zstdTrailerLen]byte
-	if _, err := f.ReadAt(b[:], fi.Size()-zstdTrailerLen); err != nil {
-		return -1
-	}
-	if size, ok := zstdTrailerSize(b[:]); ok {
-		return size
-	}
-	return -1
-}
-
 func errZstdEnd(trailer, got int64) error {
 	if trailer < 0 {
 		return fmt.Errorf("the segment does not end with its zstd trailer: cut short, emptied or appended to, after %d bytes", got)
