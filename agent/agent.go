@@ -211,7 +211,7 @@ func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) 
 		SegmentMax:    cfg.SegmentMaxBytes(),
 		SegmentMaxAge: cfg.SegmentMaxAge,
 		Retention:     cfg.Retention(),
-		Compression:   cfg.StoreCompression(),
+		Compression:   store.Compression(cfg.StoreCompression()),
 		Keep:          a.keep,
 		OnSync:        func(d time.Duration) { a.fsync.Observe(d.Seconds()) },
 		BeforeDelete:  a.beforeRetention,

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
-
-	"github.com/tailseal/tailseal/agent/store"
 )
 
 // Prefix is the environment variable prefix (fixed by the public contract).
@@ -308,12 +306,9 @@ func (c *Config) NATSServers() []string {
 // SegmentMaxBytes is the size at which the active segment is rotated.
 func (c *Config) SegmentMaxBytes() int64 { return int64(c.SegmentMaxMB) << 20 }
 
-// StoreCompression is how rotated segments are compressed
-// (TAILSEAL_COMPRESSION). Validate has checked it.
-func (c *Config) StoreCompression() store.Compression {
-	comp, _ := store.ParseCompression(c.Compression)
-	return comp
-}
+// StoreCompression is TAILSEAL_COMPRESSION in lower case, gzip or zstd
+// (Validate has checked it): the name store.Compression takes.
+func (c *Config) StoreCompression() string { return strings.ToLower(c.Compression) }
 
 // Retention is how long rotated segments are kept (0: forever).
 func (c *Config) Retention() time.Duration {

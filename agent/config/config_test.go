@@ -383,3 +383,14 @@ func TestNATSServers(t *testing.T) {
 		t.Errorf("servers of an unset variable: %q", got)
 	}
 }
+
+// TAILSEAL_COMPRESSION is given to the store in lower case, the names
+// store.Compression takes (cmd/tailseal TestZstdThenGzip runs the agent
+// on it).
+func TestStoreCompression(t *testing.T) {
+	for in, want := range map[string]string{"gzip": "gzip", "ZSTD": "zstd", "Zstd": "zstd"} {
+		if got := (&Config{Compression: in}).StoreCompression(); got != want {
+			t.Errorf("%q: %q, want %q", in, got, want)
+		}
+	}
+}

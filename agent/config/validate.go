@@ -16,7 +16,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/pii"
 	"golang.org/x/mod/sumdb/note"
@@ -136,7 +135,7 @@ func (c *Config) Validate() error {
 			p.add("TAILSEAL_ORIGIN: %w", err)
 		}
 	}
-	if _, err := store.ParseCompression(c.Compression); err != nil {
+	if comp := c.StoreCompression(); comp != "gzip" && comp != "zstd" {
 		p.add("TAILSEAL_COMPRESSION must be gzip or zstd (default gzip)")
 	}
 	// pii.ParseMode owns the names; it reads "" as hash for its library
