@@ -77,6 +77,21 @@ func membered(t *testing.T, c Compression) (string, map[string]IndexEntry, map[s
 	return dir, index, content
 }
 
+// editOffsets lets edit change the unattested compressed offsets of e's
+// members (8 bytes each) in its filter file.
+func editOffsets(t *testing.T, dir string, e IndexEntry, edit func(off []byte)) {
+	t.Helper()
+	path := filepath.Join(dir, FilterPath(e.Segment))
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(raw[8*(e.Filters.Leads.Words+e.Filters.Pseudonyms.Words)+e.Filters.Members.Bytes:])
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // readWhole reads a compressed segment file as a reader of its format
 // does: Go's standard gzip reader, or klauspost's zstd one.
 func readWhole(t *testing.T, c Compression, raw []byte) ([]byte, error) {
@@ -221,13 +236,11 @@ func testScanMembersFallsBack(t *testing.T, c Compression) {
 	segs, _ := List(dir)
 	seg := segs[1]
 	e := index[seg.Name]
-	path := filepath.Join(dir, FilterPath(e.Segment))
-	raw, _ := os.ReadFile(path)
-	off := raw[8*(e.Filters.Leads.Words+e.Filters.Pseudonyms.Words)+e.Filters.Members.Bytes:]
-	for i := 3; i < e.Filters.Members.Count; i++ { // from member 3 on
-		binary.LittleEndian.PutUint64(off[8*i:], binary.LittleEndian.Uint64(off[8*i:])+1)
-	}
-	os.WriteFile(path, raw, 0o600)
+	editOffsets(t, dir, e, func(off []byte) {
+		for i := 3; i < e.Filters.Members.Count; i++ { // from member 3 on
+			binary.LittleEndian.PutUint64(off[8*i:], binary.LittleEndian.Uint64(off[8*i:])+1)
+		}
+	})
 	if err := CheckFilters(dir, &e); err == nil {
 		t.Error("CheckFilters: shifted offsets are fine")
 	}
@@ -285,11 +298,9 @@ func TestScanMembersTrailerCut(t *testing.T) {
 		segs, _ := List(dir)
 		seg := segs[1]
 		e := index[seg.Name]
-		path := filepath.Join(dir, FilterPath(e.Segment))
-		raw, _ := os.ReadFile(path)
-		off := raw[8*(e.Filters.Leads.Words+e.Filters.Pseudonyms.Words)+e.Filters.Members.Bytes:]
-		binary.LittleEndian.PutUint64(off[8*3:], binary.LittleEndian.Uint64(off[8*3:])-3)
-		os.WriteFile(path, raw, 0o600)
+		editOffsets(t, dir, e, func(off []byte) {
+			binary.LittleEndian.PutUint64(off[8*3:], binary.LittleEndian.Uint64(off[8*3:])-3)
+		})
 		ms, err := Members(dir, &e)
 		if err != nil {
 			t.Fatal(err)
@@ -328,25 +339,24 @@ func testScanMembersFallsBackAfterMembersCut(t *testing.T, c Compression) {
 	if len(ms) < 8 {
 		t.Fatalf("%d members", len(ms))
 	}
-	gzPath, fPath := filepath.Join(dir, seg.Name), filepath.Join(dir, FilterPath(e.Segment))
+	gzPath := filepath.Join(dir, seg.Name)
 	gz, _ := os.ReadFile(gzPath)
-	raw, _ := os.ReadFile(fPath)
 	const from, to, read, broken = 1, 4, 4, 6 // cut members 1 to 3, read 4, then 6, whose end is off
 	cut := ms[to].GZ - ms[from].GZ
 	gz = append(gz[:ms[from].GZ:ms[from].GZ], gz[ms[to].GZ:]...)
 	os.WriteFile(gzPath, gz, 0o600)
-	off := raw[8*(e.Filters.Leads.Words+e.Filters.Pseudonyms.Words)+e.Filters.Members.Bytes:]
-	for i := from; i < len(ms); i++ {
-		o := ms[i].GZ - cut
-		if i < to {
-			o = ms[from].GZ - int64(to-i) // the cut ones: before the next, in order
+	editOffsets(t, dir, e, func(off []byte) {
+		for i := from; i < len(ms); i++ {
+			o := ms[i].GZ - cut
+			if i < to {
+				o = ms[from].GZ - int64(to-i) // the cut ones: before the next, in order
+			}
+			if i == broken+1 {
+				o++
+			}
+			binary.LittleEndian.PutUint64(off[8*i:], uint64(o))
 		}
-		if i == broken+1 {
-			o++
-		}
-		binary.LittleEndian.PutUint64(off[8*i:], uint64(o))
-	}
-	os.WriteFile(fPath, raw, 0o600)
+	})
 	ms, err = Members(dir, &e)
 	if err != nil {
 		t.Fatal(err)
