@@ -11,19 +11,19 @@
 # with 0 findings stops the script.
 set -u
 K=$(printf '01%.0s' $(seq 32))
-out=$(mktemp) err=$(mktemp)
-trap 'rm -f "$out" "$err"' EXIT
+out=$(mktemp) err=$(mktemp) tm=$(mktemp)
+trap 'rm -f "$out" "$err" "$tm"' EXIT
 run() { # name bin data gomaxprocs
-	local s e t
+	local s e user sys
 	s=$(date +%s.%N)
-	t=$( { /usr/bin/time -f "%U %S" env GOMAXPROCS="$4" TAILSEAL_HMAC_KEY="$K" TAILSEAL_DATA_DIR="$3" "$2" verify >"$out" 2>"$err"; } 2>&1 )
+	/usr/bin/time -o "$tm" -f "%U %S" env GOMAXPROCS="$4" TAILSEAL_HMAC_KEY="$K" TAILSEAL_DATA_DIR="$3" "$2" verify >"$out" 2>"$err"
 	e=$(date +%s.%N)
 	if ! grep -q "^intact: .* 0 findings" "$out"; then
 		echo "$1: verify did not end intact" >&2
 		cat "$out" "$err" >&2
 		exit 1
 	fi
-	read -r user sys <<<"$t"
+	read -r user sys <"$tm"
 	printf '%s wall %.3f cpu %.2f\n' "$1" "$(echo "$e - $s" | bc)" "$(echo "$user + $sys" | bc)"
 }
 for r in $(seq 1 "${ROUNDS:-7}"); do
