@@ -140,16 +140,25 @@ func (o *origin) learnAttested(seg string) error {
 // segment's name), as its index record names it; or, for a segment whose
 // record is not known yet, as it compressed its last one (gzip when none).
 // The collector compresses it the same, so that their index lines agree.
+// After a restart the record is looked for in the store: a segment is
+// split only once its agent's index record is stored, after it.
 func (o *origin) compressionFor(segment string) store.Compression {
 	base, _ := cutSuffix(segment, store.ActiveExt)
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	for _, c := range []store.Compression{store.Gzip, store.Zstd} {
 		if _, ok := o.attested[base+c.Ext()]; ok {
+			o.mu.Unlock()
 			return c
 		}
 	}
-	return o.compression
+	last := o.compression
+	o.mu.Unlock()
+	if name, _, ok := o.findAttested(base); ok {
+		if c, ok := store.CompressionOf(name); ok {
+			return c
+		}
+	}
+	return last
 }
 
 // lastCompression is how the newest compressed segment in dir is
@@ -177,7 +186,11 @@ func (o *origin) keepIndexLine(segment string, line []byte) bool {
 	if !ok {
 		// A segment split before a restart and compressed as the store
 		// opened: its index record is in a later segment.
-		want, ok = o.findAttested(segment)
+		base, _ := store.CutCompressedExt(segment)
+		var name string
+		if name, want, ok = o.findAttested(base); ok && name != segment {
+			want = "" // the agent compressed it otherwise
+		}
 	}
 	if !ok || want == store.IndexDigest(line) {
 		return true
@@ -188,35 +201,37 @@ func (o *origin) keepIndexLine(segment string, line []byte) bool {
 	return false
 }
 
-// findAttested looks for the agent's index record of segment in the
-// segments after it.
-func (o *origin) findAttested(segment string) (string, bool) {
+// findAttested looks for the agent's index record of the segment whose
+// name, without its extension, is base, in the segments after it: the
+// segment's name and the digest the record attests.
+func (o *origin) findAttested(base string) (name, digest string, found bool) {
 	dir := filepath.Join(o.dir, agent.StoreDir)
-	first, _ := segmentFirst(segment)
+	first, _ := segmentFirst(base + store.ActiveExt)
 	segs, err := store.List(dir)
 	if err != nil {
-		return "", false
+		return "", "", false
 	}
-	var digest string
-	found := errors.New("found")
+	done := errors.New("found")
 	for _, seg := range segs {
 		if seg.First <= first {
 			continue
 		}
 		err := store.ScanSegment(dir, seg, func(_ store.Segment, _ int, line []byte) error {
 			if typ, _ := record.StringField(line, "event_type"); string(typ) == record.TypeIndex {
-				if d, err := record.ParseIndex(line); err == nil && d.Segment == segment {
-					digest = d.SHA256
-					return found
+				if d, err := record.ParseIndex(line); err == nil {
+					if b, ok := store.CutCompressedExt(d.Segment); ok && b == base {
+						name, digest = d.Segment, d.SHA256
+						return done
+					}
 				}
 			}
 			return nil
 		})
-		if errors.Is(err, found) {
-			return digest, true
+		if errors.Is(err, done) {
+			return name, digest, true
 		}
 	}
-	return "", false
+	return "", "", false
 }
 
 // keep is the store's Keep: retention deletes only records the agent's

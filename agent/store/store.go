@@ -237,15 +237,33 @@ func (s *Store) cleanup(segs []Segment) error {
 		os.Remove(t)
 	}
 	// A crash between a .gz's rename and its .jsonl's removal leaves both
-	// (List shows the .gz only): the .jsonl goes.
+	// (List shows the .gz only). The index line is written in between:
+	// once it is there the .jsonl goes; before, the .gz goes, and the
+	// segment is compressed again at this start, so that it is indexed
+	// (and attested) like every other.
+	var index map[string]string
 	for _, seg := range segs {
 		if !seg.Compressed {
 			continue
 		}
 		base, _ := CutCompressedExt(seg.Name)
 		orig := filepath.Join(s.opt.Dir, base+ActiveExt)
-		if err := os.Remove(orig); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("remove compressed segment's original: %w", err)
+		if _, err := os.Lstat(orig); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if index == nil {
+			var err error
+			if index, err = ReadIndexDigests(s.opt.Dir); err != nil {
+				return err
+			}
+		}
+		gone := orig
+		if _, indexed := index[seg.Name]; !indexed {
+			gone = filepath.Join(s.opt.Dir, seg.Name)
+			s.log.Info("store: a segment's compression was cut short before its index line; compressing it again", "segment", base+ActiveExt)
+		}
+		if err := os.Remove(gone); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove a compression cut short: %w", err)
 		}
 	}
 	return nil

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -256,23 +258,84 @@ func TestCountsFollowTheDisk(t *testing.T) {
 	check(s, "after retention")
 }
 
-// Between a .gz's rename and its .jsonl's removal both exist: readers see
-// the segment once, and the next open removes the .jsonl.
-func TestListShowsACompressingSegmentOnce(t *testing.T) {
+// A crash after the compressed copy was renamed into place but before its
+// index line was written: the next open compresses the segment again and
+// indexes it, and no record is doubled.
+func TestCrashBeforeIndexLine(t *testing.T) {
 	dir := t.TempDir()
-	for _, n := range []string{"0000000000000001.jsonl", "0000000000000001.jsonl.gz", "0000000000000005.jsonl"} {
-		os.WriteFile(filepath.Join(dir, n), nil, 0o600)
+	s, _ := open(t, Options{Dir: dir, SegmentMax: 1000})
+	appendN(t, s, 1, 30)
+	s.Close()
+	s, _ = open(t, Options{Dir: dir, SegmentMax: 1000})
+	waitCompressed(t, dir)
+	s.Close()
+	segs, _ := List(dir)
+	first := segs[0]
+	var orig []byte
+	ScanSegment(dir, first, func(_ Segment, _ int, line []byte) error {
+		orig = append(append(orig, line...), '\n')
+		return nil
+	})
+	os.WriteFile(filepath.Join(dir, SegmentName(first.First, ActiveExt)), orig, 0o600)
+	raw, _ := os.ReadFile(filepath.Join(dir, IndexFile))
+	var kept []byte
+	for _, l := range bytes.SplitAfter(raw, []byte("\n")) {
+		if !bytes.Contains(l, []byte(first.Name)) {
+			kept = append(kept, l...)
+		}
 	}
-	segs, err := List(dir)
-	if err != nil || len(segs) != 2 || segs[0].Name != "0000000000000001.jsonl.gz" || segs[1].Name != "0000000000000005.jsonl" {
-		t.Fatalf("List: %+v %v", segs, err)
+	os.WriteFile(filepath.Join(dir, IndexFile), kept, 0o600)
+
+	s, _ = open(t, Options{Dir: dir, SegmentMax: 1000})
+	// The original goes once the index line is written.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(dir, SegmentName(first.First, ActiveExt))); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the segment was not compressed again")
+		}
 	}
-	s := &Store{opt: Options{Dir: dir}}
-	if err := s.cleanup(segs); err != nil {
-		t.Fatal(err)
+	s.Close()
+	if ix, _ := ReadIndex(dir); ix[first.Name].Count != int(segs[1].First-first.First) {
+		t.Errorf("index entry of %s after the compression was redone: %+v", first.Name, ix[first.Name])
 	}
-	if _, err := os.Stat(filepath.Join(dir, "0000000000000001.jsonl")); !os.IsNotExist(err) {
-		t.Errorf("the compressed segment's original is still there: %v", err)
+	if got := seqs(t, dir); len(got) != 30 {
+		t.Fatalf("got %d records, want 30", len(got))
+	}
+}
+
+// Between a .gz's rename and its .jsonl's removal both exist: readers see
+// the segment once. The next open removes the .jsonl when the index line
+// was written, else the .gz, so that the segment is compressed and
+// indexed again.
+func TestListShowsACompressingSegmentOnce(t *testing.T) {
+	for _, indexed := range []bool{true, false} {
+		dir := t.TempDir()
+		for _, n := range []string{"0000000000000001.jsonl", "0000000000000001.jsonl.gz", "0000000000000005.jsonl"} {
+			os.WriteFile(filepath.Join(dir, n), nil, 0o600)
+		}
+		if indexed {
+			appendIndex(dir, []byte(`{"segment":"0000000000000001.jsonl.gz"}`))
+		}
+		segs, err := List(dir)
+		if err != nil || len(segs) != 2 || segs[0].Name != "0000000000000001.jsonl.gz" || segs[1].Name != "0000000000000005.jsonl" {
+			t.Fatalf("List: %+v %v", segs, err)
+		}
+		s := &Store{opt: Options{Dir: dir}, log: slog.New(slog.DiscardHandler)}
+		if err := s.cleanup(segs); err != nil {
+			t.Fatal(err)
+		}
+		gone, kept := "0000000000000001.jsonl", "0000000000000001.jsonl.gz"
+		if !indexed {
+			gone, kept = kept, gone
+		}
+		if _, err := os.Stat(filepath.Join(dir, gone)); !os.IsNotExist(err) {
+			t.Errorf("indexed %v: %s is still there: %v", indexed, gone, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, kept)); err != nil {
+			t.Errorf("indexed %v: %s is gone: %v", indexed, kept, err)
+		}
 	}
 }
 

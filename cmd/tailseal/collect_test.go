@@ -219,6 +219,20 @@ func collectKill9(t *testing.T, n, chunks int) {
 	for _, o := range origins {
 		want := uint64(len(lines[o]))
 		waitFor(t, "every record of "+o, 60*time.Second, func() bool { return collectedSeq(c.dataDir, o) == want })
+		// and every segment the agent's index records split compressed,
+		// so that all of them are held to the agent's.
+		waitFor(t, "the segments of "+o+" compressed", 30*time.Second, func() bool {
+			segs, err := store.List(filepath.Join(collectedDir(c.dataDir, o), "store"))
+			if err != nil {
+				return false
+			}
+			for _, s := range segs[:len(segs)-1] {
+				if !s.Compressed {
+					return false
+				}
+			}
+			return true
+		})
 	}
 	if _, err := p.stop(t); err != nil {
 		t.Fatalf("collector: %v\n%s", err, p.stderr)
