@@ -77,7 +77,7 @@ func verifyFleet(ctx context.Context, cfg *config.Config, s sources, asJSON bool
 		before := done
 		st.progress = func(n int64) { bar.set(before + n) }
 		v.sum, v.err = st.run(ctx, opts[i])
-		done += st.done
+		done += st.read
 		if ctx.Err() != nil && errors.Is(v.err, ctx.Err()) {
 			bar.finish()
 			fmt.Fprintf(os.Stderr, "tailseal verify: interrupted; origin %s was not checked to its end\n", src.origin)

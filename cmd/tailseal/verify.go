@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tailseal/tailseal/agent"
@@ -408,7 +409,9 @@ type storeSource struct {
 	segs             map[string]store.Segment
 	index            map[string]store.IndexEntry
 	progress         func(bytes int64) // told the bytes read from disk; nil: nobody
-	done             int64             // bytes of the segments read to their end
+
+	mu   sync.Mutex // Lines runs for several segments at once
+	read int64      // bytes read from disk, by every Lines so far
 }
 
 var _ verify.Source = (*storeSource)(nil)
@@ -462,22 +465,26 @@ func (s *storeSource) Lines(seg verify.Segment, fn func(lineNo int, data []byte)
 	}
 	defer r.Close()
 	r.IncludeTorn = true
+	var told int64
+	report := func() {
+		s.report(r.Bytes() - told)
+		told = r.Bytes()
+	}
 	for {
 		line, err := r.Next()
 		if err == io.EOF {
-			s.done += r.Bytes()
-			s.report(0)
+			report()
 			return nil
 		}
 		if err != nil {
-			s.done += r.Bytes()
+			report()
 			return unreadable(err)
 		}
 		if err := fn(r.LineNo(), line); err != nil {
 			return err
 		}
 		if r.LineNo()%progressEvery == 0 {
-			s.report(r.Bytes())
+			report()
 		}
 	}
 }
@@ -565,9 +572,13 @@ func unreadable(err error) error {
 	return fmt.Errorf("%s: %w", se.Segment, se.Err) // a gzip header
 }
 
-func (s *storeSource) report(current int64) {
+// report adds n bytes read and tells the progress.
+func (s *storeSource) report(n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.read += n
 	if s.progress != nil {
-		s.progress(s.done + current)
+		s.progress(s.read)
 	}
 }
 

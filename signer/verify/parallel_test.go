@@ -370,16 +370,20 @@ func TestPipelineBounded(t *testing.T) {
 	segs, _ := src.Segments()
 	pl := startPipeline(src, segs, k0, workers, lines)
 	defer pl.close()
-	n := int64(cap(pl.free))
+	n := int64(0)
+	for _, r := range pl.readers {
+		n += int64(cap(r.free))
+	}
 	if n > 4*workers {
 		t.Errorf("%d chunks for %d hashers: more than a few each", n, workers)
 	}
+	readers := int64(len(pl.readers))
 	released := int64(0)
 	h := newHasher(k0)
 	for c, ok := pl.next(h); ok; c, ok = pl.next(h) {
-		// The reader holds at most every chunk, and has the line that
-		// did not fit into the last.
-		if read := src.read.Load(); read > (released+n)*lines+1 {
+		// The readers hold at most every chunk, and each has the line
+		// that did not fit into its last.
+		if read := src.read.Load(); read > (released+n)*lines+readers {
 			t.Fatalf("%d lines read with %d chunks of %d given back: more than %d chunks ahead", read, released, lines, n)
 		}
 		for i := range c.ends {

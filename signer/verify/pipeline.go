@@ -22,14 +22,15 @@ import (
 // always has, line by line. Its findings are therefore the same, in the
 // same order, whatever the number of hashers.
 //
-// One reader decompresses the segments in order, one at a time: on two
-// cores that is about a third of the work, and reading one segment at a
-// time keeps memory to a few chunks, whatever the segments' size. Nobody
-// waits while there is hashing to do: the verifier hashes the chunk it
-// needs next when no hasher has started it, and the reader, waiting for a
-// chunk to fill, hashes one that waits for a hasher. On a machine that
-// other programs keep busy, a hasher is often not running when its chunk
-// is needed.
+// Readers decompress the segments, each a segment at a time, in turn
+// (reader k reads segments k, k+R, k+2R…): decompressing a gzip segment
+// costs about as much as hashing it, so one reader would be the slowest
+// step on two cores. Reading a segment at a time per reader keeps memory
+// to a few chunks each, whatever the segments' size. Nobody waits while
+// there is hashing to do: the verifier hashes the chunk it needs next when
+// no hasher has started it, and a reader, waiting for a chunk to fill,
+// hashes one that waits for a hasher. On a machine that other programs
+// keep busy, a hasher is often not running when its chunk is needed.
 
 // Chunk sizes: a chunk holds at most chunkBytes of lines (more when a
 // single line is longer) and checkEvery lines, so that the verifier looks
@@ -46,6 +47,7 @@ type chunk struct {
 	err    error         // with last: why the segment could not be read to its end
 	taken  atomic.Bool   // someone is hashing it
 	ready  chan struct{} // closed when it is hashed
+	home   *reader       // whose chunk it is
 }
 
 func (c *chunk) line(i int) []byte {
@@ -86,18 +88,28 @@ var errStopped = errors.New("verification stopped")
 
 // pipeline reads, hashes and hands over the chunks of a store.
 type pipeline struct {
-	free    chan *chunk // chunks not in use; how many there are bounds the memory
+	readers []*reader
+	cur     int         // the reader of the segment the verifier is in
 	work    chan *chunk // to the hashers, in any order
-	ordered chan *chunk // to the verifier, in store order
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	lines   int // most lines in a chunk
 }
 
-// startPipeline reads segs from src on a goroutine of its own and hashes
-// them on workers goroutines (0: GOMAXPROCS), checking signatures under
-// K0's epoch keys when k0 is set; chunkLines (0: checkEvery) bounds a
-// chunk. The verifier takes the chunks with next, gives each back with
+// reader reads every len(readers)-th segment into chunks of its own.
+type reader struct {
+	free    chan *chunk // its chunks not in use; how many there are bounds the memory
+	ordered chan *chunk // to the verifier, in store order
+}
+
+// maxReaders bounds the readers: decompressing is about a third of the
+// work or less, and every reader holds chunks of its own.
+const maxReaders = 4
+
+// startPipeline reads segs from src on reader goroutines of their own and
+// hashes them on workers goroutines (0: GOMAXPROCS), checking signatures
+// under K0's epoch keys when k0 is set; chunkLines (0: checkEvery) bounds
+// a chunk. The verifier takes the chunks with next, gives each back with
 // release, and ends it with close.
 func startPipeline(src Source, segs []Segment, k0 []byte, workers, chunkLines int) *pipeline {
 	if workers <= 0 {
@@ -106,36 +118,53 @@ func startPipeline(src Source, segs []Segment, k0 []byte, workers, chunkLines in
 	if chunkLines <= 0 {
 		chunkLines = checkEvery
 	}
-	n := 2*workers + 2 // every hasher busy with one and one waiting, the reader filling one, the verifier on one
-	pl := &pipeline{free: make(chan *chunk, n), work: make(chan *chunk, 2*n), ordered: make(chan *chunk, n),
-		stop: make(chan struct{}), lines: chunkLines}
-	for range n {
-		pl.free <- &chunk{}
+	readers := min(workers, maxReaders, max(1, len(segs)))
+	// Per reader: one filling, one the verifier is on, and one waiting
+	// for each hasher the reader has a share of.
+	n := 2 + (2*workers+readers-1)/readers
+	pl := &pipeline{work: make(chan *chunk, 2*n*readers), stop: make(chan struct{}), lines: chunkLines}
+	var reading sync.WaitGroup
+	for k := range readers {
+		r := &reader{free: make(chan *chunk, n), ordered: make(chan *chunk, n)}
+		for range n {
+			r.free <- &chunk{home: r}
+		}
+		pl.readers = append(pl.readers, r)
+		var mine []Segment
+		for i := k; i < len(segs); i += readers {
+			mine = append(mine, segs[i])
+		}
+		reading.Add(1)
+		go pl.read(r, src, mine, newHasher(k0), &reading)
 	}
 	pl.wg.Add(1 + workers)
-	go pl.read(src, segs, newHasher(k0))
+	go func() {
+		defer pl.wg.Done()
+		reading.Wait()
+		close(pl.work)
+	}()
 	for range workers {
 		go pl.hashAll(newHasher(k0))
 	}
 	return pl
 }
 
-// close stops the reader and the hashers and waits for them: the source
+// close stops the readers and the hashers and waits for them: the source
 // is not called after it.
 func (pl *pipeline) close() {
 	close(pl.stop)
 	pl.wg.Wait()
 }
 
-// release gives a chunk the verifier is done with back to the reader.
-func (pl *pipeline) release(c *chunk) { pl.free <- c }
+// release gives a chunk the verifier is done with back to its reader.
+func (pl *pipeline) release(c *chunk) { c.home.free <- c }
 
-// take returns a free chunk for seg, or nil when the verifier stopped,
-// hashing what waits for a hasher meanwhile.
-func (pl *pipeline) take(seg Segment, h *hasher) *chunk {
+// take returns a free chunk of r for seg, or nil when the verifier
+// stopped, hashing what waits for a hasher meanwhile.
+func (pl *pipeline) take(r *reader, seg Segment, h *hasher) *chunk {
 	for {
 		select {
-		case c := <-pl.free:
+		case c := <-r.free:
 			c.seg, c.data, c.ends, c.last, c.err = seg, c.data[:0], c.ends[:0], false, nil
 			c.ready = make(chan struct{})
 			return c
@@ -148,10 +177,14 @@ func (pl *pipeline) take(seg Segment, h *hasher) *chunk {
 }
 
 // next returns the next chunk in store order, hashed, and false at the
-// end.
+// end: the segments are the readers' in turn, and a reader with none left
+// means there are none.
 func (pl *pipeline) next(h *hasher) (*chunk, bool) {
-	c, ok := <-pl.ordered
+	c, ok := <-pl.readers[pl.cur].ordered
 	if ok {
+		if c.last {
+			pl.cur = (pl.cur + 1) % len(pl.readers)
+		}
 		h.hash(c)
 		<-c.ready
 	}
@@ -162,23 +195,22 @@ func (pl *pipeline) next(h *hasher) (*chunk, bool) {
 // from its last use, hashed since by someone else: that entry is skipped
 // while the chunk is filled (taken is still set), and hashes it once it
 // is emitted, and then the new entry is skipped. ordered holds as many
-// chunks as there are, so it never blocks; work may be full of such
+// chunks as its reader has, so it never blocks; work may be full of such
 // entries, and then the chunk is left to the verifier, which hashes what
 // nobody did.
 func (pl *pipeline) emit(c *chunk) {
 	c.taken.Store(false) // after the chunk's lines: whoever takes it sees them
-	pl.ordered <- c
+	c.home.ordered <- c
 	select {
 	case pl.work <- c:
 	default:
 	}
 }
 
-// read reads every segment in order into chunks.
-func (pl *pipeline) read(src Source, segs []Segment, h *hasher) {
-	defer pl.wg.Done()
-	defer close(pl.work)
-	defer close(pl.ordered)
+// read reads segs, in order, into r's chunks.
+func (pl *pipeline) read(r *reader, src Source, segs []Segment, h *hasher, reading *sync.WaitGroup) {
+	defer reading.Done()
+	defer close(r.ordered)
 	for _, seg := range segs {
 		var c *chunk
 		err := src.Lines(seg, func(lineNo int, data []byte) error {
@@ -187,7 +219,7 @@ func (pl *pipeline) read(src Source, segs []Segment, h *hasher) {
 				c = nil
 			}
 			if c == nil {
-				if c = pl.take(seg, h); c == nil {
+				if c = pl.take(r, seg, h); c == nil {
 					return errStopped
 				}
 			}
@@ -204,7 +236,7 @@ func (pl *pipeline) read(src Source, segs []Segment, h *hasher) {
 			return
 		}
 		if c == nil {
-			if c = pl.take(seg, h); c == nil {
+			if c = pl.take(r, seg, h); c == nil {
 				return
 			}
 		}

@@ -57,9 +57,10 @@ type Source interface {
 	// Lines calls fn with every line of seg in order: lineNo from 1, data
 	// without its newline and valid only during the call, a torn last line
 	// included. It returns fn's error, or else why seg could not be read
-	// to its end, which is reported as a finding. Run calls it on a
-	// goroutine of its own, for one segment after the other in stored
-	// order, ahead of the checks, and never after Run returned.
+	// to its end, which is reported as a finding. Run calls it ahead of
+	// the checks, from up to four goroutines at once, each for another
+	// segment (one segment after the other in stored order when there is
+	// one core), and never after Run returned.
 	Lines(seg Segment, fn func(lineNo int, data []byte) error) error
 	// Checkpoints returns the content of checkpoints.jsonl, or nil when
 	// there is none. The verifier closes it.
