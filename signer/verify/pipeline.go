@@ -34,8 +34,9 @@ import (
 
 // Chunk sizes: a chunk holds at most chunkBytes of lines (more when a
 // single line is longer) and checkEvery lines, so that the verifier looks
-// at the context as often as it did line by line.
-const chunkBytes = 512 << 10
+// at the context as often as it did line by line. 256 KiB was faster
+// than 128 or 512 KiB on two cores (docs/performance.md).
+const chunkBytes = 256 << 10
 
 // chunk is a run of consecutive lines of one segment.
 type chunk struct {
@@ -119,9 +120,11 @@ func startPipeline(src Source, segs []Segment, k0 []byte, workers, chunkLines in
 		chunkLines = checkEvery
 	}
 	readers := min(workers, maxReaders, max(1, len(segs)))
-	// Per reader: one filling, one the verifier is on, and one waiting
-	// for each hasher the reader has a share of.
-	n := 2 + (2*workers+readers-1)/readers
+	// Per reader: one filling, and two for each hasher it has a share of
+	// (one hashed or checked, one waiting). On two cores this was faster
+	// than a chunk more per reader (the lines are still in the cache
+	// when they are hashed) and a chunk fewer stalls the readers.
+	n := 1 + (2*workers+readers-1)/readers
 	pl := &pipeline{work: make(chan *chunk, 2*n*readers), stop: make(chan struct{}), lines: chunkLines}
 	var reading sync.WaitGroup
 	for k := range readers {
