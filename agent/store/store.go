@@ -9,9 +9,11 @@
 package store
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -240,7 +242,9 @@ func (s *Store) cleanup(segs []Segment) error {
 	// (List shows the .gz only). The index line is written in between:
 	// once it is there the .jsonl goes; before, the .gz goes, and the
 	// segment is compressed again at this start, so that it is indexed
-	// (and attested) like every other.
+	// (and attested) like every other. That holds when the .gz holds the
+	// .jsonl's bytes, as a crash leaves them; a disk that lost or changed
+	// either keeps the one that holds more (sameAsOriginal).
 	var index map[string]string
 	for _, seg := range segs {
 		if !seg.Compressed {
@@ -257,16 +261,77 @@ func (s *Store) cleanup(segs []Segment) error {
 				return err
 			}
 		}
+		compressed := filepath.Join(s.opt.Dir, seg.Name)
 		gone := orig
-		if _, indexed := index[seg.Name]; !indexed {
-			gone = filepath.Join(s.opt.Dir, seg.Name)
-			s.log.Info("store: a segment's compression was cut short before its index line; compressing it again", "segment", base+ActiveExt)
+		switch v, detail := sameAsOriginal(compressed, orig); {
+		case v == copyShort:
+			gone = compressed
+			s.log.Warn("store: a compressed segment beside its original does not hold all of it; compressing the original again", "segment", seg.Name, "detail", detail)
+		case v == copyLonger:
+			s.log.Warn("store: the original beside a compressed segment differs from it; keeping the compressed segment", "segment", seg.Name, "detail", detail)
+		default:
+			if _, indexed := index[seg.Name]; !indexed {
+				gone = compressed
+				s.log.Info("store: a segment's compression was cut short before its index line; compressing it again", "segment", base+ActiveExt)
+			}
 		}
 		if err := os.Remove(gone); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove a compression cut short: %w", err)
 		}
 	}
 	return nil
+}
+
+// What a compressed segment holds of the original beside it.
+type copyVerdict int
+
+const (
+	copySame   copyVerdict = iota // every byte, and nothing more
+	copyShort                     // it cannot be read to its end, or it holds a part of the original
+	copyLonger                    // it reads to its end and differs: the original was cut or changed since
+)
+
+// sameAsOriginal decompresses the segment in path and compares it with
+// the uncompressed original, byte for byte.
+func sameAsOriginal(path, orig string) (copyVerdict, string) {
+	c, _ := CompressionOf(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return copyShort, err.Error()
+	}
+	defer f.Close()
+	o, err := os.Open(orig)
+	if err != nil {
+		return copyLonger, err.Error()
+	}
+	defer o.Close()
+	dec, release, err := segmentDecoder(c, bufio.NewReaderSize(f, diskBufSize))
+	if err != nil {
+		return copyShort, err.Error()
+	}
+	defer release()
+	a, b := make([]byte, 64<<10), make([]byte, 64<<10)
+	var at int64
+	for {
+		n, err := io.ReadFull(dec, a)
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return copyShort, err.Error()
+		}
+		m, oerr := io.ReadFull(o, b[:n])
+		if oerr != nil && !errors.Is(oerr, io.EOF) && !errors.Is(oerr, io.ErrUnexpectedEOF) {
+			return copyLonger, oerr.Error()
+		}
+		if m < n || !bytes.Equal(a[:n], b[:n]) {
+			return copyLonger, fmt.Sprintf("they differ within the first %d bytes after %d", n, at)
+		}
+		at += int64(n)
+		if n < len(a) { // the compressed segment's end
+			if extra, _ := o.Read(b[:1]); extra > 0 {
+				return copyShort, fmt.Sprintf("it ends after %d bytes, the original goes on", at)
+			}
+			return copySame, ""
+		}
+	}
 }
 
 // recover opens the active (last) segment, truncates a torn tail and finds

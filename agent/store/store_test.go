@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"compress/gzip"
 	"fmt"
 	"log/slog"
 	"os"
@@ -308,33 +309,50 @@ func TestCrashBeforeIndexLine(t *testing.T) {
 // Between a .gz's rename and its .jsonl's removal both exist: readers see
 // the segment once. The next open removes the .jsonl when the index line
 // was written, else the .gz, so that the segment is compressed and
-// indexed again.
+// indexed again; when a disk lost or changed either file, it keeps the
+// one that holds more.
 func TestListShowsACompressingSegmentOnce(t *testing.T) {
-	for _, indexed := range []bool{true, false} {
+	var orig []byte
+	for i := range 2000 {
+		orig = append(orig, rec(uint64(i+1))+"\n"...)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(orig)
+	zw.Close()
+	for _, tc := range []struct {
+		name       string
+		indexed    bool
+		jsonl, gz  []byte
+		gone, kept string
+	}{
+		{"indexed", true, orig, gz.Bytes(), ".jsonl", ".jsonl.gz"},
+		{"not indexed", false, orig, gz.Bytes(), ".jsonl.gz", ".jsonl"},
+		{"compressed copy cut short", true, orig, gz.Bytes()[:gz.Len()/2], ".jsonl.gz", ".jsonl"},
+		{"compressed copy empty", true, orig, nil, ".jsonl.gz", ".jsonl"},
+		{"original cut short", false, orig[:len(orig)/3], gz.Bytes(), ".jsonl", ".jsonl.gz"},
+		{"original changed", false, bytes.Replace(orig, []byte(`"seq":7,`), []byte(`"seq":8,`), 1), gz.Bytes(), ".jsonl", ".jsonl.gz"},
+	} {
 		dir := t.TempDir()
-		for _, n := range []string{"0000000000000001.jsonl", "0000000000000001.jsonl.gz", "0000000000000005.jsonl"} {
-			os.WriteFile(filepath.Join(dir, n), nil, 0o600)
-		}
-		if indexed {
+		os.WriteFile(filepath.Join(dir, "0000000000000001.jsonl"), tc.jsonl, 0o600)
+		os.WriteFile(filepath.Join(dir, "0000000000000001.jsonl.gz"), tc.gz, 0o600)
+		os.WriteFile(filepath.Join(dir, "0000000000002001.jsonl"), nil, 0o600)
+		if tc.indexed {
 			appendIndex(dir, []byte(`{"segment":"0000000000000001.jsonl.gz"}`))
 		}
 		segs, err := List(dir)
-		if err != nil || len(segs) != 2 || segs[0].Name != "0000000000000001.jsonl.gz" || segs[1].Name != "0000000000000005.jsonl" {
+		if err != nil || len(segs) != 2 || segs[0].Name != "0000000000000001.jsonl.gz" || segs[1].Name != "0000000000002001.jsonl" {
 			t.Fatalf("List: %+v %v", segs, err)
 		}
 		s := &Store{opt: Options{Dir: dir}, log: slog.New(slog.DiscardHandler)}
 		if err := s.cleanup(segs); err != nil {
 			t.Fatal(err)
 		}
-		gone, kept := "0000000000000001.jsonl", "0000000000000001.jsonl.gz"
-		if !indexed {
-			gone, kept = kept, gone
+		if _, err := os.Stat(filepath.Join(dir, "0000000000000001"+tc.gone)); !os.IsNotExist(err) {
+			t.Errorf("%s: %s is still there: %v", tc.name, tc.gone, err)
 		}
-		if _, err := os.Stat(filepath.Join(dir, gone)); !os.IsNotExist(err) {
-			t.Errorf("indexed %v: %s is still there: %v", indexed, gone, err)
-		}
-		if _, err := os.Stat(filepath.Join(dir, kept)); err != nil {
-			t.Errorf("indexed %v: %s is gone: %v", indexed, kept, err)
+		if _, err := os.Stat(filepath.Join(dir, "0000000000000001"+tc.kept)); err != nil {
+			t.Errorf("%s: %s is gone: %v", tc.name, tc.kept, err)
 		}
 	}
 }
