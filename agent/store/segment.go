@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // SegmentError says which segment, and which line of it (0: while
@@ -88,13 +89,13 @@ type SegmentReader struct {
 // agent compressed since the listing is read from its .gz (or .zst);
 // Segment then names the file read.
 func OpenSegment(dir string, seg Segment) (*SegmentReader, error) {
-	f, err := os.Open(filepath.Join(dir, seg.Name))
+	f, err := openRegular(filepath.Join(dir, seg.Name))
 	if errors.Is(err, fs.ErrNotExist) && !seg.Compressed {
 		base := strings.TrimSuffix(seg.Name, ActiveExt)
 		seg.Compressed = true
 		for _, c := range []Compression{Zstd, Gzip} { // gone: named as gzip
 			seg.Name = base + c.Ext()
-			if f, err = os.Open(filepath.Join(dir, seg.Name)); !errors.Is(err, fs.ErrNotExist) {
+			if f, err = openRegular(filepath.Join(dir, seg.Name)); !errors.Is(err, fs.ErrNotExist) {
 				break
 			}
 		}
@@ -118,6 +119,25 @@ func OpenSegment(dir string, seg Segment) (*SegmentReader, error) {
 	}
 	r.br = bufio.NewReaderSize(src, lineBufSize)
 	return r, nil
+}
+
+// openRegular opens a regular file for reading. Anything else with a
+// segment's name is an error rather than a read that may never end: a
+// FIFO would block the open until a writer came, a device never ends.
+func openRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s: not a regular file (%s)", filepath.Base(path), fi.Mode().Type())
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // Segment is the segment being read.

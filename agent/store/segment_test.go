@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -271,5 +273,28 @@ func TestSegmentLineTooLong(t *testing.T) {
 			}
 			t.Logf("%d KB compressed: %v", b.Len()>>10, err)
 		})
+	}
+}
+
+// A FIFO with a segment's name is an error at once, not an open that
+// waits for a writer forever.
+func TestOpenSegmentNotRegular(t *testing.T) {
+	dir := t.TempDir()
+	name := SegmentName(1, CompressedExt)
+	if err := syscall.Mkfifo(filepath.Join(dir, name), 0o600); err != nil {
+		t.Skip("mkfifo:", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := OpenSegment(dir, Segment{Name: name, First: 1, Compressed: true})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("OpenSegment on a FIFO: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OpenSegment on a FIFO did not return")
 	}
 }

@@ -221,17 +221,20 @@ type errCopyKey struct{ probed int }
 func (e errCopyKey) Error() string { return "the genesis copy's K0 is not this store's" }
 
 func run(ctx context.Context, opt Options) (*Summary, error) {
+	// The checkpoints before the segments: on a live store, a checkpoint
+	// read first covers only records already in the segments listed
+	// after it, whatever rotates meanwhile.
+	v := newVerifier(opt)
+	if err := v.loadCheckpoints(opt.Source); err != nil {
+		return nil, err
+	}
 	segs, err := opt.Source.Segments()
 	if err != nil {
 		return nil, err
 	}
-	v := newVerifier(opt)
 	v.sum.Segments = len(segs)
 	for _, seg := range segs {
 		v.present[seg.Name] = true
-	}
-	if err := v.loadCheckpoints(opt.Source); err != nil {
-		return nil, err
 	}
 	if err := v.scan(ctx, opt.Source, segs); err != nil {
 		return nil, err

@@ -221,3 +221,33 @@ func TestCancel(t *testing.T) {
 		t.Errorf("got %+v, %v", sum, err)
 	}
 }
+
+// orderStore records the order of its calls.
+type orderStore struct {
+	*memStore
+	calls []string
+}
+
+func (s *orderStore) Segments() ([]Segment, error) {
+	s.calls = append(s.calls, "segments")
+	return s.memStore.Segments()
+}
+
+func (s *orderStore) Checkpoints() (io.ReadCloser, error) {
+	s.calls = append(s.calls, "checkpoints")
+	return s.memStore.Checkpoints()
+}
+
+// On a live store the checkpoints are read before the segments are
+// listed: a checkpoint read after the listing may cover records the agent
+// wrote into a segment rotated in since, and the store would look cut
+// short before it.
+func TestCheckpointsReadBeforeSegments(t *testing.T) {
+	src := &orderStore{memStore: oneSegment(chain(5))}
+	if _, err := Run(context.Background(), Options{Source: src, K0: k0}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(src.calls, ","); got != "checkpoints,segments" {
+		t.Errorf("calls %s, want checkpoints,segments", got)
+	}
+}
