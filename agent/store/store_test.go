@@ -115,9 +115,11 @@ func TestRotationCompressionAndIndex(t *testing.T) {
 	}
 }
 
-// A crash after the compressed copy was renamed into place but before the
-// original was removed leaves both: the original goes, nothing is doubled.
-func TestCrashDuringCompression(t *testing.T) {
+// originalBack makes a store of 30 records whose rotated segments are
+// compressed, then puts the first one's original back next to its
+// compressed copy, as a crash in the middle of its compression leaves it.
+func originalBack(t *testing.T) (string, []Segment) {
+	t.Helper()
 	dir := t.TempDir()
 	s, _ := open(t, Options{Dir: dir, SegmentMax: 1000})
 	appendN(t, s, 1, 30)
@@ -126,17 +128,22 @@ func TestCrashDuringCompression(t *testing.T) {
 	waitCompressed(t, dir)
 	s.Close()
 	segs, _ := List(dir)
-	first := segs[0]
-	// Put the original back next to its compressed copy, plus a torn temp.
 	var orig []byte
-	ScanSegment(dir, first, func(_ Segment, _ int, line []byte) error {
+	ScanSegment(dir, segs[0], func(_ Segment, _ int, line []byte) error {
 		orig = append(append(orig, line...), '\n')
 		return nil
 	})
-	os.WriteFile(filepath.Join(dir, SegmentName(first.First, ActiveExt)), orig, 0o600)
+	os.WriteFile(filepath.Join(dir, SegmentName(segs[0].First, ActiveExt)), orig, 0o600)
+	return dir, segs
+}
+
+// A crash after the compressed copy was renamed into place but before the
+// original was removed leaves both: the original goes, nothing is doubled.
+func TestCrashDuringCompression(t *testing.T) {
+	dir, segs := originalBack(t)
 	os.WriteFile(filepath.Join(dir, SegmentName(segs[1].First, CompressedExt)+".tmp"), []byte("torn"), 0o600)
 
-	s, _ = open(t, Options{Dir: dir, SegmentMax: 1000})
+	s, _ := open(t, Options{Dir: dir, SegmentMax: 1000})
 	s.Close()
 	if got := seqs(t, dir); len(got) != 30 {
 		t.Fatalf("got %d records after cleanup, want 30", len(got))
@@ -263,21 +270,8 @@ func TestCountsFollowTheDisk(t *testing.T) {
 // index line was written: the next open compresses the segment again and
 // indexes it, and no record is doubled.
 func TestCrashBeforeIndexLine(t *testing.T) {
-	dir := t.TempDir()
-	s, _ := open(t, Options{Dir: dir, SegmentMax: 1000})
-	appendN(t, s, 1, 30)
-	s.Close()
-	s, _ = open(t, Options{Dir: dir, SegmentMax: 1000})
-	waitCompressed(t, dir)
-	s.Close()
-	segs, _ := List(dir)
+	dir, segs := originalBack(t)
 	first := segs[0]
-	var orig []byte
-	ScanSegment(dir, first, func(_ Segment, _ int, line []byte) error {
-		orig = append(append(orig, line...), '\n')
-		return nil
-	})
-	os.WriteFile(filepath.Join(dir, SegmentName(first.First, ActiveExt)), orig, 0o600)
 	raw, _ := os.ReadFile(filepath.Join(dir, IndexFile))
 	var kept []byte
 	for _, l := range bytes.SplitAfter(raw, []byte("\n")) {
@@ -287,7 +281,7 @@ func TestCrashBeforeIndexLine(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, IndexFile), kept, 0o600)
 
-	s, _ = open(t, Options{Dir: dir, SegmentMax: 1000})
+	s, _ := open(t, Options{Dir: dir, SegmentMax: 1000})
 	// The original goes once the index line is written.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if _, err := os.Stat(filepath.Join(dir, SegmentName(first.First, ActiveExt))); os.IsNotExist(err) {
