@@ -244,7 +244,13 @@ func (a *Anonymizer) walk(dst, src []byte, members bool) []byte {
 		case ':':
 			i++
 		case '"':
-			end := record.SkipString(src, i)
+			end, closed := record.StringEnd(src, i)
+			if !closed {
+				// Not JSON: the body's validation failed or was skipped.
+				// What is left is copied as it is, never indexed past.
+				i = end
+				continue
+			}
 			if top.obj && expectKey {
 				valueRule = a.keyRule(top.rule, src[i:end])
 				expectKey = false

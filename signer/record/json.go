@@ -70,15 +70,22 @@ func AppendString(dst, s []byte) []byte {
 // SkipString returns the index just past the JSON string token starting at
 // b[i] (len(b) if it is not closed).
 func SkipString(b []byte, i int) int {
+	end, _ := StringEnd(b, i)
+	return end
+}
+
+// StringEnd is SkipString that also reports whether the token is closed:
+// a string cut off by the end of b returns len(b), false.
+func StringEnd(b []byte, i int) (int, bool) {
 	for j := i + 1; j < len(b); j++ {
 		switch b[j] {
 		case '\\':
 			j++
 		case '"':
-			return j + 1
+			return j + 1, true
 		}
 	}
-	return len(b)
+	return len(b), false
 }
 
 // NeedsCanonical reports whether raw, the content of a JSON string token
