@@ -181,6 +181,10 @@ func open(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) 
 	if err != nil {
 		return nil, err
 	}
+	if genesis != nil && genesis.FirstUnreadable != nil {
+		log.Warn("the store's first segment cannot be read: its origin and key come from "+GenesisFile+"; run tailseal verify",
+			"error", genesis.FirstUnreadable)
+	}
 	a.origin = origin
 	a.genesis.Store(genesis)
 	if err := keepGenesisCopy(cfg.DataDir, genesis); err != nil {

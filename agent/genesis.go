@@ -39,6 +39,10 @@ type Genesis struct {
 	Line    []byte // the stored line, without its newline
 	Details record.GenesisDetails
 	InStore bool // read from the store's seq 1, not only from GenesisFile
+	// FirstUnreadable is why the store's first segment could not be read,
+	// when the record is GenesisFile's for that reason (verify reports the
+	// segment).
+	FirstUnreadable error
 }
 
 // Hash is the genesis record's SHA-256, standard base64: what verify
@@ -49,11 +53,22 @@ func (g *Genesis) Hash() string {
 }
 
 // ReadGenesis returns the genesis record of the store in dataDir: its seq 1
-// when the store still has it, else the copy in GenesisFile. An error
-// wrapping os.ErrNotExist means the store has none (it is new, or was
-// created before origins existed).
+// when the store still has it, else the copy in GenesisFile, which also
+// stands in for a first segment that cannot be read. An error wrapping
+// os.ErrNotExist means the store has none (it is new, or was created before
+// origins existed); a *store.SegmentError, that the first segment cannot be
+// read and there is no copy.
 func ReadGenesis(dataDir string) (*Genesis, error) {
 	first, err := firstRecord(filepath.Join(dataDir, StoreDir))
+	var se *store.SegmentError
+	if errors.As(err, &se) {
+		g, cerr := readGenesisCopy(dataDir)
+		if cerr != nil {
+			return nil, err
+		}
+		g.FirstUnreadable = err
+		return g, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -66,6 +81,10 @@ func ReadGenesis(dataDir string) (*Genesis, error) {
 			return &Genesis{Line: first, Details: d, InStore: true}, nil
 		}
 	}
+	return readGenesisCopy(dataDir)
+}
+
+func readGenesisCopy(dataDir string) (*Genesis, error) {
 	b, err := os.ReadFile(filepath.Join(dataDir, GenesisFile))
 	if err != nil {
 		return nil, err

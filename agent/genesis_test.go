@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"filippo.io/age"
+	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/record"
 )
@@ -202,6 +203,41 @@ func TestOriginOfAStore(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(r.cfg.DataDir, GenesisFile)); err != nil {
 		t.Errorf("%s not written again: %v", GenesisFile, err)
+	}
+}
+
+// A first segment that cannot be read leaves the genesis to its copy, so
+// that verify reports the segment instead of failing to start; without a
+// copy the segment's error is returned.
+func TestGenesisOfAnUnreadableFirstSegment(t *testing.T) {
+	r := newRig(t, "")
+	r.start()
+	r.write(2, 100)
+	r.allDurable()
+	r.stop()
+	segs, err := store.List(filepath.Join(r.cfg.DataDir, StoreDir))
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("segments %v, %v", segs, err)
+	}
+	first := filepath.Join(r.cfg.DataDir, StoreDir, segs[0].Name)
+	if err := os.Remove(first); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(first, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	g, err := ReadGenesis(r.cfg.DataDir)
+	if err != nil || g.InStore || g.FirstUnreadable == nil || g.Details.Origin != "test" {
+		t.Fatalf("genesis %+v, %v: want the copy's, and why seq 1 was not read", g, err)
+	}
+	r.cfg.Origin = "other"
+	if _, err := New(r.cfg, r.log(), WithClock(r.clk)); !errors.Is(err, ErrOriginChanged) {
+		t.Fatalf("New with another origin: %v", err)
+	}
+	os.Remove(filepath.Join(r.cfg.DataDir, GenesisFile))
+	var se *store.SegmentError
+	if g, err := ReadGenesis(r.cfg.DataDir); !errors.As(err, &se) {
+		t.Fatalf("without a copy: %+v, %v; want the segment's error", g, err)
 	}
 }
 

@@ -255,17 +255,27 @@ func newKeyring(cfg *config.Config, fleet []agent.FleetOrigin) (*keyring, error)
 // ("" for a single store), and notes on its keys.
 func (k *keyring) options(dataDir, origin string) (verify.Options, []string, error) {
 	opt := verify.Options{Origin: origin}
+	var notes []string
 	g, err := agent.ReadGenesis(dataDir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	var se *store.SegmentError
+	switch {
+	case errors.As(err, &se):
+		// The scan reports the segment; what its seq 1 said is unknown.
+		notes = append(notes, fmt.Sprintf("the first segment cannot be read (%v) and there is no %s: the store's genesis record is unknown", err, agent.GenesisFile))
+		g = nil
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return opt, nil, err
+	case g != nil && g.FirstUnreadable != nil:
+		notes = append(notes, fmt.Sprintf("the first segment cannot be read (%v): the genesis record is the copy in %s", g.FirstUnreadable, agent.GenesisFile))
 	}
 	if b, err := os.ReadFile(filepath.Join(dataDir, agent.GenesisFile)); err == nil {
 		opt.Genesis = bytes.TrimSuffix(b, []byte("\n"))
 	}
-	k0, notes, err := k.verifyKey(dataDir, g)
+	k0, knotes, err := k.verifyKey(dataDir, g)
 	if err != nil {
 		return opt, nil, err
 	}
+	notes = append(notes, knotes...)
 	vs, vnotes, err := k.checkpointVerifiers(dataDir, origin, g)
 	if err != nil {
 		return opt, nil, err

@@ -402,6 +402,26 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			copyDir(t, p.snapshot, filepath.Join(d, "store"))
 			return -1, 0
 		}, "truncated"},
+		// Damage to the first segment is a finding like any other, not a
+		// failure to start: the genesis comes from genesis.json.
+		{"make the first segment a directory", func(t *testing.T, d string) (int, uint64) {
+			segs := segments(t, d)
+			os.Remove(segs[0])
+			if err := os.Mkdir(segs[0], 0o700); err != nil {
+				t.Fatal(err)
+			}
+			return 0, 1
+		}, "segment unreadable"},
+		{"empty the first segment", func(t *testing.T, d string) (int, uint64) {
+			segs := segments(t, d)
+			if !strings.HasSuffix(segs[0], ".gz") {
+				t.Fatalf("%s: want a compressed segment, whose header is missing", segs[0])
+			}
+			if err := os.WriteFile(segs[0], nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return 0, 1
+		}, "segment unreadable"},
 		{"change an epoch number", func(t *testing.T, d string) (int, uint64) {
 			segs := segments(t, d)
 			last := segs[len(segs)-1]
