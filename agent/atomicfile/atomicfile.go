@@ -3,6 +3,10 @@
 package atomicfile
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -59,20 +63,88 @@ func SyncDir(dir string) error {
 	return d.Sync()
 }
 
-// Append adds data to the end of path (created with perm if missing) and
-// fsyncs it. A crash can leave a torn last line, which readers skip.
+// Append adds data, whole JSON lines, to the end of path (created with
+// perm if missing) and fsyncs it. A write that fails part way (a full
+// disk) is cut back off. A last line a crash left without its newline is
+// ended first when it is whole JSON, else cut off: either way data starts
+// a line of its own rather than being lost in the torn one.
 func Append(path string, data []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, perm)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+	created := errors.Is(err, fs.ErrNotExist)
+	if created {
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, perm)
+	}
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
+	size, err := endTornLine(f)
+	if err == nil {
+		if _, err = f.Write(data); err != nil {
+			f.Truncate(size) // best effort: the disk may still be full
+		}
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if err == nil {
+		err = f.Sync()
 	}
-	return f.Close()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && created {
+		err = SyncDir(filepath.Dir(path))
+	}
+	return err
+}
+
+// maxTornLine bounds the torn last line endTornLine reads to decide: a
+// longer one is cut off unread, as no caller writes such lines.
+const maxTornLine = 1 << 20
+
+// endTornLine makes f, opened for appending, end with a newline (or be
+// empty) and returns its size then.
+func endTornLine(f *os.File) (int64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	size := fi.Size()
+	last := []byte{'\n'}
+	if size > 0 {
+		if _, err := f.ReadAt(last, size-1); err != nil {
+			return 0, err
+		}
+	}
+	if last[0] == '\n' {
+		return size, nil
+	}
+	start, err := lastLineStart(f, size)
+	if err != nil {
+		return 0, err
+	}
+	if size-start <= maxTornLine {
+		line := make([]byte, size-start)
+		if _, err := f.ReadAt(line, start); err != nil {
+			return 0, err
+		}
+		if json.Valid(line) {
+			_, err := f.Write([]byte{'\n'})
+			return size + 1, err
+		}
+	}
+	return start, f.Truncate(start)
+}
+
+// lastLineStart returns where the line that ends f, at size, starts.
+func lastLineStart(f *os.File, size int64) (int64, error) {
+	buf := make([]byte, 64<<10)
+	for end := size; end > 0; {
+		n := min(end, int64(len(buf)))
+		if _, err := f.ReadAt(buf[:n], end-n); err != nil {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			return end - n + int64(i) + 1, nil
+		}
+		end -= n
+	}
+	return 0, nil
 }
