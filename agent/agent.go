@@ -74,8 +74,15 @@ type Agent struct {
 	lock           *lock.Lock      // of the data dir, held from New to Close
 	requests       chan recordReq  // records the store's background work asks for
 	witness        *witness.Client // nil without TAILSEAL_WITNESS_URLS
-	running        atomic.Bool     // the ingest loop serves requests
 	paused         atomic.Bool     // a store write fails and is being retried
+	// early holds the index records asked for before the ingest loop
+	// ran (compressions left by a crash, redone as the store opens), for
+	// the loop to write first; nil once it runs.
+	early struct {
+		sync.Mutex
+		running bool // the ingest loop serves requests
+		index   []recordReq
+	}
 }
 
 // Stats are the agent's counters, exported as metrics.
@@ -377,7 +384,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	commitArmed := false
 	checkpoints := a.clk.NewTicker(a.cfg.CheckpointInterval)
 	defer checkpoints.Stop()
-	a.running.Store(true)
+	attest := a.startServing()
 	if a.witness != nil {
 		// Witnesses are asked in the background, and stopped once the
 		// store is closed: a last checkpoint waits for the next start.
@@ -392,6 +399,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	if err == nil {
 		err = a.seal(ctx) // epochs that ended while the agent was down
+	}
+	for _, req := range attest {
+		if err == nil {
+			err = a.appendInternal(ctx, req.eventType, req.details)
+		}
 	}
 	a.store.ApplyRetention()
 	epochEnd := a.epochTimer()

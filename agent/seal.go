@@ -144,19 +144,29 @@ var (
 )
 
 // request has the ingest loop write and commit a record, and waits for it;
-// it gives up when stop (the store's) is closed.
+// it gives up when stop (the store's) is closed. Before the loop runs, an
+// index record is kept for it to write first, and request returns at
+// once: the store compresses segments left by a crash as it opens, and
+// must not wait for a loop that starts after it. (Should the agent stop
+// before, verify rebuilds those index lines from their segments.) Any
+// other record fails with errNotRunning.
 func (a *Agent) request(stop <-chan struct{}, eventType string, details any) error {
 	b, err := json.Marshal(details)
 	if err != nil {
 		return err
 	}
-	if !a.running.Load() {
-		// Recovery compresses segments left by a crash before the ingest
-		// loop runs: those are not attested (verify rebuilds their index
-		// lines), rather than block the store's opening.
-		return errNotRunning
+	req := recordReq{eventType: eventType, details: b}
+	a.early.Lock()
+	if !a.early.running {
+		defer a.early.Unlock()
+		if eventType != record.TypeIndex {
+			return errNotRunning
+		}
+		a.early.index = append(a.early.index, req)
+		return nil
 	}
-	req := recordReq{eventType: eventType, details: b, done: make(chan error, 1)}
+	a.early.Unlock()
+	req.done = make(chan error, 1)
 	select {
 	case a.requests <- req:
 	case <-stop:
@@ -168,6 +178,17 @@ func (a *Agent) request(stop <-chan struct{}, eventType string, details any) err
 	case <-stop:
 		return errStoreClosing
 	}
+}
+
+// startServing marks the ingest loop as serving requests and returns the
+// index records asked for before, which it writes first.
+func (a *Agent) startServing() []recordReq {
+	a.early.Lock()
+	defer a.early.Unlock()
+	a.early.running = true
+	index := a.early.index
+	a.early.index = nil
+	return index
 }
 
 // beforeRetention is the store's BeforeDelete: the retention record is

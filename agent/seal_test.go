@@ -1,9 +1,14 @@
 package agent
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/tailseal/tailseal/agent/store"
 	"github.com/tailseal/tailseal/signer/record"
 )
 
@@ -62,4 +67,84 @@ func TestSealAfterDowntime(t *testing.T) {
 		t.Errorf("line after the epoch end stored as %s in epoch %d, want an event in epoch 4", last.EventType, last.Epoch)
 	}
 	r.checkEvents(recs)
+}
+
+// indexRecords returns how many of the store's durable index records
+// name each segment, once done says they are all there.
+func (r *rig) indexRecords(done func(map[string]int) bool) map[string]int {
+	r.t.Helper()
+	for {
+		changed := r.a.Store().Changed()
+		out := map[string]int{}
+		for _, m := range r.records(r.a.Store().Durable()) {
+			if m.EventType == record.TypeIndex {
+				d, err := record.ParseIndex(m.Line)
+				if err != nil {
+					r.t.Fatalf("index record %d: %v", m.Seq, err)
+				}
+				out[d.Segment]++
+			}
+		}
+		if done(out) {
+			return out
+		}
+		r.wait(changed, fmt.Sprintf("index records (have %v)", out))
+	}
+}
+
+// A compression redone as the store opens, before the ingest loop runs
+// (a crash left the segment uncompressed), is attested all the same: its
+// index record is written once the loop runs.
+func TestIndexRecordOfACompressionAtStart(t *testing.T) {
+	r := newRig(t, "")
+	r.cfg.SegmentMaxMB = 1
+	r.start()
+	r.write(3000, 500) // 1.5 MB: one rotated segment
+	r.allDurable()
+	seg := store.SegmentName(1, store.CompressedExt)
+	r.indexRecords(func(m map[string]int) bool { return m[seg] == 1 })
+	r.stop()
+
+	// Undo the compression: the original back, the compressed copy and
+	// its index line gone.
+	dir := filepath.Join(r.cfg.DataDir, StoreDir)
+	segs, err := store.List(dir)
+	if err != nil || len(segs) < 2 || segs[0].Name != seg {
+		t.Fatalf("segments %v, %v; want %s first", segs, err, seg)
+	}
+	var orig []byte
+	if err := store.ScanSegment(dir, segs[0], func(_ store.Segment, _ int, line []byte) error {
+		orig = append(append(orig, line...), '\n')
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, store.SegmentName(segs[0].First, store.ActiveExt)), orig, 0o600)
+	os.Remove(filepath.Join(dir, seg))
+	index, _ := os.ReadFile(filepath.Join(dir, store.IndexFile))
+	var kept []string
+	for _, l := range strings.SplitAfter(string(index), "\n") {
+		if !strings.Contains(l, `"`+seg+`"`) {
+			kept = append(kept, l)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, store.IndexFile), []byte(strings.Join(kept, "")), 0o600)
+
+	// The store compresses it again as it opens; the agent runs after.
+	a, err := New(r.cfg, r.log(), WithClock(r.clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.a = a
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(dir, seg)); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not compressed again", seg)
+		}
+	}
+	r.startAgent()
+	r.indexRecords(func(m map[string]int) bool { return m[seg] == 2 })
+	r.stop()
 }
