@@ -34,7 +34,7 @@ type tree struct {
 	log    *slog.Logger
 	ok     bool // the tree covers the store from seq 1
 	edge   merkle.Edge
-	files  []*os.File // per level, appended to
+	files  []*os.File // per level, written at size
 	size   []int64    // bytes of each level file written
 	pend   [][]byte   // per level: hashes not yet written
 	synced []bool     // per level: nothing written since the last fsync
@@ -137,7 +137,9 @@ func (t *tree) write() error {
 		if err != nil {
 			return err
 		}
-		if n, err := f.Write(p); err != nil {
+		// At the size written, not the file's offset: a write cut short
+		// (a full disk) moved that past what the undo cut off.
+		if n, err := f.WriteAt(p, t.size[l]); err != nil {
 			if n > 0 {
 				if terr := f.Truncate(t.size[l]); terr != nil {
 					return fmt.Errorf("append hashes: %w (and undo failed: %v)", err, terr)
@@ -169,10 +171,6 @@ func (t *tree) level(l int) (*os.File, error) {
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("open hashes: %w", err)
-	}
-	if _, err := f.Seek(fi.Size(), 0); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("open hashes: %w", err)
 	}
@@ -347,9 +345,6 @@ func (t *tree) truncate(n uint64) error {
 			t.log.Warn("store: dropping Merkle tree hashes of records the store does not hold", "level", l, "hashes", (t.size[l]-want)/tlog.HashSize)
 		}
 		if err := f.Truncate(want); err != nil {
-			return fmt.Errorf("truncate hashes: %w", err)
-		}
-		if _, err := f.Seek(want, 0); err != nil {
 			return fmt.Errorf("truncate hashes: %w", err)
 		}
 		if err := f.Sync(); err != nil {

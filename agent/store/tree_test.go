@@ -2,8 +2,13 @@ package store
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/tailseal/tailseal/signer/merkle"
@@ -188,4 +193,46 @@ func TestNoTreeWithoutTheFirstRecords(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, HashDir)); err == nil {
 		t.Fatal("hashes written for a store without a tree")
 	}
+}
+
+// A write of the level files cut short (a full disk: here the process's
+// file size limit, in a child process) is undone, and the next write puts
+// the hashes where the undo cut, not after a gap.
+func TestTreeWriteCutShort(t *testing.T) {
+	const n = 3000 // level 0: 96,000 bytes
+	if dir := os.Getenv("STORE_TEST_TREE_DIR"); dir != "" {
+		tr := newTree(filepath.Join(dir, HashDir), slog.New(slog.DiscardHandler))
+		var lines []byte
+		for seq := uint64(1); seq <= n; seq++ {
+			lines = append(append(lines, rec(seq)...), '\n')
+		}
+		tr.add(lines)
+		var lim syscall.Rlimit
+		syscall.Getrlimit(syscall.RLIMIT_FSIZE, &lim)
+		full := lim.Cur
+		lim.Cur = 50_000
+		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+			fmt.Println("setrlimit:", err)
+			os.Exit(3)
+		}
+		if err := tr.write(); !errors.Is(err, syscall.EFBIG) {
+			fmt.Println("write at the limit:", err)
+			os.Exit(4)
+		}
+		lim.Cur = full
+		syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim)
+		if err := errors.Join(tr.write(), tr.sync()); err != nil {
+			fmt.Println("write again:", err)
+			os.Exit(5)
+		}
+		tr.close()
+		os.Exit(0)
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestTreeWriteCutShort$")
+	cmd.Env = append(os.Environ(), "STORE_TEST_TREE_DIR="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v %s", err, out)
+	}
+	checkTree(t, dir, n)
 }
