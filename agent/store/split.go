@@ -63,10 +63,8 @@ func (s *Store) Split(at uint64) error {
 	if err := s.f.Sync(); err != nil {
 		return fmt.Errorf("split segment: %w", err)
 	}
-	if err := s.f.Close(); err != nil {
-		return fmt.Errorf("close segment: %w", err)
-	}
-	return s.next(old, at, "split")
+	s.size = off
+	return s.next(at, "split")
 }
 
 // offsetOf is where the line of seq at starts in seg.

@@ -616,18 +616,21 @@ func (s *Store) rotate(first uint64) error {
 	if err := s.Commit(); err != nil {
 		return err
 	}
-	old := SegmentName(s.first, ActiveExt)
-	if err := s.f.Close(); err != nil {
-		return fmt.Errorf("close segment: %w", err)
-	}
-	return s.next(old, first, "rotated")
+	return s.next(first, "rotated")
 }
 
-// next starts the active segment at seq first after old was closed, and
-// queues old for compression; how says why old ended (in the log).
-func (s *Store) next(old string, first uint64, how string) error {
+// next starts the active segment at seq first, closes the one before, and
+// queues it for compression; how says why it ended (in the log). When the
+// new segment cannot be opened (no inode left), the old one stays the
+// active segment, open, and a retry rotates again.
+func (s *Store) next(first uint64, how string) error {
+	prev, old := s.f, SegmentName(s.first, ActiveExt)
 	if err := s.openActive(first); err != nil {
 		return err
+	}
+	// Commit synced what prev holds: an error closing it loses nothing.
+	if err := prev.Close(); err != nil {
+		s.log.Warn("store: closing a rotated segment failed", "segment", old, "error", err)
 	}
 	s.segments.Add(1)
 	s.log.Info("store: segment "+how, "segment", old, "next", SegmentName(first, ActiveExt))

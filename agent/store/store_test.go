@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -454,5 +455,38 @@ func TestCommitAsyncDurableIsWhatWasSynced(t *testing.T) {
 	<-s.SyncDone()
 	if got := s.Durable(); got != 5 {
 		t.Fatalf("durable %d after the fsync of 1..5 (6..9 were appended while it ran)", got)
+	}
+}
+
+// A rotation whose new segment cannot be opened (out of inodes; here a
+// directory in its place) fails without closing the active segment: the
+// retry rotates again, and once it can, nothing is lost or doubled.
+func TestRotationRetriedAfterOpenFails(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, Options{Dir: dir, SegmentMax: 1000})
+	appendN(t, s, 1, 9) // over 1000 bytes: the next append rotates
+	next := filepath.Join(dir, SegmentName(10, ActiveExt))
+	if err := os.Mkdir(next, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		err := s.Append([]byte(rec(10)+"\n"), 10, 10)
+		if err == nil || !strings.Contains(err.Error(), "open active segment") {
+			t.Fatalf("append with the new segment blocked: %v", err)
+		}
+	}
+	if err := os.Remove(next); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, s, 10, 30)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := seqs(t, dir)
+	if len(got) != 30 || got[0] != 1 || got[29] != 30 {
+		t.Fatalf("seqs %v, want 1..30", got)
+	}
+	if segs, _ := List(dir); len(segs) < 2 || segs[1].First != 10 {
+		t.Fatalf("segments %v: want the second to start at 10", segs)
 	}
 }
