@@ -73,7 +73,9 @@ func (a *Agent) seal(ctx context.Context) error {
 	if err := a.appendInternal(ctx, record.TypeSeal, details); err != nil {
 		return err
 	}
-	if err := ek.Advance(n); err != nil {
+	// Nothing is signed under the next epoch before its state is durable:
+	// on a full disk ingestion waits here, as for the store.
+	if err := a.retry(ctx, "epoch key state write", func() error { return ek.Advance(n) }, func() {}); err != nil {
 		return fmt.Errorf("evolve epoch key: %w", err)
 	}
 	a.Stats.Seals.Add(1)
@@ -117,7 +119,11 @@ func (a *Agent) checkpoint(ctx context.Context) error {
 		return err
 	}
 	line, _ := json.Marshal(record.CheckpointLine{Size: size, Time: a.clk.Now().UTC().Format(time.RFC3339Nano), Note: signed})
-	if err := atomicfile.Append(filepath.Join(a.cfg.DataDir, CheckpointsFile), append(line, '\n'), 0o644); err != nil {
+	line = append(line, '\n')
+	// Append leaves nothing of a failed write, so it can be tried again.
+	if err := a.retry(ctx, CheckpointsFile+" append", func() error {
+		return atomicfile.Append(filepath.Join(a.cfg.DataDir, CheckpointsFile), line, 0o644)
+	}, func() {}); err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
 	a.lastCheckpoint = a.chain.Seq()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tailseal/tailseal/agent/store"
+	"github.com/tailseal/tailseal/signer"
 	"github.com/tailseal/tailseal/signer/record"
 )
 
@@ -147,4 +148,79 @@ func TestIndexRecordOfACompressionAtStart(t *testing.T) {
 	r.startAgent()
 	r.indexRecords(func(m map[string]int) bool { return m[seg] == 2 })
 	r.stop()
+}
+
+// block puts a directory holding a file where path is, so that writing
+// path fails (as on a full disk, without needing one); the returned func
+// takes it away again.
+func block(t *testing.T, path string) func() {
+	t.Helper()
+	os.Remove(path)
+	if err := os.MkdirAll(filepath.Join(path, "blocked"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := os.RemoveAll(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A checkpoints.jsonl that cannot be written pauses ingestion and is
+// retried, as a store write is; the agent does not stop, and the line
+// lands once it can.
+func TestCheckpointFileWriteRetried(t *testing.T) {
+	r := newRig(t, "")
+	r.start()
+	r.write(10, 200)
+	r.allDurable()
+	unblock := block(t, filepath.Join(r.cfg.DataDir, CheckpointsFile))
+	r.clk.Advance(checkpointEvery)
+	r.wait(r.clk.Armed(firstBackoff), "the first retry")
+	if r.a.Healthy() {
+		t.Error("healthy while the checkpoint cannot be written")
+	}
+	unblock()
+	r.clk.Advance(firstBackoff)
+	r.write(5, 200)
+	r.allDurable()
+	if !r.a.Healthy() {
+		t.Error("not healthy once the checkpoint is written")
+	}
+	r.stop()
+	recs := r.all()
+	if sizes := r.checkpointSizes(recs); len(sizes) != 2 || sizes[0] != 1+10 {
+		// the genesis and 10 events, then the stop's checkpoint
+		t.Errorf("checkpoints.jsonl sizes %v, want the retried one (11) and the stop's", sizes)
+	}
+	r.checkEvents(recs)
+}
+
+// An epoch key state that cannot be written pauses ingestion after the
+// seal record, and nothing is signed under the next epoch until it is.
+func TestSealStateWriteRetried(t *testing.T) {
+	r := newRig(t, "")
+	r.start()
+	r.write(2, 100)
+	r.allDurable()
+	unblock := block(t, filepath.Join(r.cfg.DataDir, StateDir, SealStateFile))
+	r.wait(r.clk.Armed(epochLength), "the epoch timer")
+	r.clk.Advance(epochLength)
+	r.wait(r.clk.Armed(firstBackoff), "the first retry")
+	r.write(1, 100) // waits behind the seal
+	if r.a.Healthy() {
+		t.Error("healthy while the epoch key state cannot be written")
+	}
+	unblock()
+	r.clk.Advance(firstBackoff)
+	r.allDurable()
+	r.stop()
+	recs := r.all()
+	if got := seals(t, recs); len(got) != 1 || got[0].NextEpoch != 1 {
+		t.Fatalf("seals %+v, want one to epoch 1", got)
+	}
+	if st, err := signer.ReadSealState(filepath.Join(r.cfg.DataDir, StateDir, SealStateFile)); err != nil || st.Epoch != 1 {
+		t.Fatalf("seal state %+v, %v: want epoch 1", st, err)
+	}
+	r.checkEvents(recs)
 }
