@@ -23,6 +23,8 @@ func (s *Store) background() {
 	if s.opt.BeforeDelete == nil {
 		s.applyRetention()
 	}
+	var failed []string        // compressions to try again, in order
+	var retry <-chan time.Time // set while failed holds some
 	for {
 		select {
 		case <-s.stop:
@@ -30,19 +32,41 @@ func (s *Store) background() {
 		case <-s.retain:
 			s.applyRetention()
 		case name := <-s.jobs:
-			if err := s.compress(name); err != nil {
-				if errors.Is(err, errStopped) {
-					return
-				}
-				s.log.Error("store: compress segment failed; will retry at next start", "segment", name, "error", err)
-				continue
-			}
-			s.applyRetention()
+			failed = append(failed, name)
+		case <-retry:
 		case <-tick.C:
 			s.applyRetention()
+			continue
+		}
+		for len(failed) > 0 {
+			name := failed[0]
+			err := s.compress(name)
+			if errors.Is(err, errStopped) {
+				return
+			}
+			var again errAgain
+			if errors.As(err, &again) {
+				s.log.Error("store: compress segment failed; will retry", "segment", name, "error", err, "retry_in", s.compressRetry)
+				break
+			}
+			if err != nil {
+				s.log.Error("store: compress segment failed; will retry at next start", "segment", name, "error", err)
+			}
+			failed = failed[1:]
+			s.applyRetention()
+		}
+		retry = nil
+		if len(failed) > 0 {
+			retry = time.After(s.compressRetry)
 		}
 	}
 }
+
+// errAgain is a compression that failed with nothing of it left on disk
+// (a full disk, say): it can be tried again while the store runs.
+type errAgain struct{ error }
+
+func (e errAgain) Unwrap() error { return e.error }
 
 var errStopped = errors.New("store closing")
 
@@ -64,7 +88,7 @@ func (r stopReader) Read(p []byte) (int, error) {
 
 // compress writes name.gz (or .zst) through a temporary file, makes it
 // durable, records the segment in the index, then removes the original.
-func (s *Store) compress(name string) error {
+func (s *Store) compress(name string) (err error) {
 	src := filepath.Join(s.opt.Dir, name)
 	base := name[:len(name)-len(ActiveExt)]
 	c := s.opt.Compression
@@ -79,6 +103,16 @@ func (s *Store) compress(name string) error {
 	if err != nil {
 		return err
 	}
+	renamed := false
+	defer func() {
+		if err == nil || renamed {
+			return // a failure after the rename is left to the next start
+		}
+		os.Remove(tmp) // on a full disk, the space it took
+		if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
+			err = errAgain{err}
+		}
+	}()
 	defer in.Close()
 	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -117,6 +151,7 @@ func (s *Store) compress(name string) error {
 	if err := os.Rename(tmp, dst); err != nil {
 		return err
 	}
+	renamed = true
 	if err := atomicfile.SyncDir(s.opt.Dir); err != nil {
 		return err
 	}

@@ -104,6 +104,9 @@ type Store struct {
 	jobs   chan string
 	stop   chan struct{}
 	retain chan struct{} // ApplyRetention's nudge
+	// compressRetry is how long a compression that failed with nothing
+	// left of it (a full disk) waits to be tried again.
+	compressRetry time.Duration
 
 	// What is on disk, for metrics: counted once at Open, then kept up to
 	// date by Append, rotation, compression and retention.
@@ -135,7 +138,8 @@ func Open(opt Options) (*Store, *Last, error) {
 	if err := os.MkdirAll(opt.Dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("create store dir: %w", err)
 	}
-	s := &Store{opt: opt, log: opt.Logger, notify: make(chan struct{}), jobs: make(chan string, 64), stop: make(chan struct{}), retain: make(chan struct{}, 1)}
+	s := &Store{opt: opt, log: opt.Logger, notify: make(chan struct{}), jobs: make(chan string, 64), stop: make(chan struct{}), retain: make(chan struct{}, 1),
+		compressRetry: time.Minute}
 	segs, err := List(opt.Dir)
 	if err != nil {
 		return nil, nil, err

@@ -3,11 +3,14 @@ package store
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -488,5 +491,92 @@ func TestRotationRetriedAfterOpenFails(t *testing.T) {
 	}
 	if segs, _ := List(dir); len(segs) < 2 || segs[1].First != 10 {
 		t.Fatalf("segments %v: want the second to start at 10", segs)
+	}
+}
+
+// logWatch is a logger whose messages can be waited for.
+type logWatch struct {
+	mu   sync.Mutex
+	msgs []string
+	more chan struct{}
+}
+
+func newLogWatch() *logWatch { return &logWatch{more: make(chan struct{}, 1)} }
+
+func (w *logWatch) Enabled(context.Context, slog.Level) bool { return true }
+func (w *logWatch) WithAttrs([]slog.Attr) slog.Handler       { return w }
+func (w *logWatch) WithGroup(string) slog.Handler            { return w }
+func (w *logWatch) Handle(_ context.Context, r slog.Record) error {
+	w.mu.Lock()
+	w.msgs = append(w.msgs, r.Message)
+	w.mu.Unlock()
+	select {
+	case w.more <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// wait waits for a message holding part.
+func (w *logWatch) wait(t *testing.T, part string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		w.mu.Lock()
+		for _, m := range w.msgs {
+			if strings.Contains(m, part) {
+				w.mu.Unlock()
+				return
+			}
+		}
+		w.mu.Unlock()
+		select {
+		case <-w.more:
+		case <-timeout:
+			t.Fatalf("no log message with %q", part)
+		}
+	}
+}
+
+// A compression that fails on a full disk (a real one: a tiny tmpfs)
+// leaves no temporary file taking space, and is tried again once there is
+// room, without a restart.
+func TestCompressionRetriedAfterFullDisk(t *testing.T) {
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("mount tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	dir := filepath.Join(mnt, "store")
+	os.Mkdir(dir, 0o700)
+	logs := newLogWatch()
+	s, _ := open(t, Options{Dir: dir, SegmentMax: 8 << 10, Logger: slog.New(logs)})
+	s.compressRetry = 10 * time.Millisecond
+	defer s.Close()
+	seq := uint64(1)
+	for ; s.size < 8<<10; seq++ {
+		if err := s.Append([]byte(rec(seq)+"\n"), seq, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// Fill the disk: the next append rotates, and both it and the
+	// compression of the segment it ends fail.
+	junk := filepath.Join(mnt, "junk")
+	exec.Command("dd", "if=/dev/zero", "of="+junk, "bs=4k").Run()
+	if err := s.Append([]byte(rec(seq)+"\n"), seq, seq); err == nil {
+		t.Fatal("append on a full disk succeeded")
+	}
+	logs.wait(t, "compress segment failed; will retry")
+	if tmps, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); len(tmps) > 0 {
+		t.Errorf("a failed compression left %v", tmps)
+	}
+	os.Remove(junk)
+	appendN(t, s, seq, seq+10)
+	waitCompressed(t, dir)
+	if got := seqs(t, dir); len(got) != int(seq+10) {
+		t.Fatalf("%d records, want %d", len(got), seq+10)
 	}
 }
