@@ -276,6 +276,19 @@ func (s *Store) openTree(lastSeq uint64) error {
 	if err := t.truncate(have); err != nil {
 		return err
 	}
+	if have > 0 {
+		bad, err := t.tailMismatch(s.opt.Dir, have)
+		if err != nil {
+			return err
+		}
+		if bad != "" {
+			s.log.Warn("store: the Merkle tree's stored hashes do not match the records; building the tree again from the segments", "detail", bad)
+			have = 0
+			if err := t.truncate(0); err != nil {
+				return err
+			}
+		}
+	}
 	e, err := merkle.EdgeAt(have, merkle.NewTiles(os.DirFS(t.dir)))
 	if err != nil {
 		return fmt.Errorf("read the Merkle tree's edge: %w", err)
@@ -294,6 +307,71 @@ func (s *Store) openTree(lastSeq uint64) error {
 	t.ok = true
 	t.start()
 	return nil
+}
+
+// checkTail is how many of the last records a start holds the stored
+// hashes to. A write the level files kept only part of, or kept out of
+// place, shows there: every hash after it is out of place too.
+const checkTail = 1 << merkle.TileHeight
+
+// tailMismatch holds the level files, holding a tree of size have, to the
+// store's records: the leaf hashes of the last checkTail records, and at
+// each higher level, the last hash to the tile of hashes below it. It says
+// what does not match ("" when all does).
+func (t *tree) tailMismatch(dir string, have uint64) (string, error) {
+	from := have - min(have, checkTail) + 1
+	r := NewReader(dir, from)
+	defer r.Close()
+	for seq := from; seq <= have; seq++ {
+		line, ok, err := r.Next(have)
+		if err != nil || !ok {
+			return "", fmt.Errorf("read record %d for the Merkle tree: %v", seq, err)
+		}
+		h, err := t.hashAt(0, seq-1)
+		if err != nil {
+			return "", err
+		}
+		if h != merkle.LeafHash(line) {
+			return fmt.Sprintf("level 0 hash %d is not record %d's", seq-1, seq), nil
+		}
+	}
+	for l := 1; have>>(merkle.TileHeight*uint(l)) > 0; l++ {
+		j := have>>(merkle.TileHeight*uint(l)) - 1
+		below := make([]tlog.Hash, checkTail)
+		for i := range below {
+			var err error
+			if below[i], err = t.hashAt(l-1, j*checkTail+uint64(i)); err != nil {
+				return "", err
+			}
+		}
+		for len(below) > 1 {
+			for i := range len(below) / 2 {
+				below[i] = tlog.NodeHash(below[2*i], below[2*i+1])
+			}
+			below = below[:len(below)/2]
+		}
+		h, err := t.hashAt(l, j)
+		if err != nil {
+			return "", err
+		}
+		if h != below[0] {
+			return fmt.Sprintf("level %d hash %d is not the root of the level %d tile below it", l, j, l-1), nil
+		}
+	}
+	return "", nil
+}
+
+// hashAt reads hash i of level file l.
+func (t *tree) hashAt(l int, i uint64) (tlog.Hash, error) {
+	var h tlog.Hash
+	f, err := t.level(l)
+	if err != nil {
+		return h, err
+	}
+	if _, err := f.ReadAt(h[:], int64(i)*tlog.HashSize); err != nil {
+		return h, fmt.Errorf("read hashes: %w", err)
+	}
+	return h, nil
 }
 
 // onDisk is the largest tree size, up to lastSeq, whose hashes every

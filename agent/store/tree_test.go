@@ -236,3 +236,44 @@ func TestTreeWriteCutShort(t *testing.T) {
 	}
 	checkTree(t, dir, n)
 }
+
+// Level files that kept a write out of place (a run of zero hashes where
+// a write was cut short, the rest after it, as tree.write once left them)
+// are found at the next start and the tree built again from the segments,
+// rather than extended and signed.
+func TestTreeHashesOutOfPlace(t *testing.T) {
+	gap := func(level string, at int) func(t *testing.T, dir string) {
+		return func(t *testing.T, dir string) {
+			p := filepath.Join(dir, HashDir, level)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b = append(b[:at*32:at*32], append(make([]byte, 7*32), b[at*32:]...)...)
+			os.WriteFile(p, b, 0o600)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		harm func(t *testing.T, dir string)
+	}{
+		{"level 0, long before the tail", gap("0", 300)},
+		{"level 0, in the last tile", gap("0", 1990)},
+		{"level 1", gap("1", 2)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			opt := Options{Dir: dir, SegmentMax: 20 << 10}
+			s, _ := open(t, opt)
+			appendN(t, s, 1, 2000)
+			crash(s)
+			c.harm(t, dir)
+			s, _ = open(t, opt)
+			appendN(t, s, 2001, 2050)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			checkTree(t, dir, 2050)
+		})
+	}
+}
