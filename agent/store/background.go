@@ -23,8 +23,8 @@ func (s *Store) background() {
 	if s.opt.BeforeDelete == nil {
 		s.applyRetention()
 	}
-	var failed []string        // compressions to try again, in order
-	var retry <-chan time.Time // set while failed holds some
+	var queue []string         // segments to compress, in order
+	var retry <-chan time.Time // set while the first failed, to try it again
 	for {
 		select {
 		case <-s.stop:
@@ -32,14 +32,14 @@ func (s *Store) background() {
 		case <-s.retain:
 			s.applyRetention()
 		case name := <-s.jobs:
-			failed = append(failed, name)
+			queue = append(queue, name)
 		case <-retry:
 		case <-tick.C:
 			s.applyRetention()
 			continue
 		}
-		for len(failed) > 0 {
-			name := failed[0]
+		for len(queue) > 0 {
+			name := queue[0]
 			err := s.compress(name)
 			if errors.Is(err, errStopped) {
 				return
@@ -52,11 +52,11 @@ func (s *Store) background() {
 			if err != nil {
 				s.log.Error("store: compress segment failed; will retry at next start", "segment", name, "error", err)
 			}
-			failed = failed[1:]
+			queue = queue[1:]
 			s.applyRetention()
 		}
 		retry = nil
-		if len(failed) > 0 {
+		if len(queue) > 0 {
 			retry = time.After(s.compressRetry)
 		}
 	}
