@@ -278,10 +278,14 @@ func (s *Store) openTree(lastSeq uint64) error {
 	}
 	if have > 0 {
 		bad, err := t.tailMismatch(s.opt.Dir, have)
-		if err != nil {
+		var unread errUnread
+		switch {
+		case errors.As(err, &unread):
+			// The segments' damage is verify's to report; the hashes stay.
+			s.log.Warn("store: the last records cannot be read to check the Merkle tree's stored hashes against them", "error", err)
+		case err != nil:
 			return err
-		}
-		if bad != "" {
+		case bad != "":
 			s.log.Warn("store: the Merkle tree's stored hashes do not match the records; building the tree again from the segments", "detail", bad)
 			have = 0
 			if err := t.truncate(0); err != nil {
@@ -324,8 +328,11 @@ func (t *tree) tailMismatch(dir string, have uint64) (string, error) {
 	defer r.Close()
 	for seq := from; seq <= have; seq++ {
 		line, ok, err := r.Next(have)
-		if err != nil || !ok {
-			return "", fmt.Errorf("read record %d for the Merkle tree: %v", seq, err)
+		if err == nil && !ok {
+			err = errors.New("the segments end before it")
+		}
+		if err != nil {
+			return "", errUnread{fmt.Errorf("record %d: %w", seq, err)}
 		}
 		h, err := t.hashAt(0, seq-1)
 		if err != nil {
@@ -360,6 +367,11 @@ func (t *tree) tailMismatch(dir string, have uint64) (string, error) {
 	}
 	return "", nil
 }
+
+// errUnread is a record tailMismatch could not read.
+type errUnread struct{ error }
+
+func (e errUnread) Unwrap() error { return e.error }
 
 // hashAt reads hash i of level file l.
 func (t *tree) hashAt(l int, i uint64) (tlog.Hash, error) {
