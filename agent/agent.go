@@ -75,6 +75,7 @@ type Agent struct {
 	requests       chan recordReq  // records the store's background work asks for
 	witness        *witness.Client // nil without TAILSEAL_WITNESS_URLS
 	paused         atomic.Bool     // a store write fails and is being retried
+	unsealed       uint64          // epochs the key must evolve by before Run signs (see unfinishedSeal)
 	// early holds the index records asked for before the ingest loop
 	// ran (compressions left by a crash, redone as the store opens), for
 	// the loop to write first; nil once it runs.
@@ -305,7 +306,8 @@ func (a *Agent) resume(last *store.Last) (pos tailer.Position, lastSeq uint64, p
 		a.lastSrc = position{file: string(file), id: m.Source.ID, end: m.Source.End()}
 	}
 	a.log.Info("resuming", "seq", lastSeq, "source_id", pos.ID, "source_offset", pos.Offset)
-	return pos, lastSeq, prev, a.keys.finishSeal(m)
+	a.unsealed, err = a.keys.unfinishedSeal(m)
+	return pos, lastSeq, prev, err
 }
 
 func (a *Agent) setupPII() error {
@@ -394,7 +396,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer func() { cancel(); <-done }()
 	}
 	var err error
-	if a.chain.Seq() == 0 {
+	if a.unsealed > 0 {
+		err = a.retry(ctx, "epoch key state write", func() error { return a.keys.epoch.Advance(a.unsealed) }, func() { a.unsealed = 0 })
+	}
+	if err == nil && a.chain.Seq() == 0 {
 		err = a.writeGenesis(ctx)
 	}
 	if err == nil {

@@ -279,17 +279,19 @@ func (k *keys) sealFresh(cfg *config.Config, log *slog.Logger, now time.Time) er
 	return nil
 }
 
-// finishSeal completes an epoch change cut short by a crash: the seal record
-// is stored but the key was not yet evolved.
-func (k *keys) finishSeal(last record.Meta) error {
+// unfinishedSeal is how many epochs the key must still evolve by when an
+// epoch change was cut short (by a crash, or a disk too full for the key
+// state): the last record is a seal, and the key is still the epoch's it
+// ends. Run evolves it before anything is signed.
+func (k *keys) unfinishedSeal(last record.Meta) (uint64, error) {
 	if k.epoch == nil || last.EventType != record.TypeSeal || last.Epoch != k.epoch.Epoch() {
-		return nil
+		return 0, nil
 	}
 	var d record.SealDetails
 	if err := json.Unmarshal(last.Details, &d); err != nil || d.NextEpoch <= d.Epoch {
-		return fmt.Errorf("last record is a seal with bad details: %s", last.Details)
+		return 0, fmt.Errorf("last record is a seal with bad details: %s", last.Details)
 	}
-	return k.epoch.Advance(d.NextEpoch - d.Epoch)
+	return d.NextEpoch - d.Epoch, nil
 }
 
 // loadPIIKey returns the pseudonymization key: configured, or kept in

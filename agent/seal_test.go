@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -221,6 +222,57 @@ func TestSealStateWriteRetried(t *testing.T) {
 	}
 	if st, err := signer.ReadSealState(filepath.Join(r.cfg.DataDir, StateDir, SealStateFile)); err != nil || st.Epoch != 1 {
 		t.Fatalf("seal state %+v, %v: want epoch 1", st, err)
+	}
+	r.checkEvents(recs)
+}
+
+// Stopped while it waits to write the key state, the agent starts again
+// all the same (the disk may still be full) and evolves the key before it
+// signs anything, once it can.
+func TestSealStateWriteRetriedAfterRestart(t *testing.T) {
+	r := newRig(t, "")
+	r.start()
+	r.write(2, 100)
+	r.allDurable()
+	// The state can be read but not written, as on a full disk: its
+	// directory is immutable.
+	state := filepath.Join(r.cfg.DataDir, StateDir)
+	if out, err := exec.Command("chattr", "+i", state).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i (needs root and a file system with the flag): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", state).Run() })
+	unblock := func() {
+		if out, err := exec.Command("chattr", "-i", state).CombinedOutput(); err != nil {
+			t.Fatalf("chattr -i: %v %s", err, out)
+		}
+	}
+	r.wait(r.clk.Armed(epochLength), "the epoch timer")
+	r.clk.Advance(epochLength)
+	r.wait(r.clk.Armed(firstBackoff), "the first retry")
+	r.cancel()
+	if err := <-r.done; err == nil {
+		t.Fatal("Run stopped while the key state could not be written, without an error")
+	}
+	r.done <- nil // for the cleanup
+	if err := r.a.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	r.start() // the seal record is the last: its epoch change is unfinished
+	r.write(1, 100)
+	r.wait(r.clk.Armed(firstBackoff), "the first retry after the restart")
+	unblock()
+	r.clk.Advance(firstBackoff)
+	r.allDurable()
+	r.stop()
+	recs := r.all()
+	if got := seals(t, recs); len(got) != 1 || got[0].NextEpoch != 1 {
+		t.Fatalf("seals %+v, want one to epoch 1", got)
+	}
+	for _, m := range recs {
+		if m.EventType == "lead_ingested" && m.Seq > 3 && m.Epoch != 1 {
+			t.Errorf("seq %d signed in epoch %d after the seal, want 1", m.Seq, m.Epoch)
+		}
 	}
 	r.checkEvents(recs)
 }
