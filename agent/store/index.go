@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -395,4 +396,78 @@ func canonicalKeys(m map[string]int) map[string]int {
 		}
 	}
 	return m
+}
+
+// attestNewest tells OnIndexed again of the newest compressed segment's
+// index line when no record after the segment attests it: a kill between
+// the line and its index record leaves it so. Only the newest can lack
+// its record (compressions run one after the other, each attested before
+// the next), and the segments after it are not compressed yet.
+func (s *Store) attestNewest() error {
+	if s.opt.OnIndexed == nil {
+		return nil
+	}
+	segs, err := List(s.opt.Dir)
+	if err != nil {
+		return err
+	}
+	newest := -1
+	for i, seg := range segs {
+		if seg.Compressed {
+			newest = i
+		}
+	}
+	if newest < 0 {
+		return nil
+	}
+	name := segs[newest].Name
+	line, err := indexLine(s.opt.Dir, name)
+	if err != nil || line == nil {
+		return err // not indexed: there is nothing to attest
+	}
+	errFound := errors.New("found")
+	for _, seg := range segs[newest+1:] {
+		err := ScanSegment(s.opt.Dir, seg, func(_ Segment, _ int, l []byte) error {
+			if !bytes.Contains(l, []byte(`"event_type":"`+record.TypeIndex+`"`)) {
+				return nil
+			}
+			if d, err := record.ParseIndex(l); err == nil && d.Segment == name {
+				return errFound
+			}
+			return nil
+		})
+		if errors.Is(err, errFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	s.log.Info("store: the newest compressed segment has no index record after it; attesting its index line again", "segment", name)
+	return s.opt.OnIndexed(s.stop, name, line)
+}
+
+// indexLine is the last line of store/index for segment name, nil when
+// there is none.
+func indexLine(dir, name string) ([]byte, error) {
+	f, err := os.Open(filepath.Join(dir, IndexFile))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read index: %w", err)
+	}
+	defer f.Close()
+	var line []byte
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		var e struct {
+			Segment string `json:"segment"`
+		}
+		if json.Unmarshal(sc.Bytes(), &e) == nil && e.Segment == name {
+			line = bytes.Clone(sc.Bytes())
+		}
+	}
+	return line, sc.Err()
 }

@@ -164,6 +164,9 @@ func Open(opt Options) (*Store, *Last, error) {
 	if err := s.count(); err != nil {
 		return nil, nil, err
 	}
+	if err := s.attestNewest(); err != nil {
+		s.log.Warn("store: cannot tell whether the newest compressed segment is attested", "error", err)
+	}
 	s.bg.Add(1)
 	go s.background()
 	for _, seg := range segs {

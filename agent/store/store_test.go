@@ -580,3 +580,50 @@ func TestCompressionRetriedAfterFullDisk(t *testing.T) {
 		t.Fatalf("%d records, want %d", len(got), seq+10)
 	}
 }
+
+// A kill between a segment's index line and its index record leaves the
+// newest compressed segment with no record after it: the next Open tells
+// OnIndexed its line again, and only then.
+func TestNewestCompressedAttestedAgain(t *testing.T) {
+	type call struct{ segment, line string }
+	var mu sync.Mutex
+	var calls []call
+	opt := Options{Dir: t.TempDir(), SegmentMax: 1000, OnIndexed: func(_ <-chan struct{}, segment string, line []byte) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, call{segment, string(line)})
+		return nil // and no record: as if killed before writing it
+	}}
+	s, _ := open(t, opt)
+	appendN(t, s, 1, 12) // one rotation, at 10
+	waitCompressed(t, opt.Dir)
+	s.Close()
+	seg := SegmentName(1, CompressedExt)
+	mu.Lock()
+	if len(calls) != 1 || calls[0].segment != seg {
+		t.Fatalf("calls %v, want one for %s", calls, seg)
+	}
+	first := calls[0]
+	calls = nil
+	mu.Unlock()
+
+	s, _ = open(t, opt)
+	mu.Lock()
+	if len(calls) != 1 || calls[0] != first {
+		t.Fatalf("reopened: calls %v, want %s's line again", calls, seg)
+	}
+	calls = nil
+	mu.Unlock()
+	// Its record, as the agent writes it: the next Open finds it.
+	index := fmt.Sprintf(`{"seq":13,"timestamp":"2026-01-01T00:00:13Z","event_type":"index","actor":"tailseal","lead_id":"","workflow":"","details":{"segment":%q,"sha256":%q},"epoch":0,"prev":"","signature":"00"}`,
+		seg, IndexDigest([]byte(first.line)))
+	if err := s.Append([]byte(index+"\n"), 13, 13); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, _ = open(t, opt)
+	s.Close()
+	if len(calls) != 0 {
+		t.Errorf("with its record there: calls %v", calls)
+	}
+}
