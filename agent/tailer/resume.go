@@ -11,7 +11,8 @@ import (
 // it, reading continues at the offset. If it was rotated by rename while the
 // agent was down, the renamed file (same device and inode) is found in the
 // directory and its rest is read before the path. If it was copied and
-// truncated, the copy (same first bytes, long enough) stands in for it.
+// truncated, the copy (same first bytes, long enough) stands in for it, and
+// the lines the truncated file got since follow, from wherever it is.
 func (t *Tailer) resume(ctx context.Context) error {
 	pos := t.opt.Start
 	if pos.ID == "" {
@@ -28,6 +29,12 @@ func (t *Tailer) resume(ctx context.Context) error {
 		}
 		t.log.Info("reading the rest of a source file rotated while stopped",
 			"file", f.Name(), "offset", pos.Offset)
+		if fi, err := f.Stat(); err == nil {
+			if dev, ino := devIno(fi); dev != id.Dev || ino != id.Ino {
+				// A copy: the file it stands in for was truncated.
+				return t.drainCopy(ctx, f, pos.Offset, id.Dev, id.Ino)
+			}
+		}
 		return t.drain(ctx, f, pos.Offset)
 	}
 	t.log.Warn("the source file the last run read is gone; reading the current file from the start",

@@ -121,3 +121,31 @@ func (t *Tailer) successor(born time.Time, dev, ino uint64) *os.File {
 	}
 	return next
 }
+
+// renamedAway opens the file with the given device and inode in the
+// path's directory when it is no longer the path itself (nil when it is,
+// or is gone, or is empty): a truncated file renamed since.
+func (t *Tailer) renamedAway(dev, ino uint64) *os.File {
+	dir := filepath.Dir(t.opt.Path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	for _, e := range entries {
+		name := filepath.Join(dir, e.Name())
+		if !e.Type().IsRegular() || name == t.opt.Path || strings.HasSuffix(name, ".gz") {
+			continue
+		}
+		f, err := openRegular(name)
+		if err != nil {
+			continue
+		}
+		if fi, err := f.Stat(); err == nil && fi.Size() > 0 {
+			if d, i := devIno(fi); d == dev && i == ino {
+				return f
+			}
+		}
+		f.Close()
+	}
+	return nil
+}

@@ -98,6 +98,13 @@ type Tailer struct {
 	fullID    string          // ID once head is complete
 	readOff   int64           // next byte of f to read
 	waiting   string          // why the path could not be opened, as last logged
+	// copyOf is the truncated file (device, inode) whose copy is being
+	// read: its lines written after the truncation come next, from
+	// wherever it was renamed to since (see leave).
+	copyOf struct {
+		dev, ino uint64
+		set      bool
+	}
 
 	resumed     chan struct{} // closed once the previous run's position is recovered
 	stop        chan struct{} // closed by Stop
@@ -349,13 +356,29 @@ func (t *Tailer) leave(ctx context.Context) error {
 		return err
 	}
 	t.consumed(t.head)
-	next := t.successor(t.born, t.dev, t.ino)
+	var next *os.File
+	if t.copyOf.set {
+		t.copyOf.set = false
+		if next = t.renamedAway(t.copyOf.dev, t.copyOf.ino); next != nil {
+			t.closeFile()
+			t.log.Info("reading the truncated file's newer lines where it was renamed to", "file", next.Name())
+			return t.drain(ctx, next, 0)
+		}
+	}
+	next = t.successor(t.born, t.dev, t.ino)
 	t.closeFile()
 	if next == nil {
 		return nil
 	}
 	t.log.Info("reading a file rotated in between", "file", next.Name())
 	return t.drain(ctx, next, 0)
+}
+
+// drainCopy reads the copy f, from offset, of the truncated file dev/ino,
+// and then that file's newer lines (see leave).
+func (t *Tailer) drainCopy(ctx context.Context, f *os.File, offset int64, dev, ino uint64) error {
+	t.copyOf.dev, t.copyOf.ino, t.copyOf.set = dev, ino, true
+	return t.drain(ctx, f, offset)
 }
 
 // drain reads f from offset to its end, then leaves it.
@@ -379,7 +402,7 @@ func (t *Tailer) readCopy(ctx context.Context) error {
 		id := ID{Dev: t.dev, Ino: t.ino, FP: fingerprint(t.head[:min(end, FingerprintBytes)])}
 		if f, ok := t.find(id, end); ok {
 			t.log.Info("reading the rest of the truncated source from its copy", "file", f.Name(), "offset", end)
-			return t.drain(ctx, f, end)
+			return t.drainCopy(ctx, f, end, t.dev, t.ino)
 		}
 	}
 	// Truncated twice since the last look: a copy made since then holds
