@@ -320,8 +320,9 @@ const checkTail = 1 << merkle.TileHeight
 
 // tailMismatch holds the level files, holding a tree of size have, to the
 // store's records: the leaf hashes of the last checkTail records, and at
-// each higher level, the last hash to the tile of hashes below it. It says
-// what does not match ("" when all does).
+// each higher level every hash of its last, partial tile (those every new
+// root is made of) to the tile of hashes below it. It says what does not
+// match ("" when all does).
 func (t *tree) tailMismatch(dir string, have uint64) (string, error) {
 	from := have - min(have, checkTail) + 1
 	r := NewReader(dir, from)
@@ -342,27 +343,29 @@ func (t *tree) tailMismatch(dir string, have uint64) (string, error) {
 			return fmt.Sprintf("level 0 hash %d is not record %d's", seq-1, seq), nil
 		}
 	}
+	tile := make([]byte, checkTail*tlog.HashSize)
+	below := make([]tlog.Hash, checkTail)
 	for l := 1; have>>(merkle.TileHeight*uint(l)) > 0; l++ {
-		j := have>>(merkle.TileHeight*uint(l)) - 1
-		below := make([]tlog.Hash, checkTail)
-		for i := range below {
-			var err error
-			if below[i], err = t.hashAt(l-1, j*checkTail+uint64(i)); err != nil {
+		c := have >> (merkle.TileHeight * uint(l)) // hashes level l holds
+		for j := c / checkTail * checkTail; j < c; j++ {
+			if err := t.readTile(l-1, j, tile); err != nil {
 				return "", err
 			}
-		}
-		for len(below) > 1 {
-			for i := range len(below) / 2 {
-				below[i] = tlog.NodeHash(below[2*i], below[2*i+1])
+			for i := range below {
+				copy(below[i][:], tile[i*tlog.HashSize:])
 			}
-			below = below[:len(below)/2]
-		}
-		h, err := t.hashAt(l, j)
-		if err != nil {
-			return "", err
-		}
-		if h != below[0] {
-			return fmt.Sprintf("level %d hash %d is not the root of the level %d tile below it", l, j, l-1), nil
+			for n := len(below); n > 1; n /= 2 {
+				for i := range n / 2 {
+					below[i] = tlog.NodeHash(below[2*i], below[2*i+1])
+				}
+			}
+			h, err := t.hashAt(l, j)
+			if err != nil {
+				return "", err
+			}
+			if h != below[0] {
+				return fmt.Sprintf("level %d hash %d is not the root of the level %d tile below it", l, j, l-1), nil
+			}
 		}
 	}
 	return "", nil
@@ -372,6 +375,18 @@ func (t *tree) tailMismatch(dir string, have uint64) (string, error) {
 type errUnread struct{ error }
 
 func (e errUnread) Unwrap() error { return e.error }
+
+// readTile reads the full tile j of level file l into tile.
+func (t *tree) readTile(l int, j uint64, tile []byte) error {
+	f, err := t.level(l)
+	if err != nil {
+		return err
+	}
+	if _, err := f.ReadAt(tile, int64(j)*int64(len(tile))); err != nil {
+		return fmt.Errorf("read hashes: %w", err)
+	}
+	return nil
+}
 
 // hashAt reads hash i of level file l.
 func (t *tree) hashAt(l int, i uint64) (tlog.Hash, error) {

@@ -260,6 +260,17 @@ func TestTreeHashesOutOfPlace(t *testing.T) {
 		{"level 0, long before the tail", gap("0", 300)},
 		{"level 0, in the last tile", gap("0", 1990)},
 		{"level 1", gap("1", 2)},
+		{"one level 1 hash zeroed, not the last", func(t *testing.T, dir string) {
+			p := filepath.Join(dir, HashDir, "1")
+			f, err := os.OpenFile(p, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteAt(make([]byte, 32), 2*32); err != nil {
+				t.Fatal(err)
+			}
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
