@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -63,11 +64,11 @@ func SyncDir(dir string) error {
 	return d.Sync()
 }
 
-// Append adds data, whole JSON lines, to the end of path (created with
+// Append adds data, JSON object lines, to the end of path (created with
 // perm if missing) and fsyncs it. A write that fails part way (a full
 // disk) is cut back off. A last line a crash left without its newline is
-// ended first when it is whole JSON, else cut off: either way data starts
-// a line of its own rather than being lost in the torn one.
+// ended first when it is a whole JSON object, else cut off: either way
+// data starts a line of its own rather than being lost in the torn one.
 func Append(path string, data []byte, perm os.FileMode) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
 	created := errors.Is(err, fs.ErrNotExist)
@@ -95,10 +96,6 @@ func Append(path string, data []byte, perm os.FileMode) error {
 	return err
 }
 
-// maxTornLine bounds the torn last line endTornLine reads to decide: a
-// longer one is cut off unread, as no caller writes such lines.
-const maxTornLine = 1 << 20
-
 // endTornLine makes f, opened for appending, end with a newline (or be
 // empty) and returns its size then.
 func endTornLine(f *os.File) (int64, error) {
@@ -120,17 +117,37 @@ func endTornLine(f *os.File) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if size-start <= maxTornLine {
-		line := make([]byte, size-start)
-		if _, err := f.ReadAt(line, start); err != nil {
-			return 0, err
-		}
-		if json.Valid(line) {
-			_, err := f.Write([]byte{'\n'})
-			return size + 1, err
-		}
+	if oneJSONObject(io.NewSectionReader(f, start, size-start)) {
+		_, err := f.Write([]byte{'\n'})
+		return size + 1, err
 	}
 	return start, f.Truncate(start)
+}
+
+// oneJSONObject reports whether r holds exactly one JSON object, as every
+// line of the files appended to is, read as a stream of tokens: a
+// dead-letter line can hold megabytes of records.
+func oneJSONObject(r io.Reader) bool {
+	d := json.NewDecoder(r)
+	depth, values := 0, 0
+	for first := true; ; first = false {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return values == 1 && depth == 0
+		}
+		if err != nil || values > 0 || first && tok != json.Delim('{') {
+			return false
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			values++
+		}
+	}
 }
 
 // lastLineStart returns where the line that ends f, at size, starts.

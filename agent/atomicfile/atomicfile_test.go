@@ -14,7 +14,8 @@ import (
 // A last line left without its newline is ended when it is whole JSON and
 // else cut off, so that the line appended after it is not lost in it.
 func TestAppendEndsTornLine(t *testing.T) {
-	garbage := strings.Repeat("x", maxTornLine+10)
+	garbage := strings.Repeat("x", 3<<20)
+	big := `{"records":["` + strings.Repeat("r", 2<<20) + `"]}` // a dead-letter batch
 	for _, tc := range []struct{ name, before, after string }{
 		{"missing", "", `{"y":2}` + "\n"},
 		{"empty", "", `{"y":2}` + "\n"},
@@ -22,8 +23,13 @@ func TestAppendEndsTornLine(t *testing.T) {
 		{"torn after a line", `{"x":1}` + "\n" + `{"x":`, `{"x":1}` + "\n" + `{"y":2}` + "\n"},
 		{"torn, the only line", `{"x":1,"z":[`, `{"y":2}` + "\n"},
 		{"whole JSON without its newline", `{"x":1}` + "\n" + `{"x":2}`, `{"x":1}` + "\n" + `{"x":2}` + "\n" + `{"y":2}` + "\n"},
-		{"torn, longer than is read", `{"x":1}` + "\n" + garbage, `{"x":1}` + "\n" + `{"y":2}` + "\n"},
-		{"torn, longer than is read, the only line", garbage, `{"y":2}` + "\n"},
+		{"torn, long", `{"x":1}` + "\n" + garbage, `{"x":1}` + "\n" + `{"y":2}` + "\n"},
+		{"torn, long, the only line", garbage, `{"y":2}` + "\n"},
+		{"a whole object of megabytes without its newline", `{"x":1}` + "\n" + big, `{"x":1}` + "\n" + big + "\n" + `{"y":2}` + "\n"},
+		{"a torn object of megabytes", `{"x":1}` + "\n" + big[:len(big)-3], `{"x":1}` + "\n" + `{"y":2}` + "\n"},
+		{"JSON but not an object", `{"x":1}` + "\n" + `null`, `{"x":1}` + "\n" + `{"y":2}` + "\n"},
+		{"two objects on the line", `{"x":1}` + "\n" + `{"a":1}{"b":2}`, `{"x":1}` + "\n" + `{"y":2}` + "\n"},
+		{"only a newline", "\n", "\n" + `{"y":2}` + "\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "f.jsonl")
