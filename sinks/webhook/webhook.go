@@ -140,11 +140,17 @@ func (s *Sink) Deliver(ctx context.Context, b sinks.Batch) error {
 	default:
 		return err
 	}
+	file := "state/deadletter-" + s.Name() + ".jsonl"
+	if err := sinks.DeadLetter(s.opt.StateDir, s.opt.Name, reason, b); err != nil {
+		s.log().Error("the endpoint refused a batch for good, and it cannot be written to the dead-letter file: retrying",
+			"sink", s.Name(), "first_seq", b.First, "last_seq", b.Last, "reason", reason, "file", file, "error", err)
+		return err
+	}
 	s.DeadLetters.Add(1)
 	s.log().Error("the endpoint refused a batch for good: written to the dead-letter file, delivery goes on",
 		"sink", s.Name(), "first_seq", b.First, "last_seq", b.Last, "records", len(b.Lines), "reason", reason,
-		"file", "state/deadletter-"+s.Name()+".jsonl")
-	return sinks.DeadLetter(s.opt.StateDir, s.opt.Name, reason, b)
+		"file", file)
+	return nil
 }
 
 func (s *Sink) post(ctx context.Context, b sinks.Batch) error {

@@ -186,6 +186,37 @@ func TestTooLargeSplitsTheBatch(t *testing.T) {
 	}
 }
 
+// A batch refused for good whose dead-letter line cannot be written (a
+// directory in the file's place: as a full disk) is not counted or logged
+// as dead-lettered: Deliver fails, and the retry writes it once it can.
+func TestDeadLetterWriteFails(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+	}))
+	defer srv.Close()
+	s, logs, state := newSink(t, srv.URL)
+	file := filepath.Join(state, "deadletter-hook.jsonl")
+	if err := os.MkdirAll(filepath.Join(file, "blocked"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Deliver(context.Background(), batch(1, 3)); err == nil {
+		t.Fatal("Deliver succeeded with the dead-letter file unwritable")
+	}
+	if n := s.DeadLetters.Load(); n != 0 || logs.count("written to the dead-letter file, delivery goes on") != 0 {
+		t.Errorf("%d dead letters counted, log:\n%s", n, logs.b.String())
+	}
+	if logs.count("cannot be written to the dead-letter file") != 1 {
+		t.Errorf("the log does not say the write failed:\n%s", logs.b.String())
+	}
+	os.RemoveAll(file)
+	if err := s.Deliver(context.Background(), batch(1, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if dead, _ := os.ReadFile(file); strings.Count(string(dead), "\n") != 1 || s.DeadLetters.Load() != 1 {
+		t.Errorf("after the retry: %d dead letters, file %s", s.DeadLetters.Load(), dead)
+	}
+}
+
 // parseID is ID's inverse, written the way a receiver would: split at the
 // last two "_", decode the origin. That it recovers every (origin, first,
 // last) is what makes ID injective: equal ids parse to equal triples.
