@@ -122,10 +122,18 @@ func (t *Tailer) successor(born time.Time, dev, ino uint64) *os.File {
 	return next
 }
 
-// renamedAway opens the file with the given device and inode in the
-// path's directory when it is no longer the path itself (nil when it is,
-// or is gone, or is empty): a truncated file renamed since.
-func (t *Tailer) renamedAway(dev, ino uint64) *os.File {
+// original opens the file with the given device and inode: the path, if it
+// still is that file, else one in its directory it was renamed to (not
+// when empty); nil when it is gone.
+func (t *Tailer) original(dev, ino uint64) *os.File {
+	if f, err := openRegular(t.opt.Path); err == nil {
+		if fi, err := f.Stat(); err == nil {
+			if d, i := devIno(fi); d == dev && i == ino {
+				return f
+			}
+		}
+		f.Close()
+	}
 	dir := filepath.Dir(t.opt.Path)
 	entries, err := os.ReadDir(dir)
 	if err != nil {

@@ -359,8 +359,13 @@ func (t *Tailer) leave(ctx context.Context) error {
 	var next *os.File
 	if t.copyOf.set {
 		t.copyOf.set = false
-		if next = t.renamedAway(t.copyOf.dev, t.copyOf.ino); next != nil {
+		if next = t.original(t.copyOf.dev, t.copyOf.ino); next != nil {
 			t.closeFile()
+			if filepath.Clean(next.Name()) == t.opt.Path {
+				// Still the path: read on from its truncation. (Opening
+				// the path again later could find the next file already.)
+				return t.use(next, 0)
+			}
 			t.log.Info("reading the truncated file's newer lines where it was renamed to", "file", next.Name())
 			return t.drain(ctx, next, 0)
 		}

@@ -274,6 +274,37 @@ func TestResumeAfterCopyTruncateThenRenameWhileStopped(t *testing.T) {
 	wantSequence(t, append(lines, f.collect(270)...), 570)
 }
 
+// The same with the truncated file still at the path when the tailer
+// starts, renamed only once it reads it: nothing lost or read twice.
+func TestResumeAfterCopyTruncateWhileStoppedThenRename(t *testing.T) {
+	f := newFixture(t, Options{})
+	f.write(300)
+	f.start(Position{})
+	lines := f.collect(300)
+	f.stop()
+	last := lines[len(lines)-1]
+
+	f.write(20)
+	data, err := os.ReadFile(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.path+".1", data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(f.path, 0); err != nil {
+		t.Fatal(err)
+	}
+	f.write(150)
+	f.start(Position{ID: last.id, Offset: last.offset + last.length})
+	lines = append(lines, f.collect(170)...)
+	if err := os.Rename(f.path, f.path+".2"); err != nil {
+		t.Fatal(err)
+	}
+	f.write(100)
+	wantSequence(t, append(lines, f.collect(100)...), 570)
+}
+
 // The kernel drops events when a watcher's queue is full. Shrinking the
 // queue (root only: it is a system setting, restored at once) makes a real
 // overflow while the tailer is held; with no poll to fall back on it must
