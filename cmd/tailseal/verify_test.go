@@ -422,6 +422,19 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			}
 			return 0, 1
 		}, "segment unreadable"},
+		// The records verify, but proofs through a damaged stored hash
+		// would fail: verify says so.
+		{"zero a stored Merkle hash", func(t *testing.T, d string) (int, uint64) {
+			f, err := os.OpenFile(filepath.Join(d, "store", "hashes", "0"), os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteAt(make([]byte, 32), 500*32); err != nil {
+				t.Fatal(err)
+			}
+			return -1, 501
+		}, "tree hashes"},
 		{"change an epoch number", func(t *testing.T, d string) (int, uint64) {
 			segs := segments(t, d)
 			last := segs[len(segs)-1]

@@ -69,7 +69,7 @@ func newVerifier(opt Options) *verifier {
 		noteOrigins: map[string]int{}, aheadLeaf: map[uint64]tlog.Hash{}, cosigners: map[uint64]map[string]bool{}}
 	v.tree.held = map[uint64]bool{}
 	if opt.Hashes != nil {
-		v.tree.tiles = merkle.NewTiles(opt.Hashes)
+		v.tree.tiles, v.tree.fsys = merkle.NewTiles(opt.Hashes), opt.Hashes
 	}
 	v.spare = &v.items[0]
 	if opt.K0 != nil {

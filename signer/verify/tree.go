@@ -1,8 +1,11 @@
 package verify
 
 import (
+	"bufio"
 	"cmp"
 	"fmt"
+	"io"
+	"io/fs"
 	"maps"
 	"slices"
 
@@ -18,14 +21,68 @@ import (
 // tree continues from the store's stored hashes, when there are any: the
 // next checkpoint's root then vouches for them.
 type treeCheck struct {
-	edge  *merkle.Edge    // the tree of records 1..edge.Size(); nil: not known here
-	tiles *merkle.Tiles   // the stored hashes; nil: none
-	heads []treeHead      // checkpoints found to be tree heads
-	held  map[uint64]bool // checkpoint sizes held to their record
-	first uint64          // the first seq read, 0 before
+	edge  *merkle.Edge  // the tree of records 1..edge.Size(); nil: not known here
+	tiles *merkle.Tiles // the stored hashes; nil: none
+	fsys  fs.FS         // their files; nil: none
+	// storedBad is what the check of the stored hashes found wrong, at
+	// the records from storedBadSeq.
+	storedBad    string
+	storedBadSeq uint64
+	heads        []treeHead      // checkpoints found to be tree heads
+	held         map[uint64]bool // checkpoint sizes held to their record
+	first        uint64          // the first seq read, 0 before
 	// Flood control: after a line's finding, every later checkpoint's
 	// root differs; one finding says so.
 	lastBad, reportedFor uint64
+	stored               *storedHashes // held to the tree as it grows from seq 1; nil: not
+}
+
+// storedHashes holds the stored level files to the hashes the tree makes
+// from the records, one after the other: proofs are made of them, so one
+// that is damaged makes proofs fail while the records verify. A level
+// file that ends first (a live agent writes them at its commit) is
+// checked that far.
+type storedHashes struct {
+	fsys  fs.FS
+	files []*bufio.Reader // per level; nil once ended or unreadable
+	close []io.Closer
+	n     []uint64 // hashes compared, per level
+	bad   string   // the first mismatch, once found: nothing more is compared
+	seq   uint64   // the first record under it
+}
+
+func (s *storedHashes) hash(level int, h tlog.Hash) {
+	if s.bad != "" {
+		return
+	}
+	for level >= len(s.files) {
+		var r *bufio.Reader
+		if f, err := s.fsys.Open(merkle.LevelFile(len(s.files))); err == nil {
+			r = bufio.NewReaderSize(f, 64<<10)
+			s.close = append(s.close, f)
+		}
+		s.files, s.n = append(s.files, r), append(s.n, 0)
+	}
+	r := s.files[level]
+	if r == nil {
+		return
+	}
+	var got tlog.Hash
+	if _, err := io.ReadFull(r, got[:]); err != nil {
+		s.files[level] = nil
+		return
+	}
+	if got != h {
+		s.seq = s.n[level]<<(merkle.TileHeight*uint(level)) + 1
+		s.bad = fmt.Sprintf("stored Merkle hash %d of level %d (file store/hashes/%s) is not the one the records give: inclusion and consistency proofs through it fail", s.n[level], level, merkle.LevelFile(level))
+	}
+	s.n[level]++
+}
+
+func (s *storedHashes) done() {
+	for _, c := range s.close {
+		c.Close()
+	}
 }
 
 type treeHead struct {
@@ -42,9 +99,13 @@ func (t *treeCheck) leaf(seq uint64, h tlog.Hash) {
 	}
 	if t.edge == nil || t.edge.Size() != seq-1 {
 		t.edge = nil
+		t.stopStored()
 		switch {
 		case seq == 1:
 			t.edge = &merkle.Edge{}
+			if t.fsys != nil {
+				t.stored = &storedHashes{fsys: t.fsys}
+			}
 		case t.tiles != nil:
 			t.edge, _ = merkle.EdgeAt(seq-1, t.tiles)
 		}
@@ -52,7 +113,23 @@ func (t *treeCheck) leaf(seq uint64, h tlog.Hash) {
 			return
 		}
 	}
+	if t.stored != nil {
+		t.edge.Append(h, t.stored.hash)
+		return
+	}
 	t.edge.Append(h, nil)
+}
+
+// stopStored ends the check of the stored hashes, keeping what it found.
+func (t *treeCheck) stopStored() {
+	if t.stored == nil {
+		return
+	}
+	if t.stored.bad != "" {
+		t.storedBad, t.storedBadSeq = t.stored.bad, t.stored.seq
+	}
+	t.stored.done()
+	t.stored = nil
 }
 
 // head is what the tree says of a checkpoint of the size the tree has
@@ -101,6 +178,11 @@ func (v *verifier) checkHead(it *item, seq uint64, c checkpointAt, h [32]byte) {
 // head and the next: the log only grew between them.
 func (v *verifier) finishTree() {
 	t := &v.tree
+	t.stopStored()
+	if t.storedBad != "" {
+		v.sum.Findings = append(v.sum.Findings, Finding{Segment: "store/hashes", Seq: t.storedBadSeq, Kind: TreeHashes,
+			Detail: t.storedBad + " (while the store still has its first records, removing store/hashes makes the agent build them again at its next start)"})
+	}
 	if t.tiles == nil || len(t.heads) == 0 {
 		return
 	}
