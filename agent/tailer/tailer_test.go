@@ -240,6 +240,32 @@ func TestResumeAfterRenameWhileStopped(t *testing.T) {
 	wantSequence(t, append(lines, f.collect(300)...), 600)
 }
 
+// stoppedThenCopyTruncated reads 300 lines and stops; then, while it is
+// stopped, 20 lines more come, the file is copied to .1 and truncated, and
+// 150 lines come to the truncated file. It returns the lines read and
+// where to resume.
+func (f *fixture) stoppedThenCopyTruncated() ([]got, Position) {
+	f.t.Helper()
+	f.write(300)
+	f.start(Position{})
+	lines := f.collect(300)
+	f.stop()
+	last := lines[len(lines)-1]
+	f.write(20) // after the stop: only in the copy
+	data, err := os.ReadFile(f.path)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := os.WriteFile(f.path+".1", data, 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := os.Truncate(f.path, 0); err != nil {
+		f.t.Fatal(err)
+	}
+	f.write(150)
+	return lines, Position{ID: last.id, Offset: last.offset + last.length}
+}
+
 // Stopped in a file that is then copied and truncated, written again and
 // renamed away (copytruncate, then rename rotations, all while stopped):
 // the rest comes from the copy, then the lines the truncated file got
@@ -248,29 +274,12 @@ func TestResumeAfterRenameWhileStopped(t *testing.T) {
 // so no successor by birth time led to it.)
 func TestResumeAfterCopyTruncateThenRenameWhileStopped(t *testing.T) {
 	f := newFixture(t, Options{})
-	f.write(300)
-	f.start(Position{})
-	lines := f.collect(300)
-	f.stop()
-	last := lines[len(lines)-1]
-
-	f.write(20) // after the stop: only in the copy
-	data, err := os.ReadFile(f.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(f.path+".1", data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(f.path, 0); err != nil {
-		t.Fatal(err)
-	}
-	f.write(150) // the truncated file's new lines, renamed away next
+	lines, pos := f.stoppedThenCopyTruncated()
 	if err := os.Rename(f.path, f.path+".2"); err != nil {
 		t.Fatal(err)
 	}
 	f.write(100)
-	f.start(Position{ID: last.id, Offset: last.offset + last.length})
+	f.start(pos)
 	wantSequence(t, append(lines, f.collect(270)...), 570)
 }
 
@@ -278,25 +287,8 @@ func TestResumeAfterCopyTruncateThenRenameWhileStopped(t *testing.T) {
 // starts, renamed only once it reads it: nothing lost or read twice.
 func TestResumeAfterCopyTruncateWhileStoppedThenRename(t *testing.T) {
 	f := newFixture(t, Options{})
-	f.write(300)
-	f.start(Position{})
-	lines := f.collect(300)
-	f.stop()
-	last := lines[len(lines)-1]
-
-	f.write(20)
-	data, err := os.ReadFile(f.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(f.path+".1", data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(f.path, 0); err != nil {
-		t.Fatal(err)
-	}
-	f.write(150)
-	f.start(Position{ID: last.id, Offset: last.offset + last.length})
+	lines, pos := f.stoppedThenCopyTruncated()
+	f.start(pos)
 	lines = append(lines, f.collect(170)...)
 	if err := os.Rename(f.path, f.path+".2"); err != nil {
 		t.Fatal(err)
