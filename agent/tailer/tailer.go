@@ -356,8 +356,9 @@ func (t *Tailer) leave(ctx context.Context) error {
 		return err
 	}
 	t.consumed(t.head)
-	var next *os.File
-	if t.copyOf.set {
+	next := t.successor(t.born, t.dev, t.ino) // a later copy, say
+	if next == nil && t.copyOf.set {
+		// Once its copies are read, the truncated file's own lines.
 		t.copyOf.set = false
 		if next = t.original(t.copyOf.dev, t.copyOf.ino); next != nil {
 			t.closeFile()
@@ -370,7 +371,6 @@ func (t *Tailer) leave(ctx context.Context) error {
 			return t.drain(ctx, next, 0)
 		}
 	}
-	next = t.successor(t.born, t.dev, t.ino)
 	t.closeFile()
 	if next == nil {
 		return nil

@@ -283,6 +283,26 @@ func TestResumeAfterCopyTruncateThenRenameWhileStopped(t *testing.T) {
 	wantSequence(t, append(lines, f.collect(270)...), 570)
 }
 
+// Copied and truncated twice while stopped: the second copy holds the
+// lines between the two truncations, and is read before the path.
+func TestResumeAfterTwoCopyTruncatesWhileStopped(t *testing.T) {
+	f := newFixture(t, Options{})
+	lines, pos := f.stoppedThenCopyTruncated()
+	data, err := os.ReadFile(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.path+".2", data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(f.path, 0); err != nil {
+		t.Fatal(err)
+	}
+	f.write(100)
+	f.start(pos)
+	wantSequence(t, append(lines, f.collect(270)...), 570)
+}
+
 // The same with the truncated file still at the path when the tailer
 // starts, renamed only once it reads it: nothing lost or read twice.
 func TestResumeAfterCopyTruncateWhileStoppedThenRename(t *testing.T) {
