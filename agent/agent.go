@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tailseal/tailseal/agent/atomicfile"
 	"github.com/tailseal/tailseal/agent/clock"
 	"github.com/tailseal/tailseal/agent/config"
 	"github.com/tailseal/tailseal/agent/lock"
@@ -76,6 +77,7 @@ type Agent struct {
 	witness        *witness.Client // nil without TAILSEAL_WITNESS_URLS
 	paused         atomic.Bool     // a store write fails and is being retried
 	unsealed       uint64          // epochs the key must evolve by before Run signs (see unfinishedSeal)
+	unwritten      []byte          // a checkpoints.jsonl line Run writes first (see unwrittenCheckpoint)
 	// early holds the index records asked for before the ingest loop
 	// ran (compressions left by a crash, redone as the store opens), for
 	// the loop to write first; nil once it runs.
@@ -307,6 +309,7 @@ func (a *Agent) resume(last *store.Last) (pos tailer.Position, lastSeq uint64, p
 	}
 	a.log.Info("resuming", "seq", lastSeq, "source_id", pos.ID, "source_offset", pos.Offset)
 	a.unsealed, err = a.keys.unfinishedSeal(m)
+	a.unwritten = a.unwrittenCheckpoint(m)
 	return pos, lastSeq, prev, err
 }
 
@@ -396,7 +399,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer func() { cancel(); <-done }()
 	}
 	var err error
-	if a.unsealed > 0 {
+	if a.unwritten != nil {
+		err = a.retry(ctx, CheckpointsFile+" append", func() error {
+			return atomicfile.Append(filepath.Join(a.cfg.DataDir, CheckpointsFile), a.unwritten, 0o644)
+		}, func() { a.unwritten = nil })
+	}
+	if err == nil && a.unsealed > 0 {
 		err = a.retry(ctx, "epoch key state write", func() error { return a.keys.epoch.Advance(a.unsealed) }, func() { a.unsealed = 0 })
 	}
 	if err == nil && a.chain.Seq() == 0 {

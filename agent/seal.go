@@ -83,6 +83,31 @@ func (a *Agent) seal(ctx context.Context) error {
 	return nil
 }
 
+// unwrittenCheckpoint is the checkpoints.jsonl line of last, the store's
+// last record, when it is a checkpoint the file does not hold: the agent
+// stopped between the record and its line (a kill, or a SIGTERM while a
+// full disk held the line back). Run writes it first.
+func (a *Agent) unwrittenCheckpoint(last record.Meta) []byte {
+	if last.EventType != record.TypeCheckpoint {
+		return nil
+	}
+	var d record.CheckpointDetails
+	if json.Unmarshal(last.Details, &d) != nil || d.Size == 0 {
+		return nil // verify reports the record
+	}
+	newest, ok, err := newestCheckpointLine(filepath.Join(a.cfg.DataDir, CheckpointsFile))
+	if err != nil {
+		a.log.Warn("cannot tell whether the last checkpoint is in "+CheckpointsFile, "error", err)
+		return nil
+	}
+	if ok && newest.Size >= d.Size {
+		return nil
+	}
+	line, _ := json.Marshal(record.CheckpointLine{Size: d.Size, Time: last.Timestamp, Note: d.Note})
+	a.log.Info("the last checkpoint record has no line in "+CheckpointsFile+"; writing it", "size", d.Size)
+	return append(line, '\n')
+}
+
 // rotated reports whether the store started a new segment since last asked.
 func (a *Agent) rotated() bool {
 	seg := a.store.ActiveSegment()

@@ -276,3 +276,35 @@ func TestSealStateWriteRetriedAfterRestart(t *testing.T) {
 	}
 	r.checkEvents(recs)
 }
+
+// Stopped while its checkpoint line waits for the disk (the record is
+// stored), the agent writes the line at its next start: checkpoints.jsonl
+// names every checkpoint record, and prove can use it.
+func TestCheckpointLineWrittenAfterRestart(t *testing.T) {
+	r := newRig(t, "")
+	r.start()
+	r.write(10, 200)
+	r.allDurable()
+	unblock := block(t, filepath.Join(r.cfg.DataDir, CheckpointsFile))
+	r.clk.Advance(checkpointEvery)
+	r.wait(r.clk.Armed(firstBackoff), "the first retry")
+	r.cancel()
+	if err := <-r.done; err == nil {
+		t.Fatal("Run stopped while the checkpoint line could not be written, without an error")
+	}
+	r.done <- nil // for the cleanup
+	if err := r.a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	unblock()
+
+	r.start()
+	r.write(5, 200)
+	r.allDurable()
+	r.stop()
+	recs := r.all()
+	if sizes := r.checkpointSizes(recs); len(sizes) != 2 || sizes[0] != 1+10 {
+		t.Errorf("checkpoints.jsonl sizes %v, want the one of the stop (11) and the last", sizes)
+	}
+	r.checkEvents(recs)
+}
