@@ -167,17 +167,40 @@ func block(t *testing.T, path string) func() {
 	}
 }
 
+// checkpointLineBlocked has the agent store 10 lines and a checkpoint
+// record whose checkpoints.jsonl line cannot be written, and returns once
+// the write waits for its first retry, with what unblocks it.
+func (r *rig) checkpointLineBlocked() (unblock func()) {
+	r.t.Helper()
+	r.start()
+	r.write(10, 200)
+	r.allDurable()
+	unblock = block(r.t, filepath.Join(r.cfg.DataDir, CheckpointsFile))
+	r.clk.Advance(checkpointEvery)
+	r.wait(r.clk.Armed(firstBackoff), "the first retry")
+	return unblock
+}
+
+// stopWhileRetrying ends Run as SIGTERM does while the write of what is
+// retried: Run must fail, the store is closed.
+func (r *rig) stopWhileRetrying(what string) {
+	r.t.Helper()
+	r.cancel()
+	if err := <-r.done; err == nil {
+		r.t.Fatalf("Run stopped while the %s could not be written, without an error", what)
+	}
+	r.done <- nil // for the cleanup
+	if err := r.a.Close(); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
 // A checkpoints.jsonl that cannot be written pauses ingestion and is
 // retried, as a store write is; the agent does not stop, and the line
 // lands once it can.
 func TestCheckpointFileWriteRetried(t *testing.T) {
 	r := newRig(t, "")
-	r.start()
-	r.write(10, 200)
-	r.allDurable()
-	unblock := block(t, filepath.Join(r.cfg.DataDir, CheckpointsFile))
-	r.clk.Advance(checkpointEvery)
-	r.wait(r.clk.Armed(firstBackoff), "the first retry")
+	unblock := r.checkpointLineBlocked()
 	if r.a.Healthy() {
 		t.Error("healthy while the checkpoint cannot be written")
 	}
@@ -249,14 +272,7 @@ func TestSealStateWriteRetriedAfterRestart(t *testing.T) {
 	r.wait(r.clk.Armed(epochLength), "the epoch timer")
 	r.clk.Advance(epochLength)
 	r.wait(r.clk.Armed(firstBackoff), "the first retry")
-	r.cancel()
-	if err := <-r.done; err == nil {
-		t.Fatal("Run stopped while the key state could not be written, without an error")
-	}
-	r.done <- nil // for the cleanup
-	if err := r.a.Close(); err != nil {
-		t.Fatal(err)
-	}
+	r.stopWhileRetrying("key state")
 
 	r.start() // the seal record is the last: its epoch change is unfinished
 	r.write(1, 100)
@@ -282,20 +298,8 @@ func TestSealStateWriteRetriedAfterRestart(t *testing.T) {
 // names every checkpoint record, and prove can use it.
 func TestCheckpointLineWrittenAfterRestart(t *testing.T) {
 	r := newRig(t, "")
-	r.start()
-	r.write(10, 200)
-	r.allDurable()
-	unblock := block(t, filepath.Join(r.cfg.DataDir, CheckpointsFile))
-	r.clk.Advance(checkpointEvery)
-	r.wait(r.clk.Armed(firstBackoff), "the first retry")
-	r.cancel()
-	if err := <-r.done; err == nil {
-		t.Fatal("Run stopped while the checkpoint line could not be written, without an error")
-	}
-	r.done <- nil // for the cleanup
-	if err := r.a.Close(); err != nil {
-		t.Fatal(err)
-	}
+	unblock := r.checkpointLineBlocked()
+	r.stopWhileRetrying("checkpoint line")
 	unblock()
 
 	r.start()
